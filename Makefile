@@ -1,0 +1,30 @@
+# Quickstart: `make demo` and `make test`. Both create/refresh .venv with the pinned constraints.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ampczoo-installed
+EXTRAS ?= dev,ray
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint install clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "ampczoo needs Python 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@bash scripts/ensure-osmesa.sh
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ampczoo demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ampczoo tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

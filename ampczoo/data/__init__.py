@@ -1,1 +1,22 @@
-"""ampczoo.data"""
+"""ampczoo.data: demonstration collection (noisy MPC expert), Zarr episode store, datasets.
+
+Submodules load lazily (``python -m ampczoo.data.collect`` must not import itself twice, and
+collection must not import torch): :mod:`ampczoo.data.collect` (``collect``,
+``CollectConfig``, ``CollectReport``), :mod:`ampczoo.data.store` (``EpisodeStore``,
+``Episode``), :mod:`ampczoo.data.dataset` (``DemonstrationDataset``, needs torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {"CollectConfig": "collect", "CollectReport": "collect", "collect": "collect",
+            "EpisodeStore": "store", "Episode": "store", "DemonstrationDataset": "dataset"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ampczoo.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ampczoo.data.{_EXPORTS[name]}"), name)

@@ -1,0 +1,595 @@
+"""Collect MPC demonstrations into an :class:`~ampczoo.data.store.EpisodeStore` (paper IV-A).
+
+Each of the N_e episodes runs N_d steps of the noisy expert (paper Eq. 5)::
+
+    a_t = clip(u*_0 + sigma * eps, -2.3, 2.3),   eps ~ N(0, I),
+    sigma = max(|u*_0| / SNR_d, sigma_min)        (elementwise)
+
+and stores, per kept solve, the noise-free optimal sequence u*_{.|t} and the solver data.
+Solves that fail (or return non-finite values) and solves with output error d_y above
+``max_output_error`` are counted but not stored.
+
+Episode ``i`` is reproducible on its own: its reset seed and noise stream derive from
+``(seed, i)`` only, so the data do not depend on the number of workers, the backend or the
+completion order, and a resumed run yields exactly the episodes of an uninterrupted one.
+Workers (processes or Ray actors) build their env and expert once and return episodes; only
+the parent writes the store.
+
+Run as ``python -m ampczoo.data.collect --episodes 10 --out data/kuka.zarr`` (same flags as
+``ampczoo collect``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import datetime
+import importlib
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ampczoo.data.store import CHUNK_LEN, Episode, EpisodeStore, is_episode_store, jsonable
+from ampczoo.robots.kuka import VELOCITY_LIMIT
+
+#: Metadata that must match for ``--resume`` (these determine the data).
+FINGERPRINT_KEYS = ("env", "env_kwargs", "expert_config", "seed", "steps", "snr", "sigma_min",
+                    "max_output_error", "builder")
+DEFAULT_BUILDER = "ampczoo.data.collect:MPC_BUILDER"
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Settings of one collection run.
+
+    env: gymnasium id. episodes: N_e (episode ids 0..N_e-1). steps: N_d expert steps per
+    episode. out: path of the Zarr store. workers: parallel workers (1 = in this process).
+    seed: run seed; episode seeds derive from (seed, episode id). resume: continue an existing
+    store (metadata must match). backend: "process" (local processes) or "ray".
+    ray_address: Ray cluster address (None = start a local instance).
+    snr: SNR_d of the exploration noise. sigma_min: minimum noise std [rad/s].
+    max_output_error: drop samples with d_y above this. solver: "ipopt" | "fatrop".
+    control_dt: env step [s] (default = MPC dt: one sample per expert step).
+    compile: compile the NLP to C. simulation: env simulation ("kinematic" | "physics").
+    chunk_len: chunk length along time of the data arrays.
+    flush_interval_s: completed episodes are buffered at most this long before being written.
+    max_retries: re-runs of an episode whose worker raised.
+    builder: "module:attribute" naming the :class:`Builder` that makes env + expert.
+    """
+
+    env: str = "DAMPC-KukaTrack-v0"
+    episodes: int = 10
+    steps: int = 80
+    out: str = "data/kuka_track.zarr"
+    workers: int = 1
+    seed: int = 0
+    resume: bool = False
+    backend: str = "process"
+    ray_address: str | None = None
+    snr: float = 0.8
+    sigma_min: float = 0.35
+    max_output_error: float = 0.01
+    solver: str = "ipopt"
+    control_dt: float = 0.1
+    compile: bool = True
+    simulation: str = "kinematic"
+    chunk_len: int = CHUNK_LEN
+    flush_interval_s: float = 1.0
+    max_retries: int = 1
+    builder: str = DEFAULT_BUILDER
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "steps", "workers", "chunk_len"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("snr", "control_dt", "max_output_error"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.sigma_min >= 0:
+            raise ValueError(f"sigma_min must be >= 0, got {self.sigma_min}")
+        if self.backend not in ("process", "ray"):
+            raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
+        if self.max_retries < 0 or self.flush_interval_s < 0:
+            raise ValueError("max_retries and flush_interval_s must be >= 0")
+        if ":" not in self.builder:
+            raise ValueError(f"builder must be 'module:attribute', got {self.builder!r}")
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """Outcome of :func:`collect`. Counts cover the episodes run by this call;
+    ``store_counts`` the whole store. errors: one message per episode that raised."""
+
+    path: str
+    episodes: int
+    episodes_skipped: int
+    samples_kept: int
+    n_dropped_output_error: int
+    n_failed: int
+    n_solves: int
+    wall_time_s: float
+    solves_per_s: float
+    store_counts: dict[str, int]
+    errors: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        lines = [f"collected {self.episodes} episodes into {self.path} "
+                 f"({self.episodes_skipped} already stored) in {self.wall_time_s:.1f} s",
+                 f"  solves {self.n_solves} ({self.solves_per_s:.1f}/s), kept "
+                 f"{self.samples_kept}, dropped (output error) {self.n_dropped_output_error}, "
+                 f"failed {self.n_failed}",
+                 f"  store: {self.store_counts}"]
+        lines += [f"  ERROR {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- env + expert
+class Builder(Protocol):
+    """Makes the env and expert of a run (in each worker) and describes them (parent)."""
+
+    def build(self, config: CollectConfig) -> tuple[Any, Any]:
+        """(env, expert): a gymnasium env and an object with ``solve(obs)`` / ``reset(seed)``."""
+
+    def describe(self, config: CollectConfig) -> dict[str, Any]:
+        """JSON-able {"env_kwargs": ..., "expert_config": ...} recorded in the store."""
+
+
+class MPCBuilder:
+    """The KUKA tracking env (``gym.make``) and the :class:`~ampczoo.experts.MPCExpert`."""
+
+    @staticmethod
+    def env_kwargs(config: CollectConfig) -> dict[str, Any]:
+        """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
+        return {"control_dt": config.control_dt, "simulation": config.simulation,
+                "episode_seconds": config.steps * config.control_dt}
+
+    @staticmethod
+    def expert_config(config: CollectConfig) -> Any:
+        """The :class:`~ampczoo.experts.MPCConfig` of the run (obstacle from the env id)."""
+        from ampczoo.experts import MPCConfig
+
+        return MPCConfig(solver=config.solver, compile=config.compile,
+                         obstacle="Obstacle" in config.env, seed=config.seed)
+
+    def build(self, config: CollectConfig) -> tuple[Any, Any]:
+        import gymnasium as gym
+
+        import ampczoo.envs  # noqa: F401  (registers the env ids)
+        from ampczoo.experts import MPCExpert
+
+        env = gym.make(config.env, max_episode_steps=config.steps, **self.env_kwargs(config))
+        return env, MPCExpert(self.expert_config(config))
+
+    def describe(self, config: CollectConfig) -> dict[str, Any]:
+        return {"env_kwargs": self.env_kwargs(config),
+                "expert_config": dataclasses.asdict(self.expert_config(config))}
+
+
+MPC_BUILDER = MPCBuilder()
+
+
+def load_builder(spec: str) -> Builder:
+    """Resolve a "module:attribute" builder spec."""
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load builder {spec!r}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- one episode
+def episode_seed(run_seed: int, episode_index: int) -> int:
+    """Reset seed of episode ``episode_index`` (a 63-bit int from (run_seed, index) only)."""
+    state = np.random.SeedSequence(entropy=(run_seed, episode_index)).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def noise_rng(run_seed: int, episode_index: int) -> np.random.Generator:
+    """Exploration-noise generator of an episode (a stream independent of the reset seed)."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=(run_seed, episode_index),
+                                                        spawn_key=(1,)))
+
+
+def noisy_action(u0: np.ndarray, rng: np.random.Generator, snr: float,
+                 sigma_min: float) -> np.ndarray:
+    """Paper Eq. 5, clipped: u0 (7,) [rad/s] -> (7,) in ±VELOCITY_LIMIT."""
+    sigma = np.maximum(np.abs(u0) / snr, sigma_min)
+    return np.clip(u0 + sigma * rng.standard_normal(u0.shape), -VELOCITY_LIMIT, VELOCITY_LIMIT)
+
+
+def _solution_ok(sol: Any) -> bool:
+    """Solver success and every stored value finite."""
+    values = (sol.u, sol.x_ref, sol.cost, sol.output_error)
+    return bool(sol.success) and all(np.all(np.isfinite(v)) for v in values)
+
+
+def _sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
+    """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos [m] +
+    rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s], status, action
+    (7,) the applied noisy command [rad/s]."""
+    return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[:7].copy(),
+            "target": obs[7:16].copy(), "x_ref": np.asarray(sol.x_ref, float),
+            "output_error": float(sol.output_error), "cost": float(sol.cost),
+            "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
+            "status": str(sol.status), "action": action}
+
+
+def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    if not rows:
+        return {}
+    out = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "status"}
+    out["status"] = np.array([r["status"] for r in rows], dtype=str)
+    return out
+
+
+def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int) -> Episode:
+    """Run episode ``episode_index`` with the noisy expert; returns the kept samples."""
+    seed = episode_seed(config.seed, episode_index)
+    rng = noise_rng(config.seed, episode_index)
+    obs, _ = env.reset(seed=seed)
+    expert.reset(seed=seed)
+    ep = Episode(episode_index, seed, 0)
+    rows: list[dict[str, Any]] = []
+    for _ in range(config.steps):
+        obs = np.asarray(obs, dtype=np.float64)
+        sol = expert.solve(obs)
+        ep.n_steps += 1
+        ok = _solution_ok(sol)
+        u0 = np.asarray(sol.u[0], float) if ok else np.zeros(7)
+        action = noisy_action(u0, rng, config.snr, config.sigma_min)
+        if not ok:
+            ep.n_failed += 1
+        elif sol.output_error > config.max_output_error:
+            ep.n_dropped_output_error += 1
+        else:
+            rows.append(_sample(obs, sol, action))
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    ep.data = _stack(rows)
+    return ep
+
+
+# ----------------------------------------------------------------------------- backends
+_WORKER: dict[str, Any] = {}
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker when its parent dies (e.g. SIGKILL), instead of lingering."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(config: CollectConfig) -> None:
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    _WORKER["config"] = config
+
+
+def _worker_episode(episode_index: int) -> Episode:
+    """Run one episode in a worker process, building env + expert on first use."""
+    config = _WORKER["config"]
+    if "env" not in _WORKER:
+        _WORKER["env"], _WORKER["expert"] = load_builder(config.builder).build(config)
+    try:
+        return run_episode(_WORKER["env"], _WORKER["expert"], config, episode_index)
+    except BaseException:
+        _WORKER.pop("env", None)  # rebuild after an error: the state may be broken
+        raise
+
+
+class _LocalBackend:
+    """Episodes run one by one in this process."""
+
+    def __init__(self, config: CollectConfig):
+        self.config = config
+        self.env, self.expert = load_builder(config.builder).build(config)
+        self.pending: list[int] = []
+        self.capacity = 1
+
+    def submit(self, episode_index: int) -> None:
+        self.pending.append(episode_index)
+
+    def next_done(self) -> tuple[int, Episode | BaseException]:
+        idx = self.pending.pop(0)
+        try:
+            return idx, run_episode(self.env, self.expert, self.config, idx)
+        except Exception as exc:  # reported by the caller
+            self.env, self.expert = load_builder(self.config.builder).build(self.config)
+            return idx, exc
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class _ProcessBackend:
+    """A spawn-context process pool; each worker builds env + expert once."""
+
+    def __init__(self, config: CollectConfig):
+        self.capacity = 2 * config.workers
+        self.pool = cf.ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
+                                           initializer=_init_worker, initargs=(config,))
+        self.futures: dict[cf.Future, int] = {}
+
+    def submit(self, episode_index: int) -> None:
+        self.futures[self.pool.submit(_worker_episode, episode_index)] = episode_index
+
+    def next_done(self) -> tuple[int, Episode | BaseException]:
+        done, _ = cf.wait(self.futures, return_when=cf.FIRST_COMPLETED)
+        fut = next(iter(done))
+        idx = self.futures.pop(fut)
+        exc = fut.exception()
+        return idx, exc if exc is not None else fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _RayBackend:
+    """Ray actors (one per worker) running the same episode function."""
+
+    def __init__(self, config: CollectConfig):
+        try:
+            import ray
+        except ImportError as exc:
+            raise ImportError("backend 'ray' needs Ray: pip install 'ampczoo[ray]'") from exc
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if config.ray_address:
+                ray.init(address=config.ray_address, **kwargs)
+            else:
+                ray.init(num_cpus=config.workers, **kwargs)
+        actor = ray.remote(num_cpus=1, max_restarts=1)(_RayWorker)
+        self.actors = [actor.remote(config) for _ in range(config.workers)]
+        self.idle = list(self.actors)
+        self.capacity = len(self.actors)
+        self.refs: dict[Any, tuple[int, Any]] = {}
+
+    def submit(self, episode_index: int) -> None:
+        actor = self.idle.pop()
+        self.refs[actor.run.remote(episode_index)] = (episode_index, actor)
+
+    def next_done(self) -> tuple[int, Episode | BaseException]:
+        (ref,), _ = self.ray.wait(list(self.refs), num_returns=1)
+        idx, actor = self.refs.pop(ref)
+        self.idle.append(actor)
+        try:
+            return idx, self.ray.get(ref)
+        except Exception as exc:  # RayTaskError / RayActorError
+            return idx, exc
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+
+
+class _RayWorker:
+    """Body of a Ray actor: env + expert built once, episodes run by id."""
+
+    def __init__(self, config: CollectConfig):
+        _init_worker(config)
+
+    def run(self, episode_index: int) -> Episode:
+        return _worker_episode(episode_index)
+
+
+def _make_backend(config: CollectConfig) -> Any:
+    if config.backend == "ray":
+        return _RayBackend(config)
+    return _LocalBackend(config) if config.workers == 1 else _ProcessBackend(config)
+
+
+# ----------------------------------------------------------------------------- the run
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def fingerprint(config: CollectConfig) -> dict[str, Any]:
+    """The metadata that determines the data (compared on resume), JSON-compatible."""
+    desc = load_builder(config.builder).describe(config)
+    values = {**dataclasses.asdict(config), **desc}
+    return jsonable({k: values[k] for k in FINGERPRINT_KEYS})
+
+
+def open_store(config: CollectConfig) -> EpisodeStore:
+    """Open (resume) or create the store of a run, checking metadata and overwrites."""
+    path = Path(config.out)
+    fp = fingerprint(config)
+    non_empty = any(path.iterdir()) if path.is_dir() else path.exists()
+    if non_empty and not is_episode_store(path):
+        raise FileExistsError(f"{path} exists and is not an episode store")
+    store = EpisodeStore(path, mode="a", chunk_len=config.chunk_len)
+    old = store.attrs.get("fingerprint")
+    if config.resume and old is not None:
+        bad = [f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}"
+               for k in FINGERPRINT_KEYS if old.get(k) != fp[k]]
+        if bad:
+            raise ValueError(f"cannot resume {path}: metadata mismatch: " + "; ".join(bad))
+    elif store.n_episodes:
+        raise FileExistsError(f"{path} already holds {store.n_episodes} episodes; pass "
+                              "--resume to continue it or choose another --out")
+    if not config.resume and "data" in store.group:
+        del store.group["data"]  # rows of an empty store's crashed first append
+    if old is None or not config.resume:
+        store.update_attrs({"fingerprint": fp, **fp, "collection": dataclasses.asdict(config),
+                            "ampczoo_version": _version(), "git_commit": _git_commit(),
+                            "created": datetime.datetime.now().astimezone().isoformat()})
+    return store
+
+
+def _version() -> str:
+    from ampczoo import __version__
+
+    return __version__
+
+
+@dataclass
+class _Tally:
+    """Running counts of this call."""
+
+    episodes: int = 0
+    kept: int = 0
+    dropped: int = 0
+    failed: int = 0
+    solves: int = 0
+
+    def add(self, ep: Episode) -> None:
+        self.episodes += 1
+        self.kept += ep.n_kept
+        self.dropped += ep.n_dropped_output_error
+        self.failed += ep.n_failed
+        self.solves += ep.n_steps
+
+
+class _Writer:
+    """Buffers finished episodes and appends them to the store at most every ``interval``."""
+
+    def __init__(self, store: EpisodeStore, interval: float):
+        self.store, self.interval = store, interval
+        self.buffer: list[Episode] = []
+        self.last = time.monotonic()
+
+    def add(self, ep: Episode) -> None:
+        self.buffer.append(ep)
+        if time.monotonic() - self.last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.store.add_episodes(self.buffer)
+            self.buffer = []
+        self.last = time.monotonic()
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="ep", desc="collect", disable=not enabled, dynamic_ncols=True)
+
+
+def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
+    """Run (or resume) a collection; returns counts and throughput of this call.
+
+    Episodes whose worker raised (after ``max_retries`` re-runs) are reported in
+    ``errors``; all other episodes are stored."""
+    store = open_store(config)
+    done = set(store.episode_ids().tolist())
+    todo = [i for i in range(config.episodes) if i not in done]
+    tally, errors = _Tally(), []
+    writer = _Writer(store, config.flush_interval_s)
+    t0 = time.perf_counter()
+    bar = _progress(len(todo), progress)
+    backend = _make_backend(config) if todo else None
+    try:
+        _drive(backend, todo, config.max_retries, writer, tally, errors, bar, t0)
+    finally:
+        writer.flush()
+        bar.close()
+        if backend is not None:
+            backend.close()
+    wall = time.perf_counter() - t0
+    return CollectReport(str(store.path), tally.episodes, len(done), tally.kept, tally.dropped,
+                         tally.failed, tally.solves, wall, tally.solves / max(wall, 1e-9),
+                         store.counts(), tuple(errors))
+
+
+def _drive(backend: Any, todo: list[int], max_retries: int, writer: _Writer, tally: _Tally,
+           errors: list[str], bar: Any, t0: float) -> None:
+    """Keep the backend busy, collect results, retry failures, update the progress bar."""
+    queue, attempts, running = list(todo), dict.fromkeys(todo, 0), 0
+    while queue or running:
+        while queue and running < backend.capacity:
+            backend.submit(queue.pop(0))
+            running += 1
+        idx, result = backend.next_done()
+        running -= 1
+        if isinstance(result, BaseException):
+            attempts[idx] += 1
+            if attempts[idx] <= max_retries:
+                queue.append(idx)
+                continue
+            errors.append(f"episode {idx}: {type(result).__name__}: {result}")
+            bar.update(1)
+        else:
+            writer.add(result)
+            tally.add(result)
+            bar.update(1)
+        bar.set_postfix(solves_s=f"{tally.solves / (time.perf_counter() - t0):.0f}",
+                        failed=tally.failed, dropped=tally.dropped, errors=len(errors))
+
+
+# ----------------------------------------------------------------------------- command line
+def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``ampczoo collect`` / ``python -m ampczoo.data.collect``."""
+    d = CollectConfig()
+    add = parser.add_argument
+    add("--env", default=d.env, help="gymnasium id (default %(default)s)")
+    add("--episodes", type=int, default=d.episodes, help="N_e episodes (ids 0..N_e-1)")
+    add("--steps", type=int, default=d.steps, help="N_d expert steps per episode")
+    add("--workers", type=int, default=d.workers, help="parallel workers (1 = in-process)")
+    add("--out", default=d.out, help="Zarr store path (default %(default)s)")
+    add("--seed", type=int, default=d.seed, help="run seed (episode seeds derive from it)")
+    add("--resume", action="store_true", help="continue an existing store")
+    add("--backend", choices=["process", "ray"], default=d.backend)
+    add("--ray-address", default=None, help="Ray cluster address (default: local instance)")
+    add("--snr", type=float, default=d.snr, help="SNR_d of the exploration noise")
+    add("--sigma-min", type=float, default=d.sigma_min, help="min noise std [rad/s]")
+    add("--max-output-error", type=float, default=d.max_output_error,
+        help="drop samples with output error d_y above this")
+    add("--solver", choices=["ipopt", "fatrop"], default=d.solver)
+    add("--control-dt", type=float, default=d.control_dt, help="env step [s] (= MPC dt)")
+    add("--simulation", choices=["kinematic", "physics"], default=d.simulation)
+    add("--no-compile", action="store_true", help="do not compile the NLP to C")
+    add("--flush-interval", type=float, default=d.flush_interval_s,
+        help="max seconds finished episodes wait before being written")
+    add("--builder", default=d.builder, help=argparse.SUPPRESS)  # tests: fake env/expert
+
+
+def config_from_args(args: argparse.Namespace) -> CollectConfig:
+    """The :class:`CollectConfig` of parsed :func:`add_collect_arguments` flags."""
+    return CollectConfig(env=args.env, episodes=args.episodes, steps=args.steps,
+                         workers=args.workers, out=args.out, seed=args.seed, resume=args.resume,
+                         backend=args.backend, ray_address=args.ray_address, snr=args.snr,
+                         sigma_min=args.sigma_min, max_output_error=args.max_output_error,
+                         solver=args.solver, control_dt=args.control_dt,
+                         simulation=args.simulation, compile=not args.no_compile,
+                         flush_interval_s=args.flush_interval, builder=args.builder)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ampczoo.data.collect``; 1 if an episode failed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_collect_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        report = collect(config_from_args(args))
+    except (ValueError, FileExistsError, ImportError) as exc:
+        print(f"collect: error: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    if report.errors:
+        print(f"collect: {len(report.errors)} episode(s) failed; rerun with --resume to retry",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""PyTorch dataset over a demonstration store, split by episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ampczoo.data.store import EpisodeStore
+
+SPLITS = ("train", "val")
+
+
+def split_episodes(episode_ids: np.ndarray, val_fraction: float, seed: int) -> dict[str, set]:
+    """Deterministic split of episode ids into {"train", "val"} sets.
+
+    The ids are sorted first, so the split does not depend on the storage order. At least
+    one episode goes to each split when there are two or more episodes and
+    ``val_fraction > 0``."""
+    ids = np.sort(np.asarray(episode_ids))
+    perm = np.random.default_rng(seed).permutation(ids)
+    n_val = int(round(val_fraction * len(ids)))
+    if val_fraction > 0 and len(ids) >= 2:
+        n_val = min(max(n_val, 1), len(ids) - 1)
+    return {"val": set(perm[:n_val].tolist()), "train": set(perm[n_val:].tolist())}
+
+
+class DemonstrationDataset(Dataset):
+    """Samples of one split of an :class:`~ampczoo.data.store.EpisodeStore`, in memory.
+
+    Items are dicts: ``obs`` float32 (obs_dim,) flat env observation; ``u_seq`` float32
+    (N, 7) the noise-free optimal input sequence [rad/s]. Episodes (not samples) are split,
+    so train and val never share an episode.
+    """
+
+    def __init__(self, path: str | Path, split: str = "train", val_fraction: float = 0.1,
+                 seed: int = 0):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        store = EpisodeStore(path, mode="r")
+        self.path, self.split = Path(path), split
+        self.val_fraction, self.seed = val_fraction, seed
+        self.attrs = store.attrs
+        ids = store.episode_ids()
+        chosen = split_episodes(ids, val_fraction, seed)[split]
+        self.episode_ids = np.array(sorted(chosen), dtype=np.int64)
+        mask = self._sample_mask(store, chosen)
+        self.obs = store.read("obs")[mask] if store.n_samples else np.zeros((0, 0))
+        self.u_seq = store.read("u_seq")[mask] if store.n_samples else np.zeros((0, 0, 7))
+        self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
+        self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
+
+    @staticmethod
+    def _sample_mask(store: EpisodeStore, chosen: set) -> np.ndarray:
+        """(T,) bool: samples whose episode is in ``chosen``."""
+        ends = store.episode_ends
+        lengths = np.diff(np.concatenate([[0], ends]))
+        sample_episode = np.repeat(store.episode_ids(), lengths)
+        return np.isin(sample_episode, list(chosen))
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"obs": self._obs_t[i], "u_seq": self._u_t[i]}
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation size."""
+        return int(self.obs.shape[1])
+
+    @property
+    def horizon(self) -> int:
+        """Horizon N of the stored sequences."""
+        return int(self.u_seq.shape[1])
+
+    def normalization_stats(self, min_std: float = 1e-6) -> dict[str, dict[str, np.ndarray]]:
+        """Per-element statistics (float64) over the samples of the train split.
+
+        Returns {"obs": {...}, "u_seq": {...}}, each with "mean", "std", "min", "max" of the
+        item's shape ((obs_dim,) and (N, 7)). ``std`` is floored at ``min_std`` (constant
+        entries, e.g. the obstacle of the obstacle env, would otherwise divide by zero)."""
+        train = self if self.split == "train" else self._train_twin()
+        if len(train) == 0:
+            raise ValueError(f"no training samples in {self.path}")
+        return {name: _stats(arr.astype(np.float64), min_std)
+                for name, arr in (("obs", train.obs), ("u_seq", train.u_seq))}
+
+    def _train_twin(self) -> DemonstrationDataset:
+        return DemonstrationDataset(self.path, "train", self.val_fraction, self.seed)
+
+
+def _stats(arr: np.ndarray, min_std: float) -> dict[str, np.ndarray]:
+    return {"mean": arr.mean(axis=0), "std": np.maximum(arr.std(axis=0), min_std),
+            "min": arr.min(axis=0), "max": arr.max(axis=0)}

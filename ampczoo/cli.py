@@ -47,7 +47,7 @@ def _run_collect(args: argparse.Namespace) -> int:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks that write tables and plots into runs/")
     bench = p.add_subparsers(dest="bench", required=True)
-    from ampczoo.benchmarks.mpc_bench import add_arguments
+    from ampczoo.benchmarks.mpc import add_arguments
 
     add_arguments(bench.add_parser("mpc", help="closed-loop MPC expert benchmark"))
 

@@ -199,7 +199,8 @@ def plot_tracking_errors(per_method: dict[str, Sequence[EpisodeResult]], dt: flo
             continue
         T = min(len(r.pos_errors) for r in results)
         t = dt * np.arange(1, T + 1)
-        for ax, key, scale in ((axes[0], "pos_errors", 1000.0), (axes[1], "rot_errors", 180 / np.pi)):
+        panels = ((axes[0], "pos_errors", 1000.0), (axes[1], "rot_errors", 180 / np.pi))
+        for ax, key, scale in panels:
             E = scale * np.stack([getattr(r, key)[:T] for r in results])
             lo, med, hi = np.percentile(E, [10, 50, 90], axis=0)
             (line,) = ax.plot(t, med, label=name)

@@ -58,7 +58,9 @@ class CollectConfig:
     store (metadata must match). backend: "process" (local processes) or "ray".
     ray_address: Ray cluster address (None = start a local instance).
     snr: SNR_d of the exploration noise. sigma_min: minimum noise std [rad/s].
-    max_output_error: drop samples with d_y above this. solver: "ipopt" | "fatrop".
+    max_output_error: drop samples whose output error at the artificial reference, as the
+    paper's weighted average d_y / (w_pos + w_rot), exceeds this (paper: 0.01).
+    solver: "ipopt" | "fatrop".
     control_dt: env step [s] (default = MPC dt: one sample per expert step).
     compile: compile the NLP to C. simulation: env simulation ("kinematic" | "physics").
     chunk_len: chunk length along time of the data arrays.
@@ -209,7 +211,7 @@ def noisy_action(u0: np.ndarray, rng: np.random.Generator, snr: float,
 
 def _solution_ok(sol: Any) -> bool:
     """Solver success and every stored value finite."""
-    values = (sol.u, sol.x_ref, sol.cost, sol.output_error)
+    values = (sol.u, sol.x_ref, sol.cost, sol.output_error, sol.output_error_avg)
     return bool(sol.success) and all(np.all(np.isfinite(v)) for v in values)
 
 
@@ -219,7 +221,8 @@ def _sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
     (7,) the applied noisy command [rad/s]."""
     return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[:7].copy(),
             "target": obs[7:16].copy(), "x_ref": np.asarray(sol.x_ref, float),
-            "output_error": float(sol.output_error), "cost": float(sol.cost),
+            "output_error": float(sol.output_error),
+            "output_error_avg": float(sol.output_error_avg), "cost": float(sol.cost),
             "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
             "status": str(sol.status), "action": action}
 
@@ -249,7 +252,7 @@ def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int
         action = noisy_action(u0, rng, config.snr, config.sigma_min)
         if not ok:
             ep.n_failed += 1
-        elif sol.output_error > config.max_output_error:
+        elif sol.output_error_avg > config.max_output_error:
             ep.n_dropped_output_error += 1
         else:
             rows.append(_sample(obs, sol, action))

@@ -70,8 +70,6 @@ class SerialChain:
     """
 
     def __init__(self, urdf: str | Path = KUKA_URDF, ee_frame: str = EE_FRAME):
-        import pinocchio as pin
-
         model = load_pinocchio_model(str(urdf))
         self.urdf = Path(urdf)
         self.nq = model.nq
@@ -89,7 +87,6 @@ class SerialChain:
             raise ValueError(f"frame {ee_frame!r} is not attached to the last joint")
         self.ee_offset = (np.array(frame.placement.rotation), np.array(frame.placement.translation))
         self.spheres = parse_collision_spheres(self.urdf, model)
-        del pin
 
     def link_transforms(self, q: Any, backend: Any = np) -> list[tuple[Any, Any]]:
         """World transforms (R, p) of links 0..nq (link 0 = base) for joint positions ``q``."""
@@ -168,7 +165,8 @@ def _joint_axis(jmodel: Any) -> np.ndarray:
         return np.array(axes[kind], dtype=float)
     if kind == "JointModelRevoluteUnaligned":
         return np.array(jmodel.axis, dtype=float)
-    raise ValueError(f"unsupported joint type {kind}: the serial-chain builder handles revolute joints")
+    raise ValueError(f"unsupported joint type {kind}: the serial-chain builder handles "
+                     "revolute joints only")
 
 
 def parse_collision_spheres(urdf: Path, model: Any) -> tuple[CollisionSphere, ...]:
@@ -186,7 +184,8 @@ def parse_collision_spheres(urdf: Path, model: Any) -> tuple[CollisionSphere, ..
             if sphere is None:
                 continue
             origin = col.find("origin")
-            xyz = np.zeros(3) if origin is None else np.array(origin.get("xyz", "0 0 0").split(), float)
+            xyz = np.array((origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split(),
+                           dtype=float)
             centre = np.array(placement.rotation) @ xyz + np.array(placement.translation)
             spheres.append(CollisionSphere(int(frame.parentJoint), tuple(map(float, centre)),
                                            float(sphere.get("radius"))))

@@ -123,9 +123,9 @@ def build_mujoco_spec(obstacle: Obstacle | None, actuated: bool, kv: float = 200
         target.add_geom(type=mujoco.mjtGeom.mjGEOM_CAPSULE, fromto=[0, 0, 0, *(0.08 * axis)],
                         size=[0.006, 0, 0], rgba=rgba, contype=0, conaffinity=0)
     if obstacle is not None:
-        world.add_geom(name="obstacle", type=mujoco.mjtGeom.mjGEOM_SPHERE, pos=list(obstacle.centre),
-                       size=[obstacle.radius, 0, 0], rgba=[0.2, 0.4, 0.9, 0.5],
-                       contype=0, conaffinity=0)
+        world.add_geom(name="obstacle", type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                       pos=list(obstacle.centre), size=[obstacle.radius, 0, 0],
+                       rgba=[0.2, 0.4, 0.9, 0.5], contype=0, conaffinity=0)
     if actuated:
         for name in kuka_chain().joint_names:
             act = spec.add_actuator(name=f"vel_{name}", target=name,

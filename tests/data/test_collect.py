@@ -43,6 +43,7 @@ class FakeSolution:
     success: bool
     iterations: int
     solve_time: float
+    output_error_avg: float
 
 
 class FakeEnv:
@@ -92,7 +93,7 @@ class FakeExpert:
             u[0, 0] = np.nan
         dy = 0.05 if self.k % 5 == 0 else 0.001
         return FakeSolution(u, np.tile(q, (N + 1, 1)), x_ref, float(np.sum(u**2)), dy,
-                            "Solve_Succeeded", True, self.k, 1e-3)
+                            "Solve_Succeeded", True, self.k, 1e-3, dy)
 
 
 class FakeBuilder:
@@ -287,10 +288,8 @@ def test_ray_backend_matches_serial(tmp_path):
 def test_real_expert_tiny_run(tmp_path):
     pytest.importorskip("ampczoo.envs.kuka_track")
     pytest.importorskip("ampczoo.experts.mpc")
-    # a loose d_y threshold so that the short noisy episodes keep samples (early in an
-    # episode the artificial reference is still far from the target)
     cfg = CollectConfig(out=str(tmp_path / "real.zarr"), episodes=2, steps=15, workers=1,
-                        compile=False, flush_interval_s=0.0, max_output_error=1e6)
+                        compile=False, flush_interval_s=0.0)
     report = collect(cfg, progress=False)
     assert not report.errors and report.n_solves == 30
     assert report.samples_kept + report.n_dropped_output_error + report.n_failed == 30
@@ -299,7 +298,10 @@ def test_real_expert_tiny_run(tmp_path):
     data = store.read_all()
     assert data["u_seq"].shape[1:] == (20, 7) and data["obs"].shape[1:] == (16,)
     assert np.all(np.abs(data["u_seq"]) <= 2.3 + 1e-6)
-    assert np.all(data["output_error"] <= 1e6)
+    assert np.all(data["output_error_avg"] <= cfg.max_output_error)
+    w = store.attrs["expert_config"]
+    np.testing.assert_allclose(data["output_error_avg"],
+                               data["output_error"] / (w["w_pos"] + w["w_rot"]))
     assert store.attrs["expert_config"]["horizon"] == 20
     again = collect(replace(cfg, out=str(tmp_path / "real2.zarr")), progress=False)
     assert_same_episodes(store, EpisodeStore(again.path, "r"))

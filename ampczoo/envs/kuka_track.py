@@ -12,10 +12,9 @@ from gymnasium import spaces
 from ampczoo.robots.kinematics import SerialChain, geodesic_angle
 from ampczoo.robots.kuka import (
     FLOOR_Z,
-    SELF_COLLISION_MARGIN,
     VELOCITY_LIMIT,
-    CollisionModel,
     Obstacle,
+    batch_collision_free,
     kuka_chain,
     kuka_collision_model,
     make_observation,
@@ -39,27 +38,6 @@ MAX_SAMPLE_ROUNDS = 200
 SIMULATIONS = ("kinematic", "physics")
 OBS_MODES = ("flat", "dict")
 RESET_OPTIONS = frozenset({"q0", "target_q", "target_pos", "target_rot"})
-
-
-def batch_collision_free(
-    chain: SerialChain,
-    qs: np.ndarray,
-    obstacle: Obstacle | None,
-    model: CollisionModel | None = None,
-) -> np.ndarray:
-    """Vectorised :func:`self_collision_gaps` ``.min() > 0`` and (if given) zero
-    :func:`obstacle_penetration`. qs: (M, 7) [rad] -> (M,) bool."""
-    model = model or kuka_collision_model()
-    c = chain.batch_sphere_centres(qs)  # (M, S, 3)
-    i, j = model.pairs[:, 0], model.pairs[:, 1]
-    pair = np.linalg.norm(c[:, i] - c[:, j], axis=-1) - (model.radii[i] + model.radii[j])
-    floor = c[:, model.floor, 2] - model.radii[model.floor] - FLOOR_Z
-    free = (pair - SELF_COLLISION_MARGIN).min(axis=1) > 0
-    free &= floor.min(axis=1) > 0
-    if obstacle is not None:
-        d = np.linalg.norm(c - np.asarray(obstacle.centre), axis=-1)
-        free &= (model.radii + obstacle.radius - d).max(axis=1) <= 0
-    return free
 
 
 class KukaTrackEnv(gym.Env):
@@ -346,7 +324,7 @@ class KukaTrackEnv(gym.Env):
             raise ValueError(f"{name} contains NaN/inf: {q}")
         if np.any(q < self.chain.lower) or np.any(q > self.chain.upper):
             raise ValueError(f"{name} is outside the joint limits: {q}")
-        if not batch_collision_free(self.chain, q[None], self.obstacle, self.collision_model)[0]:
+        if not batch_collision_free(q[None], self.obstacle, self.collision_model)[0]:
             raise ValueError(f"{name} is in self/floor collision or inside the obstacle: {q}")
         return q.copy()
 
@@ -357,7 +335,7 @@ class KukaTrackEnv(gym.Env):
                 self.chain.lower, self.chain.upper, size=(SAMPLE_BATCH, self.chain.nq)
             )
             free = np.flatnonzero(
-                batch_collision_free(self.chain, qs, self.obstacle, self.collision_model)
+                batch_collision_free(qs, self.obstacle, self.collision_model)
             )
             if free.size:
                 return qs[free[0]]

@@ -76,22 +76,36 @@ def kuka_collision_model() -> CollisionModel:
 def self_collision_gaps(centres: np.ndarray, model: CollisionModel | None = None) -> np.ndarray:
     """Signed clearances [m] (negative = collision) of all self-collision and floor checks.
 
-    centres: (S, 3) sphere centres. Returns (P + F,) distances."""
+    centres: (..., S, 3) sphere centres. Returns (..., P + F) distances."""
     model = model or kuka_collision_model()
     i, j = model.pairs[:, 0], model.pairs[:, 1]
-    pair = np.linalg.norm(centres[i] - centres[j], axis=-1) - (model.radii[i] + model.radii[j])
-    floor = centres[model.floor, 2] - model.radii[model.floor] - FLOOR_Z
-    return np.concatenate([pair - SELF_COLLISION_MARGIN, floor])
+    pair = np.linalg.norm(centres[..., i, :] - centres[..., j, :], axis=-1)
+    pair = pair - (model.radii[i] + model.radii[j]) - SELF_COLLISION_MARGIN
+    floor = centres[..., model.floor, 2] - model.radii[model.floor] - FLOOR_Z
+    return np.concatenate([pair, floor], axis=-1)
 
 
 def obstacle_penetration(centres: np.ndarray, obstacle: Obstacle,
-                         model: CollisionModel | None = None) -> float:
+                         model: CollisionModel | None = None) -> np.ndarray | float:
     """Deepest penetration of any robot sphere into the obstacle, as a fraction of its radius
-    (0 = no contact; 1 = a sphere surface reaches the obstacle centre)."""
+    (0 = no contact; 1 = a sphere surface reaches the obstacle centre).
+
+    centres: (S, 3) -> float, or (..., S, 3) -> (...,) array."""
     model = model or kuka_collision_model()
     d = np.linalg.norm(centres - np.asarray(obstacle.centre), axis=-1)
-    depth = model.radii + obstacle.radius - d
-    return float(max(0.0, depth.max()) / obstacle.radius)
+    depth = np.maximum((model.radii + obstacle.radius - d).max(axis=-1), 0.0) / obstacle.radius
+    return float(depth) if np.ndim(depth) == 0 else depth
+
+
+def batch_collision_free(qs: np.ndarray, obstacle: Obstacle | None,
+                         model: CollisionModel | None = None) -> np.ndarray:
+    """qs: (M, 7) [rad] -> (M,) bool: no self/floor collision and, if given, outside the
+    obstacle."""
+    centres = kuka_chain().batch_sphere_centres(qs)  # (M, S, 3)
+    free = self_collision_gaps(centres, model).min(axis=-1) > 0
+    if obstacle is not None:
+        free &= obstacle_penetration(centres, obstacle, model) == 0
+    return free
 
 
 def build_mujoco_spec(obstacle: Obstacle | None, actuated: bool, kv: float = 200.0):

@@ -9,12 +9,13 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import ampczoo  # noqa: F401  (registers the envs)
-from ampczoo.envs.kuka_track import SUCCESS_ROT, KukaTrackEnv, batch_collision_free
+from ampczoo.envs.kuka_track import SUCCESS_ROT, KukaTrackEnv
 from ampczoo.robots.kinematics import EE_FRAME, load_pinocchio_model
 from ampczoo.robots.kuka import (
     OBS_DIM,
     OBS_DIM_OBSTACLE,
     Obstacle,
+    batch_collision_free,
     build_mujoco_spec,
     kuka_chain,
     obstacle_penetration,
@@ -149,7 +150,7 @@ def test_batch_collision_check_matches_kuka_functions():
     qs = random_q(300, seed=5)
     obstacle = Obstacle()
     for obs in (None, obstacle):
-        free = batch_collision_free(chain, qs, obs)
+        free = batch_collision_free(qs, obs)
         for q, f in zip(qs, free, strict=True):
             c = chain.sphere_centres_np(q)
             expected = self_collision_gaps(c).min() > 0

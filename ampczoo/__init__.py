@@ -6,3 +6,14 @@ import happens until an env is made)."""
 __version__ = "0.1.0"
 
 from ampczoo import envs  # noqa: E402,F401  (registers the envs)
+
+_LAZY = {"make_policy", "load_policy", "list_policies"}
+
+
+def __getattr__(name: str):
+    """Lazy exports: ``ampczoo.make_policy`` / ``load_policy`` / ``list_policies``."""
+    if name in _LAZY:
+        from ampczoo.policies import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'ampczoo' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command-line interface: ``ampczoo {demo,collect,bench} ...``.
+"""Command-line interface: ``ampczoo {demo,collect,bench,train} ...``.
 
 Each sub-command imports its heavy modules lazily so ``ampczoo --help`` stays instant.
 """
@@ -52,6 +52,67 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_arguments(bench.add_parser("mpc", help="closed-loop MPC expert benchmark"))
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an LSM or DAMPC policy on a demonstration store")
+    p.add_argument("policy", choices=["lsm", "dampc"])
+    p.add_argument("--data", required=True, help="Zarr episode store (ampczoo collect)")
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps", type=int, default=None, help="cap on optimizer steps in total")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
+                   help="warm-up + cosine learning-rate decay")
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--ema-decay", type=float, default=None,
+                   help="EMA decay (default: 0.995 for dampc, off for lsm; 0 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if present)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--hidden-dim", type=int, default=None, help="MLP width")
+    p.add_argument("--num-layers", type=int, default=None, help="MLP hidden layers")
+    p.add_argument("--num-train-timesteps", type=int, default=None,
+                   help="dampc: diffusion steps N_I (5 or 40)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other policy config field (VALUE parsed as JSON if possible)")
+    p.set_defaults(func=_run_train)
+
+
+def _policy_overrides(args: argparse.Namespace) -> dict:
+    import json
+
+    out = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    for key in ("hidden_dim", "num_layers", "num_train_timesteps"):
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+    if "num_train_timesteps" in out and "num_inference_steps" not in out:
+        out["num_inference_steps"] = min(out["num_train_timesteps"], 5)
+    return out
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ampczoo.policies.training import TrainConfig, train
+
+    cfg = TrainConfig(policy=args.policy, data=args.data, out=args.out, epochs=args.epochs,
+                      max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, cosine=args.cosine,
+                      warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
+                      seed=args.seed, val_fraction=args.val_fraction, device=args.device,
+                      resume=args.resume, policy_overrides=_policy_overrides(args))
+    print(train(cfg))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ampczoo", description="Imitating MPC and constraining learned robot policies.")
@@ -59,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_collect(sub)
     _add_bench(sub)
+    _add_train(sub)
     return parser
 
 

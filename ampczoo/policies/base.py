@@ -12,6 +12,12 @@ import abc
 import numpy as np
 
 
+def is_abstract(cls: type) -> bool:
+    """Whether ``cls`` still has abstract methods. Works inside ``__init_subclass__``, where
+    ``cls.__abstractmethods__`` is not set yet (ABCMeta sets it after the class is built)."""
+    return any(getattr(getattr(cls, n, None), "__isabstractmethod__", False) for n in dir(cls))
+
+
 class Policy(abc.ABC):
     """Base class: a policy maps a flat env observation to an action.
 
@@ -22,7 +28,7 @@ class Policy(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None) and not cls.name:
+        if not is_abstract(cls) and not cls.name:
             raise TypeError(f"{cls.__name__} must define a non-empty class attribute `name`")
 
     @abc.abstractmethod

@@ -1,0 +1,377 @@
+"""DAMPC: diffusion-based approximate MPC (paper Sec. IV-B, IV-C, V-C).
+
+A denoiser f_theta^{x0}(x_i, i, obs) predicts the clean, normalised input sequence x_0
+(N*7 flattened) from a noised one. Architecture: sinusoidal step embedding -> MLP (temporal
+encoder), observation -> MLP (observation encoder), then an MLP trunk whose first layer adds
+both encodings to a projection of x_i (equivalent to concatenating them, but the conditioning
+part is computed once per ``act`` for all steps). Paper: trunk 7 x 1000 (6.6 M parameters,
+reproduced by ``hidden_dim=1000, num_layers=7``); default here 3 x 256 (0.31 M) so that
+``act`` at batch 1 with 5 steps stays around 1 ms on a CPU (4 x 512: 1.1 M, ~1.4 ms).
+With few CPU cores shared with other work, run ``torch.set_num_threads(1)`` in the control
+process: intra-op threads at batch 1 only add contention.
+
+Training: DDPM, cosine schedule rescaled to zero terminal SNR, N_I = 5 steps, x0 ("sample")
+prediction, Min-SNR-gamma weighting (gamma = 5; weight min(SNR, gamma), floored so the zero-
+SNR step still learns), EMA of the weights (the training loop's job).
+
+Inference (all per-call options of :meth:`DAMPCPolicy.act` / :meth:`DAMPCPolicy.sample`):
+DDPM or DDIM, gradient guidance toward the previous sequence (see
+:func:`~ampczoo.policies.diffusion.guide_x0`), early stopping of the noise (Eq. 14), L
+parallel samples with selection "none" | "cost" (lowest MPC cost) | "safe" (random
+constraint-satisfying sample) | "cluster" (densest cluster of the samples).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ampczoo.policies import diffusion
+from ampczoo.policies.normalization import Normalizer
+from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+
+ACTION_DIM = 7
+SELECTIONS = ("none", "cost", "safe", "cluster")
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class DAMPCConfig(PolicyConfig):
+    """DAMPC configuration.
+
+    obs_dim: flat observation size (16, or 20 with obstacle). horizon: N [steps].
+    hidden_dim / num_layers: trunk MLP width and number of hidden layers (paper 1000 / 7).
+    time_embed_dim: sinusoidal embedding size; time_hidden_dim / obs_hidden_dim: widths of the
+    temporal and observation encoders (2-layer MLPs).
+    num_train_timesteps: N_I (paper 5; 40 also supported). num_inference_steps: steps used to
+    sample (divides num_train_timesteps). sampler: "ddpm" | "ddim"; ddim_eta: DDIM noise.
+    clip_sample / clip_sample_range: clamp x0 predictions (normalised units).
+    snr_gamma: Min-SNR gamma; snr_weight_floor: lower bound of the loss weight (the raw
+    Min-SNR weight is 0 at the zero-SNR step).
+    guidance_scale: scale s of the gradient guidance toward the previous sequence (0 = off).
+    early_stop / early_stop_fraction: no noise for steps i <= floor(fraction * K) (Eq. 14).
+    num_samples: L, samples drawn when a selection other than "none" is used (and the default
+    of :meth:`DAMPCPolicy.sample`). selection: default selection rule. num_clusters: clusters
+    of the "cluster" rule. dt: Euler step of the kinematic rollout for "safe"/"cost" [s].
+    """
+
+    type: str = "dampc"
+    obs_dim: int = 16
+    horizon: int = 20
+    hidden_dim: int = 256
+    num_layers: int = 3
+    time_embed_dim: int = 32
+    time_hidden_dim: int = 128
+    obs_hidden_dim: int = 128
+    num_train_timesteps: int = 5
+    num_inference_steps: int = 5
+    sampler: str = "ddpm"
+    ddim_eta: float = 0.0
+    clip_sample: bool = False
+    clip_sample_range: float = 5.0
+    snr_gamma: float = 5.0
+    snr_weight_floor: float = 0.1
+    guidance_scale: float = 0.3
+    early_stop: bool = True
+    early_stop_fraction: float = 0.75
+    num_samples: int = 100
+    selection: str = "none"
+    num_clusters: int = 4
+    dt: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "horizon", "hidden_dim", "num_layers", "time_embed_dim",
+                     "time_hidden_dim", "obs_hidden_dim", "num_train_timesteps",
+                     "num_inference_steps", "num_samples", "num_clusters"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.time_embed_dim % 2:
+            raise ValueError("time_embed_dim must be even")
+        if self.num_train_timesteps % self.num_inference_steps:
+            raise ValueError("num_inference_steps must divide num_train_timesteps")
+        _check_choice("sampler", self.sampler, diffusion.SAMPLERS)
+        _check_choice("selection", self.selection, SELECTIONS)
+        if not 0.0 <= self.early_stop_fraction <= 1.0:
+            raise ValueError(f"early_stop_fraction must be in [0, 1], got "
+                             f"{self.early_stop_fraction}")
+        for name in ("ddim_eta", "snr_weight_floor", "guidance_scale"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("clip_sample_range", "snr_gamma", "dt"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """t (B,) step indices -> (B, dim) [sin | cos] features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    arg = t.float()[:, None] * freqs[None]
+    return torch.cat([arg.sin(), arg.cos()], dim=-1)
+
+
+class Denoiser(nn.Module):
+    """f_theta^{x0}: (x_i (B, P), i (B,), obs_n (B, D)) -> x0 (B, P), P = N * 7."""
+
+    def __init__(self, c: DAMPCConfig):
+        super().__init__()
+        P = c.horizon * ACTION_DIM
+        self.time_dim = c.time_embed_dim
+        self.time_mlp = nn.Sequential(nn.Linear(c.time_embed_dim, c.time_hidden_dim), nn.SiLU(),
+                                      nn.Linear(c.time_hidden_dim, c.time_hidden_dim), nn.SiLU())
+        self.obs_mlp = nn.Sequential(nn.Linear(c.obs_dim, c.obs_hidden_dim), nn.SiLU(),
+                                     nn.Linear(c.obs_hidden_dim, c.obs_hidden_dim), nn.SiLU())
+        self.in_x = nn.Linear(P, c.hidden_dim)
+        self.in_time = nn.Linear(c.time_hidden_dim, c.hidden_dim, bias=False)
+        self.in_obs = nn.Linear(c.obs_hidden_dim, c.hidden_dim, bias=False)
+        self.hidden = nn.ModuleList(nn.Linear(c.hidden_dim, c.hidden_dim)
+                                    for _ in range(c.num_layers - 1))
+        self.out = nn.Linear(c.hidden_dim, P)
+
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """t (K,) -> (K, H) time part of the first layer's pre-activation."""
+        return self.in_time(self.time_mlp(sinusoidal_embedding(t, self.time_dim)))
+
+    def obs_features(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """obs_n (B, D) -> (B, H) observation part of the first layer's pre-activation."""
+        return self.in_obs(self.obs_mlp(obs_n))
+
+    def trunk_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) of the trunk layers, in order (fetched once per sampling call)."""
+        return [(m.weight, m.bias) for m in (self.in_x, *self.hidden, self.out)]
+
+    def trunk(self, x: torch.Tensor, cond: torch.Tensor,
+              params: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """x (B, P), cond (B, H) or (H,) -> x0 prediction (B, P). F.linear on pre-fetched
+        parameters skips nn.Module call and attribute overhead in the sampling loop."""
+        (w0, b0), *rest = params or self.trunk_params()
+        h = F.silu(F.linear(x, w0, b0) + cond)
+        for w, b in rest[:-1]:
+            h = F.silu(F.linear(h, w, b))
+        return F.linear(h, *rest[-1])
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, obs_n: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x, self.time_features(t) + self.obs_features(obs_n))
+
+
+class DAMPCPolicy(PretrainedPolicy):
+    """Diffusion approximate MPC. ``act(obs)`` applies u_0 of a sampled sequence and keeps
+    the sequence for gradient guidance at the next call; ``reset()`` forgets it."""
+
+    name = "dampc"
+    config_class = DAMPCConfig
+    default_ema_decay = 0.995
+    config: DAMPCConfig
+
+    def __init__(self, config: DAMPCConfig | None = None):
+        super().__init__(config or DAMPCConfig())
+        c = self.config
+        self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
+        self.net = Denoiser(c)
+        self.register_buffer("alphas_cumprod", diffusion.alphas_cumprod(c.num_train_timesteps),
+                             persistent=False)
+        self.prev_sequence: np.ndarray | None = None
+        self.rng = np.random.default_rng()
+        self._generator: torch.Generator | None = None
+        self._seed: int | None = None
+        self._cost_expert: Any = None
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the previous sequence (no guidance at the next act); reseed if given."""
+        self.prev_sequence = None
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+            self._seed = int(seed)
+            self._generator = None
+
+    def _device(self) -> torch.device:
+        return self.normalizer.obs_mean.device
+
+    def generator(self) -> torch.Generator:
+        """The policy's torch generator on its device (seeded by ``reset(seed)``)."""
+        if self._generator is None or self._generator.device != self._device():
+            self._generator = torch.Generator(self._device())
+            if self._seed is None:
+                self._generator.seed()
+            else:
+                self._generator.manual_seed(self._seed)
+        return self._generator
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Min-SNR-weighted x0 regression at a uniformly drawn step (global torch RNG)."""
+        x0 = self.normalizer.u(batch["u_seq"])
+        obs_n = self.normalizer.obs(batch["obs"])
+        t = torch.randint(0, self.config.num_train_timesteps, (len(x0),), device=x0.device)
+        a = self.alphas_cumprod[t][:, None]
+        x_t = a.sqrt() * x0 + (1.0 - a).sqrt() * torch.randn_like(x0)
+        err = ((self.net(x_t, t, obs_n) - x0) ** 2).mean(dim=-1)
+        w = diffusion.min_snr_weight(a[:, 0], self.config.snr_gamma, self.config.snr_weight_floor)
+        loss = (w * err).mean()
+        return loss, {"mse": float(err.detach().mean())}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.inference_mode()
+    def sample(self, obs: Any, num_samples: int | None = None, *, sampler: str | None = None,
+               guidance_scale: float | None = None, early_stop: bool | None = None,
+               prev_sequence: Any = _UNSET, generator: torch.Generator | None = None,
+               noise: torch.Tensor | None = None) -> np.ndarray:
+        """Open-loop sequences: obs (D,) -> (L, N, 7), or (B, D) -> (B, L, N, 7) [rad/s].
+
+        num_samples: L (default ``config.num_samples``). prev_sequence: (N, 7) [rad/s] to
+        guide toward, used as is (default: the stored sequence of the last :meth:`act`,
+        shifted by one step; None = no guidance). noise: optional (K+1, B*L, N*7) standard
+        normal draws (x_{N_I} first, then one per step) instead of ``generator``."""
+        arr, batched = check_obs(obs, self.config.obs_dim)
+        L = int(num_samples or self.config.num_samples)
+        if prev_sequence is _UNSET:
+            prev_sequence = None if batched else self._shifted_prev()
+        x = self._sample_normalized(torch.from_numpy(arr).to(self._device()), L, sampler,
+                                    guidance_scale, early_stop, prev_sequence, generator, noise)
+        seqs = self.normalizer.u_inverse(x).cpu().numpy().astype(np.float64)
+        seqs = seqs.reshape(len(arr), L, self.config.horizon, ACTION_DIM)
+        return seqs if batched else seqs[0]
+
+    def _shifted_prev(self) -> np.ndarray | None:
+        """Previous executed sequence shifted by one step (drop u_0, repeat the last)."""
+        if self.prev_sequence is None:
+            return None
+        p = self.prev_sequence
+        return np.concatenate([p[1:], p[-1:]], axis=0)
+
+    def _sample_normalized(self, obs: torch.Tensor, L: int, sampler: str | None,
+                           guidance_scale: float | None, early_stop: bool | None,
+                           prev: np.ndarray | None, generator: torch.Generator | None,
+                           noise: torch.Tensor | None) -> torch.Tensor:
+        """obs (B, D) raw -> (B*L, N*7) normalised samples (row b*L + l)."""
+        c, device = self.config, obs.device
+        sampler = sampler or c.sampler
+        _check_choice("sampler", sampler, diffusion.SAMPLERS)
+        tables = diffusion.step_tables(sampler, c.num_train_timesteps, c.num_inference_steps,
+                                       c.ddim_eta if sampler == "ddim" else 0.0)
+        t = torch.tensor(tables.t, device=device)
+        obs_f = self.net.obs_features(self.normalizer.obs(obs))  # (B, H)
+        if L > 1:
+            obs_f = obs_f.repeat_interleave(L, dim=0)
+        cond = self.net.time_features(t)[:, None] + obs_f[None]  # (K, B*L, H)
+        P, params = c.horizon * ACTION_DIM, self.net.trunk_params()
+        gen = generator or self.generator()
+        if noise is None:
+            x = torch.randn((len(obs_f), P), generator=gen, device=device)
+        else:
+            x, noise = noise[0].to(device), noise[1:].to(device)
+        x_prev = None
+        if prev is not None:
+            prev_t = torch.as_tensor(np.asarray(prev), dtype=torch.float32, device=device)
+            x_prev = self.normalizer.u(prev_t.reshape(1, c.horizon, ACTION_DIM))[0]
+        return diffusion.denoise(
+            lambda xk, k: self.net.trunk(xk, cond[k], params), tables, x, noise=noise,
+            generator=gen, x_prev=x_prev, guidance_scale=c.guidance_scale if guidance_scale is None
+            else guidance_scale, early_stop=c.early_stop if early_stop is None else early_stop,
+            early_stop_fraction=c.early_stop_fraction,
+            clip=c.clip_sample_range if c.clip_sample else None)
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: Any, *, sampler: str | None = None, guidance_scale: float | None = None,
+            early_stop: bool | None = None, num_samples: int | None = None,
+            selection: str | None = None, generator: torch.Generator | None = None,
+            ) -> np.ndarray:
+        """obs (D,) -> u_0 (7,) [rad/s]; or (B, D) -> (B, 7) (no guidance memory).
+
+        selection "none" draws one sample (unless num_samples is given: then the first);
+        other rules draw num_samples (default ``config.num_samples``) and pick one, see
+        :meth:`select`. A single observation's chosen sequence is stored for guidance."""
+        selection = selection or self.config.selection
+        _check_choice("selection", selection, SELECTIONS)
+        L = num_samples or (1 if selection == "none" else self.config.num_samples)
+        seqs = self.sample(obs, L, sampler=sampler, guidance_scale=guidance_scale,
+                           early_stop=early_stop, generator=generator)
+        if seqs.ndim == 4:  # batched
+            arr, _ = check_obs(obs, self.config.obs_dim)
+            idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
+            return np.stack([s[i, 0] for s, i in zip(seqs, idx, strict=True)])
+        chosen = seqs[self.select(obs, seqs, selection)]
+        self.prev_sequence = chosen
+        return chosen[0].copy()
+
+    # ------------------------------------------------------------------ selection
+    def select(self, obs: np.ndarray, seqs: np.ndarray, selection: str) -> int:
+        """Index of the chosen sequence among seqs (L, N, 7) for one observation (D,)."""
+        _check_choice("selection", selection, SELECTIONS)
+        if selection == "none" or len(seqs) == 1:
+            return 0
+        if selection == "cost":
+            return int(np.argmin(self.cost_expert().cost_batch(np.asarray(obs, float), seqs)))
+        if selection == "safe":
+            viol = constraint_violation(obs, seqs, self.config.dt)
+            feasible = np.flatnonzero(viol <= 0.0)
+            return int(self.rng.choice(feasible)) if len(feasible) else int(np.argmin(viol))
+        return densest_cluster_pick(seqs, self.config.num_clusters, self.rng)
+
+    def cost_expert(self) -> Any:
+        """MPCExpert with this policy's horizon/dt/obstacle, built once (compile=False); only
+        its ``cost_batch`` is used (no NLP solve)."""
+        if self._cost_expert is None:
+            from ampczoo.experts.mpc import MPCConfig, MPCExpert
+
+            self._cost_expert = MPCExpert(MPCConfig(
+                horizon=self.config.horizon, dt=self.config.dt, compile=False,
+                obstacle=self.config.obs_dim == 20))
+        return self._cost_expert
+
+
+def rollout(q: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:
+    """Euler rollout x_{k+1} = x_k + dt u_k: q (7,) [rad], U (L, N, 7) [rad/s] -> states
+    x_1..x_N (L, N, 7) [rad]."""
+    return np.asarray(q, float) + dt * np.cumsum(U, axis=1)
+
+
+def constraint_violation(obs: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:
+    """Total constraint violation (L,) >= 0 of sequences U (L, N, 7) from a KUKA observation:
+    joint limits [rad] and velocity limit [rad/s] exceedances, self/floor collision depths [m]
+    and obstacle penetration (fraction of its radius), summed over the horizon (batch FK)."""
+    from ampczoo.robots.kuka import (
+        VELOCITY_LIMIT,
+        kuka_chain,
+        obstacle_penetration,
+        parse_observation,
+        self_collision_gaps,
+    )
+
+    ob = parse_observation(obs)
+    chain = kuka_chain()
+    U = np.asarray(U, float)
+    X = rollout(ob.q, U, dt)
+    viol = (np.maximum(X - chain.upper, 0) + np.maximum(chain.lower - X, 0)).sum(axis=(1, 2))
+    viol += np.maximum(np.abs(U) - VELOCITY_LIMIT, 0).sum(axis=(1, 2))
+    centres = chain.batch_sphere_centres(X.reshape(-1, X.shape[-1]))  # (L*N, S, 3)
+    gaps = self_collision_gaps(centres).reshape(len(U), -1)
+    viol += np.maximum(-gaps, 0).sum(axis=1)
+    if ob.obstacle is not None:
+        viol += obstacle_penetration(centres, ob.obstacle).reshape(len(U), -1).sum(axis=1)
+    return viol
+
+
+def densest_cluster_pick(seqs: np.ndarray, num_clusters: int, rng: np.random.Generator) -> int:
+    """Ward-linkage clustering of the flattened sequences (L, N*7) into at most
+    ``num_clusters`` clusters; a random member of the largest cluster."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    flat = np.asarray(seqs, float).reshape(len(seqs), -1)
+    labels = fcluster(linkage(flat, method="ward"), t=num_clusters, criterion="maxclust")
+    values, counts = np.unique(labels, return_counts=True)
+    members = np.flatnonzero(labels == values[np.argmax(counts)])
+    return int(rng.choice(members))

@@ -1,0 +1,92 @@
+"""LSM: least-squares (L2) regression of the full MPC input sequence from the observation.
+
+The paper's baseline (Sec. V-C): an MLP maps the observation (x_t, target position, 6D target
+rotation[, obstacle]) to u*_{.|t} (N x 7) and is run receding-horizon (u_0 is applied). The
+paper's network has 6 layers and 2.8 M parameters; here width and depth are config fields
+with default 6 hidden layers x 512 (1.39 M parameters for N = 20, obs 16; 6 x 740 gives
+the paper's 2.8 M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.policies.normalization import Normalizer
+from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+
+ACTION_DIM = 7
+
+
+def mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> nn.Sequential:
+    """``num_layers`` hidden layers of width ``hidden_dim`` with SiLU, then a linear output."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(num_layers):
+        layers += [nn.Linear(dim, hidden_dim), nn.SiLU()]
+        dim = hidden_dim
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class LSMConfig(PolicyConfig):
+    """LSM configuration.
+
+    obs_dim: flat env observation size (16, or 20 with the obstacle). horizon: N, length of
+    the predicted input sequence [steps]. hidden_dim / num_layers: MLP width and number of
+    hidden layers."""
+
+    type: str = "lsm"
+    obs_dim: int = 16
+    horizon: int = 20
+    hidden_dim: int = 512
+    num_layers: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "horizon", "hidden_dim", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class LSMPolicy(PretrainedPolicy):
+    """Deterministic sequence regressor; ``act(obs)`` returns u_0 of the predicted sequence."""
+
+    name = "lsm"
+    config_class = LSMConfig
+    config: LSMConfig
+
+    def __init__(self, config: LSMConfig | None = None):
+        super().__init__(config or LSMConfig())
+        c = self.config
+        self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
+        self.net = mlp(c.obs_dim, c.hidden_dim, c.num_layers, c.horizon * ACTION_DIM)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless: nothing to clear (``seed`` accepted for the common interface)."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) raw -> predicted sequences (B, N, 7) [rad/s]."""
+        return self.normalizer.u_inverse(self.net(self.normalizer.obs(obs)))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean squared error in normalised input space."""
+        pred = self.net(self.normalizer.obs(batch["obs"]))
+        loss = torch.mean((pred - self.normalizer.u(batch["u_seq"])) ** 2)
+        return loss, {"mse": float(loss.detach())}
+
+    @torch.inference_mode()
+    def sample(self, obs: Any) -> np.ndarray:
+        """obs (D,) -> (N, 7) or (B, D) -> (B, N, 7) predicted sequences [rad/s]."""
+        arr, batched = check_obs(obs, self.config.obs_dim)
+        seq = self(torch.from_numpy(arr).to(self.device)).cpu().numpy().astype(np.float64)
+        return seq if batched else seq[0]
+
+    def act(self, obs: Any) -> np.ndarray:
+        """obs (D,) -> u_0 (7,), or (B, D) -> (B, 7) [rad/s]."""
+        return self.sample(obs)[..., 0, :]

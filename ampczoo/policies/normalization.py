@@ -1,0 +1,52 @@
+"""Per-element z-score normalisation of observations and input sequences, kept as buffers.
+
+The statistics travel with the weights in model.safetensors (``normalizer.obs_mean`` ...),
+so a loaded policy accepts the env's raw flat observation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Normalizer(nn.Module):
+    """z-scores for obs (obs_dim,) and u_seq (N, 7) [rad/s].
+
+    Buffers: obs_mean, obs_std (obs_dim,); u_mean, u_std (N, 7). Defaults are the identity
+    (mean 0, std 1) until :meth:`set_stats` is called with train-split statistics."""
+
+    def __init__(self, obs_dim: int, horizon: int, action_dim: int = 7):
+        super().__init__()
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.register_buffer("u_mean", torch.zeros(horizon, action_dim))
+        self.register_buffer("u_std", torch.ones(horizon, action_dim))
+
+    def set_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """stats: {"obs": {"mean", "std"}, "u_seq": {"mean", "std"}} of matching shapes."""
+        pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
+                 ("u_mean", stats["u_seq"]["mean"]), ("u_std", stats["u_seq"]["std"]))
+        for name, value in pairs:
+            buf = getattr(self, name)
+            t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)
+            if t.shape != buf.shape:
+                raise ValueError(f"normalisation stat {name}: expected shape "
+                                 f"{tuple(buf.shape)}, got {tuple(t.shape)}")
+            if name.endswith("std") and not bool(torch.all(t > 0)):
+                raise ValueError(f"normalisation stat {name} must be > 0")
+            buf.copy_(t)
+
+    def obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, obs_dim) raw -> normalised."""
+        return (obs - self.obs_mean) / self.obs_std
+
+    def u(self, u_seq: torch.Tensor) -> torch.Tensor:
+        """(B, N, 7) raw [rad/s] -> (B, N*7) normalised, flattened."""
+        return ((u_seq - self.u_mean) / self.u_std).flatten(1)
+
+    def u_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., N*7) normalised -> (..., N, 7) raw [rad/s]."""
+        shape = (*x.shape[:-1], *self.u_mean.shape)
+        return x.reshape(shape) * self.u_std + self.u_mean

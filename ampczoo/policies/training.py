@@ -1,0 +1,364 @@
+"""The one training loop of every trainable policy: data -> model -> loss -> step -> log.
+
+Policies supply ``loss(batch) -> (loss, info)``; this module owns AdamW, the optional
+warm-up + cosine learning rate, EMA of the weights, validation each epoch, TensorBoard
+scalars and checkpoints. Output folder (``TrainConfig.out``)::
+
+    train_config.json        the TrainConfig of the first run
+    tb/                      TensorBoard event files (train/loss, train/lr, val/loss, ...)
+    last/                    the policy to evaluate (EMA weights if EMA is on), loadable with
+                             ``ampczoo.load_policy``, plus train_state.safetensors (raw
+                             weights, EMA weights, optimizer tensors, RNG state) and
+                             train_state.json (step, epoch, optimizer scalars, best loss)
+    best/                    the policy with the lowest validation loss so far
+
+No pickle: optimizer state tensors go to safetensors, its scalars to JSON. ``resume`` restarts
+from ``last/`` at the next epoch; on CPU the continued run equals an uninterrupted one
+bit for bit (data order is seeded per epoch, the global torch RNG state is restored).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.policies.pretrained import PretrainedPolicy, default_device
+from ampczoo.policies.registry import make_policy, policy_class
+
+STATE_TENSORS = "train_state.safetensors"
+STATE_JSON = "train_state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run.
+
+    policy: policy type ("lsm" | "dampc"). data: Zarr episode store. out: run folder.
+    epochs: passes over the train split. max_steps: stop after this many optimizer steps in
+    total (None = no cap). batch_size, lr, weight_decay: AdamW settings. cosine: warm-up +
+    cosine decay of the learning rate to 0 over the run (else constant). warmup_steps: linear
+    warm-up length. grad_clip: max global gradient norm (0 = off). ema_decay: EMA decay
+    (None = the policy's default: 0.995 for DAMPC, off for LSM; 0 = off), with warm-up
+    min(decay, (1 + step) / (10 + step)). seed: seeds everything, including the episode split.
+    val_fraction: fraction of episodes held out. device: "cuda" | "cpu" | None (auto).
+    resume: continue from out/last. policy_overrides: config fields of the policy (obs_dim
+    and horizon come from the data).
+    """
+
+    policy: str = "dampc"
+    data: str = ""
+    out: str = "runs/train"
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    cosine: bool = True
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    device: str | None = None
+    resume: bool = False
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        policy_class(self.policy)  # raises on an unknown type
+        if not self.data:
+            raise ValueError("data (path of a Zarr episode store) is required")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"max_steps must be > 0, got {self.max_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Blend in ``model`` with decay min(decay, (1 + step) / (10 + step))."""
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        for s, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            s.lerp_(p.detach(), 1.0 - d)
+        for s, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            s.copy_(b)
+
+
+# ----------------------------------------------------------------------------- state i/o
+def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state -> ({"optim.<param id>.<key>": tensor}, JSON-able rest)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                        meta: dict) -> None:
+    """Inverse of :func:`optimizer_to_flat`."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, st in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(st)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
+              for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in
+            module.state_dict().items()}
+
+
+def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+# ----------------------------------------------------------------------------- trainer
+class Trainer:
+    """Runs :class:`TrainConfig`; see the module docstring for what it writes."""
+
+    def __init__(self, cfg: TrainConfig):
+        from ampczoo.data.dataset import DemonstrationDataset
+
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.device = torch.device(cfg.device) if cfg.device else default_device()
+        seed_everything(cfg.seed)
+        self.train_ds = DemonstrationDataset(cfg.data, "train", cfg.val_fraction, cfg.seed)
+        self.val_ds = DemonstrationDataset(cfg.data, "val", cfg.val_fraction, cfg.seed)
+        if len(self.train_ds) == 0:
+            raise ValueError(f"no training samples in {cfg.data}")
+        self.step, self.epoch, self.best = 0, 0, math.inf
+        last = self.out / "last"
+        if cfg.resume and (last / STATE_JSON).is_file():
+            self._restore(last)
+        else:
+            if (last / STATE_JSON).exists():
+                raise FileExistsError(f"{last} exists: pass resume=True (--resume) or use "
+                                      "another output folder")
+            self._build()
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        cfg = self.cfg
+        overrides = {"obs_dim": self.train_ds.obs_dim, "horizon": self.train_ds.horizon,
+                     **cfg.policy_overrides}
+        self.policy: PretrainedPolicy = make_policy(cfg.policy, **overrides)
+        self.policy.set_normalization(self.train_ds.normalization_stats())
+        self.policy.to(self.device)
+        self._make_optim()
+        self.out.mkdir(parents=True, exist_ok=True)
+        cfg_json = json.dumps(dataclasses.asdict(cfg), indent=2, default=str)
+        (self.out / "train_config.json").write_text(cfg_json + "\n")
+
+    def _make_optim(self) -> None:
+        cfg = self.cfg
+        self.opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
+        decay = cfg.ema_decay if cfg.ema_decay is not None else self.policy.default_ema_decay
+        self.ema = EMA(self.policy, decay) if decay > 0 else None
+
+    def _restore(self, last: Path) -> None:
+        from safetensors.torch import load_file
+
+        meta = json.loads((last / STATE_JSON).read_text())
+        cls = policy_class(self.cfg.policy)
+        self.policy = cls.from_pretrained(last, device="cpu")
+        tensors = load_file(str(last / STATE_TENSORS))
+        self.policy.load_state_dict(_unprefixed("model", tensors))
+        self.policy.to(self.device).train()
+        self._make_optim()
+        if self.ema is not None:
+            self.ema.model.load_state_dict(_unprefixed("ema", tensors))
+        optimizer_from_flat(self.opt, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if torch.cuda.is_available() and "rng.cuda" in meta:
+            torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in meta["rng.cuda"]])
+        self.step, self.epoch, self.best = meta["step"], meta["epoch"], meta["best_val"]
+
+    # ------------------------------------------------------------------ loop
+    def total_steps(self) -> int:
+        per_epoch = math.ceil(len(self.train_ds) / self.cfg.batch_size)
+        total = per_epoch * self.cfg.epochs
+        return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
+
+    def lr_at(self, step: int) -> float:
+        """Warm-up then cosine to 0 (or constant when ``cosine`` is off)."""
+        cfg = self.cfg
+        if not cfg.cosine:
+            return cfg.lr
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        span = max(self.total_steps() - cfg.warmup_steps, 1)
+        return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min((step - cfg.warmup_steps) / span,
+                                                             1.0)))
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``epochs`` (or ``max_steps``); returns a summary dict."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+        val = math.nan
+        try:
+            while self.epoch < self.cfg.epochs and not self._steps_done():
+                train_loss = self._train_epoch(writer)
+                val = self.validate()
+                writer.add_scalar("val/loss", val, self.step)
+                writer.add_scalar("train/epoch_loss", train_loss, self.step)
+                self.epoch += 1
+                self._checkpoint(val)
+        finally:
+            writer.close()
+        return {"step": self.step, "epoch": self.epoch, "val_loss": val,
+                "best_val_loss": self.best, "out": str(self.out)}
+
+    def _steps_done(self) -> bool:
+        return self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+
+    def _train_epoch(self, writer: Any) -> float:
+        from tqdm.auto import tqdm
+
+        cfg, n = self.cfg, len(self.train_ds)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(
+            cfg.seed * 100_003 + self.epoch))
+        self.policy.train()
+        losses = []
+        bar = tqdm(range(0, n, cfg.batch_size), desc=f"epoch {self.epoch}", leave=False,
+                   disable=None)
+        for start in bar:
+            if self._steps_done():
+                break
+            idx = perm[start:start + cfg.batch_size]
+            loss, info = self._train_step(idx)
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            writer.add_scalar("train/loss", loss, self.step)
+            writer.add_scalar("train/lr", self.opt.param_groups[0]["lr"], self.step)
+            for key, value in info.items():
+                writer.add_scalar(f"train/{key}", value, self.step)
+        return float(np.mean(losses)) if losses else math.nan
+
+    def _train_step(self, idx: torch.Tensor) -> tuple[float, dict[str, float]]:
+        batch = {"obs": self.train_ds._obs_t[idx].to(self.device),
+                 "u_seq": self.train_ds._u_t[idx].to(self.device)}
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        loss, info = self.policy.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.policy, self.step)
+        self.step += 1
+        return float(loss.detach()), info
+
+    def eval_policy(self) -> PretrainedPolicy:
+        """The weights to evaluate and ship: EMA if on, else the raw ones."""
+        return self.ema.model if self.ema is not None else self.policy  # type: ignore
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean loss over the val split (the train split if val is empty), with a fixed RNG
+        so epochs are comparable and training randomness is untouched."""
+        ds = self.val_ds if len(self.val_ds) else self.train_ds
+        model = self.eval_policy()
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else None):
+            torch.manual_seed(self.cfg.seed)
+            for start in range(0, len(ds), self.cfg.batch_size):
+                sl = slice(start, start + self.cfg.batch_size)
+                batch = {"obs": ds._obs_t[sl].to(self.device),
+                         "u_seq": ds._u_t[sl].to(self.device)}
+                loss, _ = model.loss(batch)
+                total += float(loss) * len(batch["obs"])
+                count += len(batch["obs"])
+        model.train(was_training)
+        return total / count
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, val: float) -> None:
+        from safetensors.torch import save_file
+
+        tmp = self.out / "last.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.eval_policy().save_pretrained(tmp)
+        tensors = _prefixed("model", self.policy)
+        if self.ema is not None:
+            tensors.update(_prefixed("ema", self.ema.model))
+        opt_tensors, opt_meta = optimizer_to_flat(self.opt)
+        tensors.update(opt_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "val_loss": val,
+                                "best_val": min(self.best, val), "optimizer": opt_meta}
+        if torch.cuda.is_available():
+            states = torch.cuda.get_rng_state_all()
+            tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(states)})
+            meta["rng.cuda"] = list(range(len(states)))
+        save_file(tensors, str(tmp / STATE_TENSORS))
+        (tmp / STATE_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+        _replace_dir(tmp, self.out / "last")
+        if val < self.best:
+            self.best = val
+            best_tmp = self.out / "best.tmp"
+            shutil.rmtree(best_tmp, ignore_errors=True)
+            self.eval_policy().save_pretrained(best_tmp)
+            _replace_dir(best_tmp, self.out / "best")
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move src over dst (old dst removed after the move, so one of them always exists)."""
+    old = dst.with_name(dst.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        dst.rename(old)
+    src.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Build a :class:`Trainer` and run it."""
+    return Trainer(cfg).run()

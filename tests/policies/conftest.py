@@ -1,0 +1,46 @@
+"""Shared tiny models for the policy tests (trained once per session, a few seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ampczoo.policies.dampc import DAMPCConfig, DAMPCPolicy
+from ampczoo.policies.lsm import LSMConfig, LSMPolicy
+
+TOY_OBS_DIM, TOY_N = 4, 2
+
+
+def toy_batch(n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """2-mode toy data: u_seq is all +1 or all -1 with probability 1/2, whatever the obs."""
+    obs = rng.normal(size=(n, TOY_OBS_DIM)).astype(np.float32)
+    sign = rng.choice([-1.0, 1.0], size=(n, 1, 1)).astype(np.float32)
+    return {"obs": torch.from_numpy(obs), "u_seq": torch.from_numpy(np.ones((n, TOY_N, 7),
+                                                                             np.float32) * sign)}
+
+
+def fit(policy, steps: int, lr: float = 3e-3, seed: int = 0):
+    """A few hundred Adam steps on fresh toy batches."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    for _ in range(steps):
+        loss, _ = policy.loss(toy_batch(256, rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return policy.eval()
+
+
+@pytest.fixture(scope="session")
+def toy_dampc() -> DAMPCPolicy:
+    cfg = DAMPCConfig(obs_dim=TOY_OBS_DIM, horizon=TOY_N, hidden_dim=64, num_layers=2,
+                      time_hidden_dim=32, obs_hidden_dim=32)
+    return fit(DAMPCPolicy(cfg), 400)
+
+
+@pytest.fixture(scope="session")
+def toy_lsm() -> LSMPolicy:
+    cfg = LSMConfig(obs_dim=TOY_OBS_DIM, horizon=TOY_N, hidden_dim=32, num_layers=2)
+    return fit(LSMPolicy(cfg), 200)

@@ -50,6 +50,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     from ampczoo.benchmarks.mpc import add_arguments
 
     add_arguments(bench.add_parser("mpc", help="closed-loop MPC expert benchmark"))
+    from ampczoo.benchmarks.kuka import add_arguments as add_kuka_arguments
+
+    add_kuka_arguments(bench.add_parser("kuka", help="MPC vs LSM vs DAMPC: the paper's tables"))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

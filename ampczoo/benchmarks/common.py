@@ -178,10 +178,19 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, name: str,
 
 
 def write_episodes_json(path: Path, per_method: dict[str, Sequence[EpisodeResult]],
-                        meta: dict[str, Any]) -> None:
-    """Per-episode seeds and metrics of every method, so two runs compare episode by episode."""
+                        meta: dict[str, Any],
+                        extras: dict[str, Sequence[dict[str, Any]]] | None = None) -> None:
+    """Per-episode seeds and metrics of every method, so two runs compare episode by episode.
+    extras: optional per-method, per-episode dicts of further scalars merged into each
+    episode's entry (same order as ``per_method``)."""
+    extras = extras or {}
+
+    def entries(k: str, v: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
+        more = list(extras.get(k, [])) or [{}] * len(v)
+        return [{**r.to_json(), **e} for r, e in zip(v, more, strict=True)]
+
     payload = {"meta": meta, "command": command_line(),
-               "episodes": {k: [r.to_json() for r in v] for k, v in per_method.items()}}
+               "episodes": {k: entries(k, v) for k, v in per_method.items()}}
     path.write_text(json.dumps(payload, indent=1, default=float))
 
 
@@ -212,4 +221,127 @@ def plot_tracking_errors(per_method: dict[str, Sequence[EpisodeResult]], dt: flo
     axes[0].legend()
     fig.suptitle(title or "tracking error (median, 10-90 % band)")
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- smoothness
+def jerk_norms(actions: np.ndarray, dt: float) -> np.ndarray:
+    """Jerk norms [rad s^-3] of executed joint-velocity commands: actions (T, nq) [rad/s]
+    applied every ``dt`` [s]. The commands are velocities, so the jerk (third derivative of
+    the joint position) is their second finite difference over dt^2:
+    ``||u_{t+1} - 2 u_t + u_{t-1}|| / dt^2`` -> (T-2,) (empty for T < 3)."""
+    u = np.asarray(actions, float)
+    if len(u) < 3:
+        return np.zeros(0)
+    return np.linalg.norm(u[2:] - 2.0 * u[1:-1] + u[:-2], axis=-1) / dt**2
+
+
+def shift_sequence(seq: np.ndarray, shift: float) -> np.ndarray:
+    """An input sequence (N, nq) advanced by ``shift`` of its own steps (fractional shifts
+    interpolate linearly; the last input is held), i.e. what it predicts from ``shift`` steps
+    later on. shift = 1 drops u_0 and repeats u_{N-1}."""
+    seq = np.asarray(seq, float)
+    n = len(seq)
+    pos = np.minimum(np.arange(n) + shift, n - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo)[:, None]
+    return (1.0 - w) * seq[lo] + w * seq[hi]
+
+
+def sequence_jumps(seqs: np.ndarray, shift: float = 1.0) -> np.ndarray:
+    """RMS distance [rad/s] between each selected sequence and the previous one advanced by
+    ``shift`` steps: seqs (T, N, nq) -> (T-1,). A NaN sequence (failed solve) gives NaN."""
+    seqs = np.asarray(seqs, float)
+    if len(seqs) < 2:
+        return np.zeros(0)
+    prev = np.stack([shift_sequence(s, shift) for s in seqs[:-1]])
+    return np.sqrt(np.mean((seqs[1:] - prev) ** 2, axis=(1, 2)))
+
+
+def count_mode_swaps(seqs: np.ndarray, threshold: float, shift: float = 1.0) -> int:
+    """Mode swaps of a closed loop: steps whose newly selected sequence is farther than
+    ``threshold`` (RMS, rad/s) from the previous sequence advanced by the elapsed time
+    (``shift`` = control period / sequence step). Steps next to a NaN sequence don't count."""
+    d = sequence_jumps(seqs, shift)
+    return int(np.sum(d[np.isfinite(d)] > threshold))
+
+
+def constraint_success(results: Sequence[EpisodeResult], tol: float) -> dict[str, Any]:
+    """Fraction [%] of episodes whose maximum obstacle penetration (fraction of the radius) is
+    <= tol, with its 95 % Wilson interval."""
+    n = len(results)
+    k = sum(r.max_penetration <= tol for r in results)
+    lo, hi = wilson_interval(k, n)
+    return {"SR [%]": 100.0 * k / max(n, 1), "95% CI": f"[{100 * lo:.1f}, {100 * hi:.1f}]"}
+
+
+# ----------------------------------------------------------------------------- more plots
+def plot_cdf(values: dict[str, np.ndarray], path: Path, xlabel: str, title: str = "",
+             scale: float = 1.0) -> None:
+    """Empirical CDFs (one step curve per key) of ``scale * values``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    for name, v in values.items():
+        v = np.sort(scale * np.asarray(v, float).ravel())
+        if v.size:
+            ax.step(np.concatenate([[0.0], v]), np.arange(v.size + 1) / v.size, where="post",
+                    label=name)
+    top = max((float(np.max(v)) * scale for v in values.values() if np.size(v)), default=0.0)
+    ax.set(xlabel=xlabel, ylabel="fraction of episodes", ylim=(0, 1.02), title=title,
+           xlim=(0, max(1.05 * top, 1e-3 * scale)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_position_heatmaps(points: dict[str, np.ndarray], path: Path, title: str = "",
+                           target: np.ndarray | None = None,
+                           obstacle: tuple[np.ndarray, float] | None = None,
+                           bins: int = 60) -> None:
+    """Log-density 2D histograms of 3D points (M, 3) [m] on the x-y and x-z planes, one row
+    per key (the paper's Fig. 2); ``target`` (3,) is marked with a star, ``obstacle`` (centre,
+    radius) drawn as a circle. All rows share the axis ranges."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    points = {k: np.asarray(v, float).reshape(-1, 3) for k, v in points.items() if len(v)}
+    if not points:
+        return
+    allp = np.concatenate(list(points.values()))
+    lo, hi = allp.min(axis=0) - 0.05, allp.max(axis=0) + 0.05
+    if obstacle is not None:
+        lo = np.minimum(lo, np.asarray(obstacle[0]) - obstacle[1])
+        hi = np.maximum(hi, np.asarray(obstacle[0]) + obstacle[1])
+    if target is not None:
+        lo = np.minimum(lo, np.asarray(target) - 0.05)
+        hi = np.maximum(hi, np.asarray(target) + 0.05)
+    fig, axes = plt.subplots(len(points), 2, figsize=(8, 3.4 * len(points)), squeeze=False,
+                             constrained_layout=True)
+    for row, (name, p) in enumerate(points.items()):
+        for col, (j, label) in enumerate(((1, "y"), (2, "z"))):
+            ax = axes[row, col]
+            h, xe, ye = np.histogram2d(p[:, 0], p[:, j], bins=bins,
+                                       range=[[lo[0], hi[0]], [lo[j], hi[j]]], density=True)
+            h = np.where(h > 0, h, np.nan)
+            vmin = np.nanmin(h) if np.isfinite(h).any() else 1.0
+            mesh = ax.pcolormesh(xe, ye, h.T, norm=LogNorm(vmin=vmin), cmap="viridis")
+            if target is not None:
+                ax.plot(target[0], target[j], "r*", ms=12)
+            if obstacle is not None:
+                ax.add_patch(plt.Circle((obstacle[0][0], obstacle[0][j]), obstacle[1],
+                                        fill=False, ec="tab:red", ls="--"))
+            ax.set(xlabel="x [m]", ylabel=f"{label} [m]", aspect="equal")
+            ax.set_title(f"{name}: x-{label}", fontsize=9)
+            fig.colorbar(mesh, ax=ax, label="density (log)")
+    fig.suptitle(title or "end-effector position density of open-loop sequences")
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,705 @@
+"""``ampczoo bench kuka``: MPC vs LSM vs DAMPC on the KUKA tracking envs (the paper's tables).
+
+Every method runs in closed loop on the same episodes (reset seeds ``seed .. seed+n-1``, so
+the same start/goal pairs), in the kinematic simulation at ``--control-dt`` (default 0.02 s,
+5 s episodes); the MPC expert is re-solved at every control step. A *method* is a
+(checkpoint, inference options) pair, see :data:`METHODS`; a row whose checkpoint is missing
+(or does not fit the env) is skipped with a printed note.
+
+Tables (markdown + CSV, one ``env`` column; every success rate with its 95 % Wilson interval):
+
+- ``table1_tracking`` (Table I): ATE [mm], ARE [deg], SR [%], TRT [s] (ATE/ARE/TRT over the
+  successful episodes) for MPC, LSM, DDPM-5, DDPM-5 +ES, DDPM-40 +G+ES, DDPM-5 +G+ES,
+  DDIM-5 +G+ES ("G" = gradient guidance nabla-G toward the previous sequence, "ES" = early-
+  stopped noise injection; ``N_I`` = diffusion steps of the checkpoint).
+- ``table3_smoothness`` (Table III), over the first ``--stats-seconds`` (2 s, as the paper)
+  of each episode: *mode swaps*: steps whose newly selected sequence is farther than
+  ``--mode-swap-threshold`` (default 0.25 rad/s, about 10 % of the 2.3 rad/s velocity limit;
+  RMS over the horizon and joints) from the previous selected sequence advanced by the elapsed
+  time (control_dt / sequence dt steps, interpolated; = one step when the two periods are
+  equal) -- mean per episode and as % of steps; *jerk*: the executed commands are joint
+  velocities u_t, so jerk_t = ||u_{t+1} - 2 u_t + u_{t-1}|| / control_dt^2 [rad s^-3], median
+  (and p90) over all steps of all episodes.
+- ``table5_sampling`` (Tables V + VI): DDPM-5 +G+ES with sampling none / cluster / cost / safe
+  (``--num-samples`` samples, default 100) next to MPC and LSM: tracking metrics and, on the
+  obstacle env, constraint-satisfaction SR = % of episodes whose maximum obstacle penetration
+  (fraction of the obstacle radius) is <= 10 % and <= 1 %. Plot ``penetration_cdf_<env>.png``:
+  CDF over episodes of the maximum closed-loop penetration, per method (Fig. 5, centre).
+- ``table4_timing`` (Tables IV + VII): ``act()`` wall time mean / p95 / max [ms] measured in the
+  closed loops (one warm-up call per method excluded), batch 1 or ``num_samples`` samples, on
+  CPU and -- when ``torch.cuda.is_available()`` -- on CUDA (``--timing-episodes`` extra episodes
+  per method), next to the MPC expert's warm closed-loop solve times of the same run, with the
+  speed-ups MPC p95 / method p95 and MPC max / method max. ``torch.set_num_threads(1)`` is set
+  for the whole run (at batch 1 intra-op threads only add contention; restored afterwards).
+- ``optimality_gap``: at the states a policy visits (every ``--gap-every``-th step of the first
+  ``--gap-episodes`` episodes), the expert cost (``MPCExpert.cost_batch``) of the policy's
+  selected sequence minus that of the expert's optimum there (best successful solve from a
+  random cold start and from the policy's sequence as initial guess) -- mean and median, and
+  the % of states where the policy's sequence is cheaper (by > 1e-6) than the solver's best
+  (a local optimum the solver missed; the cost ignores constraints).
+
+Plots: ``tracking_error_<env>.png`` (median, 10-90 % bands), ``penetration_cdf_<env>.png``,
+``heatmap_<env>.png`` (Fig. 2: log density of end-effector positions of open-loop sequences
+for the first episode's start/goal, each sequence rolled out kinematically with dt = 0.1 s:
+MPC from ``--heatmap-guesses`` random initial guesses, DAMPC ``--heatmap-samples`` samples,
+LSM its single prediction). ``episodes.json`` holds every episode's seed and metrics per
+method (keys ``<env>/<method>``), so two runs compare episode by episode.
+
+Example::
+
+    ampczoo bench kuka --env obstacle --episodes 200 --dampc runs/dampc/best \\
+        --dampc40 runs/dampc40/best --lsm runs/lsm/best
+    ampczoo bench kuka --quick            # 5 episodes, 20 samples, smaller plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ampczoo.benchmarks.common import (
+    EpisodeResult,
+    command_line,
+    constraint_success,
+    count_mode_swaps,
+    jerk_norms,
+    make_run_dir,
+    plot_cdf,
+    plot_position_heatmaps,
+    plot_tracking_errors,
+    run_episode,
+    sequence_jumps,
+    summarize_episodes,
+    write_episodes_json,
+    write_table,
+)
+from ampczoo.benchmarks.mpc import SolveRecorder
+
+ENVS = {"obstacle": "DAMPC-KukaTrackObstacle-v0", "free": "DAMPC-KukaTrack-v0"}
+CHECKPOINTS = ("lsm", "dampc", "dampc40")
+#: Sequence step [s] assumed for policies without a ``dt`` in their config (LSM): the MPC's.
+DEFAULT_SEQ_DT = 0.1
+#: Cost difference below which the policy's sequence counts as no better than the optimum.
+GAP_TOL = 1e-6
+
+
+def default_checkpoint(kind: str, env: str) -> str:
+    """Zoo name of a checkpoint kind for an env key: e.g. ``dampc-kuka-obstacle``."""
+    return f"{kind}-kuka" + ("-obstacle" if env == "obstacle" else "")
+
+
+@dataclass(frozen=True)
+class KukaBenchConfig:
+    """envs: keys of :data:`ENVS`. episodes: closed-loop episodes per method (seeds seed ..
+    seed+episodes-1). control_dt / episode_seconds: env step and episode length [s].
+    lsm / dampc / dampc40: checkpoint folders or zoo names (None = the env's zoo default).
+    methods: keys of :data:`METHODS` to run (empty = all). mpc_solver / mpc_compile: the
+    expert's solver and C-compilation. num_samples: L for cluster/cost/safe selection.
+    guidance_scale: nabla-G scale of the "+G" rows (None = the checkpoint's config value).
+    mode_swap_threshold: RMS [rad/s] of a mode swap. stats_seconds: window of Table III [s]
+    (0 = whole episode). gap_episodes / gap_every: states of the optimality gap.
+    heatmap_guesses / heatmap_samples / heatmap_dt: Fig. 2 analog. cuda: also time on CUDA
+    when available; timing_episodes: episodes of that timing run."""
+
+    envs: tuple[str, ...] = ("obstacle",)
+    episodes: int = 200
+    seed: int = 1000
+    control_dt: float = 0.02
+    episode_seconds: float = 5.0
+    lsm: str | None = None
+    dampc: str | None = None
+    dampc40: str | None = None
+    methods: tuple[str, ...] = ()
+    mpc_solver: str = "fatrop"
+    mpc_compile: bool = True
+    num_samples: int = 100
+    guidance_scale: float | None = None
+    mode_swap_threshold: float = 0.25
+    stats_seconds: float = 2.0
+    gap_episodes: int = 3
+    gap_every: int = 10
+    heatmap_guesses: int = 20
+    heatmap_samples: int = 200
+    heatmap_dt: float = 0.1
+    cuda: bool = True
+    timing_episodes: int = 3
+    out: str = "runs"
+
+    def checkpoint(self, kind: str, env: str) -> str:
+        return getattr(self, kind) or default_checkpoint(kind, env)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row: ``checkpoint`` ("mpc" | "lsm" | "dampc" | "dampc40") run with inference
+    options. guidance / early_stop / sampler / selection: DAMPC act() options; all_steps:
+    denoise with all N_I steps of the checkpoint (DDPM-40). tables: where the row appears."""
+
+    key: str
+    name: str
+    checkpoint: str
+    tables: tuple[str, ...]
+    guidance: bool = False
+    early_stop: bool = False
+    sampler: str = "ddpm"
+    selection: str = "none"
+    all_steps: bool = False
+
+    def act_kwargs(self, cfg: KukaBenchConfig) -> dict[str, Any]:
+        if self.checkpoint not in ("dampc", "dampc40"):
+            return {}
+        return {"sampler": self.sampler, "early_stop": self.early_stop,
+                "guidance_scale": cfg.guidance_scale if self.guidance else 0.0,
+                "selection": self.selection,
+                "num_samples": None if self.selection == "none" else cfg.num_samples}
+
+
+_T1, _T3, _T5, _T4 = "tracking", "smoothness", "sampling", "timing"
+METHODS: tuple[Method, ...] = (
+    Method("mpc", "MPC", "mpc", (_T1, _T3, _T5)),
+    Method("lsm", "LSM", "lsm", (_T1, _T3, _T5, _T4)),
+    Method("ddpm5", "DDPM-5", "dampc", (_T1, _T3, _T4)),
+    Method("ddpm5-es", "DDPM-5 +ES", "dampc", (_T1, _T3), early_stop=True),
+    Method("ddpm40-g-es", "DDPM-40 +G+ES", "dampc40", (_T1, _T3, _T4), guidance=True,
+           early_stop=True, all_steps=True),
+    Method("ddpm5-g-es", "DDPM-5 +G+ES", "dampc", (_T1, _T3, _T5, _T4), guidance=True,
+           early_stop=True),
+    Method("ddim5-g-es", "DDIM-5 +G+ES", "dampc", (_T1, _T3, _T4), guidance=True,
+           early_stop=True, sampler="ddim"),
+    Method("cluster", "DDPM-5 +G+ES cluster", "dampc", (_T5, _T4), guidance=True,
+           early_stop=True, selection="cluster"),
+    Method("cost", "DDPM-5 +G+ES cost", "dampc", (_T5, _T4), guidance=True, early_stop=True,
+           selection="cost"),
+    Method("safe", "DDPM-5 +G+ES safe", "dampc", (_T5, _T4), guidance=True, early_stop=True,
+           selection="safe"),
+)
+METHOD_KEYS = tuple(m.key for m in METHODS)
+
+
+# ----------------------------------------------------------------------------- running
+class SequenceRecorder:
+    """Adapter for :func:`run_episode`: ``step(obs) -> (u_0, selected sequence or None)``;
+    keeps each step's observation and selected sequence (None: e.g. a failed MPC solve)."""
+
+    def __init__(self, policy: Any, step: Callable[[np.ndarray], tuple[np.ndarray, Any]]):
+        self.policy, self._step = policy, step
+        self.obs: list[np.ndarray] = []
+        self.seqs: list[np.ndarray | None] = []
+
+    @property
+    def n_failures(self) -> int:
+        return getattr(self.policy, "n_failures", 0)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.policy.reset(seed=seed)
+        self.obs, self.seqs = [], []
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        action, seq = self._step(obs)
+        self.obs.append(np.array(obs, float))
+        self.seqs.append(None if seq is None else np.array(seq, float))
+        return action
+
+
+def make_recorder(method: Method, policy: Any, cfg: KukaBenchConfig) -> SequenceRecorder:
+    """Recorder around the MPC expert (wrapped in a :class:`SolveRecorder`), an LSM or a
+    DAMPC policy called with the method's act() options."""
+    if method.checkpoint == "mpc":
+        rec = SolveRecorder(policy)
+
+        def step(obs):
+            u = rec.act(obs)
+            sol = policy.last_solution
+            return u, (sol.u if sol is not None and sol.success else None)
+
+        return SequenceRecorder(rec, step)
+    if method.checkpoint == "lsm":
+        def step(obs):
+            seq = policy.sample(obs)
+            return seq[0].copy(), seq
+
+        return SequenceRecorder(policy, step)
+    kwargs = method.act_kwargs(cfg)
+    return SequenceRecorder(policy, lambda obs: (policy.act(obs, **kwargs), policy.prev_sequence))
+
+
+def sequence_dt(policy: Any) -> float:
+    """Step [s] of a policy's predicted sequences (MPC/DAMPC config ``dt``; LSM: 0.1)."""
+    return float(getattr(policy.config, "dt", DEFAULT_SEQ_DT))
+
+
+def stack_sequences(seqs: Sequence[np.ndarray | None]) -> np.ndarray:
+    """(T, N, 7) with NaN where a step had no sequence; (0,) when none had."""
+    shape = next((s.shape for s in seqs if s is not None), None)
+    if shape is None:
+        return np.zeros(0)
+    return np.stack([np.full(shape, np.nan) if s is None else s for s in seqs])
+
+
+def smoothness_metrics(result: EpisodeResult, seqs: Sequence[np.ndarray | None],
+                       control_dt: float, seq_dt: float, cfg: KukaBenchConfig
+                       ) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-episode mode swaps / jerk over the Table III window -> (scalars, jerk norms)."""
+    T = len(result.actions)
+    if cfg.stats_seconds > 0:
+        T = min(T, max(1, round(cfg.stats_seconds / control_dt)))
+    jerk = jerk_norms(result.actions[:T], control_dt)
+    S = stack_sequences(seqs[:T])
+    shift = control_dt / seq_dt
+    swaps = count_mode_swaps(S, cfg.mode_swap_threshold, shift) if S.ndim == 3 else 0
+    jumps = sequence_jumps(S, shift) if S.ndim == 3 else np.zeros(0)
+    return {"mode_swaps": swaps, "mode_swap_steps_pct": 100.0 * swaps / max(T - 1, 1),
+            "max_sequence_jump": float(np.nanmax(jumps)) if np.isfinite(jumps).any() else 0.0,
+            "median_jerk": float(np.median(jerk)) if jerk.size else float("nan")}, jerk
+
+
+@dataclass
+class MethodRun:
+    """Closed-loop outcome of one method on one env."""
+
+    method: Method
+    results: list[EpisodeResult] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)
+    jerks: list[np.ndarray] = field(default_factory=list)
+    gap_states: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    solve_stats: dict[str, float] | None = None
+    n_steps: int | None = None  # N_I used
+    samples: int = 1
+
+
+def warm_up(rec: SequenceRecorder, env: Any, seed: int) -> None:
+    """One act() before timing (lazy torch init, first-call allocations)."""
+    obs, _ = env.reset(seed=seed)
+    rec.reset(seed=seed)
+    rec.act(obs)
+
+
+def run_method(method: Method, policy: Any, env: Any, cfg: KukaBenchConfig,
+               episodes: int, progress: str = "") -> MethodRun:
+    """Closed loops of one method on episodes ``cfg.seed + i``: results, smoothness metrics
+    and the states kept for the optimality gap."""
+    from tqdm.auto import tqdm
+
+    rec = make_recorder(method, policy, cfg)
+    if method.checkpoint != "mpc":
+        warm_up(rec, env, cfg.seed)
+    dt, seq_dt = env.unwrapped.control_dt, sequence_dt(policy)
+    run = MethodRun(method, n_steps=_inference_steps(policy),
+                    samples=method.act_kwargs(cfg).get("num_samples") or 1)
+    for i in tqdm(range(episodes), desc=progress or method.name, unit="ep", leave=False):
+        res = run_episode(env, rec, seed=cfg.seed + i)
+        extra, jerk = smoothness_metrics(res, rec.seqs, dt, seq_dt, cfg)
+        run.results.append(res)
+        run.extras.append(extra)
+        run.jerks.append(jerk)
+        if i < cfg.gap_episodes:
+            run.gap_states += [(o, s) for o, s in zip(rec.obs[::cfg.gap_every],
+                                                      rec.seqs[::cfg.gap_every], strict=True)
+                               if s is not None]
+    if method.checkpoint == "mpc":
+        run.solve_stats = rec.policy.stats()
+    return run
+
+
+def _inference_steps(policy: Any) -> int | None:
+    return getattr(policy.config, "num_inference_steps", None)
+
+
+def optimality_gaps(expert: Any, states: Sequence[tuple[np.ndarray, np.ndarray]],
+                    seed: int = 0) -> list[float]:
+    """cost(policy sequence) - cost(expert optimum) at each (obs, sequence), both evaluated
+    with ``expert.cost_batch``; the optimum is the best successful solve from a random cold
+    start and from the sequence itself as initial guess. States without a successful solve
+    or with another horizon are skipped."""
+    gaps = []
+    for k, (obs, seq) in enumerate(states):
+        if seq.shape != (expert.horizon, 7):
+            continue
+        expert.reset(seed=seed + k)
+        best = math.inf
+        for guess in ("random", seq):
+            sol = expert.solve(obs, initial_guess=guess)
+            if sol.success:
+                best = min(best, float(expert.cost_batch(obs, sol.u[None])[0]))
+        if math.isfinite(best):
+            gaps.append(float(expert.cost_batch(obs, seq[None])[0]) - best)
+    return gaps
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def load_checkpoints(cfg: KukaBenchConfig, env_key: str, obs_dim: int, device: str = "cpu",
+                     needed: Sequence[str] = CHECKPOINTS) -> tuple[dict[str, Any], list[str]]:
+    """{kind: policy} of the checkpoints that load and fit the env, and a note per skip."""
+    import ampczoo
+
+    want_type = {"lsm": "lsm", "dampc": "dampc", "dampc40": "dampc"}
+    policies, notes = {}, []
+    for kind in needed:
+        src = cfg.checkpoint(kind, env_key)
+        try:
+            pol = ampczoo.load_policy(src, device=device)
+        except (FileNotFoundError, ValueError) as exc:
+            notes.append(f"[{env_key}] --{kind} {src!r} not loaded, rows skipped: {exc}")
+            continue
+        problem = None
+        if pol.name != want_type[kind]:
+            problem = f"is a {pol.name!r} policy, expected {want_type[kind]!r}"
+        elif pol.config.obs_dim != obs_dim:
+            problem = f"has obs_dim {pol.config.obs_dim}, the env {obs_dim}"
+        if problem:
+            notes.append(f"[{env_key}] --{kind} {src!r} {problem}; rows skipped")
+            continue
+        policies[kind] = pol
+    return policies, notes
+
+
+def policy_for(method: Method, policies: dict[str, Any]) -> Any:
+    """The policy of a method, configured for it (DDPM-40: all N_I denoising steps; only
+    that row uses the dampc40 checkpoint, so the change stays local)."""
+    pol = policies[method.checkpoint]
+    if method.all_steps:
+        pol.config = replace(pol.config, num_inference_steps=pol.config.num_train_timesteps)
+    return pol
+
+
+# ----------------------------------------------------------------------------- heat map
+def ee_positions(q0: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:
+    """End-effector positions (L*(N+1), 3) [m] of input sequences U (L, N, 7) rolled out
+    kinematically from q0 (clipped to the joint limits, as the env does)."""
+    from ampczoo.robots.kuka import kuka_chain
+
+    chain = kuka_chain()
+    U = np.asarray(U, float)
+    Q = np.clip(q0 + dt * np.cumsum(U, axis=1), chain.lower, chain.upper)
+    Q = np.concatenate([np.broadcast_to(q0, (len(U), 1, 7)), Q], axis=1)
+    return chain.batch_ee_pose(Q.reshape(-1, 7))[0]
+
+
+def heatmap_points(env: Any, cfg: KukaBenchConfig, expert: Any, policies: dict[str, Any]
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """Open-loop end-effector positions for the first episode's start/goal, per method."""
+    from ampczoo.robots.kuka import parse_observation
+
+    obs, _ = env.reset(seed=cfg.seed)
+    ob = parse_observation(obs)
+    seqs: dict[str, np.ndarray] = {}
+    if expert is not None:
+        sols = []
+        for k in range(cfg.heatmap_guesses):
+            expert.reset(seed=cfg.seed + k)
+            sol = expert.solve(obs, initial_guess="random")
+            if sol.success:
+                sols.append(sol.u)
+        if sols:
+            seqs[f"MPC ({len(sols)}/{cfg.heatmap_guesses} guesses converged)"] = np.stack(sols)
+    if "dampc" in policies:
+        pol = policies["dampc"]
+        pol.reset(seed=cfg.seed)
+        seqs[f"DAMPC ({cfg.heatmap_samples} samples)"] = pol.sample(
+            obs, cfg.heatmap_samples, sampler="ddpm", early_stop=True, prev_sequence=None)
+    if "lsm" in policies:
+        seqs["LSM"] = policies["lsm"].sample(obs)[None]
+    pts = {k: ee_positions(ob.q, v, cfg.heatmap_dt) for k, v in seqs.items()}
+    obstacle = None if ob.obstacle is None else (np.array(ob.obstacle.centre),
+                                                 ob.obstacle.radius)
+    return pts, ob.target_pos, obstacle
+
+
+# ----------------------------------------------------------------------------- tables
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "-"
+
+
+def method_columns(env_key: str, run: MethodRun) -> dict[str, Any]:
+    m = run.method
+    dampc = m.checkpoint in ("dampc", "dampc40")
+    return {"env": env_key, "method": m.name, "N_I": run.n_steps if dampc else "-",
+            "∇G": _yes(m.guidance) if dampc else "-", "ES": _yes(m.early_stop) if dampc else "-"}
+
+
+def tracking_row(env_key: str, run: MethodRun) -> dict[str, Any]:
+    s = summarize_episodes(run.results)
+    return {**method_columns(env_key, run),
+            **{k: s[k] for k in ("ATE [mm]", "ARE [deg]", "SR [%]", "SR 95% CI", "TRT [s]",
+                                 "episodes", "self-collision [%]", "policy failures")}}
+
+
+def smoothness_row(env_key: str, run: MethodRun) -> dict[str, Any]:
+    jerk = np.concatenate(run.jerks) if run.jerks else np.zeros(0)
+    swaps = [e["mode_swaps"] for e in run.extras]
+    pct = [e["mode_swap_steps_pct"] for e in run.extras]
+    nan = float("nan")
+    return {**method_columns(env_key, run),
+            "mode swaps / episode": float(np.mean(swaps)) if swaps else nan,
+            "mode-swap steps [%]": float(np.mean(pct)) if pct else nan,
+            "median jerk [rad/s^3]": float(np.median(jerk)) if jerk.size else nan,
+            "p90 jerk [rad/s^3]": float(np.percentile(jerk, 90)) if jerk.size else nan}
+
+
+def sampling_row(env_key: str, run: MethodRun, obstacle: bool) -> dict[str, Any]:
+    row = tracking_row(env_key, run)
+    for k in ("N_I", "self-collision [%]", "policy failures"):
+        row.pop(k)
+    m = run.method
+    dampc = m.checkpoint in ("dampc", "dampc40")
+    row = {"env": env_key, "method": m.name.removesuffix(f" {m.selection}"),
+           "sampling": m.selection if dampc else "-",
+           **{k: v for k, v in row.items() if k not in ("env", "method")}}
+    if obstacle:
+        for tol in (0.10, 0.01):
+            c = constraint_success(run.results, tol)
+            row[f"{tol:.0%} pen. SR [%]"] = c["SR [%]"]
+            row[f"{tol:.0%} pen. 95% CI"] = c["95% CI"]
+    return row
+
+
+def timing_rows(env_key: str, runs: Sequence[MethodRun], device: str,
+                mpc: dict[str, float] | None) -> list[dict[str, Any]]:
+    """act() time rows (warm-up excluded) with speed-ups vs the MPC's warm solves."""
+    nan = float("nan")
+    rows = []
+    if mpc is not None and device == "cpu":
+        rows.append({"env": env_key, "method": "MPC (warm solve)", "device": "cpu",
+                     "samples": "-", "mean [ms]": mpc["warm solve mean [ms]"],
+                     "p95 [ms]": mpc["warm solve p95 [ms]"], "max [ms]": mpc["warm solve max [ms]"],
+                     "speed-up p95": 1.0, "speed-up max": 1.0})
+    for run in runs:
+        t = 1000.0 * np.concatenate([r.act_times for r in run.results])
+        mean, p95, mx = float(np.mean(t)), float(np.percentile(t, 95)), float(np.max(t))
+        rows.append({"env": env_key, "method": run.method.name, "device": device,
+                     "samples": run.samples, "mean [ms]": mean, "p95 [ms]": p95, "max [ms]": mx,
+                     "speed-up p95": mpc["warm solve p95 [ms]"] / p95 if mpc else nan,
+                     "speed-up max": mpc["warm solve max [ms]"] / mx if mpc else nan})
+    return rows
+
+
+def gap_row(env_key: str, run: MethodRun) -> dict[str, Any]:
+    g = np.array(run.gaps)
+    nan = float("nan")
+    return {"env": env_key, "method": run.method.name, "states": len(g),
+            "gap mean": float(g.mean()) if g.size else nan,
+            "gap median": float(np.median(g)) if g.size else nan,
+            "policy better [%]": 100.0 * float(np.mean(g < -GAP_TOL)) if g.size else nan}
+
+
+# ----------------------------------------------------------------------------- the benchmark
+@dataclass
+class EnvReport:
+    """Everything one env contributes to the run's tables."""
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    per_method: dict[str, list[EpisodeResult]] = field(default_factory=dict)
+    extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def selected_methods(cfg: KukaBenchConfig) -> list[Method]:
+    unknown = sorted(set(cfg.methods) - set(METHOD_KEYS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_KEYS)}")
+    return [m for m in METHODS if not cfg.methods or m.key in cfg.methods]
+
+
+def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
+    """All methods on one env: closed loops, gaps, CUDA timing, plots; returns the rows."""
+    import gymnasium as gym
+    import torch
+
+    import ampczoo  # noqa: F401  (registers the envs)
+    from ampczoo.experts.mpc import MPCConfig, MPCExpert
+
+    env = gym.make(ENVS[env_key], control_dt=cfg.control_dt,
+                   episode_seconds=cfg.episode_seconds)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    obstacle = env_key == "obstacle"
+    methods = selected_methods(cfg)
+    needed = sorted({m.checkpoint for m in methods} - {"mpc"})
+    policies, notes = load_checkpoints(cfg, env_key, obs_dim, "cpu", needed)
+    mpc_cfg = MPCConfig(solver=cfg.mpc_solver, compile=cfg.mpc_compile, obstacle=obstacle,
+                        seed=cfg.seed)
+    expert = MPCExpert(mpc_cfg)
+    gap_expert = MPCExpert(mpc_cfg)
+    report = EnvReport(notes=notes)
+    runs: list[MethodRun] = []
+    for m in methods:
+        if m.checkpoint != "mpc" and m.checkpoint not in policies:
+            report.notes.append(f"[{env_key}] skipped {m.name!r}: no --{m.checkpoint} checkpoint")
+            continue
+        pol = expert if m.checkpoint == "mpc" else policy_for(m, policies)
+        run = run_method(m, pol, env, cfg, cfg.episodes, progress=f"{env_key} | {m.name}")
+        run.gaps = optimality_gaps(gap_expert, run.gap_states, seed=cfg.seed)
+        runs.append(run)
+    mpc_stats = next((r.solve_stats for r in runs if r.solve_stats), None)
+    timed = [r for r in runs if _T4 in r.method.tables]
+    report.tables["tracking"] = [tracking_row(env_key, r) for r in runs if _T1 in r.method.tables]
+    report.tables["smoothness"] = [smoothness_row(env_key, r) for r in runs
+                                   if _T3 in r.method.tables]
+    report.tables["sampling"] = [sampling_row(env_key, r, obstacle) for r in runs
+                                 if _T5 in r.method.tables]
+    report.tables["timing"] = timing_rows(env_key, timed, "cpu", mpc_stats)
+    if cfg.cuda and torch.cuda.is_available():
+        report.tables["timing"] += timing_rows(
+            env_key, cuda_runs(env_key, env, cfg, [r.method for r in timed], obs_dim),
+            "cuda", mpc_stats)
+    report.tables["gap"] = [gap_row(env_key, r) for r in runs]
+    for r in runs:
+        report.per_method[f"{env_key}/{r.method.name}"] = r.results
+        report.extras[f"{env_key}/{r.method.name}"] = r.extras
+    _plots(env_key, env, cfg, out, runs, expert if any(r.method.checkpoint == "mpc"
+                                                        for r in runs) else None, policies)
+    env.close()
+    return report
+
+
+def cuda_runs(env_key: str, env: Any, cfg: KukaBenchConfig, methods: Sequence[Method],
+              obs_dim: int) -> list[MethodRun]:
+    """The timed methods again on CUDA (``cfg.timing_episodes`` episodes each)."""
+    needed = sorted({m.checkpoint for m in methods} - {"mpc"})
+    policies, _ = load_checkpoints(cfg, env_key, obs_dim, "cuda", needed)
+    runs = []
+    for m in methods:
+        if m.checkpoint in policies:
+            runs.append(run_method(m, policy_for(m, policies), env, cfg, cfg.timing_episodes,
+                                   progress=f"{env_key} | {m.name} | cuda"))
+    return runs
+
+
+def _plots(env_key: str, env: Any, cfg: KukaBenchConfig, out: Path, runs: list[MethodRun],
+           expert: Any, policies: dict[str, Any]) -> None:
+    per = {r.method.name: r.results for r in runs}
+    plot_tracking_errors(per, cfg.control_dt, out / f"tracking_error_{env_key}.png",
+                         title=f"{ENVS[env_key]}: end-effector error (median, 10-90 %)")
+    if env_key == "obstacle":
+        plot_cdf({k: [r.max_penetration for r in v] for k, v in per.items()},
+                 out / f"penetration_cdf_{env_key}.png", scale=100.0,
+                 xlabel="max. obstacle penetration per episode [% of radius]",
+                 title="closed-loop obstacle penetration (CDF)")
+    pts, target, obstacle = heatmap_points(env, cfg, expert, policies)
+    plot_position_heatmaps(pts, out / f"heatmap_{env_key}.png", target=target,
+                           obstacle=obstacle,
+                           title=f"{ENVS[env_key]}: open-loop end-effector density (seed "
+                                 f"{cfg.seed}, dt {cfg.heatmap_dt} s)")
+
+
+TABLE_FILES = {
+    "tracking": ("table1_tracking", "Table I: closed-loop tracking (ATE/ARE/TRT over successes)"),
+    "smoothness": ("table3_smoothness", "Table III: mode swaps and jerk"),
+    "sampling": ("table5_sampling", "Tables V + VI: sampling strategies, tracking and "
+                 "constraint satisfaction"),
+    "timing": ("table4_timing", "Tables IV + VII: act() time vs warm MPC solve"),
+    "gap": ("optimality_gap", "Optimality gap: expert cost of the policy's sequence minus "
+            "the expert optimum (open loop, visited states)"),
+}
+
+
+def run_kuka_benchmark(cfg: KukaBenchConfig) -> Path:
+    """Run the benchmark; returns the run folder ``<out>/bench-kuka-<date>/``."""
+    import torch
+
+    selected_methods(cfg)  # validate before creating the folder
+    out = make_run_dir("bench-kuka", cfg.out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reports = [bench_env(e, cfg, out) for e in cfg.envs]
+    finally:
+        torch.set_num_threads(threads)
+    notes = [n for r in reports for n in r.notes]
+    for n in notes:
+        print(f"note: {n}")
+    md = ""
+    for key, (name, title) in TABLE_FILES.items():
+        rows = [row for r in reports for row in r.tables.get(key, [])]
+        if rows:
+            md += write_table(rows, out, name, title=title) + "\n"
+    write_episodes_json(out / "episodes.json",
+                        {k: v for r in reports for k, v in r.per_method.items()},
+                        {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                        extras={k: v for r in reports for k, v in r.extras.items()})
+    skipped = "".join(f"- {n}\n" for n in notes)
+    (out / "README.md").write_text(f"Command: `{command_line()}`\n\n"
+                                   + (f"Skipped:\n\n{skipped}\n" if notes else "") + md)
+    print(md)
+    print(f"wrote {out}\ncommand: {command_line()}")
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = KukaBenchConfig()
+    p.add_argument("--env", default="obstacle", choices=[*ENVS, "all"],
+                   help="obstacle (default, the paper's headline comparison), free, or all")
+    p.add_argument("--episodes", type=int, default=d.episodes)
+    p.add_argument("--seed", type=int, default=d.seed, help="episode i uses reset seed SEED+i")
+    p.add_argument("--control-dt", type=float, default=d.control_dt)
+    p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
+    for kind in CHECKPOINTS:
+        p.add_argument(f"--{kind}", default=None, metavar="PATH_OR_NAME",
+                       help=f"checkpoint folder or zoo name (default: "
+                            f"{default_checkpoint(kind, 'obstacle')} / "
+                            f"{default_checkpoint(kind, 'free')})")
+    p.add_argument("--methods", nargs="+", default=[], choices=list(METHOD_KEYS),
+                   help="rows to run (default: all)")
+    p.add_argument("--mpc-solver", default=d.mpc_solver, choices=["fatrop", "ipopt"])
+    p.add_argument("--mpc-compile", action=argparse.BooleanOptionalAction, default=d.mpc_compile,
+                   help="compile the NLP to C (cached; the first build takes about a minute)")
+    p.add_argument("--num-samples", type=int, default=d.num_samples,
+                   help="samples of the cluster / cost / safe rows")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="scale of the +G rows (default: the checkpoint's)")
+    p.add_argument("--mode-swap-threshold", type=float, default=d.mode_swap_threshold,
+                   help="RMS jump [rad/s] counted as a mode swap")
+    p.add_argument("--stats-seconds", type=float, default=d.stats_seconds,
+                   help="window of the smoothness table [s] (0 = whole episode)")
+    p.add_argument("--gap-episodes", type=int, default=d.gap_episodes)
+    p.add_argument("--gap-every", type=int, default=d.gap_every)
+    p.add_argument("--heatmap-guesses", type=int, default=d.heatmap_guesses)
+    p.add_argument("--heatmap-samples", type=int, default=d.heatmap_samples)
+    p.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=d.cuda,
+                   help="also time on CUDA when available")
+    p.add_argument("--timing-episodes", type=int, default=d.timing_episodes)
+    p.add_argument("--quick", action="store_true",
+                   help="5 episodes, 20 samples, 1 gap episode, small heat map")
+    p.add_argument("--out", default=d.out)
+    p.set_defaults(func=_run)
+
+
+def config_from_args(args: argparse.Namespace) -> KukaBenchConfig:
+    cfg = KukaBenchConfig(
+        envs=tuple(ENVS) if args.env == "all" else (args.env,), episodes=args.episodes,
+        seed=args.seed, control_dt=args.control_dt, episode_seconds=args.episode_seconds,
+        lsm=args.lsm, dampc=args.dampc, dampc40=args.dampc40, methods=tuple(args.methods),
+        mpc_solver=args.mpc_solver, mpc_compile=args.mpc_compile, num_samples=args.num_samples,
+        guidance_scale=args.guidance_scale, mode_swap_threshold=args.mode_swap_threshold,
+        stats_seconds=args.stats_seconds, gap_episodes=args.gap_episodes,
+        gap_every=args.gap_every, heatmap_guesses=args.heatmap_guesses,
+        heatmap_samples=args.heatmap_samples, cuda=args.cuda,
+        timing_episodes=args.timing_episodes, out=args.out)
+    if args.quick:
+        cfg = replace(cfg, episodes=min(cfg.episodes, 5), num_samples=min(cfg.num_samples, 20),
+                      gap_episodes=min(cfg.gap_episodes, 1), timing_episodes=1,
+                      heatmap_guesses=min(cfg.heatmap_guesses, 8),
+                      heatmap_samples=min(cfg.heatmap_samples, 50))
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> int:
+    run_kuka_benchmark(config_from_args(args))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ampczoo bench kuka")
+    add_arguments(p)
+    return _run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

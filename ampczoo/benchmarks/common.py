@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ampczoo.policies.sequence import shift_sequence
+
 SUCCESS_POS = 0.020  # [m]
 SUCCESS_ROT = math.radians(5.7)  # [rad]
 
@@ -234,19 +236,6 @@ def jerk_norms(actions: np.ndarray, dt: float) -> np.ndarray:
     if len(u) < 3:
         return np.zeros(0)
     return np.linalg.norm(u[2:] - 2.0 * u[1:-1] + u[:-2], axis=-1) / dt**2
-
-
-def shift_sequence(seq: np.ndarray, shift: float) -> np.ndarray:
-    """An input sequence (N, nq) advanced by ``shift`` of its own steps (fractional shifts
-    interpolate linearly; the last input is held), i.e. what it predicts from ``shift`` steps
-    later on. shift = 1 drops u_0 and repeats u_{N-1}."""
-    seq = np.asarray(seq, float)
-    n = len(seq)
-    pos = np.minimum(np.arange(n) + shift, n - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n - 1)
-    w = (pos - lo)[:, None]
-    return (1.0 - w) * seq[lo] + w * seq[hi]
 
 
 def sequence_jumps(seqs: np.ndarray, shift: float = 1.0) -> np.ndarray:

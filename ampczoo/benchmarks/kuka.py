@@ -356,6 +356,8 @@ def load_checkpoints(cfg: KukaBenchConfig, env_key: str, obs_dim: int, device: s
         if problem:
             notes.append(f"[{env_key}] --{kind} {src!r} {problem}; rows skipped")
             continue
+        if hasattr(pol, "control_dt"):  # guidance target advanced by the env's period
+            pol.control_dt = cfg.control_dt
         policies[kind] = pol
     return policies, notes
 

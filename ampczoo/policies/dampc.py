@@ -35,6 +35,7 @@ from torch import nn
 from ampczoo.policies import diffusion
 from ampczoo.policies.normalization import Normalizer
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.policies.sequence import shift_sequence
 
 ACTION_DIM = 7
 SELECTIONS = ("none", "cost", "safe", "cluster")
@@ -58,7 +59,10 @@ class DAMPCConfig(PolicyConfig):
     early_stop / early_stop_fraction: no noise for steps i <= floor(fraction * K) (Eq. 14).
     num_samples: L, samples drawn when a selection other than "none" is used (and the default
     of :meth:`DAMPCPolicy.sample`). selection: default selection rule. num_clusters: clusters
-    of the "cluster" rule. dt: Euler step of the kinematic rollout for "safe"/"cost" [s].
+    of the "cluster" rule. dt: step of the predicted sequence (Euler step of the kinematic
+    rollout for "safe"/"cost") [s]. control_dt: period between act() calls [s] (None = dt);
+    the guidance target is the previous sequence advanced by control_dt / dt steps. Change it
+    on a loaded policy through the ``control_dt`` attribute.
     """
 
     type: str = "dampc"
@@ -84,6 +88,7 @@ class DAMPCConfig(PolicyConfig):
     selection: str = "none"
     num_clusters: int = 4
     dt: float = 0.1
+    control_dt: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "horizon", "hidden_dim", "num_layers", "time_embed_dim",
@@ -104,6 +109,8 @@ class DAMPCConfig(PolicyConfig):
         for name in ("ddim_eta", "snr_weight_floor", "guidance_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.control_dt is not None and not self.control_dt > 0:
+            raise ValueError(f"control_dt must be > 0 or None, got {self.control_dt}")
         for name in ("clip_sample_range", "snr_gamma", "dt"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -183,6 +190,7 @@ class DAMPCPolicy(PretrainedPolicy):
         self.register_buffer("alphas_cumprod", diffusion.alphas_cumprod(c.num_train_timesteps),
                              persistent=False)
         self.prev_sequence: np.ndarray | None = None
+        self.control_dt = c.dt if c.control_dt is None else c.control_dt
         self.rng = np.random.default_rng()
         self._generator: torch.Generator | None = None
         self._seed: int | None = None
@@ -246,11 +254,11 @@ class DAMPCPolicy(PretrainedPolicy):
         return seqs if batched else seqs[0]
 
     def _shifted_prev(self) -> np.ndarray | None:
-        """Previous executed sequence shifted by one step (drop u_0, repeat the last)."""
+        """Previous executed sequence advanced by the time since it was chosen
+        (``control_dt / dt`` steps, linear interpolation, last input held)."""
         if self.prev_sequence is None:
             return None
-        p = self.prev_sequence
-        return np.concatenate([p[1:], p[-1:]], axis=0)
+        return shift_sequence(self.prev_sequence, self.control_dt / self.config.dt)
 
     def _sample_normalized(self, obs: torch.Tensor, L: int, sampler: str | None,
                            guidance_scale: float | None, early_stop: bool | None,

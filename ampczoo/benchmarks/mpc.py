@@ -151,8 +151,9 @@ def run_mpc_benchmark(cfg: MPCBenchConfig) -> Path:
         optima_rows += _optima_rows(env, env_id, obstacle, cfg, MPCExpert, MPCConfig)
         env.close()
     md = write_table(rows, out, "mpc_closed_loop", title="MPC expert, closed loop")
-    md += "\n" + write_table(optima_rows, out, "local_optima",
-                             title=f"Distinct local optima from {cfg.guesses} random guesses")
+    if optima_rows:
+        md += "\n" + write_table(optima_rows, out, "local_optima",
+                                 title=f"Distinct local optima from {cfg.guesses} random guesses")
     write_episodes_json(out / "episodes.json", per_method,
                         {k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
     plot_tracking_errors(per_method, cfg.control_dt, out / "tracking_error.png",

@@ -28,7 +28,9 @@ derivative finite at theta = 0 at the price of a 1e-5 rad bias).
 Constraints: joint limits on every q_k, q^s; ``|u| <= VELOCITY_LIMIT``; self collision
 ``||c_i - c_j||^2 >= (r_i + r_j)^2`` for every pair of ``kuka_collision_model().pairs``;
 floor ``z(c_i) - r_i >= 0``; optional obstacle ``||c_i - o||^2 >= (r_i + r_o)^2`` (Eq. 17) for
-all spheres, at every k = 1..N (and every virtual state). Sphere centres come from
+all spheres, at every k = 1..N (and every virtual state); each radius sum is enlarged by
+``CONSTRAINT_MARGIN`` = 1 mm so that solver tolerance never produces a contact. Sphere
+centres come from
 :meth:`SerialChain.sphere_centres` with CasADi symbols.
 
 NLP layout (both solvers): stage-wise ``w = [X_0, U_0, X_1, U_1, ..., X_N]`` with the augmented
@@ -86,6 +88,9 @@ from ampczoo.robots.kuka import (
 NQ = 7
 NP = 23  # x_t (7) + p_d (3) + R_d (9) + obstacle centre (3) + radius (1)
 THETA_EPS = 1e-10
+#: Extra clearance [m] the MPC keeps on every collision constraint, so that an active
+#: constraint met only to the solver's tolerance is never a contact in the simulator.
+CONSTRAINT_MARGIN = 1e-3
 HSL_SOLVERS = ("ma27", "ma57", "ma77", "ma86", "ma97")
 SOLVERS = ("ipopt", "fatrop")
 FORMULATIONS = ("steady_state", "virtual_trajectory")
@@ -212,12 +217,12 @@ def _collision_rows(ca: Any, chain: Any, model: Any, q: Any, obst_c: Any | None,
     rows = []
     for i, j in model.pairs:
         d = centres[i] - centres[j]
-        rows.append(ca.sumsqr(d) - (r[i] + r[j] + SELF_COLLISION_MARGIN) ** 2)
+        rows.append(ca.sumsqr(d) - (r[i] + r[j] + SELF_COLLISION_MARGIN + CONSTRAINT_MARGIN) ** 2)
     for i in model.floor:
-        rows.append(centres[i][2] - r[i] - FLOOR_Z)
+        rows.append(centres[i][2] - r[i] - FLOOR_Z - CONSTRAINT_MARGIN)
     if obst_c is not None:
         for i, c in enumerate(centres):
-            rows.append(ca.sumsqr(c - obst_c) - (r[i] + obst_r) ** 2)
+            rows.append(ca.sumsqr(c - obst_c) - (r[i] + obst_r + CONSTRAINT_MARGIN) ** 2)
     return ca.vertcat(*rows)
 
 
@@ -358,7 +363,7 @@ def problem_hash(cfg: MPCConfig) -> str:
     key = (_CACHE_VERSION, CFLAGS, _cpu_id(), cfg.formulation, cfg.horizon, cfg.dt, cfg.q_weight,
            cfg.r_weight, cfg.w_pos, cfg.w_rot, cfg.obstacle, cfg.solver, ca.__version__,
            hashlib.sha256(KUKA_URDF.read_bytes()).hexdigest(), THETA_EPS, SELF_COLLISION_MARGIN,
-           FLOOR_Z, kuka_collision_model().pairs.tobytes().hex())
+           CONSTRAINT_MARGIN, FLOOR_Z, kuka_collision_model().pairs.tobytes().hex())
     return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 

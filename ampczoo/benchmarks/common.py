@@ -25,9 +25,7 @@ from typing import Any
 import numpy as np
 
 from ampczoo.policies.sequence import shift_sequence
-
-SUCCESS_POS = 0.020  # [m]
-SUCCESS_ROT = math.radians(5.7)  # [rad]
+from ampczoo.robots.kuka import SUCCESS_POS, SUCCESS_ROT
 
 
 @dataclass

@@ -12,6 +12,8 @@ from gymnasium import spaces
 from ampczoo.robots.kinematics import SerialChain, geodesic_angle
 from ampczoo.robots.kuka import (
     FLOOR_Z,
+    SUCCESS_POS,
+    SUCCESS_ROT,
     VELOCITY_LIMIT,
     Obstacle,
     batch_collision_free,
@@ -27,9 +29,6 @@ PHYSICS_TIMESTEP = 0.002
 #: Velocity-actuator gain of the "physics" simulation [N m s/rad]: 1000 gives a velocity time
 #: constant below 10 ms on every joint (200, build_mujoco_spec's default, lags ~40 ms on joint 2).
 PHYSICS_KV = 1000.0
-#: Success region (the paper's Table I): position error [m] and rotation error [rad] (5.7 deg).
-SUCCESS_POS = 0.020
-SUCCESS_ROT = 0.0995
 #: Bound of every position in the observation (robot reach is 1.31 m) [m].
 POS_BOUND = 2.0
 #: Candidates drawn per rejection-sampling round and the maximum number of rounds.
@@ -80,7 +79,8 @@ class KukaTrackEnv(gym.Env):
     **Info** (at reset and every step): ``pos_error`` [m], ``rot_error`` [rad],
     ``penetration`` (deepest robot-sphere penetration into the obstacle as a fraction of its
     radius; 0.0 without obstacle), ``self_collision`` (bool, any self/floor clearance < 0),
-    ``success`` (``pos_error < 0.020`` and ``rot_error < 0.0995`` rad = 5.7°),
+    ``success`` (``pos_error < 0.020`` and ``rot_error < 5.7°``: ``SUCCESS_POS`` and
+    ``SUCCESS_ROT`` of :mod:`ampczoo.robots.kuka`),
     ``reward_pos``, ``reward_rot``; steps add ``action_clipped`` and ``action_clipped_total``.
 
     **Episode end**: never terminated (``terminated`` is always False, also on success,

@@ -7,6 +7,7 @@ so that the environment, the MPC expert and the data pipeline share one definiti
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,10 @@ OBSTACLE_CENTRE = (0.55, 0.0, 0.45)
 OBSTACLE_RADIUS = 0.2
 #: Height of the mounting plane; robot spheres above link 2 must stay above it [m].
 FLOOR_Z = 0.0
+#: Success region of the tracking task (the paper's Table I): final position error [m] and
+#: final geodesic rotation error [rad] (5.7 deg).
+SUCCESS_POS = 0.020
+SUCCESS_ROT = math.radians(5.7)
 #: Extra clearance required between spheres of non-adjacent links [m].
 SELF_COLLISION_MARGIN = 0.0
 

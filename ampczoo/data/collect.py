@@ -60,7 +60,8 @@ class CollectConfig:
     snr: SNR_d of the exploration noise. sigma_min: minimum noise std [rad/s].
     max_output_error: drop samples whose output error at the artificial reference, as the
     paper's weighted average d_y / (w_pos + w_rot), exceeds this (paper: 0.01).
-    solver: "ipopt" | "fatrop".
+    solver: "ipopt" | "fatrop". cold_start: the expert's guess without warm start, "random"
+    (paper) or "state" (see :class:`~ampczoo.experts.MPCConfig`).
     control_dt: env step [s] (default = MPC dt: one sample per expert step).
     compile: compile the NLP to C. simulation: env simulation ("kinematic" | "physics").
     chunk_len: chunk length along time of the data arrays.
@@ -82,6 +83,7 @@ class CollectConfig:
     sigma_min: float = 0.35
     max_output_error: float = 0.01
     solver: str = "ipopt"
+    cold_start: str = "random"
     control_dt: float = 0.1
     compile: bool = True
     simulation: str = "kinematic"
@@ -161,7 +163,8 @@ class MPCBuilder:
         from ampczoo.experts import MPCConfig
 
         return MPCConfig(solver=config.solver, compile=config.compile,
-                         obstacle="Obstacle" in config.env, seed=config.seed)
+                         obstacle="Obstacle" in config.env, seed=config.seed,
+                         cold_start=config.cold_start)
 
     def build(self, config: CollectConfig) -> tuple[Any, Any]:
         import gymnasium as gym
@@ -557,6 +560,8 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-output-error", type=float, default=d.max_output_error,
         help="drop samples with output error d_y above this")
     add("--solver", choices=["ipopt", "fatrop"], default=d.solver)
+    add("--cold-start", choices=["random", "state"], default=d.cold_start,
+        help="expert's initial guess without warm start: random (paper) or the current state")
     add("--control-dt", type=float, default=d.control_dt, help="env step [s] (= MPC dt)")
     add("--simulation", choices=["kinematic", "physics"], default=d.simulation)
     add("--no-compile", action="store_true", help="do not compile the NLP to C")
@@ -571,7 +576,8 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
                          workers=args.workers, out=args.out, seed=args.seed, resume=args.resume,
                          backend=args.backend, ray_address=args.ray_address, snr=args.snr,
                          sigma_min=args.sigma_min, max_output_error=args.max_output_error,
-                         solver=args.solver, control_dt=args.control_dt,
+                         solver=args.solver, cold_start=args.cold_start,
+                         control_dt=args.control_dt,
                          simulation=args.simulation, compile=not args.no_compile,
                          flush_interval_s=args.flush_interval, builder=args.builder)
 

@@ -94,6 +94,7 @@ CONSTRAINT_MARGIN = 1e-3
 HSL_SOLVERS = ("ma27", "ma57", "ma77", "ma86", "ma97")
 SOLVERS = ("ipopt", "fatrop")
 FORMULATIONS = ("steady_state", "virtual_trajectory")
+COLD_STARTS = ("random", "state")
 _CACHE_VERSION = "2"
 #: C compiler flags of the compiled NLP functions (part of the cache key). No -ffast-math:
 #: it would change the numerics. -march=native measured ~6% faster warm solves than -O2
@@ -134,6 +135,11 @@ class MPCConfig:
     functions. max_iter: solver iteration limit. tol: solver convergence tolerance.
     obstacle: build the obstacle constraints (for the obstacle env; the observation must then
     carry the obstacle). seed: seed of the random initial guesses (None = OS entropy).
+    cold_start: initial guess of a solve without warm start (the first after ``reset`` or
+    after a failure): "random" (paper: u ~ U(+-limit), artificial reference ~ U(joint
+    limits), i.e. any IK solution of the target, a continuum of modes) or "state" (u = 0,
+    every q and the artificial reference at x_t: the local solution nearest the current
+    configuration, still multi-modal through noise and obstacles).
     """
 
     horizon: int = 20
@@ -150,8 +156,11 @@ class MPCConfig:
     tol: float = 1e-6
     obstacle: bool = False
     seed: int | None = None
+    cold_start: str = "random"
 
     def __post_init__(self) -> None:
+        if self.cold_start not in COLD_STARTS:
+            raise ValueError(f"unknown cold_start {self.cold_start!r}; choose {COLD_STARTS}")
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; choose from {SOLVERS}")
         if self.formulation not in FORMULATIONS:
@@ -467,10 +476,11 @@ def make_params(ob: KukaObservation) -> np.ndarray:
 class MPCExpert(Policy):
     """The MPC expert: ``act(obs)`` returns the first input of the optimal sequence.
 
-    After a failed solve the warm start is dropped, so the next solve is a random cold start.
+    After a failed solve the warm start is dropped, so the next solve is a cold start.
 
-    The first solve after :meth:`reset` starts from a uniformly random initial guess (this
-    is what makes the collected data multi-modal); later solves warm-start from the previous
+    The first solve after :meth:`reset` is a cold start (``config.cold_start``: by default a
+    uniformly random initial guess, which is what makes the paper's data multi-modal; "state"
+    starts at the current configuration); later solves warm-start from the previous
     solution shifted by one step. On a failed solve :meth:`act` returns zero velocity (the
     safe action: the robot holds its position) and increments ``n_failures``.
     """
@@ -528,7 +538,21 @@ class MPCExpert(Policy):
         initial_guess: None (warm start if available, else random), "random", "warm", an
         input sequence (N, 7) [rad/s], or a dict with ``u`` (N, 7) and optionally ``x_ref``
         (7,) [rad] (states are then the rollout of u from x_t, clipped to the joint limits;
-        x_ref defaults to its end). Array guesses are cold starts (no duals)."""
+        x_ref defaults to its end). Array guesses are cold starts (no duals).
+
+        With ``cold_start="state"``, a failed state cold start is retried once from a random
+        guess (fatrop fails repeatedly from some local guesses where a random one succeeds);
+        the returned solve_time covers both attempts."""
+        state_cold = (initial_guess is None and self._warm is None
+                      and self.config.cold_start == "state")
+        sol = self._solve(obs, initial_guess)
+        if state_cold and not sol.success:
+            first_time = sol.solve_time
+            sol = self._solve(obs, "random")
+            sol.solve_time += first_time
+        return sol
+
+    def _solve(self, obs: np.ndarray, initial_guess: Any) -> MPCSolution:
         ob = self._parse(obs)
         p = make_params(ob)
         w0, lam_x, lam_g, warm = self._initial_guess(ob.q, initial_guess)
@@ -588,8 +612,11 @@ class MPCExpert(Policy):
                              f"or a dict, got {guess!r}")
         if guess == "warm" and self._warm is None:
             raise ValueError("no warm start available (first solve after reset or a failure)")
-        if guess == "random" or self._warm is None:
+        if guess == "random" or (self._warm is None and self.config.cold_start == "random"):
             return self._random_guess(x_t), None, None, False
+        if self._warm is None:  # cold_start == "state"
+            zeros = np.zeros((self.config.horizon, NQ))
+            return self._guess_from_arrays(x_t, {"u": zeros, "x_ref": x_t}), None, None, False
         return (*self._shifted_warm(x_t), True)
 
     def _random_guess(self, x_t: np.ndarray) -> np.ndarray:

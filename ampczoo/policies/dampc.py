@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ampczoo.policies import diffusion
+from ampczoo.policies.features import ObservationInput, check_obs_features
 from ampczoo.policies.normalization import Normalizer
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.policies.sequence import shift_sequence
@@ -46,7 +47,10 @@ _UNSET: Any = object()
 class DAMPCConfig(PolicyConfig):
     """DAMPC configuration.
 
-    obs_dim: flat observation size (16, or 20 with obstacle). horizon: N [steps].
+    obs_dim: flat observation size (16, or 20 with obstacle). obs_features: "kinematic"
+    (default: the normalised observation plus :class:`~ampczoo.policies.features.KukaFeatures`,
+    FK, pose error and Jacobian terms) or "raw" (the paper's input, the normalised
+    observation only). horizon: N [steps].
     hidden_dim / num_layers: trunk MLP width and number of hidden layers (paper 1000 / 7).
     time_embed_dim: sinusoidal embedding size; time_hidden_dim / obs_hidden_dim: widths of the
     temporal and observation encoders (2-layer MLPs).
@@ -67,6 +71,7 @@ class DAMPCConfig(PolicyConfig):
 
     type: str = "dampc"
     obs_dim: int = 16
+    obs_features: str = "kinematic"
     horizon: int = 20
     hidden_dim: int = 256
     num_layers: int = 3
@@ -97,6 +102,7 @@ class DAMPCConfig(PolicyConfig):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_obs_features(self.obs_features, self.obs_dim)
         if self.time_embed_dim % 2:
             raise ValueError("time_embed_dim must be even")
         if self.num_train_timesteps % self.num_inference_steps:
@@ -132,13 +138,13 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class Denoiser(nn.Module):
     """f_theta^{x0}: (x_i (B, P), i (B,), obs_n (B, D)) -> x0 (B, P), P = N * 7."""
 
-    def __init__(self, c: DAMPCConfig):
+    def __init__(self, c: DAMPCConfig, obs_in_dim: int):
         super().__init__()
         P = c.horizon * ACTION_DIM
         self.time_dim = c.time_embed_dim
         self.time_mlp = nn.Sequential(nn.Linear(c.time_embed_dim, c.time_hidden_dim), nn.SiLU(),
                                       nn.Linear(c.time_hidden_dim, c.time_hidden_dim), nn.SiLU())
-        self.obs_mlp = nn.Sequential(nn.Linear(c.obs_dim, c.obs_hidden_dim), nn.SiLU(),
+        self.obs_mlp = nn.Sequential(nn.Linear(obs_in_dim, c.obs_hidden_dim), nn.SiLU(),
                                      nn.Linear(c.obs_hidden_dim, c.obs_hidden_dim), nn.SiLU())
         self.in_x = nn.Linear(P, c.hidden_dim)
         self.in_time = nn.Linear(c.time_hidden_dim, c.hidden_dim, bias=False)
@@ -186,7 +192,8 @@ class DAMPCPolicy(PretrainedPolicy):
         super().__init__(config or DAMPCConfig())
         c = self.config
         self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
-        self.net = Denoiser(c)
+        self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
+        self.net = Denoiser(c, self.obs_input.dim)
         self.register_buffer("alphas_cumprod", diffusion.alphas_cumprod(c.num_train_timesteps),
                              persistent=False)
         self.prev_sequence: np.ndarray | None = None
@@ -218,11 +225,15 @@ class DAMPCPolicy(PretrainedPolicy):
                 self._generator.manual_seed(self._seed)
         return self._generator
 
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) raw -> (B, obs_input.dim) network input."""
+        return self.obs_input(obs, self.normalizer.obs(obs))
+
     # ------------------------------------------------------------------ training
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Min-SNR-weighted x0 regression at a uniformly drawn step (global torch RNG)."""
         x0 = self.normalizer.u(batch["u_seq"])
-        obs_n = self.normalizer.obs(batch["obs"])
+        obs_n = self.encode(batch["obs"])
         t = torch.randint(0, self.config.num_train_timesteps, (len(x0),), device=x0.device)
         a = self.alphas_cumprod[t][:, None]
         x_t = a.sqrt() * x0 + (1.0 - a).sqrt() * torch.randn_like(x0)
@@ -271,7 +282,7 @@ class DAMPCPolicy(PretrainedPolicy):
         tables = diffusion.step_tables(sampler, c.num_train_timesteps, c.num_inference_steps,
                                        c.ddim_eta if sampler == "ddim" else 0.0)
         t = torch.tensor(tables.t, device=device)
-        obs_f = self.net.obs_features(self.normalizer.obs(obs))  # (B, H)
+        obs_f = self.net.obs_features(self.encode(obs))  # (B, H)
         if L > 1:
             obs_f = obs_f.repeat_interleave(L, dim=0)
         cond = self.net.time_features(t)[:, None] + obs_f[None]  # (K, B*L, H)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ampczoo.policies.features import ObservationInput, check_obs_features
 from ampczoo.policies.normalization import Normalizer
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
 
@@ -37,12 +38,15 @@ def mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> nn.Seque
 class LSMConfig(PolicyConfig):
     """LSM configuration.
 
-    obs_dim: flat env observation size (16, or 20 with the obstacle). horizon: N, length of
+    obs_dim: flat env observation size (16, or 20 with the obstacle). obs_features:
+    "kinematic" (normalised observation + FK/pose-error/Jacobian features, see
+    :mod:`ampczoo.policies.features`) or "raw" (normalised observation only). horizon: N, length of
     the predicted input sequence [steps]. hidden_dim / num_layers: MLP width and number of
     hidden layers."""
 
     type: str = "lsm"
     obs_dim: int = 16
+    obs_features: str = "kinematic"
     horizon: int = 20
     hidden_dim: int = 512
     num_layers: int = 6
@@ -52,6 +56,7 @@ class LSMConfig(PolicyConfig):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_obs_features(self.obs_features, self.obs_dim)
 
 
 class LSMPolicy(PretrainedPolicy):
@@ -65,18 +70,23 @@ class LSMPolicy(PretrainedPolicy):
         super().__init__(config or LSMConfig())
         c = self.config
         self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
-        self.net = mlp(c.obs_dim, c.hidden_dim, c.num_layers, c.horizon * ACTION_DIM)
+        self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
+        self.net = mlp(self.obs_input.dim, c.hidden_dim, c.num_layers, c.horizon * ACTION_DIM)
 
     def reset(self, seed: int | None = None) -> None:
         """Stateless: nothing to clear (``seed`` accepted for the common interface)."""
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """obs (B, obs_dim) raw -> predicted sequences (B, N, 7) [rad/s]."""
-        return self.normalizer.u_inverse(self.net(self.normalizer.obs(obs)))
+        return self.normalizer.u_inverse(self.net(self.encode(obs)))
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, obs_dim) raw -> (B, obs_input.dim) network input."""
+        return self.obs_input(obs, self.normalizer.obs(obs))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean squared error in normalised input space."""
-        pred = self.net(self.normalizer.obs(batch["obs"]))
+        pred = self.net(self.encode(batch["obs"]))
         loss = torch.mean((pred - self.normalizer.u(batch["u_seq"])) ** 2)
         return loss, {"mse": float(loss.detach())}
 

@@ -131,6 +131,26 @@ def test_multiple_local_optima(chain, expert, q_goal):
         check_solution(chain, s)
 
 
+def test_state_cold_start_is_deterministic_and_local(chain, expert, q_goal):
+    """cold_start="state": the first solve ignores the seed and its artificial reference is
+    nearer the start configuration than the random-guess optima (median)."""
+    obs = target_obs(chain, Q_START, q_goal)
+    local = MPCExpert(MPCConfig(compile=False, cold_start="state"))
+    sols = []
+    for seed in (0, 1):
+        local.reset(seed=seed)
+        sols.append(local.solve(obs))
+    check_solution(chain, sols[0])
+    np.testing.assert_allclose(sols[0].u, sols[1].u, atol=1e-9)
+    random_refs = []
+    for seed in range(6):
+        expert.reset(seed=seed)
+        sol = expert.solve(obs, initial_guess="random")
+        if sol.success:
+            random_refs.append(np.linalg.norm(sol.x_ref - Q_START))
+    assert np.linalg.norm(sols[0].x_ref - Q_START) < np.median(random_refs)
+
+
 def test_formulations_both_solve(chain, q_goal):
     for form in ("steady_state", "virtual_trajectory"):
         e = MPCExpert(MPCConfig(compile=False, formulation=form, seed=0))
@@ -166,7 +186,8 @@ def test_forced_failure_is_safe(chain, q_goal):
 
 @pytest.mark.parametrize("kwargs", [{"linear_solver": "ma27"}, {"linear_solver": "MA57"},
                                     {"solver": "snopt"}, {"formulation": "literal"},
-                                    {"horizon": 0}, {"dt": -0.1}, {"max_iter": 0}])
+                                    {"horizon": 0}, {"dt": -0.1}, {"max_iter": 0},
+                                    {"cold_start": "zero"}])
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError):
         MPCConfig(**kwargs)

@@ -36,11 +36,12 @@ def fit(policy, steps: int, lr: float = 3e-3, seed: int = 0):
 @pytest.fixture(scope="session")
 def toy_dampc() -> DAMPCPolicy:
     cfg = DAMPCConfig(obs_dim=TOY_OBS_DIM, horizon=TOY_N, hidden_dim=64, num_layers=2,
-                      time_hidden_dim=32, obs_hidden_dim=32)
+                      time_hidden_dim=32, obs_hidden_dim=32, obs_features="raw")
     return fit(DAMPCPolicy(cfg), 400)
 
 
 @pytest.fixture(scope="session")
 def toy_lsm() -> LSMPolicy:
-    cfg = LSMConfig(obs_dim=TOY_OBS_DIM, horizon=TOY_N, hidden_dim=32, num_layers=2)
+    cfg = LSMConfig(obs_dim=TOY_OBS_DIM, horizon=TOY_N, hidden_dim=32, num_layers=2,
+                    obs_features="raw")
     return fit(LSMPolicy(cfg), 200)

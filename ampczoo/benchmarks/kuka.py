@@ -100,7 +100,9 @@ class KukaBenchConfig:
     seed+episodes-1). control_dt / episode_seconds: env step and episode length [s].
     lsm / dampc / dampc40: checkpoint folders or zoo names (None = the env's zoo default).
     methods: keys of :data:`METHODS` to run (empty = all). mpc_solver / mpc_compile: the
-    expert's solver and C-compilation. num_samples: L for cluster/cost/safe selection.
+    expert's solver and C-compilation. mpc_cold_start: the expert's first guess after reset
+    ("state", as the zoo's demonstrations were collected, or "random", the paper's).
+    num_samples: L for cluster/cost/safe selection.
     guidance_scale: nabla-G scale of the "+G" rows (None = the checkpoint's config value).
     mode_swap_threshold: RMS [rad/s] of a mode swap. stats_seconds: window of Table III [s]
     (0 = whole episode). gap_episodes / gap_every: states of the optimality gap.
@@ -118,6 +120,7 @@ class KukaBenchConfig:
     methods: tuple[str, ...] = ()
     mpc_solver: str = "fatrop"
     mpc_compile: bool = True
+    mpc_cold_start: str = "state"
     num_samples: int = 100
     guidance_scale: float | None = None
     mode_swap_threshold: float = 0.25
@@ -525,7 +528,7 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
     needed = sorted({m.checkpoint for m in methods} - {"mpc"})
     policies, notes = load_checkpoints(cfg, env_key, obs_dim, "cpu", needed)
     mpc_cfg = MPCConfig(solver=cfg.mpc_solver, compile=cfg.mpc_compile, obstacle=obstacle,
-                        seed=cfg.seed)
+                        seed=cfg.seed, cold_start=cfg.mpc_cold_start)
     expert = MPCExpert(mpc_cfg)
     gap_expert = MPCExpert(mpc_cfg)
     report = EnvReport(notes=notes)
@@ -652,6 +655,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mpc-solver", default=d.mpc_solver, choices=["fatrop", "ipopt"])
     p.add_argument("--mpc-compile", action=argparse.BooleanOptionalAction, default=d.mpc_compile,
                    help="compile the NLP to C (cached; the first build takes about a minute)")
+    p.add_argument("--mpc-cold-start", default=d.mpc_cold_start, choices=["state", "random"],
+                   help="expert's first guess after reset (default: as the zoo's data)")
     p.add_argument("--num-samples", type=int, default=d.num_samples,
                    help="samples of the cluster / cost / safe rows")
     p.add_argument("--guidance-scale", type=float, default=None,
@@ -678,7 +683,8 @@ def config_from_args(args: argparse.Namespace) -> KukaBenchConfig:
         envs=tuple(ENVS) if args.env == "all" else (args.env,), episodes=args.episodes,
         seed=args.seed, control_dt=args.control_dt, episode_seconds=args.episode_seconds,
         lsm=args.lsm, dampc=args.dampc, dampc40=args.dampc40, methods=tuple(args.methods),
-        mpc_solver=args.mpc_solver, mpc_compile=args.mpc_compile, num_samples=args.num_samples,
+        mpc_solver=args.mpc_solver, mpc_compile=args.mpc_compile,
+        mpc_cold_start=args.mpc_cold_start, num_samples=args.num_samples,
         guidance_scale=args.guidance_scale, mode_swap_threshold=args.mode_swap_threshold,
         stats_seconds=args.stats_seconds, gap_episodes=args.gap_episodes,
         gap_every=args.gap_every, heatmap_guesses=args.heatmap_guesses,

@@ -34,7 +34,7 @@ from torch import nn
 
 from ampczoo.policies import diffusion
 from ampczoo.policies.features import ObservationInput, check_obs_features
-from ampczoo.policies.normalization import Normalizer
+from ampczoo.policies.normalization import Normalizer, check_action_normalization
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.policies.sequence import shift_sequence
 
@@ -50,7 +50,8 @@ class DAMPCConfig(PolicyConfig):
     obs_dim: flat observation size (16, or 20 with obstacle). obs_features: "kinematic"
     (default: the normalised observation plus :class:`~ampczoo.policies.features.KukaFeatures`,
     FK, pose error and Jacobian terms) or "raw" (the paper's input, the normalised
-    observation only). horizon: N [steps].
+    observation only). action_normalization: "joint_range" (default) or "element_zscore", see
+    :mod:`~ampczoo.policies.normalization`. horizon: N [steps].
     hidden_dim / num_layers: trunk MLP width and number of hidden layers (paper 1000 / 7).
     time_embed_dim: sinusoidal embedding size; time_hidden_dim / obs_hidden_dim: widths of the
     temporal and observation encoders (2-layer MLPs).
@@ -72,6 +73,7 @@ class DAMPCConfig(PolicyConfig):
     type: str = "dampc"
     obs_dim: int = 16
     obs_features: str = "kinematic"
+    action_normalization: str = "joint_range"
     horizon: int = 20
     hidden_dim: int = 256
     num_layers: int = 3
@@ -103,6 +105,7 @@ class DAMPCConfig(PolicyConfig):
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_obs_features(self.obs_features, self.obs_dim)
+        check_action_normalization(self.action_normalization)
         if self.time_embed_dim % 2:
             raise ValueError("time_embed_dim must be even")
         if self.num_train_timesteps % self.num_inference_steps:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ampczoo.policies.features import ObservationInput, check_obs_features
-from ampczoo.policies.normalization import Normalizer
+from ampczoo.policies.normalization import Normalizer, check_action_normalization
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
 
 ACTION_DIM = 7
@@ -40,13 +40,16 @@ class LSMConfig(PolicyConfig):
 
     obs_dim: flat env observation size (16, or 20 with the obstacle). obs_features:
     "kinematic" (normalised observation + FK/pose-error/Jacobian features, see
-    :mod:`ampczoo.policies.features`) or "raw" (normalised observation only). horizon: N, length of
+    :mod:`ampczoo.policies.features`) or "raw" (normalised observation only).
+    action_normalization: "joint_range" or "element_zscore" (:mod:`ampczoo.policies.normalization`).
+    horizon: N, length of
     the predicted input sequence [steps]. hidden_dim / num_layers: MLP width and number of
     hidden layers."""
 
     type: str = "lsm"
     obs_dim: int = 16
     obs_features: str = "kinematic"
+    action_normalization: str = "joint_range"
     horizon: int = 20
     hidden_dim: int = 512
     num_layers: int = 6
@@ -57,6 +60,7 @@ class LSMConfig(PolicyConfig):
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_obs_features(self.obs_features, self.obs_dim)
+        check_action_normalization(self.action_normalization)
 
 
 class LSMPolicy(PretrainedPolicy):

@@ -1,4 +1,10 @@
-"""Per-element z-score normalisation of observations and input sequences, kept as buffers.
+"""Normalisation of observations and input sequences, kept as buffers.
+
+Observations: per-element z-scores. Input sequences (``action_normalization``):
+"joint_range" (default) divides joint j at every horizon step by max |u_j| over the training
+sequences (zero-preserving, into [-1, 1], the usual diffusion-policy scaling); "element_zscore"
+z-scores every (step, joint) element -- this inflates the late horizon steps, whose spread is
+~1e-2 of the first step's, to the same weight as u_0.
 
 The statistics travel with the weights in model.safetensors (``normalizer.obs_mean`` ...),
 so a loaded policy accepts the env's raw flat observation.
@@ -9,6 +15,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+
+ACTION_NORMALIZATIONS = ("joint_range", "element_zscore")
+
+
+def check_action_normalization(mode: str) -> None:
+    """ValueError unless ``mode`` is one of ACTION_NORMALIZATIONS."""
+    if mode not in ACTION_NORMALIZATIONS:
+        raise ValueError(f"action_normalization must be one of {ACTION_NORMALIZATIONS}, "
+                         f"got {mode!r}")
+
+
+def action_scale(u_stats: dict[str, np.ndarray], mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) arrays (N, 7) of the input-sequence normalisation ``mode``."""
+    check_action_normalization(mode)
+    if mode == "element_zscore":
+        return np.asarray(u_stats["mean"]), np.asarray(u_stats["std"])
+    lo, hi = np.asarray(u_stats["min"]), np.asarray(u_stats["max"])
+    scale = np.maximum(np.abs(lo), np.abs(hi)).max(axis=0, keepdims=True)  # (1, 7)
+    scale = np.maximum(scale, 1e-6)
+    return np.zeros_like(lo), np.broadcast_to(scale, lo.shape).copy()
 
 
 class Normalizer(nn.Module):
@@ -24,10 +50,14 @@ class Normalizer(nn.Module):
         self.register_buffer("u_mean", torch.zeros(horizon, action_dim))
         self.register_buffer("u_std", torch.ones(horizon, action_dim))
 
-    def set_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
-        """stats: {"obs": {"mean", "std"}, "u_seq": {"mean", "std"}} of matching shapes."""
+    def set_stats(self, stats: dict[str, dict[str, np.ndarray]],
+                  action_normalization: str = "element_zscore") -> None:
+        """stats: {"obs": {"mean", "std"}, "u_seq": {"mean", "std"[, "min", "max"]}} of
+        matching shapes (``DemonstrationDataset.normalization_stats()``);
+        action_normalization: one of ACTION_NORMALIZATIONS (see the module docstring)."""
+        u_mean, u_std = action_scale(stats["u_seq"], action_normalization)
         pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
-                 ("u_mean", stats["u_seq"]["mean"]), ("u_std", stats["u_seq"]["std"]))
+                 ("u_mean", u_mean), ("u_std", u_std))
         for name, value in pairs:
             buf = getattr(self, name)
             t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)

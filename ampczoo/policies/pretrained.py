@@ -111,7 +111,8 @@ class PretrainedPolicy(Policy, nn.Module):
 
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         """Store train-split statistics (``DemonstrationDataset.normalization_stats()``)."""
-        self.normalizer.set_stats(stats)  # type: ignore[attr-defined]
+        mode = getattr(self.config, "action_normalization", "element_zscore")
+        self.normalizer.set_stats(stats, mode)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, directory: str | Path) -> Path:

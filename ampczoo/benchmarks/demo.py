@@ -1,6 +1,8 @@
-"""The main job of ``make demo``: the MPC expert on both KUKA envs.
+"""The main job of ``make demo``: the MPC expert and the shipped policies on both KUKA envs.
 
-Runs a few closed-loop episodes per env, prints the metrics table and writes into
+Runs a few closed-loop episodes per env with the MPC expert and with every zoo checkpoint of
+that env (:data:`ZOO_POLICIES`, those shipped in the package; a short leaderboard on the same
+start/goal pairs), prints the metrics table and writes into
 ``runs/demo-<date>/``: ``metrics.md/.csv``, ``episodes.json``, ``tracking_error.png`` and an
 MP4 (GIF if ffmpeg is unavailable) of one episode of the obstacle env.
 """
@@ -23,6 +25,9 @@ from ampczoo.benchmarks.common import (
 
 DEMO_ENVS = ("DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0")
 CONTROL_DT = 0.1  # the MPC's own rate [s]: one solve per step
+#: zoo checkpoints run by the demo per env (those present in ``ampczoo.list_policies()``).
+ZOO_POLICIES = {"DAMPC-KukaTrack-v0": ("dampc-kuka", "lsm-kuka"),
+                "DAMPC-KukaTrackObstacle-v0": ("dampc-kuka-obstacle", "lsm-kuka-obstacle")}
 
 
 def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
@@ -30,30 +35,45 @@ def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
     """Run the demo and return its run folder."""
     import gymnasium as gym
 
-    import ampczoo  # noqa: F401  (registers the envs)
+    import ampczoo  # registers the envs
     from ampczoo.experts import MPCConfig, MPCExpert
 
     out = make_run_dir("demo", out_root)
-    rows, per_env = [], {}
+    rows, per_method = [], {}
+    shipped = set(ampczoo.list_policies())
     for env_id in DEMO_ENVS:
         obstacle = "Obstacle" in env_id
         env = gym.make(env_id, control_dt=CONTROL_DT)
-        expert = MPCExpert(MPCConfig(solver=solver, obstacle=obstacle))
-        results = [run_episode(env, expert, seed=seed + i)
-                   for i in _progress(range(episodes), f"MPC on {env_id}")]
+        contenders = [(f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)))]
+        contenders += [(name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id]
+                       if name in shipped]
+        for label, policy in contenders:
+            results = [run_episode(env, policy, seed=seed + i)
+                       for i in _progress(range(episodes), f"{label} on {env_id}")]
+            per_method[f"{env_id} | {label}"] = results
+            rows.append({"env": env_id, "policy": label, **summarize_episodes(results)})
         env.close()
-        per_env[env_id] = results
-        rows.append({"env": env_id, "policy": f"MPC ({solver})", **summarize_episodes(results)})
-    table = write_table(rows, out, "metrics", title="MPC expert, closed loop (kinematic sim)")
-    write_episodes_json(out / "episodes.json", per_env, {"solver": solver, "seed": seed,
-                                                          "control_dt": CONTROL_DT})
-    plot_tracking_errors(per_env, CONTROL_DT, out / "tracking_error.png",
-                         title="MPC expert: end-effector error")
+    table = write_table(rows, out, "metrics", title="closed loop, kinematic sim, "
+                        f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}")
+    write_episodes_json(out / "episodes.json", per_method, {"solver": solver, "seed": seed,
+                                                             "control_dt": CONTROL_DT})
+    plot_tracking_errors(per_method, CONTROL_DT, out / "tracking_error.png",
+                         title="end-effector error")
     if video:
         _record_video(out, solver, seed)
     print(table)
     print(f"wrote {out}  (command: {command_line()})")
     return out
+
+
+def _load_zoo_policy(name: str):
+    """A zoo checkpoint on CPU, its guidance target advanced at the demo's control rate."""
+    import ampczoo
+
+    policy = ampczoo.load_policy(name, device="cpu").eval()
+    if hasattr(policy, "control_dt"):
+        policy.control_dt = CONTROL_DT
+    return policy
 
 
 def _progress(it, desc: str):

@@ -1,0 +1,31 @@
+"""The checkpoints shipped in the package load offline and drive their env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import ampczoo
+from ampczoo.benchmarks.demo import ZOO_POLICIES
+from ampczoo.robots.kuka import VELOCITY_LIMIT
+
+SHIPPED = [(env_id, name) for env_id, names in ZOO_POLICIES.items() for name in names]
+
+
+def test_every_demo_policy_is_shipped():
+    assert {name for _, name in SHIPPED} <= set(ampczoo.list_policies())
+
+
+@pytest.mark.parametrize(("env_id", "name"), SHIPPED)
+def test_shipped_policy_acts_in_its_env(env_id, name):
+    policy = ampczoo.load_policy(name, device="cpu")
+    env = gym.make(env_id, control_dt=0.1)
+    obs, _ = env.reset(seed=0)
+    policy.reset(seed=0)
+    assert policy.config.obs_dim == obs.shape[0]
+    for _ in range(3):
+        action = policy.act(obs)
+        assert action.shape == (7,) and np.all(np.isfinite(action))
+        assert np.all(np.abs(action) <= 1.5 * VELOCITY_LIMIT)
+        obs, *_ = env.step(action)

@@ -59,51 +59,53 @@ class KukaFeatures(nn.Module):
         super().__init__()
         chain = kuka_chain()
         self.damping = damping
+        joint_R = np.array([R for R, _ in chain.placements])  # (7, 3, 3)
+        axes = np.array(chain.axes)  # (7, 3) in joint frames
+        K = np.array([[[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]] for a in axes])
         buffers = {
-            "joint_R": torch.tensor(np.array([R for R, _ in chain.placements])),  # (7, 3, 3)
-            "joint_p": torch.tensor(np.array([p for _, p in chain.placements])),  # (7, 3)
-            "axes": torch.tensor(np.array(chain.axes)),  # (7, 3) in joint frames
-            "ee_R": torch.tensor(chain.ee_offset[0]),
-            "ee_p": torch.tensor(chain.ee_offset[1]),
+            "joint_R": joint_R,
+            "joint_p": np.array([p for _, p in chain.placements]),  # (7, 3)
+            "parent_axes": np.einsum("kij,kj->ki", joint_R, axes),  # axes in parent frames
+            "axis_K": K,
+            "axis_KK": K @ K,
+            "ee_R": chain.ee_offset[0],
+            "ee_p": chain.ee_offset[1],
+            "eye6": damping * np.eye(6),
         }
         for name, value in buffers.items():
-            self.register_buffer(name, value.float(), persistent=False)
-        K = skew(self.axes)
-        self.register_buffer("axis_K", K, persistent=False)
-        self.register_buffer("axis_KK", K @ K, persistent=False)
+            self.register_buffer(name, torch.tensor(value, dtype=torch.float32),
+                                 persistent=False)
 
     def kinematics(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q (B, 7) -> p_ee (B, 3), R_ee (B, 3, 3), joint origins (B, 7, 3), world joint
-        axes (B, 7, 3)."""
-        B = q.shape[0]
-        R = torch.eye(3, dtype=q.dtype, device=q.device).expand(B, 3, 3)
-        p = torch.zeros(B, 3, dtype=q.dtype, device=q.device)
+        axes (B, 7, 3). Few, batched torch ops (this runs at every ``act``)."""
         s, c = torch.sin(q)[..., None, None], torch.cos(q)[..., None, None]
         eye = torch.eye(3, dtype=q.dtype, device=q.device)
-        origins, axes = [], []
+        # local (B, 7, 3, 3): parent frame -> joint frame after rotating by q_i
+        local = self.joint_R @ (eye + s * self.axis_K + (1 - c) * self.axis_KK)
+        R = eye.expand(q.shape[0], 3, 3)
+        parents = []
         for i in range(NQ):
-            p = p + R @ self.joint_p[i]
-            R = R @ self.joint_R[i]
-            origins.append(p)
-            axes.append(R @ self.axes[i])
-            R = R @ (eye + s[:, i] * self.axis_K[i] + (1 - c[:, i]) * self.axis_KK[i])
-        return p + R @ self.ee_p, R @ self.ee_R, torch.stack(origins, 1), torch.stack(axes, 1)
+            parents.append(R)
+            R = R @ local[:, i]
+        R_par = torch.stack(parents, 1)  # (B, 7, 3, 3) frame of each joint's parent link
+        origins = torch.cumsum((R_par @ self.joint_p[..., None])[..., 0], dim=1)
+        axes = (R_par @ self.parent_axes[..., None])[..., 0]
+        return origins[:, -1] + R @ self.ee_p, R @ self.ee_R, origins, axes
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         q, p_d, R_d = obs[:, :NQ], obs[:, 7:10], rotation_from_6d(obs[:, 10:16])
         p_ee, R_ee, origins, axes = self.kinematics(q)
         e_p = p_d - p_ee
         E = R_d @ R_ee.transpose(1, 2)
-        e_r = 0.5 * torch.stack([E[:, 2, 1] - E[:, 1, 2], E[:, 0, 2] - E[:, 2, 0],
-                                 E[:, 1, 0] - E[:, 0, 1]], dim=-1)
+        A = E - E.transpose(1, 2)
+        e_r = 0.5 * torch.stack([A[:, 2, 1], A[:, 0, 2], A[:, 1, 0]], dim=-1)
         cos_theta = 0.5 * (E.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True) - 1.0)
-        jac = torch.cat([torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes],
-                        dim=-1).transpose(1, 2)  # (B, 6, 7)
-        e = torch.cat([e_p, e_r], dim=-1)
-        jte = (jac.transpose(1, 2) @ e[..., None])[..., 0]
-        jjt = jac @ jac.transpose(1, 2) + self.damping * torch.eye(6, dtype=q.dtype,
-                                                                    device=q.device)
-        dls = (jac.transpose(1, 2) @ torch.linalg.solve(jjt, e[..., None]))[..., 0]
+        jac_t = torch.cat([torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes],
+                          dim=-1)  # (B, 7, 6) = J^T
+        e = torch.cat([e_p, e_r], dim=-1)[..., None]
+        jte = (jac_t @ e)[..., 0]
+        dls = (jac_t @ torch.linalg.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, e))[..., 0]
         return torch.cat([torch.sin(q), torch.cos(q), p_ee, e_p, e_p.norm(dim=-1, keepdim=True),
                           e_r, cos_theta, jte, dls, origins.flatten(1)], dim=-1)
 

@@ -20,8 +20,13 @@ CAMERA = {"lookat": (0.3, 0.0, 0.5), "distance": 2.2, "azimuth": 135.0, "elevati
 
 
 def has_gpu() -> bool:
-    """True when an NVIDIA device or a DRI render node exists (EGL can be used)."""
-    return os.path.exists("/dev/nvidia0") or bool(glob.glob("/dev/dri/renderD*"))
+    """True when an NVIDIA device or a DRI render node exists and libEGL can be loaded (EGL
+    can be used). A GPU machine without libEGL (e.g. a bare CUDA image) gets False: MuJoCo
+    with ``MUJOCO_GL=egl`` fails at ``import mujoco`` there."""
+    import ctypes.util
+
+    device = os.path.exists("/dev/nvidia0") or bool(glob.glob("/dev/dri/renderD*"))
+    return device and ctypes.util.find_library("EGL") is not None
 
 
 def has_display() -> bool:

@@ -439,3 +439,16 @@ def test_render_without_mode_warns():
     env.reset(seed=0)
     with pytest.warns(UserWarning):
         assert env.render() is None
+
+
+def test_gpu_without_libegl_defaults_to_osmesa(monkeypatch):
+    """A CUDA machine without libEGL must not get MUJOCO_GL=egl (import mujoco fails there)."""
+    import ctypes.util
+
+    from ampczoo.envs import rendering
+
+    monkeypatch.setattr(rendering.os.path, "exists", lambda p: p == "/dev/nvidia0")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert not rendering.has_gpu()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
+    assert rendering.has_gpu()

@@ -7,7 +7,7 @@
 # picked early, worse closed-loop checkpoints in our runs, hence `last`.
 # Re-running continues an interrupted run (--resume) and then copies again.
 # Example (the shipped DAMPC of the obstacle env, see README):
-#   scripts/train_zoo.sh dampc data/kuka_obstacle_state.zarr dampc-kuka-obstacle 40000
+#   scripts/train_zoo.sh dampc data/kuka_obstacle_state.zarr dampc-kuka-obstacle 36000 --batch-size 1024
 set -euo pipefail
 policy=$1 data=$2 name=$3 steps=$4
 shift 4

@@ -29,3 +29,21 @@ def test_shipped_policy_acts_in_its_env(env_id, name):
         assert action.shape == (7,) and np.all(np.isfinite(action))
         assert np.all(np.abs(action) <= 1.5 * VELOCITY_LIMIT)
         obs, *_ = env.step(action)
+
+
+def test_shipped_actions_match_golden():
+    """Backward compatibility: the shipped weights, features and sampler still give the actions
+    recorded by scripts/regen_zoo_golden.py (rerun it after retraining a checkpoint on purpose)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("regen", root / "scripts/regen_zoo_golden.py")
+    regen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regen)
+    golden = json.loads(regen.GOLDEN.read_text())
+    assert set(golden) == {name for _, name in SHIPPED}
+    for env_id, name in SHIPPED:
+        np.testing.assert_allclose(regen.zoo_actions(env_id, name), golden[name], atol=1e-4,
+                                   err_msg=f"{name} no longer reproduces its golden actions")

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Train the refiners of `ampczoo bench constraints` (DiffOG dataset / refine, the no-PE and
+# matrix-learning ablations, the residual baseline) on a demonstration store, one after the
+# other, into runs/constraints-<name>/. Usage:
+#   scripts/train_constraints.sh DATA.zarr STEPS [BASE]      (BASE default lsm-kuka-obstacle)
+set -euo pipefail
+data=$1 steps=$2 base=${3:-lsm-kuka-obstacle}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+py=${PYTHON:-.venv/bin/python}
+common=(--data "$data" --epochs 1000 --steps "$steps" --batch-size 64 --lr 3e-4
+        --warmup-steps 50 --val-fraction 0.1)
+run() { name=$1; shift; [ -f "runs/constraints-$name/last/train_state.json" ] && extra=(--resume) || extra=();
+        $py -m ampczoo.cli train "$@" --out "runs/constraints-$name" "${common[@]}" "${extra[@]}"; }
+run diffog-dataset diffog --mode dataset
+run diffog-refine diffog --mode refine --base "$base"
+run matrix-dataset diffog --mode dataset --set q_mode=matrix
+run diffog-nope-dataset diffog --mode dataset --set positional_encoding=false
+run residual-dataset residual --mode dataset

@@ -53,6 +53,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     from ampczoo.benchmarks.kuka import add_arguments as add_kuka_arguments
 
     add_kuka_arguments(bench.add_parser("kuka", help="MPC vs LSM vs DAMPC: the paper's tables"))
+    from ampczoo.benchmarks.constraints import add_arguments as add_constraints_arguments
+
+    add_constraints_arguments(bench.add_parser(
+        "constraints", help="clipping / penalty / DiffOG / residual / LeTO under one bound"))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

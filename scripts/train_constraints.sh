@@ -16,3 +16,7 @@ run diffog-refine diffog --mode refine --base "$base"
 run matrix-dataset diffog --mode dataset --set q_mode=matrix
 run diffog-nope-dataset diffog --mode dataset --set positional_encoding=false
 run residual-dataset residual --mode dataset
+# LeTO (its own policy: LSTM + DTO layer, windows of T_s = 12; batch = windows)
+$py -m ampczoo.cli train leto --out runs/constraints-leto --data "$data" --epochs 1000 \
+  --steps "$steps" --batch-size 16 --lr 1e-3 --warmup-steps 50 --val-fraction 0.1 \
+  $([ -f runs/constraints-leto/last/train_state.json ] && echo --resume)

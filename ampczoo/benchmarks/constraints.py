@@ -10,7 +10,7 @@ Rows, per base policy (``--bases``: ``lsm`` = the zoo LSM, ``dampc`` = the zoo D
 early stopping, a jerky stochastic base): base, clipping, penalty (Table XI Robomimic
 defaults in normalised units), DiffOG-dataset, DiffOG-refine, DiffOG without positional
 encoding, static Q, matrix learning, residual; plus LeTO (its own policy). Checkpoints come
-from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/last`` written by
+from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/best`` (lowest validation loss) written by
 ``scripts/train_constraints.sh``; ``--leto`` for LeTO); a missing one is skipped and noted.
 
 Tables (markdown + CSV): ``constraints`` -- SR [%] with 95 % Wilson interval, ATE, the
@@ -56,8 +56,8 @@ REFINERS = {"diffog-dataset": "DiffOG-dataset", "diffog-refine": "DiffOG-refine"
 @dataclasses.dataclass(frozen=True)
 class ConstraintsBenchConfig:
     """episodes per row; seed of the first episode; control_dt [s]; bound (normalised per-step
-    change); bases; checkpoints: folder holding constraints-<name>/last; leto: LeTO checkpoint
-    ("" = <checkpoints>/constraints-leto/last); ablation_episodes; speed_batch; out."""
+    change); bases; checkpoints: folder holding constraints-<name>/best; leto: LeTO checkpoint
+    ("" = <checkpoints>/constraints-leto/best); ablation_episodes; speed_batch; out."""
 
     episodes: int = 50
     seed: int = 1000
@@ -147,7 +147,8 @@ def _episodes(env: Any, policy: Any, cfg: ConstraintsBenchConfig, n: int,
 
 
 def _checkpoint(cfg: ConstraintsBenchConfig, name: str) -> Path | None:
-    path = Path(cfg.checkpoints) / f"constraints-{name}" / "last"
+    """The validation-selected weights (``best/``) of a training run, else None."""
+    path = Path(cfg.checkpoints) / f"constraints-{name}" / "best"
     return path if (path / "config.json").is_file() else None
 
 
@@ -170,7 +171,7 @@ def _methods(cfg: ConstraintsBenchConfig, base: Any, scale: np.ndarray,
     for key, label in REFINERS.items():
         path = _checkpoint(cfg, key)
         if path is None:
-            notes.append(f"{label}: no checkpoint {cfg.checkpoints}/constraints-{key}/last")
+            notes.append(f"{label}: no checkpoint {cfg.checkpoints}/constraints-{key}/best")
             continue
         wrapped = ChunkRefiner.wrap(base, path) if key.startswith("residual") else \
             DiffOG.wrap(base, path)
@@ -365,7 +366,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bases", nargs="+", default=list(d.bases),
                    help="lsm, dampc (no early stopping) or a checkpoint / zoo name")
     p.add_argument("--checkpoints", default=d.checkpoints,
-                   help="folder with constraints-<name>/last (scripts/train_constraints.sh)")
+                   help="folder with constraints-<name>/best (scripts/train_constraints.sh)")
     p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder")
     p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
     p.add_argument("--speed-batch", type=int, default=d.speed_batch)

@@ -10,7 +10,8 @@ Rows, per base policy (``--bases``: ``lsm`` = the zoo LSM, ``dampc`` = the zoo D
 early stopping, a jerky stochastic base): base, clipping, penalty (Table XI Robomimic
 defaults in normalised units), DiffOG-dataset, DiffOG-refine, DiffOG without positional
 encoding, static Q, matrix learning, residual; plus LeTO (its own policy). Checkpoints come
-from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/best`` (lowest validation loss) written by
+from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/best``, the lowest
+validation loss, written by
 ``scripts/train_constraints.sh``; ``--leto`` for LeTO); a missing one is skipped and noted.
 
 Tables (markdown + CSV): ``constraints`` -- SR [%] with 95 % Wilson interval, ATE, the

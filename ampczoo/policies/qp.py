@@ -123,7 +123,11 @@ def solve_qp(Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Ten
             raise ValueError(f"QP input {name} contains NaN/inf")
     check_bounds(lower, upper, "QP bounds")
     Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
-    solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
+    if backend == "proxsuite" and not needs_grad:
+        solver = _solve_proxsuite_nograd  # same solver and settings, no autograd machinery
+    else:
+        solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers
     args = [_guard(t.to("cpu", torch.float64), backend) for t in (Q, p, G, lower, upper)]
     z = solver(*args)
     if not torch.isfinite(z).all():
@@ -173,6 +177,24 @@ def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
     empty = torch.empty(0, dtype=torch.float64)
     fn = QPFunction(eps=1e-10, maxIter=2000, eps_backward=1e-10, omp_parallel=False)
     z, _, _ = fn(Q, p, empty, empty, G, lower, upper)
+    return z
+
+
+def _solve_proxsuite_nograd(Q, p, G, lower, upper) -> torch.Tensor:
+    """Forward-only ProxQP solves (inference): the settings of :func:`_solve_proxsuite`."""
+    import proxsuite
+
+    B, n = p.shape
+    m = G.shape[1]
+    Qn, pn, Gn, ln, un = (t.detach().numpy() for t in (Q, p, G, lower, upper))
+    z = torch.empty(B, n, dtype=torch.float64)
+    for i in range(B):
+        solver = proxsuite.proxqp.dense.QP(n, 0, m)
+        solver.settings.eps_abs, solver.settings.max_iter = 1e-10, 2000
+        solver.settings.default_rho = solver.settings.refactor_rho_threshold = 5e-5
+        solver.init(H=Qn[i], g=pn[i], A=None, b=None, C=Gn[i], l=ln[i], u=un[i], rho=5e-5)
+        solver.solve()
+        z[i] = torch.from_numpy(solver.results.x)
     return z
 
 

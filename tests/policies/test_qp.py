@@ -92,3 +92,11 @@ def test_infeasible_and_bad_inputs_raise():
         qp.solve_qp(Q, p, G, lo, up, backend="qpth")
     with pytest.raises(ValueError, match="shapes"):
         qp.solve_qp(Q, p, G[:, :3], lo, up)
+
+
+def test_inference_path_equals_autograd_path():
+    Q, p, G, lo, up = _random_qp(bound=0.05)
+    with torch.no_grad():
+        fast = qp.solve_qp(Q, p, G, lo, up)
+    slow = qp.solve_qp(Q.clone().requires_grad_(), p, G, lo, up)
+    assert torch.allclose(fast, slow.detach(), atol=1e-8)

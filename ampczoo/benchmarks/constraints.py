@@ -19,8 +19,10 @@ action derivative du/dt [rad/s^2] over whole episodes (DiffOG appendix F: max ov
 joint averaged over joints; std over time per joint averaged; then the mean over episodes),
 the constraint-violation rate (% of steps after the first with any |du_j| > bound_j + 1e-6)
 and the largest violation, the intervention rate and mean change of the filter, and the refine
-time per chunk mean / p95 [ms] (batch 1); ``ablation_alpha_bound`` (Fig. 10: the DiffOG-dataset
-checkpoint with alpha / bound changed at inference only -- not retrained, unlike the paper);
+time per chunk mean / p95 [ms] (batch 1); ``fidelity`` (with ``--speed-data``: MSE of each
+refiner's output to held-out demonstrated chunks, and how often the demonstrations exceed the
+bound); ``ablation_alpha_bound`` (Fig. 10: the DiffOG-dataset checkpoint with alpha / bound
+changed at inference only -- not retrained, unlike the paper);
 ``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of each
 episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward, batch
 ``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data).
@@ -248,6 +250,7 @@ def run_constraints_benchmark(cfg: ConstraintsBenchConfig) -> Path:
     text = write_table(rows, out, "constraints", f"Constrained chunks on {ENV_ID} "
                        f"(bound {cfg.bound} normalised, {cfg.episodes} episodes per row)")
     text += _ablations(cfg, env, out, scale, notes)
+    text += _fidelity_table(cfg, out, scale)
     text += _speed_table(cfg, out)
     _plot(rows, out / "constraints.png")
     write_episodes_json(out / "episodes.json", per_method, dataclasses.asdict(cfg), extras)
@@ -332,6 +335,43 @@ def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
                        "measured")
 
 
+def _fidelity_table(cfg: ConstraintsBenchConfig, out: Path, scale: np.ndarray) -> str:
+    """Open-loop fidelity on the val split of ``--speed-data`` (the split the trainer held
+    out, seed 0, 10 %): MSE (normalised) between the refined and the demonstrated chunk
+    (dataset-mode input), and how often the demonstrations themselves exceed the bound."""
+    if not cfg.speed_data:
+        return ""
+    import torch
+
+    from ampczoo.data.dataset import DemonstrationDataset
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+    from ampczoo.policies.registry import load_policy
+
+    ds = DemonstrationDataset(cfg.speed_data, "val", 0.1, 0)
+    idx = np.random.default_rng(0).permutation(len(ds))[:512]
+    u = torch.from_numpy(ds.u_seq[idx, :16].astype(np.float32))
+    a = u / torch.as_tensor(scale, dtype=torch.float32)
+    steps = np.abs(np.diff(a.numpy(), axis=1))
+    static = DiffOG(DiffOGConfig(q_mode="static", bound=cfg.bound))
+    refiners: dict[str, Any] = {"static Q": static}
+    for key, label in REFINERS.items():
+        path = _checkpoint(cfg, key)
+        if path is not None:
+            refiners[label] = _with(load_policy(path, device="cpu"), bound=cfg.bound) \
+                if not key.startswith("residual") else load_policy(path, device="cpu")
+    rows = [{"method": "demonstrations", "val chunks": len(idx),
+             "steps over bound [%]": float(np.mean(steps > cfg.bound + 1e-6) * 100.0)}]
+    for label, ref in refiners.items():
+        with torch.no_grad():
+            y = torch.cat([ref.refine_normalized(a[i:i + 128]) for i in range(0, len(a), 128)])
+        d = np.abs(np.diff(y.numpy(), axis=1))
+        rows.append({"method": label, "val chunks": len(idx),
+                     "MSE to demo (normalised)": float(torch.mean((y - a) ** 2)),
+                     "steps over bound [%]": float(np.mean(d > cfg.bound + 1e-6) * 100.0)})
+    return write_table(rows, out, "fidelity", "Open-loop fidelity on held-out demonstration "
+                       f"chunks (first 16 steps, {cfg.speed_data})")
+
+
 def _train_samples(cfg: ConstraintsBenchConfig) -> int:
     if not cfg.speed_data:
         return 0
@@ -372,7 +412,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
     p.add_argument("--speed-batch", type=int, default=d.speed_batch)
     p.add_argument("--speed-data", default=d.speed_data,
-                   help="store whose train split sizes the implied epoch time")
+                   help="demonstration store: sizes the implied epoch time and gives the "
+                   "held-out chunks of the fidelity table")
     p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run)

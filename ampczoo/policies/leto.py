@@ -125,6 +125,8 @@ class LeTOPolicy(PretrainedPolicy):
         self.register_buffer("D", qp.diff_matrix(c.chunk_len, self.dc) @ S, persistent=False)
         self.register_buffer("A_inte", qp.integration_matrix(c.chunk_len, self.dc, c.dt),
                              persistent=False)
+        #: plans whose continuity row was dropped (infeasible), over the policy's lifetime
+        self.n_continuity_dropped = 0
         self.reset()
 
     @property
@@ -216,7 +218,6 @@ class LeTOPolicy(PretrainedPolicy):
         self._steps = 0
         self._plan: list[np.ndarray] = []
         self.prev_action: np.ndarray | None = None
-        self.n_continuity_dropped = 0
 
     @torch.no_grad()
     def act_chunk(self, obs: Any) -> np.ndarray:

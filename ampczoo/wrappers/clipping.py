@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.wrappers.chunk import ChangeBoundFilter
+from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
 
 
 def clip_chunk(c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray, hi: np.ndarray,
@@ -38,8 +38,9 @@ class ClippingPolicy(ChangeBoundFilter):
         return clip_chunk(c, prev, lo, hi)
 
 
-def ClipActionChange(env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None,
-                     ) -> gym.ActionWrapper:
+class ClipActionChange(ActionChangeWrapper):
     """``gymnasium.ActionWrapper`` clipping the change between consecutive env actions to
     [min_delta, max_delta] (raw units; min_delta defaults to -max_delta)."""
-    return ClippingPolicy(None, max_delta, min_delta, dims).env_wrapper(env)
+
+    def __init__(self, env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None):
+        super().__init__(env, ClippingPolicy(None, max_delta, min_delta, dims).refine)

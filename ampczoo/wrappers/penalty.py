@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.wrappers.chunk import ChangeBoundFilter
+from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
 
 #: Table XI of the DiffOG paper: task family -> (step size eta, tolerance, max iterations).
 TABLE_XI = {"robomimic": (0.03, 0.004, 10000), "push-t": (0.1, 0.1, 1000),
@@ -62,10 +62,13 @@ class PenaltyPolicy(ChangeBoundFilter):
         return out
 
 
-def PenaltyActionChange(env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None,
-                        action_scale: Any = 1.0, step_size: float = 0.03, tol: float = 0.004,
-                        max_iter: int = 10000) -> gym.ActionWrapper:
+class PenaltyActionChange(ActionChangeWrapper):
     """``gymnasium.ActionWrapper`` applying penalty-based optimisation to the change between
     consecutive env actions (see :class:`PenaltyPolicy`)."""
-    return PenaltyPolicy(None, max_delta, min_delta, dims, action_scale, step_size, tol,
-                         max_iter).env_wrapper(env)
+
+    def __init__(self, env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None,
+                 action_scale: Any = 1.0, step_size: float = 0.03, tol: float = 0.004,
+                 max_iter: int = 10000):
+        self.filter = PenaltyPolicy(None, max_delta, min_delta, dims, action_scale, step_size,
+                                    tol, max_iter)
+        super().__init__(env, self.filter.refine)

@@ -232,7 +232,3 @@ class ChangeBoundFilter(ChunkFilterPolicy):
         out[:, idx] = self.filter_selected(chunk[:, idx] / scale, prev, lo / scale,
                                            hi / scale) * scale
         return out
-
-    def env_wrapper(self, env: gym.Env) -> ActionChangeWrapper:
-        """This filter as a ``gymnasium.ActionWrapper`` on the change between env actions."""
-        return ActionChangeWrapper(env, self.refine)

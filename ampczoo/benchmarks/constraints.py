@@ -21,12 +21,14 @@ the constraint-violation rate (% of steps after the first with any |du_j| > boun
 and the largest violation, the intervention rate and mean change of the filter, and the refine
 time per chunk mean / p95 [ms] (batch 1); ``fidelity`` (with ``--speed-data``: MSE of each
 refiner's output to held-out demonstrated chunks, and how often the demonstrations exceed the
-bound); ``ablation_alpha_bound`` (Fig. 10: the DiffOG-dataset checkpoint with alpha / bound
-changed at inference only -- not retrained, unlike the paper);
+bound); ``ablation_alpha_bound`` (Fig. 10: DiffOG-dataset retrained per setting where
+``constraints-diffog-dataset-<alpha|bound><value>/best`` exists, otherwise the default
+checkpoint with alpha / bound changed at inference only; column "trained at");
 ``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of each
 episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward, batch
 ``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data).
-Plots: ``constraints.png``. ``episodes.json``: every episode of every row.
+``--tables`` runs a subset. Plots: ``constraints.png``. ``episodes.json``: every episode of
+every row.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ConstraintsBenchConfig:
     ablation_episodes: int = 20
     speed_batch: int = 64
     speed_data: str = ""
+    tables: tuple[str, ...] = ("main", "ablations", "fidelity", "speed")
     out: str = "runs"
 
 
@@ -224,8 +227,30 @@ def run_constraints_benchmark(cfg: ConstraintsBenchConfig) -> Path:
     out = make_run_dir("bench-constraints", cfg.out)
     env = gym.make(ENV_ID, control_dt=cfg.control_dt)
     scale = _scale(cfg)
-    max_delta = cfg.bound * scale
     rows, per_method, extras, notes = [], {}, {}, []
+    text = ""
+    if "main" in cfg.tables:
+        text = _main_table(cfg, env, out, scale, rows, per_method, extras, notes)
+    if "ablations" in cfg.tables:
+        text += _ablations(cfg, env, out, scale, notes)
+    if "fidelity" in cfg.tables:
+        text += _fidelity_table(cfg, out, scale)
+    if "speed" in cfg.tables:
+        text += _speed_table(cfg, out)
+    if rows:
+        _plot(rows, out / "constraints.png")
+    write_episodes_json(out / "episodes.json", per_method, dataclasses.asdict(cfg), extras)
+    summary = "\n".join([text, *(f"- note: {n}" for n in notes), "", command_line()])
+    (out / "README.md").write_text(summary + "\n")
+    print(summary)
+    print(f"\nwritten to {out}\ncommand: {command_line()}")
+    return out
+
+
+def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
+                rows: list, per_method: dict, extras: dict, notes: list[str]) -> str:
+    """The ``constraints`` table: every method on every base, plus LeTO."""
+    max_delta = cfg.bound * scale
     for base_name in cfg.bases:
         base = _base(base_name)
         for name, policy in _methods(cfg, base, scale, notes).items():
@@ -247,18 +272,8 @@ def run_constraints_benchmark(cfg: ConstraintsBenchConfig) -> Path:
         per_method["LeTO"], extras["LeTO"] = res, per
     else:
         notes.append("LeTO: no checkpoint")
-    text = write_table(rows, out, "constraints", f"Constrained chunks on {ENV_ID} "
+    return write_table(rows, out, "constraints", f"Constrained chunks on {ENV_ID} "
                        f"(bound {cfg.bound} normalised, {cfg.episodes} episodes per row)")
-    text += _ablations(cfg, env, out, scale, notes)
-    text += _fidelity_table(cfg, out, scale)
-    text += _speed_table(cfg, out)
-    _plot(rows, out / "constraints.png")
-    write_episodes_json(out / "episodes.json", per_method, dataclasses.asdict(cfg), extras)
-    summary = "\n".join([text, *(f"- note: {n}" for n in notes), "", command_line()])
-    (out / "README.md").write_text(summary + "\n")
-    print(summary)
-    print(f"\nwritten to {out}\ncommand: {command_line()}")
-    return out
 
 
 def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
@@ -277,13 +292,17 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
     for key, value in settings:
         alpha = value if key == "alpha" else trained.config.alpha
         bound = value if key == "bound" else cfg.bound
-        pol = DiffOG.wrap(base, path)
-        pol.refiner = _with(trained, alpha=alpha, bound=bound)
+        retrained = _checkpoint(cfg, f"diffog-dataset-{key}{value:g}")
+        pol = DiffOG.wrap(base, retrained or path)
+        used = pol.refiner.config  # what the checkpoint was trained with
+        pol.refiner = _with(pol.refiner, alpha=alpha, bound=bound)
         res = _episodes(env, pol, cfg, cfg.ablation_episodes)
         row, _ = _row(f"{key}={value}", res, cfg.control_dt, bound * scale, pol)
-        rows.append({"alpha": alpha, "bound": bound, **row})
+        rows.append({"alpha": alpha, "bound": bound,
+                     "trained at": f"alpha {used.alpha:g}, bound {used.bound:g}", **row})
     text = write_table(rows, out, "ablation_alpha_bound", "DiffOG-dataset (LSM base): alpha and "
-                       "bound changed at inference (trained at alpha 4, bound 0.1)")
+                       "bound, retrained where constraints-diffog-dataset-<alpha|bound><value> "
+                       "exists, else changed at inference only")
     phased = DiffOG.wrap(base, path)
     phased.refiner = trained
     steps = int(round(5.0 / cfg.control_dt)) // 4
@@ -414,6 +433,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-data", default=d.speed_data,
                    help="demonstration store: sizes the implied epoch time and gives the "
                    "held-out chunks of the fidelity table")
+    p.add_argument("--tables", nargs="+", default=list(d.tables), choices=list(d.tables),
+                   help="which tables to run")
     p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run)
@@ -424,7 +445,7 @@ def config_from_args(args: argparse.Namespace) -> ConstraintsBenchConfig:
         episodes=args.episodes, seed=args.seed, control_dt=args.control_dt, bound=args.bound,
         bases=tuple(args.bases), checkpoints=args.checkpoints, leto=args.leto,
         ablation_episodes=args.ablation_episodes, speed_batch=args.speed_batch,
-        speed_data=args.speed_data, out=args.out)
+        speed_data=args.speed_data, tables=tuple(args.tables), out=args.out)
     if args.quick:
         cfg = dataclasses.replace(cfg, episodes=min(cfg.episodes, 10),
                                   ablation_episodes=min(cfg.ablation_episodes, 5))

@@ -53,11 +53,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     from ampczoo.benchmarks.kuka import add_arguments as add_kuka_arguments
 
     add_kuka_arguments(bench.add_parser("kuka", help="MPC vs LSM vs DAMPC: the paper's tables"))
+    from ampczoo.benchmarks.constraints import add_arguments as add_constraints_arguments
+
+    add_constraints_arguments(bench.add_parser(
+        "constraints", help="clipping / penalty / DiffOG / residual / LeTO under one bound"))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an LSM or DAMPC policy on a demonstration store")
-    p.add_argument("policy", choices=["lsm", "dampc"])
+    p = sub.add_parser("train", help="train a policy (lsm, dampc, leto) or a chunk refiner "
+                       "(diffog, residual) on a demonstration store")
+    p.add_argument("policy", choices=["lsm", "dampc", "diffog", "residual", "leto"])
     p.add_argument("--data", required=True, help="Zarr episode store (ampczoo collect)")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--epochs", type=int, default=10)
@@ -78,6 +83,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-layers", type=int, default=None, help="MLP hidden layers")
     p.add_argument("--num-train-timesteps", type=int, default=None,
                    help="dampc: diffusion steps N_I (5 or 40)")
+    p.add_argument("--mode", choices=["dataset", "refine"], default=None,
+                   help="diffog/residual: train on demonstrated chunks (dataset) or on the "
+                   "chunks of a frozen --base policy (refine)")
+    p.add_argument("--base", default=None,
+                   help="diffog/residual refine mode: base policy (zoo name or checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any other policy config field (VALUE parsed as JSON if possible)")
     p.set_defaults(func=_run_train)
@@ -95,7 +105,7 @@ def _policy_overrides(args: argparse.Namespace) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
-    for key in ("hidden_dim", "num_layers", "num_train_timesteps"):
+    for key in ("hidden_dim", "num_layers", "num_train_timesteps", "mode", "base"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if "num_train_timesteps" in out and "num_inference_steps" not in out:

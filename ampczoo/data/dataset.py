@@ -48,19 +48,31 @@ class DemonstrationDataset(Dataset):
         ids = store.episode_ids()
         chosen = split_episodes(ids, val_fraction, seed)[split]
         self.episode_ids = np.array(sorted(chosen), dtype=np.int64)
-        mask = self._sample_mask(store, chosen)
+        mask, sample_episode = self._sample_mask(store, chosen)
+        #: (len,) episode id of every sample (samples of an episode are contiguous)
+        self.sample_episode = sample_episode[mask]
         self.obs = store.read("obs")[mask] if store.n_samples else np.zeros((0, 0))
         self.u_seq = store.read("u_seq")[mask] if store.n_samples else np.zeros((0, 0, 7))
         self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
         self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
 
     @staticmethod
-    def _sample_mask(store: EpisodeStore, chosen: set) -> np.ndarray:
-        """(T,) bool: samples whose episode is in ``chosen``."""
+    def _sample_mask(store: EpisodeStore, chosen: set) -> tuple[np.ndarray, np.ndarray]:
+        """((T,) bool: samples whose episode is in ``chosen``, (T,) episode id per sample)."""
         ends = store.episode_ends
         lengths = np.diff(np.concatenate([[0], ends]))
         sample_episode = np.repeat(store.episode_ids(), lengths)
-        return np.isin(sample_episode, list(chosen))
+        return np.isin(sample_episode, list(chosen)), sample_episode
+
+    def window_starts(self, length: int) -> np.ndarray:
+        """Indices i such that samples i .. i+length-1 belong to one episode (windows of
+        consecutive stored steps for recurrent policies; a dropped sample leaves a gap)."""
+        if length <= 0:
+            raise ValueError(f"length must be > 0, got {length}")
+        ep = np.asarray(self.sample_episode)
+        if len(ep) < length:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(ep[:len(ep) - length + 1] == ep[length - 1:]).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.obs)

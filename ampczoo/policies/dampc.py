@@ -316,6 +316,17 @@ class DAMPCPolicy(PretrainedPolicy):
         selection "none" draws one sample (unless num_samples is given: then the first);
         other rules draw num_samples (default ``config.num_samples``) and pick one, see
         :meth:`select`. A single observation's chosen sequence is stored for guidance."""
+        chunk = self.act_chunk(obs, sampler=sampler, guidance_scale=guidance_scale,
+                               early_stop=early_stop, num_samples=num_samples,
+                               selection=selection, generator=generator)
+        return chunk[..., 0, :].copy()
+
+    def act_chunk(self, obs: Any, *, sampler: str | None = None,
+                  guidance_scale: float | None = None, early_stop: bool | None = None,
+                  num_samples: int | None = None, selection: str | None = None,
+                  generator: torch.Generator | None = None) -> np.ndarray:
+        """Like :meth:`act` but returns the whole chosen sequence: obs (D,) -> (N, 7), or
+        (B, D) -> (B, N, 7) [rad/s]. A single observation's sequence is stored for guidance."""
         selection = selection or self.config.selection
         _check_choice("selection", selection, SELECTIONS)
         L = num_samples or (1 if selection == "none" else self.config.num_samples)
@@ -324,10 +335,10 @@ class DAMPCPolicy(PretrainedPolicy):
         if seqs.ndim == 4:  # batched
             arr, _ = check_obs(obs, self.config.obs_dim)
             idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
-            return np.stack([s[i, 0] for s, i in zip(seqs, idx, strict=True)])
+            return np.stack([s[i] for s, i in zip(seqs, idx, strict=True)])
         chosen = seqs[self.select(obs, seqs, selection)]
         self.prev_sequence = chosen
-        return chosen[0].copy()
+        return chosen
 
     # ------------------------------------------------------------------ selection
     def select(self, obs: np.ndarray, seqs: np.ndarray, selection: str) -> int:

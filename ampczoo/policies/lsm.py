@@ -101,6 +101,10 @@ class LSMPolicy(PretrainedPolicy):
         seq = self(torch.from_numpy(arr).to(self.device)).cpu().numpy().astype(np.float64)
         return seq if batched else seq[0]
 
+    def act_chunk(self, obs: Any) -> np.ndarray:
+        """The whole predicted chunk: obs (D,) -> (N, 7) or (B, D) -> (B, N, 7) [rad/s]."""
+        return self.sample(obs)
+
     def act(self, obs: Any) -> np.ndarray:
         """obs (D,) -> u_0 (7,), or (B, D) -> (B, 7) [rad/s]."""
         return self.sample(obs)[..., 0, :]

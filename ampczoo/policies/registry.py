@@ -17,6 +17,9 @@ POLICY_TYPES: dict[str, str] = {
     "lsm": "ampczoo.policies.lsm:LSMPolicy",
     "dampc": "ampczoo.policies.dampc:DAMPCPolicy",
     "mpc": "ampczoo.policies.registry:_make_mpc",
+    "diffog": "ampczoo.policies.diffog:DiffOG",
+    "residual": "ampczoo.policies.residual:ResidualRefiner",
+    "leto": "ampczoo.policies.leto:LeTOPolicy",
 }
 #: Folder of the shipped checkpoints.
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"

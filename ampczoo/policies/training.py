@@ -215,8 +215,26 @@ class Trainer:
         self.step, self.epoch, self.best = meta["step"], meta["epoch"], meta["best_val"]
 
     # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ batches
+    def sequence_length(self) -> int:
+        """Window length of recurrent policies (``policy.sequence_length``, e.g. LeTO's T_s);
+        1 = independent samples."""
+        return int(getattr(self.policy, "sequence_length", 1))
+
+    def rows(self, ds: Any) -> torch.Tensor:
+        """The sample (or window start) indices an epoch iterates over."""
+        L = self.sequence_length()
+        return torch.arange(len(ds)) if L == 1 else torch.from_numpy(ds.window_starts(L))
+
+    def batch(self, ds: Any, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"obs": (B, obs_dim), "u_seq": (B, N, 7)}, or (B, L, ...) windows for L > 1."""
+        L = self.sequence_length()
+        if L > 1:
+            idx = idx[:, None] + torch.arange(L)
+        return {"obs": ds._obs_t[idx].to(self.device), "u_seq": ds._u_t[idx].to(self.device)}
+
     def total_steps(self) -> int:
-        per_epoch = math.ceil(len(self.train_ds) / self.cfg.batch_size)
+        per_epoch = math.ceil(len(self.rows(self.train_ds)) / self.cfg.batch_size)
         total = per_epoch * self.cfg.epochs
         return min(total, self.cfg.max_steps) if self.cfg.max_steps else total
 
@@ -256,7 +274,8 @@ class Trainer:
     def _train_epoch(self, writer: Any) -> float:
         from tqdm.auto import tqdm
 
-        cfg, n = self.cfg, len(self.train_ds)
+        rows = self.rows(self.train_ds)
+        cfg, n = self.cfg, len(rows)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(
             cfg.seed * 100_003 + self.epoch))
         self.policy.train()
@@ -266,7 +285,7 @@ class Trainer:
         for start in bar:
             if self._steps_done():
                 break
-            idx = perm[start:start + cfg.batch_size]
+            idx = rows[perm[start:start + cfg.batch_size]]
             loss, info = self._train_step(idx)
             losses.append(loss)
             bar.set_postfix(loss=f"{loss:.4g}")
@@ -277,8 +296,7 @@ class Trainer:
         return float(np.mean(losses)) if losses else math.nan
 
     def _train_step(self, idx: torch.Tensor) -> tuple[float, dict[str, float]]:
-        batch = {"obs": self.train_ds._obs_t[idx].to(self.device),
-                 "u_seq": self.train_ds._u_t[idx].to(self.device)}
+        batch = self.batch(self.train_ds, idx)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
         loss, info = self.policy.loss(batch)
@@ -302,17 +320,16 @@ class Trainer:
     def validate(self) -> float:
         """Mean loss over the val split (the train split if val is empty), with a fixed RNG
         so epochs are comparable and training randomness is untouched."""
-        ds = self.val_ds if len(self.val_ds) else self.train_ds
+        ds = self.val_ds if len(self.rows(self.val_ds)) else self.train_ds
         model = self.eval_policy()
         was_training = model.training
         model.eval()
         total, count = 0.0, 0
         with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else None):
             torch.manual_seed(self.cfg.seed)
-            for start in range(0, len(ds), self.cfg.batch_size):
-                sl = slice(start, start + self.cfg.batch_size)
-                batch = {"obs": ds._obs_t[sl].to(self.device),
-                         "u_seq": ds._u_t[sl].to(self.device)}
+            rows = self.rows(ds)
+            for start in range(0, len(rows), self.cfg.batch_size):
+                batch = self.batch(ds, rows[start:start + self.cfg.batch_size])
                 loss, _ = model.loss(batch)
                 total += float(loss) * len(batch["obs"])
                 count += len(batch["obs"])

@@ -25,7 +25,7 @@ def test_import_ampczoo_stays_light():
 
 
 def test_registry():
-    assert ampczoo.list_policies() == []  # nothing shipped yet
+    assert {"lsm-kuka-obstacle", "dampc-kuka-obstacle"} <= set(ampczoo.list_policies())
     p = ampczoo.make_policy("dampc", hidden_dim=32, num_layers=2)
     assert isinstance(p, DAMPCPolicy) and p.config.hidden_dim == 32
     assert isinstance(ampczoo.make_policy("lsm", num_layers=1), LSMPolicy)

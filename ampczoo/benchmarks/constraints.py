@@ -1,0 +1,457 @@
+"""``ampczoo bench constraints``: constrained action chunks on DAMPC-KukaTrackObstacle-v0.
+
+Every method runs closed loop on the same episodes (reset seeds ``seed .. seed+n-1``) at
+``--control-dt`` 0.1 s (= the step of the predicted chunks, so one chunk step per env step),
+with the SAME per-step change bound for every method: ``--bound`` (0.1) in units normalised by
+the per-joint scale max |u_j| of the training data (the DiffOG checkpoint's ``action_scale``),
+i.e. |u_{t+1,j} - u_{t,j}| <= bound * scale_j [rad/s] between consecutive executed commands.
+
+Rows, per base policy (``--bases``: ``lsm`` = the zoo LSM, ``dampc`` = the zoo DAMPC without
+early stopping, a jerky stochastic base): base, clipping, penalty (Table XI Robomimic
+defaults in normalised units), DiffOG-dataset, DiffOG-refine, DiffOG without positional
+encoding, static Q, matrix learning, residual; plus LeTO (its own policy). Checkpoints come
+from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/best``, the lowest
+validation loss, written by
+``scripts/train_constraints.sh``; ``--leto`` for LeTO); a missing one is skipped and noted.
+
+Tables (markdown + CSV): ``constraints`` -- SR [%] with 95 % Wilson interval, ATE, the
+action derivative du/dt [rad/s^2] over whole episodes (DiffOG appendix F: max over time per
+joint averaged over joints; std over time per joint averaged; then the mean over episodes),
+the constraint-violation rate (% of steps after the first with any |du_j| > bound_j + 1e-6)
+and the largest violation, the intervention rate and mean change of the filter, and the refine
+time per chunk mean / p95 [ms] (batch 1); ``fidelity`` (with ``--speed-data``: MSE of each
+refiner's output to held-out demonstrated chunks, and how often the demonstrations exceed the
+bound); ``ablation_alpha_bound`` (Fig. 10: DiffOG-dataset retrained per setting where
+``constraints-diffog-dataset-<alpha|bound><value>/best`` exists, otherwise the default
+checkpoint with alpha / bound changed at inference only; column "trained at");
+``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of each
+episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward, batch
+``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data).
+``--tables`` runs a subset. Plots: ``constraints.png``. ``episodes.json``: every episode of
+every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ampczoo.benchmarks.common import (
+    EpisodeResult,
+    command_line,
+    make_run_dir,
+    run_episode,
+    summarize_episodes,
+    write_episodes_json,
+    write_table,
+)
+
+ENV_ID = "DAMPC-KukaTrackObstacle-v0"
+REFINERS = {"diffog-dataset": "DiffOG-dataset", "diffog-refine": "DiffOG-refine",
+            "diffog-nope-dataset": "DiffOG no PE", "matrix-dataset": "matrix learning",
+            "residual-dataset": "residual"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstraintsBenchConfig:
+    """episodes per row; seed of the first episode; control_dt [s]; bound (normalised per-step
+    change); bases; checkpoints: folder holding constraints-<name>/best; leto: LeTO checkpoint
+    ("" = <checkpoints>/constraints-leto/best); ablation_episodes; speed_batch; out."""
+
+    episodes: int = 50
+    seed: int = 1000
+    control_dt: float = 0.1
+    bound: float = 0.1
+    bases: tuple[str, ...] = ("lsm", "dampc")
+    checkpoints: str = "runs"
+    leto: str = ""
+    ablation_episodes: int = 20
+    speed_batch: int = 64
+    speed_data: str = ""
+    tables: tuple[str, ...] = ("main", "ablations", "fidelity", "speed")
+    out: str = "runs"
+
+
+class _NoESDAMPC:
+    """The zoo DAMPC sampled without early stopping (a jerky, stochastic chunk policy)."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+
+    def reset(self, seed: int | None = None) -> None:
+        self.policy.reset(seed=seed)
+
+    def act_chunk(self, obs: Any) -> np.ndarray:
+        return self.policy.act_chunk(obs, early_stop=False)
+
+    def act(self, obs: Any) -> np.ndarray:
+        return self.act_chunk(obs)[0]
+
+
+class _Phased:
+    """Time-varying bounds (Table VIII): bound ``bounds[k]`` in phase k of ``steps`` steps."""
+
+    def __init__(self, policy: Any, bounds: Sequence[float], steps: int):
+        self.policy, self.bounds, self.steps, self.t = policy, list(bounds), steps, 0
+        self.stats = policy.stats
+
+    def reset(self, seed: int | None = None) -> None:
+        self.t = 0
+        self.policy.reset(seed)
+
+    def act(self, obs: Any) -> np.ndarray:
+        b = self.bounds[min(self.t // self.steps, len(self.bounds) - 1)]
+        self.t += 1
+        return self.policy.act(obs, bound=b)
+
+
+def smoothness(actions: np.ndarray, dt: float, max_delta: np.ndarray) -> dict[str, float]:
+    """Whole-episode metrics of executed commands (T, D) [rad/s]: du/dt max (per joint over
+    time, averaged over joints) and std, violation rate [%] and largest violation [rad/s]."""
+    d = np.diff(np.asarray(actions, float), axis=0)
+    if len(d) == 0:
+        return {"du max": 0.0, "du std": 0.0, "viol": 0.0, "viol max": 0.0, "steps": 0}
+    rate = np.abs(d) / dt
+    excess = np.abs(d) - max_delta
+    return {"du max": float(rate.max(axis=0).mean()), "du std": float(rate.std(axis=0).mean()),
+            "viol": float(np.mean((excess > 1e-6).any(axis=1)) * 100.0),
+            "viol max": float(max(excess.max(), 0.0)), "steps": len(d)}
+
+
+def _row(name: str, results: list[EpisodeResult], dt: float, max_delta: np.ndarray,
+         policy: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    s = summarize_episodes(results)
+    per = [smoothness(r.actions, dt, max_delta) for r in results]
+    steps = sum(p["steps"] for p in per)
+    row = {"method": name, "SR [%]": s["SR [%]"], "SR 95% CI": s["SR 95% CI"],
+           "ATE [mm]": s["ATE [mm]"],
+           "du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
+           "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
+           "violation [% steps]": sum(p["viol"] * p["steps"] for p in per) / max(steps, 1),
+           "max violation [rad/s]": max(p["viol max"] for p in per)}
+    stats = getattr(policy, "stats", None)
+    if stats is not None:
+        st = stats.as_dict()
+        row.update({"intervention [%]": st["intervention rate [%]"],
+                    "mean change [rad/s]": st["mean change"],
+                    "refine mean [ms]": st["refine mean [ms]"],
+                    "refine p95 [ms]": st["refine p95 [ms]"]})
+    if hasattr(policy, "n_continuity_dropped"):
+        row["continuity dropped"] = policy.n_continuity_dropped
+    return row, per
+
+
+def _episodes(env: Any, policy: Any, cfg: ConstraintsBenchConfig, n: int,
+              ) -> list[EpisodeResult]:
+    return [run_episode(env, policy, cfg.seed + i) for i in range(n)]
+
+
+def _checkpoint(cfg: ConstraintsBenchConfig, name: str) -> Path | None:
+    """The validation-selected weights (``best/``) of a training run, else None."""
+    path = Path(cfg.checkpoints) / f"constraints-{name}" / "best"
+    return path if (path / "config.json").is_file() else None
+
+
+def _methods(cfg: ConstraintsBenchConfig, base: Any, scale: np.ndarray,
+             notes: list[str]) -> dict[str, Any]:
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+    from ampczoo.policies.refiner import ChunkRefiner
+    from ampczoo.wrappers import ClippingPolicy, PenaltyPolicy
+
+    max_delta = cfg.bound * scale
+    methods: dict[str, Any] = {
+        "base": ClippingPolicy(base, max_delta=1e9),  # same chunk interface; never intervenes
+        "clipping": ClippingPolicy(base, max_delta=max_delta),
+        "penalty": PenaltyPolicy(base, max_delta=max_delta, action_scale=scale),
+    }
+    static = DiffOG(DiffOGConfig(q_mode="static", bound=cfg.bound, action_dim=len(scale)))
+    static.action_scale.copy_(static.action_scale.new_tensor(scale))
+    methods["static Q"] = DiffOG.wrap(base, static.config)
+    methods["static Q"].refiner = static
+    for key, label in REFINERS.items():
+        path = _checkpoint(cfg, key)
+        if path is None:
+            notes.append(f"{label}: no checkpoint {cfg.checkpoints}/constraints-{key}/best")
+            continue
+        wrapped = ChunkRefiner.wrap(base, path) if key.startswith("residual") else \
+            DiffOG.wrap(base, path)
+        if not key.startswith("residual"):
+            r = wrapped.refiner
+            wrapped.refiner = _with(r, bound=cfg.bound)
+        methods[label] = wrapped
+    return methods
+
+
+def _with(refiner: Any, **changes: Any) -> Any:
+    """A copy of a loaded refiner with config fields changed (inference-time alpha / bound)."""
+    clone = type(refiner)(dataclasses.replace(refiner.config, **changes))
+    clone.load_state_dict(refiner.state_dict())
+    return clone.eval()
+
+
+def _base(name: str) -> Any:
+    from ampczoo.policies.registry import load_policy
+
+    if name == "lsm":
+        return load_policy("lsm-kuka-obstacle", device="cpu")
+    if name == "dampc":
+        return _NoESDAMPC(load_policy("dampc-kuka-obstacle", device="cpu"))
+    return load_policy(name, device="cpu")
+
+
+def _scale(cfg: ConstraintsBenchConfig) -> np.ndarray:
+    """Per-joint scale of the bounds: the DiffOG checkpoint's (= the data's max |u_j|)."""
+    from ampczoo.policies.registry import load_policy
+
+    for key in REFINERS:
+        path = _checkpoint(cfg, key)
+        if path is not None:
+            return load_policy(path, device="cpu").action_scale.numpy().astype(float)
+    from ampczoo.robots.kuka import VELOCITY_LIMIT
+
+    return np.full(7, VELOCITY_LIMIT)
+
+
+def run_constraints_benchmark(cfg: ConstraintsBenchConfig) -> Path:
+    """Run every table (see the module docstring); returns the run folder."""
+    import gymnasium as gym
+    import torch
+
+    torch.set_num_threads(1)
+    out = make_run_dir("bench-constraints", cfg.out)
+    env = gym.make(ENV_ID, control_dt=cfg.control_dt)
+    scale = _scale(cfg)
+    rows, per_method, extras, notes = [], {}, {}, []
+    text = ""
+    if "main" in cfg.tables:
+        text = _main_table(cfg, env, out, scale, rows, per_method, extras, notes)
+    if "ablations" in cfg.tables:
+        text += _ablations(cfg, env, out, scale, notes)
+    if "fidelity" in cfg.tables:
+        text += _fidelity_table(cfg, out, scale)
+    if "speed" in cfg.tables:
+        text += _speed_table(cfg, out)
+    if rows:
+        _plot(rows, out / "constraints.png")
+    write_episodes_json(out / "episodes.json", per_method, dataclasses.asdict(cfg), extras)
+    summary = "\n".join([text, *(f"- note: {n}" for n in notes), "", command_line()])
+    (out / "README.md").write_text(summary + "\n")
+    print(summary)
+    print(f"\nwritten to {out}\ncommand: {command_line()}")
+    return out
+
+
+def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
+                rows: list, per_method: dict, extras: dict, notes: list[str]) -> str:
+    """The ``constraints`` table: every method on every base, plus LeTO."""
+    max_delta = cfg.bound * scale
+    for base_name in cfg.bases:
+        base = _base(base_name)
+        for name, policy in _methods(cfg, base, scale, notes).items():
+            t0 = time.perf_counter()
+            res = _episodes(env, policy, cfg, cfg.episodes)
+            row, per = _row(name, res, cfg.control_dt, max_delta, policy)
+            rows.append({"base": base_name, **row})
+            per_method[f"{base_name}/{name}"], extras[f"{base_name}/{name}"] = res, per
+            print(f"{base_name}/{name}: SR {row['SR [%]']:.0f} % "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    leto = Path(cfg.leto) if cfg.leto else _checkpoint(cfg, "leto")
+    if leto is not None and (leto / "config.json").is_file():
+        from ampczoo.policies.registry import load_policy
+
+        pol = load_policy(leto, device="cpu")
+        res = _episodes(env, pol, cfg, cfg.episodes)
+        row, per = _row("LeTO", res, cfg.control_dt, max_delta, pol)
+        rows.append({"base": "-", **row})
+        per_method["LeTO"], extras["LeTO"] = res, per
+    else:
+        notes.append("LeTO: no checkpoint")
+    return write_table(rows, out, "constraints", f"Constrained chunks on {ENV_ID} "
+                       f"(bound {cfg.bound} normalised, {cfg.episodes} episodes per row)")
+
+
+def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
+               notes: list[str]) -> str:
+    from ampczoo.policies.diffog import DiffOG
+
+    path = _checkpoint(cfg, "diffog-dataset")
+    if path is None:
+        notes.append("ablations skipped: no DiffOG-dataset checkpoint")
+        return ""
+    base = _base("lsm")
+    trained = DiffOG.wrap(base, path).refiner
+    rows = []
+    settings = [("alpha", a) for a in (0.5, 1.0, 4.0, 16.0)] + \
+        [("bound", b) for b in (0.05, 0.1, 0.2, 0.4)]
+    for key, value in settings:
+        alpha = value if key == "alpha" else trained.config.alpha
+        bound = value if key == "bound" else cfg.bound
+        retrained = _checkpoint(cfg, f"diffog-dataset-{key}{value:g}")
+        pol = DiffOG.wrap(base, retrained or path)
+        used = pol.refiner.config  # what the checkpoint was trained with
+        pol.refiner = _with(pol.refiner, alpha=alpha, bound=bound)
+        res = _episodes(env, pol, cfg, cfg.ablation_episodes)
+        row, _ = _row(f"{key}={value}", res, cfg.control_dt, bound * scale, pol)
+        rows.append({"alpha": alpha, "bound": bound,
+                     "trained at": f"alpha {used.alpha:g}, bound {used.bound:g}", **row})
+    text = write_table(rows, out, "ablation_alpha_bound", "DiffOG-dataset (LSM base): alpha and "
+                       "bound, retrained where constraints-diffog-dataset-<alpha|bound><value> "
+                       "exists, else changed at inference only")
+    phased = DiffOG.wrap(base, path)
+    phased.refiner = trained
+    steps = int(round(5.0 / cfg.control_dt)) // 4
+    bounds = (0.05, 0.1, 0.2, 0.3)
+    pol = _Phased(phased, bounds, steps)
+    res = _episodes(env, pol, cfg, cfg.ablation_episodes)
+    tv = []
+    for k, b in enumerate(bounds):
+        # the diffs of the actions chosen in phase k (each against its predecessor)
+        sl = slice(max(k * steps - 1, 0), (k + 1) * steps if k < len(bounds) - 1 else None)
+        per = [smoothness(r.actions[sl], cfg.control_dt, b * scale) for r in res]
+        tv.append({"phase": f"P{k + 1}", "bound": b,
+                   "du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
+                   "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
+                   "violation [% steps]": float(np.mean([p["viol"] for p in per]))})
+    s = summarize_episodes(res)
+    tv.append({"phase": "all", "bound": "0.05-0.3", "SR [%]": s["SR [%]"],
+               "SR 95% CI": s["SR 95% CI"]})
+    return text + write_table(tv, out, "time_varying", "Time-varying bounds at inference "
+                              "(DiffOG-dataset trained at 0.1, LSM base)")
+
+
+def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
+    """One DiffOG training step (forward + backward) per QP backend at equal batch."""
+    import torch
+
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.cumsum(0.1 * torch.randn(cfg.speed_batch, 20, 7, generator=g), dim=1)
+    batch = {"obs": torch.zeros(cfg.speed_batch, 20), "u_seq": u}
+    n_train = _train_samples(cfg)
+    rows = []
+    for backend in ("proxsuite", "cvxpylayers"):
+        model = DiffOG(DiffOGConfig(backend=backend))
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            loss, _ = model.loss(batch)
+            loss.backward()
+            times.append(time.perf_counter() - t0)
+        step = float(np.median(times[1:]))
+        rows.append({"backend": backend, "batch": cfg.speed_batch, "step [s]": step,
+                     "epoch [s] (implied)": step * np.ceil(n_train / cfg.speed_batch)
+                     if n_train else float("nan")})
+    rows[0]["speed-up vs cvxpylayers"] = rows[1]["step [s]"] / rows[0]["step [s]"]
+    return write_table(rows, out, "training_speed", f"DiffOG training step (T_p 16 x 7, "
+                       f"batch {cfg.speed_batch}; epoch = {n_train} train samples); qpth not "
+                       "measured")
+
+
+def _fidelity_table(cfg: ConstraintsBenchConfig, out: Path, scale: np.ndarray) -> str:
+    """Open-loop fidelity on the val split of ``--speed-data`` (the split the trainer held
+    out, seed 0, 10 %): MSE (normalised) between the refined and the demonstrated chunk
+    (dataset-mode input), and how often the demonstrations themselves exceed the bound."""
+    if not cfg.speed_data:
+        return ""
+    import torch
+
+    from ampczoo.data.dataset import DemonstrationDataset
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+    from ampczoo.policies.registry import load_policy
+
+    ds = DemonstrationDataset(cfg.speed_data, "val", 0.1, 0)
+    idx = np.random.default_rng(0).permutation(len(ds))[:512]
+    u = torch.from_numpy(ds.u_seq[idx, :16].astype(np.float32))
+    a = u / torch.as_tensor(scale, dtype=torch.float32)
+    steps = np.abs(np.diff(a.numpy(), axis=1))
+    static = DiffOG(DiffOGConfig(q_mode="static", bound=cfg.bound))
+    refiners: dict[str, Any] = {"static Q": static}
+    for key, label in REFINERS.items():
+        path = _checkpoint(cfg, key)
+        if path is not None:
+            refiners[label] = _with(load_policy(path, device="cpu"), bound=cfg.bound) \
+                if not key.startswith("residual") else load_policy(path, device="cpu")
+    rows = [{"method": "demonstrations", "val chunks": len(idx),
+             "steps over bound [%]": float(np.mean(steps > cfg.bound + 1e-6) * 100.0)}]
+    for label, ref in refiners.items():
+        with torch.no_grad():
+            y = torch.cat([ref.refine_normalized(a[i:i + 128]) for i in range(0, len(a), 128)])
+        d = np.abs(np.diff(y.numpy(), axis=1))
+        rows.append({"method": label, "val chunks": len(idx),
+                     "MSE to demo (normalised)": float(torch.mean((y - a) ** 2)),
+                     "steps over bound [%]": float(np.mean(d > cfg.bound + 1e-6) * 100.0)})
+    return write_table(rows, out, "fidelity", "Open-loop fidelity on held-out demonstration "
+                       f"chunks (first 16 steps, {cfg.speed_data})")
+
+
+def _train_samples(cfg: ConstraintsBenchConfig) -> int:
+    if not cfg.speed_data:
+        return 0
+    from ampczoo.data.dataset import DemonstrationDataset
+
+    return len(DemonstrationDataset(cfg.speed_data, "train"))
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['base']}/{r['method']}" for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.3 * len(rows) + 2), constrained_layout=True)
+    for ax, key in zip(axes, ("SR [%]", "du/dt max [rad/s^2]", "du/dt std [rad/s^2]"),
+                       strict=True):
+        ax.barh(labels, [r[key] for r in rows])
+        ax.set_xlabel(key)
+        ax.invert_yaxis()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = ConstraintsBenchConfig()
+    p.add_argument("--episodes", type=int, default=d.episodes)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--control-dt", type=float, default=d.control_dt)
+    p.add_argument("--bound", type=float, default=d.bound,
+                   help="per-step change bound, normalised by the per-joint data scale")
+    p.add_argument("--bases", nargs="+", default=list(d.bases),
+                   help="lsm, dampc (no early stopping) or a checkpoint / zoo name")
+    p.add_argument("--checkpoints", default=d.checkpoints,
+                   help="folder with constraints-<name>/best (scripts/train_constraints.sh)")
+    p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder")
+    p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
+    p.add_argument("--speed-batch", type=int, default=d.speed_batch)
+    p.add_argument("--speed-data", default=d.speed_data,
+                   help="demonstration store: sizes the implied epoch time and gives the "
+                   "held-out chunks of the fidelity table")
+    p.add_argument("--tables", nargs="+", default=list(d.tables), choices=list(d.tables),
+                   help="which tables to run")
+    p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
+    p.add_argument("--out", default=d.out)
+    p.set_defaults(func=_run)
+
+
+def config_from_args(args: argparse.Namespace) -> ConstraintsBenchConfig:
+    cfg = ConstraintsBenchConfig(
+        episodes=args.episodes, seed=args.seed, control_dt=args.control_dt, bound=args.bound,
+        bases=tuple(args.bases), checkpoints=args.checkpoints, leto=args.leto,
+        ablation_episodes=args.ablation_episodes, speed_batch=args.speed_batch,
+        speed_data=args.speed_data, tables=tuple(args.tables), out=args.out)
+    if args.quick:
+        cfg = dataclasses.replace(cfg, episodes=min(cfg.episodes, 10),
+                                  ablation_episodes=min(cfg.ablation_episodes, 5))
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> int:
+    run_constraints_benchmark(config_from_args(args))
+    return 0

@@ -1,0 +1,178 @@
+"""DiffOG: differentiable policy trajectory optimisation with a transformer-parameterised QP
+(Xu et al.; paper Eq. 6-7, Algorithm 1, Table XII; the issue's facts from the authors' code).
+
+For a base chunk a (T_p x D_a, normalised to [-1, 1], flattened time-major, n = T_p D_a)::
+
+    y* = argmin_y 1/2 y^T (Q + alpha S^T A_diff^T A_diff S) y - a^T y
+         s.t. -bound <= c_{k+1} - c_k <= bound,  k = 0..T_p-2,   c = S y   (per step, D_c dims)
+              -bound <= c_0 - c_{-1} <= bound                   (inference, when c_{-1} known)
+
+Linear term -a: with Q = I and no constraints y* = (I + alpha ...)^-1 a (the static-Q
+ablation, ||y - a||^2 + smoothing). Q by ``q_mode``:
+
+* "transformer" (DiffOG): tokens a_k (D_a) -> Linear(D_a, 256) (+ sinusoidal positional
+  encoding, ``positional_encoding``; the authors' code had none: the ablation) -> 2-layer
+  transformer encoder (4 heads, FFN 256, dropout 0.1) -> mean pool -> LayerNorm -> Linear to
+  n^2 entries -> L; Algorithm 1: exp on the diagonal + eps, clamp to [-10, 10], tril,
+  Q = L L^T + eps I, symmetrised;
+* "matrix": one learned L (n x n) through the same steps (matrix-learning ablation);
+* "static": Q = I, nothing learned.
+
+Bounds are in normalised units per step (paper: bound 0.1, alpha 4); the QP layer is
+:func:`ampczoo.policies.qp.solve_qp` (ProxSuite by default).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ampczoo.policies import qp
+from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
+
+Q_MODES = ("transformer", "matrix", "static")
+
+
+@dataclass(frozen=True)
+class DiffOGConfig(RefinerConfig):
+    """DiffOG configuration (see :class:`~ampczoo.policies.refiner.RefinerConfig` for the
+    shared fields). q_mode: "transformer" | "matrix" | "static". positional_encoding:
+    sinusoidal encoding of the token index (False = the authors' encoder). embed_dim,
+    num_heads, num_layers, ff_dim, dropout: encoder (paper Table XII: 256, 4, 2, 256, 0.1).
+    eps: epsilon of Algorithm 1 (1e-4); clamp: clamp range of L (10). backend: QP backend
+    ("proxsuite" | "cvxpylayers")."""
+
+    type: str = "diffog"
+    q_mode: str = "transformer"
+    positional_encoding: bool = True
+    embed_dim: int = 256
+    num_heads: int = 4
+    num_layers: int = 2
+    ff_dim: int = 256
+    dropout: float = 0.1
+    eps: float = 1e-4
+    clamp: float = 10.0
+    backend: str = "proxsuite"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.q_mode not in Q_MODES:
+            raise ValueError(f"q_mode must be one of {Q_MODES}, got {self.q_mode!r}")
+        if self.backend not in qp.BACKENDS:
+            raise ValueError(f"backend must be one of {qp.BACKENDS}, got {self.backend!r}")
+        for name in ("embed_dim", "num_heads", "num_layers", "ff_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.embed_dim % self.num_heads:
+            raise ValueError("embed_dim must be divisible by num_heads")
+        if not (0 <= self.dropout < 1 and self.eps > 0 and self.clamp > 0):
+            raise ValueError("need 0 <= dropout < 1, eps > 0, clamp > 0")
+
+
+def sinusoidal_positions(T: int, dim: int) -> torch.Tensor:
+    """(T, dim) sinusoidal position encoding (Vaswani et al.)."""
+    pos = torch.arange(T, dtype=torch.float32)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    pe = torch.zeros(T, dim)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return pe
+
+
+def spd_from_raw(raw: torch.Tensor, eps: float, clamp: float) -> torch.Tensor:
+    """Algorithm 1 steps 2-7: raw (B, n, n) -> symmetric positive definite Q (B, n, n)."""
+    n = raw.shape[-1]
+    eye = torch.eye(n, dtype=raw.dtype, device=raw.device)
+    L = raw * (1 - eye) + (torch.exp(torch.diagonal(raw, dim1=-2, dim2=-1)) + eps).diag_embed()
+    L = torch.tril(L.clamp(-clamp, clamp))
+    Q = L @ L.transpose(-1, -2) + eps * eye
+    return 0.5 * (Q + Q.transpose(-1, -2))
+
+
+class QEncoder(nn.Module):
+    """Transformer encoder of a chunk (B, T_p, D_a) -> raw L entries (B, n, n)."""
+
+    def __init__(self, c: DiffOGConfig):
+        super().__init__()
+        n = c.chunk_len * c.action_dim
+        self.n = n
+        self.proj = nn.Linear(c.action_dim, c.embed_dim)
+        self.use_pe = c.positional_encoding
+        self.register_buffer("pe", sinusoidal_positions(c.chunk_len, c.embed_dim),
+                             persistent=False)
+        layer = nn.TransformerEncoderLayer(c.embed_dim, c.num_heads, c.ff_dim, c.dropout,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(c.embed_dim)
+        self.head = nn.Linear(c.embed_dim, n * n)
+        nn.init.zeros_(self.head.weight)  # start at L = I (Q ~ I): the static-Q solution
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        h = self.proj(a)
+        if self.use_pe:
+            h = h + self.pe
+        h = self.norm(self.encoder(h).mean(dim=1))
+        return self.head(h).view(-1, self.n, self.n)
+
+
+class DiffOG(ChunkRefiner):
+    """DiffOG refiner (see the module docstring). ``DiffOG.wrap(base, checkpoint)`` runs any
+    base policy through it."""
+
+    name = "diffog"
+    config_class = DiffOGConfig
+    config: DiffOGConfig
+
+    def __init__(self, config: DiffOGConfig | None = None):
+        super().__init__(config or DiffOGConfig())
+        c = self.config
+        n, T, Dc = c.chunk_len * c.action_dim, c.chunk_len, len(self.dim_index)
+        if c.q_mode == "transformer":
+            self.q_encoder = QEncoder(c)
+        elif c.q_mode == "matrix":
+            self.L_raw = nn.Parameter(torch.zeros(n, n))
+        S = qp.block_diag_repeat(qp.selection_matrix(c.action_dim, self.dim_index.tolist()), T)
+        D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
+        self.register_buffer("G_diff", D, persistent=False)
+        self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
+        self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.action_scale.device
+
+    def cost_matrix(self, a: torch.Tensor) -> torch.Tensor:
+        """a (B, T_p, D_a) normalised -> Q (B, n, n) (without the smoothing term)."""
+        c, B = self.config, len(a)
+        if c.q_mode == "transformer":
+            return spd_from_raw(self.q_encoder(a), c.eps, c.clamp)
+        n = c.chunk_len * c.action_dim
+        if c.q_mode == "matrix":
+            return spd_from_raw(self.L_raw, c.eps, c.clamp).expand(B, n, n)
+        return torch.eye(n, device=a.device).expand(B, n, n)
+
+    def refine_normalized(self, a, prev=None, bounds=None):
+        c = self.config
+        B, T, Da = a.shape
+        if T != c.chunk_len or Da != c.action_dim:
+            raise ValueError(f"chunks must be (B, {c.chunk_len}, {c.action_dim}), got "
+                             f"{tuple(a.shape)}")
+        if not torch.isfinite(a).all():
+            raise ValueError("chunk contains NaN/inf")
+        Q = self.cost_matrix(a).double() + self.smooth
+        b = self.bounds_tensor(None, T) if bounds is None else bounds.double().cpu()
+        b = b.to(a.device)
+        G, hi = self.G_diff, b[1:].reshape(-1)
+        if prev is not None:
+            G = torch.cat([self.G_first, G])
+            hi_b = hi.expand(B, -1)
+            lower = torch.cat([prev.double() - b[0], -hi_b], dim=1)
+            upper = torch.cat([prev.double() + b[0], hi_b], dim=1)
+        else:
+            lower, upper = -hi, hi
+        y = qp.solve_qp(Q, -a.reshape(B, -1).double(), G, lower, upper, backend=c.backend)
+        return y.to(a.dtype).view(B, T, Da)

@@ -1,0 +1,256 @@
+"""LeTO: an LSTM policy whose head is a differentiable trajectory-optimisation QP (Xu & She;
+paper Eq. 5-10, §III-D; the issue's facts from the authors' code).
+
+Encoder: e_t, h_{t+1} = LSTM(obs features_t, h_t), e_t in R^{T_p D_y}. DTO layer on the
+normalised chunk y (T_p x D_y, actions divided by the joint-range scale, flattened)::
+
+    y* = argmin 1/2 y^T (L L^T + eps I + alpha S^T A_diff^T A_diff S) y - tanh(e_t)^T y
+    s.t.  p_lower <= p_t + A_inte (scale * S y) <= p_upper     (integrated positions, steps 1..)
+          -v_bound <= S y <= v_bound                             (velocity, normalised)
+          -a_bound <= A_diff S y <= a_bound                      (per-step change, normalised)
+          -a_bound <= c_0 - c_{-1} <= a_bound                    (deployment: last executed)
+
+L (lower triangular, one for the batch) is learned; the linear term is -tanh(e_t) (authors'
+code). Positions p_t are read from the observation (``position_index``; for the KUKA envs the
+joint positions, bounds = the URDF joint limits): the QP is feasible whenever p_t is inside its
+bounds (Remark 1), otherwise ValueError. Training: windows of T_s consecutive samples through
+the LSTM (the training loop samples windows for ``sequence_length`` > 1), MSE to the
+demonstrated chunks. Deployment: receding horizon executing T_a actions per plan, hidden state
+reset every T_s steps; if the continuity row makes a plan infeasible (possible next to a
+position bound) it is dropped for that step and counted in ``n_continuity_dropped``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.policies import qp
+from ampczoo.policies.features import ObservationInput, check_obs_features
+from ampczoo.policies.normalization import Normalizer, action_scale
+from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+
+#: KUKA LBR iiwa 14 joint limits [rad] of the shipped URDF (tests check them).
+KUKA_LOWER = (-2.96706, -2.0944, -2.96706, -2.0944, -2.96706, -2.0944, -3.05433)
+KUKA_UPPER = (2.96706, 2.0944, 2.96706, 2.0944, 2.96706, 2.0944, 3.05433)
+
+
+@dataclass(frozen=True)
+class LeTOConfig(PolicyConfig):
+    """LeTO configuration.
+
+    obs_dim / horizon: observation size and stored sequence length N (set by the trainer).
+    obs_features: "kinematic" | "raw" (as LSM). chunk_len: T_p (6). seq_len: T_s, training
+    window and hidden-state refresh period (12). exec_steps: T_a (1). action_dim: D_y;
+    dims: constrained dims (S; None = all). hidden_dim / num_layers: LSTM. alpha: smoothing
+    weight (1). eps: (1e-4). accel_bound: per-step change bound, normalised (0.1).
+    vel_bound: |S y| bound, normalised (1). dt: chunk step [s] (0.1) for the integration.
+    position_index: first observation index of the positions of the selected dims (None = no
+    position constraints); position_lower / position_upper: their bounds (default KUKA joint
+    limits) [rad]. backend: QP backend."""
+
+    type: str = "leto"
+    obs_dim: int = 20
+    horizon: int = 20
+    obs_features: str = "kinematic"
+    chunk_len: int = 6
+    seq_len: int = 12
+    exec_steps: int = 1
+    action_dim: int = 7
+    dims: tuple[int, ...] | None = None
+    hidden_dim: int = 256
+    num_layers: int = 2
+    alpha: float = 1.0
+    eps: float = 1e-4
+    accel_bound: float = 0.1
+    vel_bound: float = 1.0
+    dt: float = 0.1
+    position_index: int | None = 0
+    position_lower: tuple[float, ...] | None = KUKA_LOWER
+    position_upper: tuple[float, ...] | None = KUKA_UPPER
+    backend: str = "proxsuite"
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "horizon", "chunk_len", "seq_len", "exec_steps", "action_dim",
+                     "hidden_dim", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_obs_features(self.obs_features, self.obs_dim)
+        if self.chunk_len > self.horizon or self.exec_steps > self.chunk_len:
+            raise ValueError("need exec_steps <= chunk_len <= horizon")
+        if not (self.alpha >= 0 and self.eps > 0 and self.accel_bound > 0 and
+                self.vel_bound > 0 and self.dt > 0):
+            raise ValueError("need alpha >= 0 and eps, accel_bound, vel_bound, dt > 0")
+        if self.backend not in qp.BACKENDS:
+            raise ValueError(f"backend must be one of {qp.BACKENDS}")
+        n_c = self.action_dim if self.dims is None else len(self.dims)
+        qp.selection_matrix(self.action_dim, self.dims)  # validates dims
+        if self.position_index is not None:
+            lo, hi = self.position_lower, self.position_upper
+            if lo is None or hi is None or len(lo) != n_c or len(hi) != n_c:
+                raise ValueError(f"position_lower/upper need {n_c} values each")
+            if any(a >= b for a, b in zip(lo, hi, strict=True)):
+                raise ValueError("position_lower must be < position_upper")
+            if self.position_index + n_c > self.obs_dim:
+                raise ValueError("position_index + D_c exceeds obs_dim")
+
+
+class LeTOPolicy(PretrainedPolicy):
+    """LSTM + DTO layer; ``act(obs)`` runs it receding-horizon (see the module docstring)."""
+
+    name = "leto"
+    config_class = LeTOConfig
+    config: LeTOConfig
+
+    def __init__(self, config: LeTOConfig | None = None):
+        super().__init__(config or LeTOConfig())
+        c = self.config
+        n = c.chunk_len * c.action_dim
+        self.normalizer = Normalizer(c.obs_dim, c.horizon, c.action_dim)
+        self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
+        self.inp = nn.Linear(self.obs_input.dim, c.hidden_dim)
+        self.lstm = nn.LSTM(c.hidden_dim, c.hidden_dim, c.num_layers, batch_first=True)
+        self.out = nn.Linear(c.hidden_dim, n)
+        self.L = nn.Parameter(torch.eye(n))
+        self.register_buffer("action_scale", torch.ones(c.action_dim))
+        S1 = qp.selection_matrix(c.action_dim, c.dims)
+        self.dc = S1.shape[0]
+        S = qp.block_diag_repeat(S1, c.chunk_len)
+        self.register_buffer("S", S, persistent=False)
+        self.register_buffer("D", qp.diff_matrix(c.chunk_len, self.dc) @ S, persistent=False)
+        self.register_buffer("A_inte", qp.integration_matrix(c.chunk_len, self.dc, c.dt),
+                             persistent=False)
+        #: plans whose continuity row was dropped (infeasible), over the policy's lifetime
+        self.n_continuity_dropped = 0
+        self.reset()
+
+    @property
+    def sequence_length(self) -> int:
+        """T_s: the training loop feeds windows of this many consecutive samples."""
+        return self.config.seq_len
+
+    # ------------------------------------------------------------------ normalisation
+    def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """Observation z-scores and the per-joint action scale max |u_j| of the train split."""
+        self.normalizer.set_stats(stats, "joint_range")
+        _, std = action_scale(stats["u_seq"], "joint_range")
+        self.action_scale.copy_(torch.as_tensor(np.asarray(std)[0], dtype=torch.float32))
+
+    # ------------------------------------------------------------------ model
+    def encode(self, obs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """obs (B, T, obs_dim) raw -> (e (B, T, n), LSTM state)."""
+        B, T, _ = obs.shape
+        flat = obs.reshape(B * T, -1)
+        x = self.inp(self.obs_input(flat, self.normalizer.obs(flat))).view(B, T, -1)
+        h, state = self.lstm(torch.relu(x), state)
+        return self.out(h), state
+
+    def dto(self, e: torch.Tensor, obs: torch.Tensor, prev: torch.Tensor | None = None,
+            ) -> torch.Tensor:
+        """DTO layer: e (M, n), obs (M, obs_dim) raw, prev (M, D_c) normalised last executed
+        action or None -> normalised chunks y (M, T_p, D_a)."""
+        c, M = self.config, len(e)
+        n = e.shape[1]
+        Lt = torch.tril(self.L).double()
+        Q = Lt @ Lt.T + c.eps * torch.eye(n, dtype=torch.float64, device=e.device)
+        Q = Q + c.alpha * self.D.T @ self.D
+        rows = [(self.S, -c.vel_bound, c.vel_bound), (self.D, -c.accel_bound, c.accel_bound)]
+        G = torch.cat([r[0] for r in rows])
+        lo = torch.cat([torch.full((r[0].shape[0],), float(r[1]), dtype=torch.float64,
+                                   device=e.device) for r in rows]).expand(M, -1)
+        hi = -lo
+        if c.position_index is not None:
+            G_pos, p_lo, p_hi = self.position_rows(obs)
+            G, lo, hi = torch.cat([G, G_pos]), torch.cat([lo, p_lo], 1), torch.cat([hi, p_hi], 1)
+        if prev is not None:
+            G = torch.cat([self.S[:self.dc], G])
+            lo = torch.cat([prev.double() - c.accel_bound, lo], 1)
+            hi = torch.cat([prev.double() + c.accel_bound, hi], 1)
+        p = -torch.tanh(e).double()
+        y = qp.solve_qp(Q.expand(M, n, n), p, G, lo, hi, backend=c.backend)
+        return y.to(e.dtype).view(M, c.chunk_len, c.action_dim)
+
+    def position_rows(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                        torch.Tensor]:
+        """(G_pos ((T_p-1) D_c, n), lower (M, .), upper (M, .)) of p_t + A_inte (scale S y);
+        ValueError when a current position is outside its bounds (infeasible, Remark 1)."""
+        c = self.config
+        scale = self.action_scale.double()[torch.as_tensor(self.selected_dims())]
+        G = self.A_inte @ torch.diag(scale.repeat(c.chunk_len)) @ self.S
+        pos = obs[:, c.position_index:c.position_index + self.dc].double()
+        lo = torch.tensor(c.position_lower, dtype=torch.float64, device=obs.device)
+        hi = torch.tensor(c.position_upper, dtype=torch.float64, device=obs.device)
+        if bool(((pos < lo - 1e-5) | (pos > hi + 1e-5)).any()):
+            raise ValueError("LeTO: current position outside the position bounds (the DTO "
+                             "problem is infeasible)")
+        pos = torch.minimum(torch.maximum(pos, lo), hi)  # float32 round-off at a bound
+        reps = c.chunk_len - 1
+        return G, (lo - pos).repeat(1, reps), (hi - pos).repeat(1, reps)
+
+    def selected_dims(self) -> list[int]:
+        return list(range(self.config.action_dim)) if self.config.dims is None else \
+            list(self.config.dims)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch {"obs": (B, T_s, obs_dim), "u_seq": (B, T_s, N, D_y)} (or without the T_s
+        axis) -> MSE between the DTO output and the demonstrated chunk (normalised)."""
+        obs, u = batch["obs"], batch["u_seq"]
+        if obs.ndim == 2:
+            obs, u = obs[:, None], u[:, None]
+        c = self.config
+        e, _ = self.encode(obs)
+        B, T = obs.shape[:2]
+        y = self.dto(e.reshape(B * T, -1), obs.reshape(B * T, -1))
+        target = u[:, :, :c.chunk_len].reshape(B * T, c.chunk_len, -1) / self.action_scale
+        loss = torch.mean((y - target) ** 2)
+        return loss, {"mse": float(loss.detach())}
+
+    # ------------------------------------------------------------------ deployment
+    def reset(self, seed: int | None = None) -> None:
+        """Clear the LSTM state, the plan and the last executed action."""
+        self._state: Any = None
+        self._steps = 0
+        self._plan: list[np.ndarray] = []
+        self.prev_action: np.ndarray | None = None
+
+    @torch.no_grad()
+    def act_chunk(self, obs: Any) -> np.ndarray:
+        """Plan for one observation (D,) -> chunk (T_p, D_y) raw; advances the LSTM state
+        (reset every T_s steps) and uses the continuity constraint to the last executed
+        action."""
+        arr, batched = check_obs(obs, self.config.obs_dim)
+        if batched:
+            raise ValueError("LeTO deployment is recurrent: pass one observation (D,)")
+        if self._steps % self.config.seq_len == 0:
+            self._state = None
+        o = torch.from_numpy(arr).to(self.device)
+        e, self._state = self.encode(o[:, None], self._state)
+        self._steps += 1
+        scale = self.action_scale
+        prev = None
+        if self.prev_action is not None:
+            prev = torch.as_tensor(self.prev_action, dtype=torch.float32, device=self.device)
+            prev = (prev / scale)[self.selected_dims()][None]
+        try:
+            y = self.dto(e[:, 0], o, prev)
+        except ValueError:
+            if prev is None:
+                raise
+            self.n_continuity_dropped += 1
+            y = self.dto(e[:, 0], o, None)
+        return (y[0] * scale).double().cpu().numpy()
+
+    def act(self, obs: Any) -> np.ndarray:
+        """Receding horizon: re-plan every T_a steps, execute the plan's next action (D_y,)."""
+        if not self._plan:
+            chunk = self.act_chunk(obs)
+            self._plan = list(chunk[:self.config.exec_steps])
+        action = self._plan.pop(0)
+        self.prev_action = action
+        return action.copy()

@@ -1,0 +1,222 @@
+"""Batched differentiable quadratic programs and the trajectory-optimisation matrices of
+LeTO / DiffOG.
+
+The QP (batch B, n variables, m two-sided inequality rows)::
+
+    z* = argmin_z  1/2 z^T Q z + p^T z   s.t.  l <= G z <= u
+
+is solved by :func:`solve_qp` with one of two backends, both differentiable w.r.t. every
+input:
+
+* ``"proxsuite"`` (default): ProxSuite's ``proxsuite.torch.qplayer.QPFunction`` (dense
+  ProxQP, KKT-based backward pass). ProxSuite works on CPU float64 numpy copies, so inputs
+  on another device or dtype are moved there and the solution is moved back (differentiably).
+* ``"cvxpylayers"``: a cvxpylayers ``CvxpyLayer`` (diffcp). The cost is written as
+  1/2 ||L^T z||^2 + p^T z with L = cholesky(Q) so that the problem is DPP; one layer per
+  problem size is built and cached. Infinite bounds are replaced by +-1e6.
+
+Every shared (unbatched) matrix is expanded to the batch before the call, so no backend
+averages a shared parameter's gradient over the batch (a qpth pitfall). Guards: non-finite
+inputs, ``l > u`` and solutions that violate the constraints by more than ``feas_tol``
+(infeasible problem or failed solve) raise ValueError; non-finite gradients are replaced by
+zeros and counted in :data:`NAN_GRADIENTS`.
+
+Matrix builders (sequence of T steps of D-dimensional actions, flattened time-major,
+``z = [a_0, a_1, ..., a_{T-1}]``): :func:`selection_matrix` S (D_c x D_a),
+:func:`block_diag_repeat` blkdiag(S, ..., S), :func:`diff_matrix` A_diff (finite difference
+over dt) and :func:`integration_matrix` A_inte (positions from velocities).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+BACKENDS = ("proxsuite", "cvxpylayers")
+#: Number of non-finite gradient entries replaced by zero since import (per backend).
+NAN_GRADIENTS: dict[str, int] = {b: 0 for b in BACKENDS}
+_INF = 1e6  # stand-in for infinite bounds in the cvxpylayers backend
+_CVX_LAYERS: dict[tuple[int, int], Any] = {}
+
+
+# ----------------------------------------------------------------------------- builders
+def selection_matrix(action_dim: int, dims: Sequence[int] | None = None,
+                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """S (D_c, D_a): rows pick the continuous action dimensions ``dims`` (default: all).
+    E.g. a 7-joint arm plus gripper: ``selection_matrix(8, range(7))``."""
+    if action_dim <= 0:
+        raise ValueError(f"action_dim must be > 0, got {action_dim}")
+    dims = list(range(action_dim)) if dims is None else [int(d) for d in dims]
+    if not dims or len(set(dims)) != len(dims) or min(dims) < 0 or max(dims) >= action_dim:
+        raise ValueError(f"dims must be distinct indices in [0, {action_dim}), got {dims}")
+    S = torch.zeros(len(dims), action_dim, dtype=dtype)
+    S[torch.arange(len(dims)), torch.tensor(dims)] = 1.0
+    return S
+
+
+def block_diag_repeat(M: torch.Tensor, T: int) -> torch.Tensor:
+    """blkdiag(M, ..., M) with T copies: (T*r, T*c)."""
+    if T <= 0:
+        raise ValueError(f"T must be > 0, got {T}")
+    return torch.kron(torch.eye(T, dtype=M.dtype, device=M.device), M)
+
+
+def diff_matrix(T: int, D: int, dt: float = 1.0, dtype: torch.dtype = torch.float64,
+                ) -> torch.Tensor:
+    """A_diff ((T-1)*D, T*D): row block k is (c_{k+1} - c_k) / dt (paper Eq. 3)."""
+    if T < 2:
+        return torch.zeros(0, T * D, dtype=dtype)
+    first = torch.zeros(T - 1, T, dtype=dtype)
+    idx = torch.arange(T - 1)
+    first[idx, idx], first[idx, idx + 1] = -1.0, 1.0
+    return torch.kron(first, torch.eye(D, dtype=dtype)) / dt
+
+
+def integration_matrix(T: int, D: int, dt: float, dtype: torch.dtype = torch.float64,
+                       ) -> torch.Tensor:
+    """A_inte ((T-1)*D, T*D): row block i-1 (i = 1..T-1) is dt * (v_0 + ... + v_{i-1}), so
+    positions p_{t+i} = p_t + (A_inte v)_i (LeTO Eq. 3)."""
+    if T < 2:
+        return torch.zeros(0, T * D, dtype=dtype)
+    lower = torch.tril(torch.ones(T - 1, T, dtype=dtype))
+    return torch.kron(lower, torch.eye(D, dtype=dtype)) * dt
+
+
+def check_bounds(lower: torch.Tensor, upper: torch.Tensor, what: str = "bounds") -> None:
+    """ValueError when any lower bound exceeds its upper bound or a bound is NaN."""
+    if torch.isnan(lower).any() or torch.isnan(upper).any():
+        raise ValueError(f"{what}: NaN bound")
+    bad = lower > upper
+    if bad.any():
+        i = tuple(int(v) for v in torch.nonzero(bad)[0])
+        raise ValueError(f"{what}: infeasible, lower {float(lower[i]):.6g} > upper "
+                         f"{float(upper[i]):.6g} at index {i}")
+
+
+# ----------------------------------------------------------------------------- solve
+def solve_qp(Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Tensor,
+             upper: torch.Tensor, backend: str = "proxsuite", feas_tol: float = 1e-6,
+             ) -> torch.Tensor:
+    """Batched differentiable QP: min 1/2 z^T Q z + p^T z s.t. lower <= G z <= upper.
+
+    Q (B, n, n) or (n, n) symmetric positive definite; p (B, n); G (B, m, n) or (m, n);
+    lower / upper (B, m) or (m,) (+-inf allowed). Q is symmetrised (Q + Q^T) / 2.
+    Returns z* (B, n) in p's dtype/device.
+    Raises ValueError on non-finite inputs, lower > upper, or a solution violating the
+    constraints by more than ``feas_tol`` (infeasible or failed)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if p.ndim != 2:
+        raise ValueError(f"p must be (B, n), got {tuple(p.shape)}")
+    B, n = p.shape
+    Q, G = _expand(Q, B, 3, "Q"), _expand(G, B, 3, "G")
+    lower, upper = _expand(lower, B, 2, "lower"), _expand(upper, B, 2, "upper")
+    if Q.shape[1:] != (n, n) or G.shape[2] != n or lower.shape != (B, G.shape[1]) or \
+            upper.shape != lower.shape:
+        raise ValueError(f"QP shapes do not match: Q {tuple(Q.shape)}, p {tuple(p.shape)}, "
+                         f"G {tuple(G.shape)}, bounds {tuple(lower.shape)}")
+    for name, t in (("Q", Q), ("p", p), ("G", G)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"QP input {name} contains NaN/inf")
+    check_bounds(lower, upper, "QP bounds")
+    Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
+    if backend == "proxsuite" and not needs_grad:
+        solver = _solve_proxsuite_nograd  # same solver and settings, no autograd machinery
+    else:
+        solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers
+    args = [_guard(t.to("cpu", torch.float64), backend) for t in (Q, p, G, lower, upper)]
+    z = solver(*args)
+    if not torch.isfinite(z).all():
+        raise ValueError(f"QP solver ({backend}) returned NaN/inf")
+    _check_solution(z.detach(), *(a.detach() for a in args[2:]), feas_tol, backend)
+    return z.to(p.device, p.dtype)
+
+
+def _expand(t: torch.Tensor, B: int, ndim: int, name: str) -> torch.Tensor:
+    if t.ndim == ndim - 1:
+        return t.unsqueeze(0).expand(B, *t.shape)
+    if t.ndim != ndim or t.shape[0] != B:
+        raise ValueError(f"{name} must have {ndim - 1} dims or a leading batch of {B}, got "
+                         f"{tuple(t.shape)}")
+    return t
+
+
+def _guard(t: torch.Tensor, backend: str) -> torch.Tensor:
+    """Identity whose gradient has non-finite entries replaced by 0 (counted)."""
+    if t.requires_grad:
+        def hook(g: torch.Tensor) -> torch.Tensor:
+            bad = ~torch.isfinite(g)
+            if bad.any():
+                NAN_GRADIENTS[backend] += int(bad.sum())
+                warnings.warn(f"{backend} QP: {int(bad.sum())} non-finite gradient entries "
+                              "set to 0", RuntimeWarning, stacklevel=2)
+                return torch.where(bad, torch.zeros_like(g), g)
+            return g
+        t = t.clone()
+        t.register_hook(hook)
+    return t
+
+
+def _check_solution(z: torch.Tensor, G: torch.Tensor, lower: torch.Tensor,
+                    upper: torch.Tensor, tol: float, backend: str) -> None:
+    Gz = torch.bmm(G, z.unsqueeze(-1)).squeeze(-1)
+    viol = torch.maximum(lower - Gz, Gz - upper).clamp_min(0.0)
+    if viol.numel() and float(viol.max()) > tol:
+        b = int(viol.max(dim=1).values.argmax())
+        raise ValueError(f"QP ({backend}) infeasible or not solved: constraint violation "
+                         f"{float(viol.max()):.3g} > {tol:g} (batch element {b})")
+
+
+def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
+    from proxsuite.torch.qplayer import QPFunction
+
+    empty = torch.empty(0, dtype=torch.float64)
+    fn = QPFunction(eps=1e-10, maxIter=2000, eps_backward=1e-10, omp_parallel=False)
+    z, _, _ = fn(Q, p, empty, empty, G, lower, upper)
+    return z
+
+
+def _solve_proxsuite_nograd(Q, p, G, lower, upper) -> torch.Tensor:
+    """Forward-only ProxQP solves (inference): the settings of :func:`_solve_proxsuite`."""
+    import proxsuite
+
+    B, n = p.shape
+    m = G.shape[1]
+    Qn, pn, Gn, ln, un = (t.detach().numpy() for t in (Q, p, G, lower, upper))
+    z = torch.empty(B, n, dtype=torch.float64)
+    for i in range(B):
+        solver = proxsuite.proxqp.dense.QP(n, 0, m)
+        solver.settings.eps_abs, solver.settings.max_iter = 1e-10, 2000
+        solver.settings.default_rho = solver.settings.refactor_rho_threshold = 5e-5
+        solver.init(H=Qn[i], g=pn[i], A=None, b=None, C=Gn[i], l=ln[i], u=un[i], rho=5e-5)
+        solver.solve()
+        z[i] = torch.from_numpy(solver.results.x)
+    return z
+
+
+def _cvx_layer(n: int, m: int) -> Any:
+    if (n, m) not in _CVX_LAYERS:
+        import cvxpy as cp
+        from cvxpylayers.torch import CvxpyLayer
+
+        z = cp.Variable(n)
+        Lt, p = cp.Parameter((n, n)), cp.Parameter(n)
+        G, lo, up = cp.Parameter((m, n)), cp.Parameter(m), cp.Parameter(m)
+        prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Lt @ z) + p @ z),
+                          [G @ z >= lo, G @ z <= up])
+        _CVX_LAYERS[(n, m)] = CvxpyLayer(prob, parameters=[Lt, p, G, lo, up], variables=[z])
+    return _CVX_LAYERS[(n, m)]
+
+
+def _solve_cvxpylayers(Q, p, G, lower, upper) -> torch.Tensor:
+    L, info = torch.linalg.cholesky_ex(Q)
+    if bool((info > 0).any()):
+        raise ValueError("QP (cvxpylayers): Q is not positive definite")
+    layer = _cvx_layer(p.shape[1], G.shape[1])
+    (z,) = layer(L.transpose(1, 2), p, G, lower.clamp(-_INF, _INF), upper.clamp(-_INF, _INF),
+                 solver_args={"eps": 1e-10})
+    return z

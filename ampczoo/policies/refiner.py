@@ -1,0 +1,220 @@
+"""Learned refiners of action chunks (DiffOG and the residual baseline): shared config fields,
+normalisation, the two training modes, receding-horizon inference and ``wrap``.
+
+A refiner maps a base chunk a (T_p x D_a, actions divided per dimension by ``action_scale`` so
+the data lie in [-1, 1]) to a refined chunk y. Training (through the one training loop,
+``ampczoo train diffog|residual``) on batches {"obs", "u_seq"} of a demonstration store:
+
+* mode "dataset": input a = the demonstrated chunk, target = the same chunk;
+* mode "refine": input a = the chunk of the frozen base policy ``config.base`` (zoo name or
+  checkpoint folder, evaluated on the batch's observations), target = the demonstrated chunk.
+
+Inference: :meth:`ChunkRefiner.wrap` puts a refiner behind any base (ampczoo policy, SB3 model,
+plain callable); each ``act`` refines the base chunk with a continuity constraint to the last
+executed action (none at the first step of an episode) and executes the first action. A
+single-step base's action is held for T_p steps to form a chunk.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ampczoo.policies.normalization import action_scale
+from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy
+from ampczoo.wrappers.chunk import ChunkFilterPolicy, resolve_bounds, select_dims
+
+MODES = ("dataset", "refine")
+
+
+@dataclass(frozen=True)
+class RefinerConfig(PolicyConfig):
+    """Fields shared by the chunk refiners.
+
+    obs_dim / horizon: observation size and stored sequence length N of the training data
+    (set by the trainer). chunk_len: T_p, refined steps (the first T_p of a chunk).
+    action_dim: D_a. dims: constrained/smoothed action dimensions (selection matrix S; None =
+    all). alpha: smoothing weight of (alpha/2)||A_diff S y||^2 (differences per step, in
+    normalised units). bound: per-step change bound d_max dt in normalised units (symmetric).
+    mode: "dataset" | "refine"; base: the frozen base policy of refine mode (zoo name or
+    checkpoint folder)."""
+
+    obs_dim: int = 20
+    horizon: int = 20
+    chunk_len: int = 16
+    action_dim: int = 7
+    dims: tuple[int, ...] | None = None
+    alpha: float = 4.0
+    bound: float = 0.1
+    mode: str = "dataset"
+    base: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "horizon", "chunk_len", "action_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.chunk_len > self.horizon:
+            raise ValueError(f"chunk_len {self.chunk_len} > horizon {self.horizon}")
+        select_dims(self.action_dim, self.dims)
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if not self.bound > 0:
+            raise ValueError(f"bound must be > 0, got {self.bound}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == "refine" and not self.base:
+            raise ValueError("mode 'refine' needs `base` (zoo name or checkpoint folder)")
+
+
+class ChunkRefiner(PretrainedPolicy):
+    """Base of the learned chunk refiners; subclasses implement :meth:`refine_normalized`."""
+
+    config: RefinerConfig
+
+    def __init__(self, config: RefinerConfig):
+        super().__init__(config)
+        c = config
+        self.register_buffer("action_scale", torch.ones(c.action_dim))
+        self.dim_index = select_dims(c.action_dim, c.dims)
+        self._base: Any = None
+        self._runner: RefinedPolicy | None = None
+
+    # ------------------------------------------------------------------ interface
+    @abc.abstractmethod
+    def refine_normalized(self, a: torch.Tensor, prev: torch.Tensor | None = None,
+                          bounds: torch.Tensor | None = None) -> torch.Tensor:
+        """a (B, T_p, D_a) normalised chunks -> refined (B, T_p, D_a). prev (B, D_c)
+        normalised last executed action (continuity row) or None; bounds (T_p, D_c)
+        normalised per-step change bounds (row 0: continuity) or None = config.bound."""
+
+    def extra_loss(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Added to the fidelity loss (residual: smoothness penalty); default none."""
+        return y.new_zeros(()), {}
+
+    # ------------------------------------------------------------------ normalisation
+    def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """Per-dimension scale max |u_j| of the train split (joint-range normalisation)."""
+        _, std = action_scale(stats["u_seq"], "joint_range")
+        scale = torch.as_tensor(np.asarray(std)[0], dtype=self.action_scale.dtype)
+        if scale.shape != self.action_scale.shape:
+            raise ValueError(f"action scale shape {tuple(scale.shape)} != "
+                             f"({self.config.action_dim},)")
+        self.action_scale.copy_(scale)
+
+    def raw_bound(self) -> np.ndarray:
+        """config.bound in raw action units per constrained dimension (D_c,)."""
+        return self.config.bound * self.action_scale.cpu().numpy()[self.dim_index]
+
+    # ------------------------------------------------------------------ training
+    def base_policy(self) -> Any:
+        """The frozen base of refine mode, loaded once (not part of the state dict)."""
+        if self._base is None:
+            from ampczoo.policies.registry import load_policy
+
+            # object.__setattr__: the base must not become a submodule (state dict)
+            object.__setattr__(self, "_base", load_policy(self.config.base, device="cpu"))
+        return self._base
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean squared error between the refined chunk and the demonstrated chunk
+        (normalised), plus :meth:`extra_loss`."""
+        c = self.config
+        target = batch["u_seq"][:, :c.chunk_len] / self.action_scale
+        if c.mode == "dataset":
+            a = target
+        else:
+            obs = batch["obs"].detach().cpu().numpy()
+            chunks = np.asarray(self.base_policy().act_chunk(obs))[:, :c.chunk_len]
+            a = torch.as_tensor(chunks, dtype=target.dtype, device=target.device)
+            a = a / self.action_scale
+        y = self.refine_normalized(a)
+        fidelity = torch.mean((y - target) ** 2)
+        extra, info = self.extra_loss(y)
+        return fidelity + extra, {"mse": float(fidelity.detach()), **info}
+
+    # ------------------------------------------------------------------ inference
+    def bounds_tensor(self, bound: Any, rows: int) -> torch.Tensor:
+        """Per-call bounds (scalar, (D_c,) or (rows, D_c), normalised) -> (rows, D_c)."""
+        b = self.config.bound if bound is None else bound
+        lo, hi = resolve_bounds(b, None, rows, len(self.dim_index))
+        return torch.as_tensor(hi, dtype=torch.float64)
+
+    @torch.no_grad()
+    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None = None,
+               bound: Any = None) -> np.ndarray:
+        """chunk (T, D_a) raw -> refined (T, D_a) raw. The first T_p steps are refined (a
+        shorter chunk is padded by holding its last action and cut back; steps beyond T_p are
+        returned unchanged). prev_action (D_a,) raw: continuity constraint (None: dropped).
+        bound: per-step change bound in normalised units for this call (scalar, (D_c,) or
+        (T_p, D_c), row 0 = continuity), default config.bound."""
+        chunk = np.asarray(chunk, dtype=np.float64)
+        c, T = self.config, len(chunk)
+        if chunk.ndim != 2 or chunk.shape[1] != c.action_dim or not np.isfinite(chunk).all():
+            raise ValueError(f"chunk must be finite (T, {c.action_dim}), got {chunk.shape}")
+        Tp = c.chunk_len
+        padded = np.concatenate([chunk[:Tp], np.repeat(chunk[-1:], max(Tp - T, 0), axis=0)])
+        scale = self.action_scale.cpu().double().numpy()
+        a = torch.as_tensor(padded / scale, dtype=torch.float32, device=self.device)[None]
+        prev = None
+        if prev_action is not None:
+            p = np.asarray(prev_action, dtype=np.float64)
+            if p.shape != (c.action_dim,) or not np.isfinite(p).all():
+                raise ValueError(f"prev_action must be finite ({c.action_dim},), got {p.shape}")
+            prev = torch.as_tensor((p / scale)[self.dim_index], device=self.device)[None]
+        y = self.refine_normalized(a, prev, self.bounds_tensor(bound, Tp))[0]
+        out = chunk.copy()
+        n = min(T, Tp)
+        out[:n] = y.double().cpu().numpy()[:n] * scale
+        return out
+
+    @classmethod
+    def wrap(cls, base: Any, checkpoint: str | Path | RefinerConfig | None = None,
+             device: Any = "cpu") -> RefinedPolicy:
+        """A policy running ``base`` (ampczoo policy with act_chunk/act, SB3 model, callable)
+        through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner or a
+        config (fresh, untrained; useful for the static-Q DiffOG)."""
+        if isinstance(checkpoint, RefinerConfig) or checkpoint is None:
+            refiner = cls(checkpoint or cls.config_class()).eval()  # type: ignore[arg-type]
+        else:
+            from ampczoo.policies.registry import load_policy
+
+            refiner = load_policy(checkpoint, device=device)
+            if not isinstance(refiner, cls):
+                raise ValueError(f"{checkpoint}: a {type(refiner).__name__}, not a {cls.__name__}")
+        return RefinedPolicy(base, refiner)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the refine-mode base runner (see :meth:`act`)."""
+        if self._runner is not None:
+            self._runner.reset(seed)
+
+    def act(self, obs: Any) -> np.ndarray:
+        """Receding-horizon action through ``config.base`` (refine-mode checkpoints); other
+        refiners are used through :meth:`wrap`."""
+        if not self.config.base:
+            raise ValueError(f"{self.name} has no base policy: use {type(self).__name__}"
+                             ".wrap(base, checkpoint)")
+        if self._runner is None:
+            self._runner = RefinedPolicy(self.base_policy(), self)
+        return self._runner.act(obs)
+
+
+class RefinedPolicy(ChunkFilterPolicy):
+    """A base policy behind a learned refiner (see :meth:`ChunkRefiner.wrap`). ``act(obs,
+    bound=...)`` accepts time-varying bounds (normalised units) per call."""
+
+    name = "refined"
+
+    def __init__(self, base: Any, refiner: ChunkRefiner):
+        super().__init__(base)
+        self.refiner = refiner
+
+    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None, bound: Any = None,
+               ) -> np.ndarray:
+        return self.refiner.refine(chunk, prev_action, bound)

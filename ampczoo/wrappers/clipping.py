@@ -1,0 +1,46 @@
+"""Greedy constraint clipping of action chunks (DiffOG appendix A-1; LeTO's clipping).
+
+Starting from the last executed action, each step's change c_k - c*_{k-1} is clipped
+element-wise into [d_min dt, d_max dt] and accumulated: c*_k = c*_{k-1} + clip(...). Without a
+previous action (first step of an episode) c*_0 = c_0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
+
+
+def clip_chunk(c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray, hi: np.ndarray,
+               ) -> np.ndarray:
+    """c (T, D) -> greedily clipped chunk (T, D); lo/hi (T, D) bounds of c_k - c_{k-1}
+    (row 0 against ``prev``, ignored when prev is None)."""
+    out = np.array(c, dtype=np.float64)
+    last = prev
+    for k in range(len(out)):
+        if last is not None:
+            out[k] = last + np.clip(out[k] - last, lo[k], hi[k])
+        last = out[k]
+    return out
+
+
+class ClippingPolicy(ChangeBoundFilter):
+    """Policy wrapper: greedy clipping of the base chunk, receding horizon (see
+    :class:`~ampczoo.wrappers.chunk.ChangeBoundFilter` for the arguments)."""
+
+    name = "clipping"
+
+    def filter_selected(self, c, prev, lo, hi):
+        return clip_chunk(c, prev, lo, hi)
+
+
+class ClipActionChange(ActionChangeWrapper):
+    """``gymnasium.ActionWrapper`` clipping the change between consecutive env actions to
+    [min_delta, max_delta] (raw units; min_delta defaults to -max_delta)."""
+
+    def __init__(self, env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None):
+        super().__init__(env, ClippingPolicy(None, max_delta, min_delta, dims).refine)

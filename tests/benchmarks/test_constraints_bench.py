@@ -1,0 +1,50 @@
+"""`ampczoo bench constraints` end to end on one short episode per row (no trained refiners:
+the rows that need checkpoints are skipped and noted)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ampczoo.benchmarks.constraints import smoothness
+from ampczoo.cli import main
+
+
+def test_smoothness_metrics():
+    a = np.array([[0.0, 0.0], [0.1, 0.0], [0.3, -0.1]])
+    m = smoothness(a, dt=0.1, max_delta=np.array([0.15, 0.15]))
+    assert np.isclose(m["du max"], (2.0 + 1.0) / 2)
+    assert np.isclose(m["viol"], 50.0) and np.isclose(m["viol max"], 0.05)
+
+
+def _store(path):
+    from ampczoo.data.store import Episode, EpisodeStore
+
+    st = EpisodeStore(path)
+    rng = np.random.default_rng(0)
+    st.add_episodes([Episode(e, e, 6, data={
+        "obs": rng.normal(size=(6, 20)).astype(np.float32),
+        "u_seq": np.cumsum(0.3 * rng.normal(size=(6, 20, 7)), axis=1).astype(np.float32)})
+        for e in range(4)])
+    return path
+
+
+def test_bench_constraints_runs_and_writes_tables(tmp_path):
+    data = _store(tmp_path / "d.zarr")
+    rc = main(["bench", "constraints", "--episodes", "1", "--bases", "lsm",
+               "--checkpoints", str(tmp_path / "none"), "--speed-batch", "2",
+               "--speed-data", str(data),
+               "--control-dt", "0.5", "--out", str(tmp_path)])
+    assert rc == 0
+    (run,) = tmp_path.glob("bench-constraints-*")
+    table = (run / "constraints.md").read_text()
+    for row in ("| lsm | base |", "| lsm | clipping |", "| lsm | penalty |", "| lsm | static Q |"):
+        assert row in table
+    episodes = json.loads((run / "episodes.json").read_text())["episodes"]
+    assert episodes["lsm/clipping"][0]["viol"] == 0.0
+    assert episodes["lsm/static Q"][0]["viol max"] < 1e-6  # QP output satisfies the bound
+    assert (run / "constraints.png").is_file() and (run / "training_speed.csv").is_file()
+    assert "no checkpoint" in (run / "README.md").read_text()
+    fidelity = (run / "fidelity.md").read_text()
+    assert "| demonstrations |" in fidelity and "| static Q |" in fidelity

@@ -1,0 +1,118 @@
+"""LeTO: LSTM + DTO layer; constraints, overfitting a tiny set, receding-horizon deployment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ampczoo
+from ampczoo.policies.leto import KUKA_LOWER, KUKA_UPPER, LeTOConfig, LeTOPolicy
+
+SMALL = dict(obs_dim=16, horizon=6, chunk_len=4, seq_len=3, hidden_dim=32, num_layers=1,
+             obs_features="raw", accel_bound=0.2, vel_bound=1.0, dt=0.1)
+
+
+def _data(B=4, T=3, seed=0):
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(B, T, 16)).astype(np.float32)
+    obs[..., :7] = rng.uniform(-1.0, 1.0, size=(B, T, 7))
+    obs[0, 0, 0] = KUKA_UPPER[0]  # a joint exactly at its limit stays feasible
+    u = np.cumsum(0.1 * rng.normal(size=(B, T, 6, 7)), axis=2).astype(np.float32)
+    return {"obs": torch.from_numpy(obs), "u_seq": torch.from_numpy(u)}
+
+
+def _check_bounds(policy, y_norm, obs):
+    c = policy.config
+    assert y_norm.abs().max() <= c.vel_bound + 1e-5
+    assert torch.diff(y_norm, dim=1).abs().max() <= c.accel_bound + 1e-5
+    v = y_norm.double() * policy.action_scale.double()
+    q = obs[:, :7].double()[:, None] + c.dt * torch.cumsum(v, dim=1)[:, :-1]
+    lo, hi = torch.tensor(KUKA_LOWER, dtype=torch.float64), torch.tensor(KUKA_UPPER,
+                                                                         dtype=torch.float64)
+    assert (q >= lo - 1e-6).all() and (q <= hi + 1e-6).all()
+
+
+def test_kuka_limits_match_the_urdf():
+    from ampczoo.robots.kuka import kuka_chain
+
+    chain = kuka_chain()
+    assert np.allclose(chain.lower, KUKA_LOWER) and np.allclose(chain.upper, KUKA_UPPER)
+
+
+def test_overfits_tiny_set_and_outputs_satisfy_bounds():
+    torch.manual_seed(0)
+    pol = LeTOPolicy(LeTOConfig(**SMALL))
+    pol.action_scale.fill_(2.0)
+    batch = _data()
+    opt = torch.optim.Adam(pol.parameters(), lr=3e-2)
+    losses = []
+    for _ in range(25):
+        loss, _ = pol.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.3 * losses[0]
+    with torch.no_grad():
+        obs = batch["obs"].reshape(-1, 16)
+        e, _ = pol.encode(batch["obs"])
+        y = pol.dto(e.reshape(len(obs), -1), obs)
+    _check_bounds(pol, y, obs)
+    # a joint at its upper limit cannot move further up
+    q0 = obs[0, 0]
+    assert float(y[0, 0, 0]) * 2.0 * 0.1 + q0 <= KUKA_UPPER[0] + 1e-6
+
+
+def test_deployment_continuity_hidden_refresh_and_errors(tmp_path):
+    pol = LeTOPolicy(LeTOConfig(**SMALL)).eval()
+    rng = np.random.default_rng(1)
+    obs = np.zeros(16)
+    pol.reset()
+    actions = []
+    for t in range(7):
+        obs[:7] = rng.uniform(-0.5, 0.5, size=7)
+        actions.append(pol.act(obs))
+        if t % 3 == 2:
+            assert pol._steps % 3 == 0  # state is refreshed at the next call
+    steps = np.abs(np.diff(np.array(actions), axis=0))  # action_scale 1
+    assert steps.max() <= SMALL["accel_bound"] + 1e-6
+    bad = obs.copy()
+    bad[0] = 4.0  # outside the joint limit: infeasible
+    pol.reset()
+    with pytest.raises(ValueError, match="outside the position bounds"):
+        pol.act(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        pol.act(np.full(16, np.nan))
+    pol.save_pretrained(tmp_path / "leto")
+    loaded = ampczoo.load_policy(tmp_path / "leto", device="cpu")
+    assert isinstance(loaded, LeTOPolicy) and torch.equal(loaded.L, pol.L)
+    with pytest.raises(ValueError, match="position_lower"):
+        LeTOConfig(**{**SMALL, "position_lower": (0.0,)})
+
+
+def test_cli_train_leto_on_windows(tmp_path):
+    from ampczoo.cli import main
+    from ampczoo.data.dataset import DemonstrationDataset
+    from ampczoo.data.store import Episode, EpisodeStore
+
+    st = EpisodeStore(tmp_path / "d.zarr")
+    rng = np.random.default_rng(0)
+    eps = []
+    for e in range(3):
+        obs = rng.normal(size=(8, 16)).astype(np.float32)
+        obs[:, :7] = rng.uniform(-1, 1, size=(8, 7))
+        u = np.cumsum(0.1 * rng.normal(size=(8, 6, 7)), axis=1).astype(np.float32)
+        eps.append(Episode(e, e, 8, data={"obs": obs, "u_seq": u}))
+    st.add_episodes(eps)
+    ds = DemonstrationDataset(tmp_path / "d.zarr", "train", val_fraction=0.0)
+    starts = ds.window_starts(3)
+    assert len(starts) == 3 * 6 and all(ds.sample_episode[s] == ds.sample_episode[s + 2]
+                                        for s in starts)
+    out = tmp_path / "run"
+    assert main(["train", "leto", "--data", str(tmp_path / "d.zarr"), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.34",
+                 "--hidden-dim", "16", "--num-layers", "1", "--set", "chunk_len=4",
+                 "--set", "seq_len=3", "--set", "obs_features=raw"]) == 0
+    loaded = ampczoo.load_policy(out / "last", device="cpu")
+    assert loaded.act(ds.obs[0]).shape == (7,)

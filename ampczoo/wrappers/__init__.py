@@ -1,1 +1,5 @@
-"""ampczoo.wrappers"""
+"""ampczoo.wrappers: Gymnasium wrappers."""
+
+from ampczoo.wrappers.history import HistoryObservation
+
+__all__ = ["HistoryObservation"]

@@ -127,23 +127,34 @@ class IKMPCExpert:
             xs.append(x)
         e = x - x_ref
         cost += c.terminal_factor * ca.mtimes([e.T, Q, e])
-        problem = {"x": tau, "p": p, "f": cost}
-        if c.solver == "ipopt":
-            opts = {"print_time": False, "ipopt": {"print_level": 0, "max_iter": c.max_iter,
-                                                   "sb": "yes", "tol": 1e-8}}
-            self._solver = ca.nlpsol("ikmpc", "ipopt", problem, opts)
-        else:
-            self._solver = ca.qpsol("ikmpc", c.solver, problem, self._conic_options())
+        self._problem = {"x": tau, "p": p, "f": cost}
+        self._make_solver()
         self._predict = ca.Function("predict", [tau, p], [ca.horzcat(*xs).T])
         self._lb = -np.tile(np.asarray(c.torque_limit), N)
         self._ub = np.tile(np.asarray(c.torque_limit), N)
+
+    def _make_solver(self) -> None:
+        """A fresh solver instance (its internal state, e.g. OSQP's adapted ρ, starts over)."""
+        import casadi as ca
+
+        c = self.config
+        if c.solver == "ipopt":
+            opts = {"print_time": False, "ipopt": {"print_level": 0, "max_iter": c.max_iter,
+                                                   "sb": "yes", "tol": 1e-8}}
+            self._solver = ca.nlpsol("ikmpc", "ipopt", self._problem, opts)
+        else:
+            self._solver = ca.qpsol("ikmpc", c.solver, self._problem, self._conic_options())
+        self._dirty = False
 
     def _conic_options(self) -> dict[str, Any]:
         c = self.config
         opts: dict[str, Any] = {"print_time": False, "error_on_fail": False}
         if c.solver == "osqp":
             opts["osqp"] = {"verbose": False, "eps_abs": c.eps, "eps_rel": c.eps,
-                            "max_iter": c.max_iter, "polish": False}
+                            "max_iter": c.max_iter, "polish": False,
+                            # a fixed interval: OSQP's default (0) adapts rho on wall time,
+                            # which makes the solution depend on machine load
+                            "adaptive_rho_interval": 25}
             opts["warm_start_primal"] = c.warm_start
             opts["warm_start_dual"] = c.warm_start
         elif c.solver == "proxqp":
@@ -158,8 +169,12 @@ class IKMPCExpert:
 
     # ------------------------------------------------------------------ policy
     def reset(self, seed: int | None = None) -> None:
-        """Forget the warm start and the previous IK reference (``seed`` unused: the
-        expert is deterministic)."""
+        """Forget the warm start and the previous IK reference, and start a fresh solver
+        instance (~10 ms) if the current one has solved anything, so an episode's solutions
+        do not depend on the episodes before it (``seed`` unused: the expert is
+        deterministic)."""
+        if getattr(self, "_dirty", False):
+            self._make_solver()
         self._q_ref: np.ndarray | None = None
         self._target: np.ndarray | None = None
         self._tau_prev: np.ndarray | None = None
@@ -189,6 +204,7 @@ class IKMPCExpert:
             args["x0"] = np.concatenate([self._tau_prev[3:], self._tau_prev[-3:]])
             if self._lam_prev is not None:
                 args["lam_x0"] = np.concatenate([self._lam_prev[3:], self._lam_prev[-3:]])
+        self._dirty = True
         t0 = time.perf_counter()
         out = self._solver(**args)
         solve_time = time.perf_counter() - t0

@@ -236,8 +236,13 @@ class MPCBuilder:
 MPC_BUILDER = MPCBuilder()
 
 
+#: Success region δ that ends a 3-DOF collection episode: 5 mm and 0.05 rad/s (tighter than
+#: the env's 2 cm / 0.1 rad/s, so the demonstrations include the final approach).
+COLLECT_SUCCESS_POS, COLLECT_SUCCESS_VEL = 0.005, 0.05
+
+
 class IKMPCBuilder:
-    """``ThreeDOF-Reach-v0`` (terminating at success) and the
+    """``ThreeDOF-Reach-v0`` (terminating at success, δ = 5 mm and 0.05 rad/s) and the
     :class:`~ampczoo.experts.ikmpc.IKMPCExpert`. Rows store the observation [q, q̇, p_des]
     (9,), the noise-free optimal corrective torques ``u_seq`` τ* (N, 3) [N m] (gravity
     compensation excluded, as the paper), the IK reference and solver data; a sample whose
@@ -249,6 +254,7 @@ class IKMPCBuilder:
     def env_kwargs(config: CollectConfig) -> dict[str, Any]:
         """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
         return {"control_dt": config.control_dt, "terminate_on_success": True,
+                "success_pos": COLLECT_SUCCESS_POS, "success_vel": COLLECT_SUCCESS_VEL,
                 "episode_seconds": config.steps * config.control_dt}
 
     @staticmethod

@@ -74,7 +74,8 @@ class ThreeDOFReachEnv(gym.Env):
     ``reward_ctrl = -ctrl_weight · ||τ||²`` (ctrl_weight 1e-3 per N² m²); both in ``info``.
 
     **Info**: ``pos_error`` [m], ``ee_pos`` (3,) [m], ``joint_speed`` ||q̇|| [rad/s],
-    ``success`` (pos_error < 0.02 m and joint_speed < 0.1 rad/s), ``reward_pos``,
+    ``success`` (pos_error < ``success_pos`` = 0.02 m and joint_speed < ``success_vel`` =
+    0.1 rad/s by default), ``reward_pos``,
     ``reward_ctrl``, ``gravity_torque`` (3,) [N m] applied at the last physics step; steps add
     ``action_clipped`` and ``actuator_saturated``. Reset adds ``dynamics_scale`` (the mass,
     length and inertia factors (3, 3) of this episode).
@@ -106,6 +107,8 @@ class ThreeDOFReachEnv(gym.Env):
         randomize_dynamics: f in [0, 0.25], see above.
         target_region: "nominal" or "ood".
         terminate_on_success: end the episode (terminated=True) at the first success.
+        success_pos, success_vel: the success region δ: position error [m], joint speed
+        [rad/s].
         ctrl_weight: reward weight of ||τ||² (>= 0).
         render_mode, width, height: as the KUKA envs.
 
@@ -121,10 +124,15 @@ class ThreeDOFReachEnv(gym.Env):
     def __init__(self, control_dt: float = 0.02, episode_seconds: float = 4.0,
                  gravity_compensation: bool = True, randomize_dynamics: float = 0.0,
                  target_region: str = "nominal", terminate_on_success: bool = False,
+                 success_pos: float = SUCCESS_POS, success_vel: float = SUCCESS_VEL,
                  ctrl_weight: float = 1e-3, render_mode: str | None = None,
                  width: int = 640, height: int = 480):
         _validate_kwargs(control_dt, episode_seconds, randomize_dynamics, target_region,
                          ctrl_weight, render_mode, width, height)
+        for name, v in (("success_pos", success_pos), ("success_vel", success_vel)):
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        self.success_pos, self.success_vel = float(success_pos), float(success_vel)
         self.control_dt, self.episode_seconds = float(control_dt), float(episode_seconds)
         self.n_substeps = round(self.control_dt / PHYSICS_TIMESTEP)
         self.max_steps = max(1, round(self.episode_seconds / self.control_dt))
@@ -333,7 +341,7 @@ class ThreeDOFReachEnv(gym.Env):
         err = float(np.linalg.norm(ee - self._target))
         speed = float(np.linalg.norm(self.data.qvel))
         return {"pos_error": err, "ee_pos": ee, "joint_speed": speed,
-                "success": bool(err < SUCCESS_POS and speed < SUCCESS_VEL),
+                "success": bool(err < self.success_pos and speed < self.success_vel),
                 "reward_pos": -err, "reward_ctrl": -self.ctrl_weight * float(tau @ tau),
                 "gravity_torque": self._tau_g.copy()}
 

@@ -39,16 +39,19 @@ OBS_DIM = 9
 class IKMPCConfig:
     """horizon: N; dt: Δt of the prediction model [s] (= the env's control period);
     q_weight / qd_weight: diagonal of Q on position [1/rad²] and velocity [s²/rad²];
-    r_weight: diagonal of R [1/(N m)²]; terminal_factor: Q_N = terminal_factor · Q;
+    r_weight: diagonal of R [1/(N m)²] (the defaults give a feedback gain of about
+    10 N m/rad: 1 N m per 0.1 rad of joint error; with Q = 100, R = 0.01 the gain is 10x
+    higher, the expert is as accurate but saturates within 0.1 rad of the goal, and an
+    imitating network has to reproduce that step to hold the target); terminal_factor: Q_N = terminal_factor · Q;
     solver: one of SOLVERS; torque_limit: τ_max (3,) [N m]; warm_start: seed each solve with
     the previous solution shifted by one step; max_iter: solver iteration cap;
     eps: OSQP absolute/relative tolerance."""
 
     horizon: int = 20
     dt: float = 0.02
-    q_weight: float = 100.0
-    qd_weight: float = 5.0
-    r_weight: float = 0.01
+    q_weight: float = 20.0
+    qd_weight: float = 2.0
+    r_weight: float = 0.2
     terminal_factor: float = 10.0
     solver: str = "osqp"
     torque_limit: tuple[float, float, float] = tuple(TORQUE_LIMIT.tolist())

@@ -42,10 +42,10 @@ class IKMPCConfig:
     r_weight: diagonal of R [1/(N m)²] (the defaults give a feedback gain of about
     10 N m/rad: 1 N m per 0.1 rad of joint error; with Q = 100, R = 0.01 the gain is 10x
     higher, the expert is as accurate but saturates within 0.1 rad of the goal, and an
-    imitating network has to reproduce that step to hold the target); terminal_factor: Q_N = terminal_factor · Q;
-    solver: one of SOLVERS; torque_limit: τ_max (3,) [N m]; warm_start: seed each solve with
-    the previous solution shifted by one step; max_iter: solver iteration cap;
-    eps: OSQP absolute/relative tolerance."""
+    imitating network has to reproduce that step to hold the target);
+    terminal_factor: Q_N = terminal_factor · Q; solver: one of SOLVERS; torque_limit: τ_max
+    (3,) [N m]; warm_start: seed each solve with the previous solution shifted by one step;
+    max_iter: solver iteration cap; eps: OSQP absolute/relative tolerance."""
 
     horizon: int = 20
     dt: float = 0.02

@@ -13,9 +13,11 @@ the paper's π_θ: R^{H×6} → R³ (the target rides along with every state).
   batches {"obs_history": (B, H, 9), "u_seq": (B, N, 3)} built by the one training loop.
 
 Token features (``ee_features=True``, default): each history step is the z-scored
-observation plus the end-effector position p(q) and the error p_des − p(q), computed in
+observation plus the end-effector position p(q) and the error e = p_des − p(q), computed in
 torch from the arm's closed-form kinematics (:func:`ampczoo.robots.threedof.
-forward_kinematics`) and scaled by 1/0.3 m. This is the same kind of kinematic input as the
+forward_kinematics`) and scaled by 1/0.3 m, plus tanh(e / 0.02 m), which resolves the last
+centimetres (where the expert's torque is a steep function of e and a network fed only e/0.3
+leaves a steady-state offset of a few cm). This is the same kind of kinematic input as the
 KUKA policies' ``obs_features="kinematic"``; ``ee_features=False`` is the paper's raw input.
 """
 
@@ -34,6 +36,8 @@ from ampczoo.robots.threedof import TORQUE_LIMIT, forward_kinematics
 
 #: Length scale of the end-effector features [m].
 EE_SCALE = 0.3
+#: Length scale of the fine error feature tanh(e / EE_FINE_SCALE) [m].
+EE_FINE_SCALE = 0.02
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class HistoryPolicy(PretrainedPolicy):
         self.register_buffer("tau_mean", torch.zeros(c.action_dim))
         self.register_buffer("tau_std", torch.ones(c.action_dim))
         self.register_buffer("tau_limit", torch.tensor(c.torque_limit, dtype=torch.float32))
-        self.token_dim = c.obs_dim + (6 if c.ee_features else 0)
+        self.token_dim = c.obs_dim + (9 if c.ee_features else 0)
         self._build_body()
         self._buffer: np.ndarray | None = None  # (B, H, obs_dim) raw observations
 
@@ -124,7 +128,8 @@ class HistoryPolicy(PretrainedPolicy):
         parts = [(obs_history - self.obs_mean) / self.obs_std]
         if self.config.ee_features:
             ee = forward_kinematics(obs_history[..., :3], xp=torch)
-            parts += [ee / EE_SCALE, (obs_history[..., 6:9] - ee) / EE_SCALE]
+            err = obs_history[..., 6:9] - ee
+            parts += [ee / EE_SCALE, err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE)]
         return torch.cat(parts, dim=-1)
 
     def forward(self, obs_history: torch.Tensor) -> torch.Tensor:

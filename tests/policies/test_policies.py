@@ -25,7 +25,11 @@ def test_import_ampczoo_stays_light():
 
 
 def test_registry():
-    assert ampczoo.list_policies() == []  # nothing shipped yet
+    from ampczoo.policies.registry import ZOO_DIR
+
+    names = ampczoo.list_policies()  # the shipped checkpoints, sorted, each complete
+    assert names == sorted(names)
+    assert all((ZOO_DIR / n / "model.safetensors").is_file() for n in names)
     p = ampczoo.make_policy("dampc", hidden_dim=32, num_layers=2)
     assert isinstance(p, DAMPCPolicy) and p.config.hidden_dim == 32
     assert isinstance(ampczoo.make_policy("lsm", num_layers=1), LSMPolicy)

@@ -29,3 +29,24 @@ def test_shipped_policy_acts_in_its_env(env_id, name):
         assert action.shape == (7,) and np.all(np.isfinite(action))
         assert np.all(np.abs(action) <= 1.5 * VELOCITY_LIMIT)
         obs, *_ = env.step(action)
+
+
+THREEDOF = [f"threedof-{arch}-h10" for arch in ("ffn", "lstm", "gru", "transformer")]
+
+
+def test_threedof_policies_are_shipped():
+    assert set(THREEDOF) <= set(ampczoo.list_policies())
+
+
+@pytest.mark.parametrize("name", THREEDOF)
+def test_threedof_policy_acts_within_torque_bounds(name):
+    policy = ampczoo.load_policy(name, device="cpu")
+    assert policy.config.history == 10
+    env = gym.make("ThreeDOF-Reach-v0")
+    obs, _ = env.reset(seed=0)
+    policy.reset(seed=0)
+    for _ in range(5):
+        action = policy.act(obs)
+        assert action.shape == (3,) and np.all(np.abs(action) <= env.action_space.high)
+        obs, _, _, _, info = env.step(action)
+        assert info["action_clipped"] == 0

@@ -65,8 +65,10 @@ class ThreeDOFBenchConfig:
     """episodes: in-distribution targets (seeds seed .. seed+episodes-1); ood_episodes: OOD
     targets (seeds ood_seed ..). policies: checkpoint folders or zoo names of the networks
     (default: the four shipped H = 10 ones). ablation: "H=PATH" entries of the history
-    ablation. experts: solvers of the IK-MPC rows ("osqp", "ipopt", ...). ood_methods: which
-    methods also run the OOD set ("all" or names). out: parent folder of the run folder."""
+    ablation. experts: solvers of the IK-MPC rows ("osqp", "ipopt", ...). stateful: add a
+    row per recurrent checkpoint run with ``recurrent_mode="stateful"`` (hidden state carried
+    across all steps of the episode instead of re-running the H-window). out: parent folder
+    of the run folder."""
 
     episodes: int = 1000
     seed: int = 100_000
@@ -75,6 +77,7 @@ class ThreeDOFBenchConfig:
     policies: tuple[str, ...] = tuple(zoo_name(a) for a in ARCHS)
     ablation: tuple[str, ...] = ()
     experts: tuple[str, ...] = ("osqp", "ipopt")
+    stateful: bool = False
     out: str = "runs"
 
     def __post_init__(self) -> None:
@@ -251,6 +254,10 @@ def _run(cfg: ThreeDOFBenchConfig) -> Path:
         loaded = _load(spec)
         if loaded:
             methods[loaded[0]] = loaded[1]
+            if cfg.stateful and hasattr(loaded[1].config, "recurrent_mode"):
+                stateful = _load(spec)[1]  # type: ignore[index]
+                stateful.config = replace(stateful.config, recurrent_mode="stateful")
+                methods[loaded[0] + " stateful"] = stateful
     results: dict[str, list[ReachEpisode]] = {}
     rows = []
     for name, policy in methods.items():
@@ -329,6 +336,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="history-ablation checkpoints, e.g. 1=runs/train-threedof-ffn-h1/best")
     p.add_argument("--experts", nargs="+", default=list(d.experts),
                    choices=["osqp", "proxqp", "qpoases", "hpipm", "ipopt"])
+    p.add_argument("--stateful", action="store_true",
+                   help="also run the recurrent checkpoints with the hidden state carried "
+                        "across steps")
     p.add_argument("--quick", action="store_true", help="30 targets, 20 OOD targets")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run_cli)
@@ -338,7 +348,7 @@ def config_from_args(args: argparse.Namespace) -> ThreeDOFBenchConfig:
     cfg = ThreeDOFBenchConfig(episodes=args.episodes, seed=args.seed,
                               ood_episodes=args.ood_episodes, policies=tuple(args.policies),
                               ablation=tuple(args.ablation), experts=tuple(args.experts),
-                              out=args.out)
+                              stateful=args.stateful, out=args.out)
     if args.quick:
         cfg = replace(cfg, episodes=min(cfg.episodes, 30),
                       ood_episodes=min(cfg.ood_episodes, 20))

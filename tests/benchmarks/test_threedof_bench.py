@@ -26,15 +26,19 @@ def test_settling_time():
 def test_bench_writes_tables_plot_and_episodes(tmp_path):
     ckpt = make_policy("ffn", history=2, hidden_dim=8, num_layers=1).save_pretrained(
         tmp_path / "ffn")
+    gru = make_policy("gru", history=2, hidden_dim=8, num_layers=1).save_pretrained(
+        tmp_path / "gru")
     cfg = ThreeDOFBenchConfig(episodes=2, ood_episodes=1, experts=("osqp",),
-                              policies=(str(ckpt), str(tmp_path / "missing")),
-                              ablation=(f"2={ckpt}",), out=str(tmp_path / "runs"))
+                              policies=(str(ckpt), str(gru), str(tmp_path / "missing")),
+                              ablation=(f"2={ckpt}",), stateful=True,
+                              out=str(tmp_path / "runs"))
     out = run_threedof_bench(cfg)
     for name in ("table_main", "table_ablation", "table_ood"):
         assert (out / f"{name}.md").is_file() and (out / f"{name}.csv").is_file()
     assert (out / "error_vs_time.png").stat().st_size > 0
     rows = {r["method"]: r for r in csv.DictReader(open(out / "table_main.csv"))}
-    assert set(rows) == {"IK-MPC (OSQP)", "FFN H=2"}  # the missing checkpoint is skipped
+    # the missing checkpoint is skipped; the GRU also runs with its state carried
+    assert set(rows) == {"IK-MPC (OSQP)", "FFN H=2", "GRU H=2", "GRU H=2 stateful"}
     assert float(rows["IK-MPC (OSQP)"]["SR@2cm [%]"]) == 100.0
     assert float(rows["FFN H=2"]["speed-up vs OSQP"]) > 0
     episodes = json.loads((out / "episodes.json").read_text())["episodes"]

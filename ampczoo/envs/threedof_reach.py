@@ -83,6 +83,10 @@ class ThreeDOFReachEnv(gym.Env):
     **Episode end**: truncated after ``episode_seconds`` (4 s); terminated on success only
     with ``terminate_on_success=True`` (data collection runs "until success or T_max").
 
+    **Contacts** are disabled (the floor is drawn only): links may pass through each other
+    and the floor, e.g. from a start configuration pointing down; targets stay >= 5 cm above
+    the floor.
+
     **Reset**: q0 uniform within the joint limits (0.1 rad margin), q̇0 = 0; the target is
     drawn from the ``target_region`` ("nominal": 0.20–0.55 m from the shoulder, elevation
     −0.9…1.3 rad, any azimuth, ≥ 5 cm above the floor; "ood": near full stretch (0.56–0.63 m),

@@ -57,12 +57,18 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
     add_constraints_arguments(bench.add_parser(
         "constraints", help="clipping / penalty / DiffOG / residual / LeTO under one bound"))
+    from ampczoo.benchmarks.threedof import add_arguments as add_threedof_arguments
+
+    add_threedof_arguments(bench.add_parser(
+        "threedof", help="3-DOF arm: IK-MPC expert vs FFN / LSTM / GRU / Transformer"))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a policy (lsm, dampc, leto) or a chunk refiner "
-                       "(diffog, residual) on a demonstration store")
-    p.add_argument("policy", choices=["lsm", "dampc", "diffog", "residual", "leto"])
+    p = sub.add_parser("train", help="train a policy (LSM, DAMPC, LeTO; FFN, LSTM, GRU, "
+                       "Transformer for ThreeDOF-Reach-v0) or a chunk refiner (DiffOG, "
+                       "residual) on a demonstration store")
+    p.add_argument("policy", choices=["lsm", "dampc", "leto", "diffog", "residual", "ffn", "lstm",
+                                      "gru", "transformer"])
     p.add_argument("--data", required=True, help="Zarr episode store (ampczoo collect)")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--epochs", type=int, default=10)
@@ -77,6 +83,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="EMA decay (default: 0.995 for dampc, off for lsm; 0 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="episodes held out for a final test loss of best/ (never selected on)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping: epochs without a better validation loss")
+    p.add_argument("--history", type=int, default=None,
+                   help="ffn/lstm/gru/transformer: history length H")
     p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if present)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--hidden-dim", type=int, default=None, help="MLP width")
@@ -105,7 +117,7 @@ def _policy_overrides(args: argparse.Namespace) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
-    for key in ("hidden_dim", "num_layers", "num_train_timesteps", "mode", "base"):
+    for key in ("hidden_dim", "num_layers", "num_train_timesteps", "mode", "base", "history"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     if "num_train_timesteps" in out and "num_inference_steps" not in out:
@@ -120,7 +132,9 @@ def _run_train(args: argparse.Namespace) -> int:
                       max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, cosine=args.cosine,
                       warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
-                      seed=args.seed, val_fraction=args.val_fraction, device=args.device,
+                      seed=args.seed, val_fraction=args.val_fraction,
+                      test_fraction=args.test_fraction, patience=args.patience,
+                      device=args.device,
                       resume=args.resume, policy_overrides=_policy_overrides(args))
     print(train(cfg))
     return 0

@@ -15,6 +15,12 @@ completion order, and a resumed run yields exactly the episodes of an uninterrup
 Workers (processes or Ray actors) build their env and expert once and return episodes; only
 the parent writes the store.
 
+The env id picks the builder (env + expert) and the defaults of ``steps``, ``control_dt``,
+``snr``, ``sigma_min`` and ``solver`` (:data:`ENV_DEFAULTS`): the KUKA envs run the
+:class:`~ampczoo.experts.MPCExpert` (velocity commands, stored u* (N, 7)); ``ThreeDOF-Reach-v0``
+runs the :class:`~ampczoo.experts.ikmpc.IKMPCExpert` (corrective torques, stored τ* (N, 3)),
+episodes ending at success (``terminate_on_success``) or after ``steps``.
+
 Run as ``python -m ampczoo.data.collect --episodes 10 --out data/kuka.zarr`` (same flags as
 ``ampczoo collect``).
 """
@@ -46,53 +52,68 @@ from ampczoo.robots.kuka import VELOCITY_LIMIT
 FINGERPRINT_KEYS = ("env", "env_kwargs", "expert_config", "seed", "steps", "snr", "sigma_min",
                     "max_output_error", "builder")
 DEFAULT_BUILDER = "ampczoo.data.collect:MPC_BUILDER"
+IKMPC_BUILDER_SPEC = "ampczoo.data.collect:IKMPC_BUILDER"
+#: Per-env defaults of the fields left at None (envs not listed get the KUKA ones).
+KUKA_DEFAULTS = {"builder": DEFAULT_BUILDER, "steps": 80, "control_dt": 0.1, "snr": 0.8,
+                 "sigma_min": 0.35, "solver": "ipopt"}
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ThreeDOF-Reach-v0": {"builder": IKMPC_BUILDER_SPEC, "steps": 200, "control_dt": 0.02,
+                          "snr": 4.0, "sigma_min": 0.3, "solver": "osqp"},
+}
 
 
 @dataclass(frozen=True)
 class CollectConfig:
     """Settings of one collection run.
 
-    env: gymnasium id. episodes: N_e (episode ids 0..N_e-1). steps: N_d expert steps per
+    Fields marked (*) default to None = the env's entry of :data:`ENV_DEFAULTS`, filled in
+    by ``__post_init__``.
+
+    env: gymnasium id. episodes: N_e (episode ids 0..N_e-1). steps (*): N_d expert steps per
     episode. out: path of the Zarr store. workers: parallel workers (1 = in this process).
     seed: run seed; episode seeds derive from (seed, episode id). resume: continue an existing
     store (metadata must match). backend: "process" (local processes) or "ray".
     ray_address: Ray cluster address (None = start a local instance).
-    snr: SNR_d of the exploration noise. sigma_min: minimum noise std [rad/s].
+    snr (*): SNR_d of the exploration noise. sigma_min (*): minimum noise std [rad/s, or N m
+    for torque-controlled envs].
     max_output_error: drop samples whose output error at the artificial reference, as the
     paper's weighted average d_y / (w_pos + w_rot), exceeds this (paper: 0.01).
-    solver: "ipopt" | "fatrop". cold_start: the expert's guess without warm start, "random"
+    solver (*): "ipopt" | "fatrop" (KUKA), "osqp" | "proxqp" | "ipopt" | ... (3-DOF). cold_start: the expert's guess without warm start, "random"
     (paper) or "state" (see :class:`~ampczoo.experts.MPCConfig`).
-    control_dt: env step [s] (default = MPC dt: one sample per expert step).
+    control_dt (*): env step [s] (= MPC dt: one sample per expert step).
     compile: compile the NLP to C. simulation: env simulation ("kinematic" | "physics").
     chunk_len: chunk length along time of the data arrays.
     flush_interval_s: completed episodes are buffered at most this long before being written.
     max_retries: re-runs of an episode whose worker raised.
-    builder: "module:attribute" naming the :class:`Builder` that makes env + expert.
+    builder (*): "module:attribute" naming the :class:`Builder` that makes env + expert.
     """
 
     env: str = "DAMPC-KukaTrack-v0"
     episodes: int = 10
-    steps: int = 80
+    steps: int | None = None
     out: str = "data/kuka_track.zarr"
     workers: int = 1
     seed: int = 0
     resume: bool = False
     backend: str = "process"
     ray_address: str | None = None
-    snr: float = 0.8
-    sigma_min: float = 0.35
+    snr: float | None = None
+    sigma_min: float | None = None
     max_output_error: float = 0.01
-    solver: str = "ipopt"
+    solver: str | None = None
     cold_start: str = "random"
-    control_dt: float = 0.1
+    control_dt: float | None = None
     compile: bool = True
     simulation: str = "kinematic"
     chunk_len: int = CHUNK_LEN
     flush_interval_s: float = 1.0
     max_retries: int = 1
-    builder: str = DEFAULT_BUILDER
+    builder: str | None = None
 
     def __post_init__(self) -> None:
+        for name, value in ENV_DEFAULTS.get(self.env, KUKA_DEFAULTS).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         for name in ("episodes", "steps", "workers", "chunk_len"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -180,7 +201,109 @@ class MPCBuilder:
                 "expert_config": dataclasses.asdict(self.expert_config(config))}
 
 
+    # -- per-sample hooks of :func:`run_episode`
+    action_limit = VELOCITY_LIMIT
+
+    @staticmethod
+    def first_input(sol: Any) -> np.ndarray:
+        """u*_0 (7,) [rad/s] of a solution."""
+        return np.asarray(sol.u[0], float)
+
+    @staticmethod
+    def solution_ok(sol: Any) -> bool:
+        """Solver success and every stored value finite."""
+        values = (sol.u, sol.x_ref, sol.cost, sol.output_error, sol.output_error_avg)
+        return bool(sol.success) and all(np.all(np.isfinite(v)) for v in values)
+
+    @staticmethod
+    def keep(sol: Any, config: CollectConfig) -> bool:
+        """Output error d_y / (w_pos + w_rot) at the artificial reference small enough."""
+        return bool(sol.output_error_avg <= config.max_output_error)
+
+    @staticmethod
+    def sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
+        """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos
+        [m] + rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s],
+        status, action (7,) the applied noisy command [rad/s]."""
+        return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[:7].copy(),
+                "target": obs[7:16].copy(), "x_ref": np.asarray(sol.x_ref, float),
+                "output_error": float(sol.output_error),
+                "output_error_avg": float(sol.output_error_avg), "cost": float(sol.cost),
+                "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
+                "status": str(sol.status), "action": action}
+
+
 MPC_BUILDER = MPCBuilder()
+
+
+#: Success region δ that ends a 3-DOF collection episode: 5 mm and 0.05 rad/s (tighter than
+#: the env's 2 cm / 0.1 rad/s, so the demonstrations include the final approach).
+COLLECT_SUCCESS_POS, COLLECT_SUCCESS_VEL = 0.005, 0.05
+
+
+class IKMPCBuilder:
+    """``ThreeDOF-Reach-v0`` (terminating at success, δ = 5 mm and 0.05 rad/s) and the
+    :class:`~ampczoo.experts.ikmpc.IKMPCExpert`. Rows store the observation [q, q̇, p_des]
+    (9,), the noise-free optimal corrective torques ``u_seq`` τ* (N, 3) [N m] (gravity
+    compensation excluded, as the paper), the IK reference and solver data; a sample whose
+    IK did not converge is counted in ``n_dropped_output_error`` and not stored."""
+
+    action_limit = np.array([6.0, 10.0, 4.0])  # robots.threedof.TORQUE_LIMIT
+
+    @staticmethod
+    def env_kwargs(config: CollectConfig) -> dict[str, Any]:
+        """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
+        return {"control_dt": config.control_dt, "terminate_on_success": True,
+                "success_pos": COLLECT_SUCCESS_POS, "success_vel": COLLECT_SUCCESS_VEL,
+                "episode_seconds": config.steps * config.control_dt}
+
+    @staticmethod
+    def expert_config(config: CollectConfig) -> Any:
+        """The :class:`~ampczoo.experts.ikmpc.IKMPCConfig` of the run (dt = control_dt)."""
+        from ampczoo.experts.ikmpc import IKMPCConfig
+
+        return IKMPCConfig(solver=config.solver, dt=config.control_dt)
+
+    def build(self, config: CollectConfig) -> tuple[Any, Any]:
+        import gymnasium as gym
+
+        import ampczoo.envs  # noqa: F401  (registers the env ids)
+        from ampczoo.experts.ikmpc import IKMPCExpert
+
+        env = gym.make(config.env, max_episode_steps=config.steps, **self.env_kwargs(config))
+        return env, IKMPCExpert(self.expert_config(config))
+
+    def describe(self, config: CollectConfig) -> dict[str, Any]:
+        return {"env_kwargs": self.env_kwargs(config),
+                "expert_config": dataclasses.asdict(self.expert_config(config))}
+
+    @staticmethod
+    def first_input(sol: Any) -> np.ndarray:
+        """τ*_0 (3,) [N m]."""
+        return np.asarray(sol.tau[0], float)
+
+    @staticmethod
+    def solution_ok(sol: Any) -> bool:
+        return bool(sol.success) and bool(np.all(np.isfinite(sol.tau)))
+
+    @staticmethod
+    def keep(sol: Any, config: CollectConfig) -> bool:
+        """IK converged (the reference is the target's)."""
+        return bool(sol.ik_converged)
+
+    @staticmethod
+    def sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
+        """One stored row: obs (9,), u_seq τ* (N, 3) [N m], x (6,) = [q, q̇], target (3,)
+        [m], q_ref (3,) [rad], ik_error [m], cost, iterations, solve_time / ik_time [s],
+        status, action (3,) the applied noisy torque [N m]."""
+        return {"obs": obs.copy(), "u_seq": np.asarray(sol.tau, float), "x": obs[:6].copy(),
+                "target": obs[6:9].copy(), "q_ref": np.asarray(sol.q_ref, float),
+                "ik_error": float(sol.ik_error), "cost": float(sol.cost),
+                "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
+                "ik_time": float(sol.ik_time), "status": str(sol.status), "action": action}
+
+
+IKMPC_BUILDER = IKMPCBuilder()
 
 
 def load_builder(spec: str) -> Builder:
@@ -206,28 +329,18 @@ def noise_rng(run_seed: int, episode_index: int) -> np.random.Generator:
 
 
 def noisy_action(u0: np.ndarray, rng: np.random.Generator, snr: float,
-                 sigma_min: float) -> np.ndarray:
-    """Paper Eq. 5, clipped: u0 (7,) [rad/s] -> (7,) in ±VELOCITY_LIMIT."""
+                 sigma_min: float, limit: Any = VELOCITY_LIMIT) -> np.ndarray:
+    """Paper Eq. 5, clipped: u0 (nu,) -> (nu,) in ±limit (default ±VELOCITY_LIMIT rad/s)."""
     sigma = np.maximum(np.abs(u0) / snr, sigma_min)
-    return np.clip(u0 + sigma * rng.standard_normal(u0.shape), -VELOCITY_LIMIT, VELOCITY_LIMIT)
+    return np.clip(u0 + sigma * rng.standard_normal(u0.shape), -np.asarray(limit),
+                   np.asarray(limit))
 
 
-def _solution_ok(sol: Any) -> bool:
-    """Solver success and every stored value finite."""
-    values = (sol.u, sol.x_ref, sol.cost, sol.output_error, sol.output_error_avg)
-    return bool(sol.success) and all(np.all(np.isfinite(v)) for v in values)
-
-
-def _sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
-    """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos [m] +
-    rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s], status, action
-    (7,) the applied noisy command [rad/s]."""
-    return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[:7].copy(),
-            "target": obs[7:16].copy(), "x_ref": np.asarray(sol.x_ref, float),
-            "output_error": float(sol.output_error),
-            "output_error_avg": float(sol.output_error_avg), "cost": float(sol.cost),
-            "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
-            "status": str(sol.status), "action": action}
+def _episode_hooks(config: CollectConfig) -> Any:
+    """The builder's per-sample hooks (``first_input``, ``solution_ok``, ``keep``,
+    ``sample``, ``action_limit``); builders without them (test fakes) get the KUKA ones."""
+    builder = load_builder(config.builder)
+    return builder if hasattr(builder, "sample") else MPC_BUILDER
 
 
 def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -239,7 +352,9 @@ def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 
 def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int) -> Episode:
-    """Run episode ``episode_index`` with the noisy expert; returns the kept samples."""
+    """Run episode ``episode_index`` with the noisy expert (until ``steps`` solves or the env
+    terminates/truncates); returns the kept samples."""
+    hooks = _episode_hooks(config)
     seed = episode_seed(config.seed, episode_index)
     rng = noise_rng(config.seed, episode_index)
     obs, _ = env.reset(seed=seed)
@@ -250,15 +365,15 @@ def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int
         obs = np.asarray(obs, dtype=np.float64)
         sol = expert.solve(obs)
         ep.n_steps += 1
-        ok = _solution_ok(sol)
-        u0 = np.asarray(sol.u[0], float) if ok else np.zeros(7)
-        action = noisy_action(u0, rng, config.snr, config.sigma_min)
+        ok = hooks.solution_ok(sol)
+        u0 = hooks.first_input(sol) if ok else np.zeros(np.shape(hooks.first_input(sol)))
+        action = noisy_action(u0, rng, config.snr, config.sigma_min, hooks.action_limit)
         if not ok:
             ep.n_failed += 1
-        elif sol.output_error_avg > config.max_output_error:
+        elif not hooks.keep(sol, config):
             ep.n_dropped_output_error += 1
         else:
-            rows.append(_sample(obs, sol, action))
+            rows.append(hooks.sample(obs, sol, action))
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             break
@@ -548,26 +663,31 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--env", default=d.env, help="gymnasium id (default %(default)s)")
     add("--episodes", type=int, default=d.episodes, help="N_e episodes (ids 0..N_e-1)")
-    add("--steps", type=int, default=d.steps, help="N_d expert steps per episode")
+    add("--steps", type=int, default=None,
+        help="N_d expert steps per episode (default: 80 KUKA, 200 ThreeDOF-Reach-v0)")
     add("--workers", type=int, default=d.workers, help="parallel workers (1 = in-process)")
     add("--out", default=d.out, help="Zarr store path (default %(default)s)")
     add("--seed", type=int, default=d.seed, help="run seed (episode seeds derive from it)")
     add("--resume", action="store_true", help="continue an existing store")
     add("--backend", choices=["process", "ray"], default=d.backend)
     add("--ray-address", default=None, help="Ray cluster address (default: local instance)")
-    add("--snr", type=float, default=d.snr, help="SNR_d of the exploration noise")
-    add("--sigma-min", type=float, default=d.sigma_min, help="min noise std [rad/s]")
+    add("--snr", type=float, default=None,
+        help="SNR_d of the exploration noise (default: 0.8 KUKA, 4 ThreeDOF)")
+    add("--sigma-min", type=float, default=None,
+        help="min noise std (default: 0.35 rad/s KUKA, 0.3 N m ThreeDOF)")
     add("--max-output-error", type=float, default=d.max_output_error,
         help="drop samples with output error d_y above this")
-    add("--solver", choices=["ipopt", "fatrop"], default=d.solver)
+    add("--solver", choices=["ipopt", "fatrop", "osqp", "proxqp", "qpoases", "hpipm", "qrqp"],
+        default=None, help="default: ipopt (KUKA MPC), osqp (ThreeDOF IK-MPC)")
     add("--cold-start", choices=["random", "state"], default=d.cold_start,
         help="expert's initial guess without warm start: random (paper) or the current state")
-    add("--control-dt", type=float, default=d.control_dt, help="env step [s] (= MPC dt)")
+    add("--control-dt", type=float, default=None,
+        help="env step [s] (= MPC dt; default 0.1 KUKA, 0.02 ThreeDOF)")
     add("--simulation", choices=["kinematic", "physics"], default=d.simulation)
     add("--no-compile", action="store_true", help="do not compile the NLP to C")
     add("--flush-interval", type=float, default=d.flush_interval_s,
         help="max seconds finished episodes wait before being written")
-    add("--builder", default=d.builder, help=argparse.SUPPRESS)  # tests: fake env/expert
+    add("--builder", default=None, help=argparse.SUPPRESS)  # tests: fake env/expert
 
 
 def config_from_args(args: argparse.Namespace) -> CollectConfig:

@@ -10,51 +10,87 @@ from torch.utils.data import Dataset
 
 from ampczoo.data.store import EpisodeStore
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 
 
-def split_episodes(episode_ids: np.ndarray, val_fraction: float, seed: int) -> dict[str, set]:
-    """Deterministic split of episode ids into {"train", "val"} sets.
+def split_episodes(episode_ids: np.ndarray, val_fraction: float, seed: int,
+                   test_fraction: float = 0.0) -> dict[str, set]:
+    """Deterministic split of episode ids into {"train", "val", "test"} sets.
 
     The ids are sorted first, so the split does not depend on the storage order. At least
-    one episode goes to each split when there are two or more episodes and
-    ``val_fraction > 0``."""
+    one episode goes to val when there are two or more episodes and ``val_fraction > 0``.
+    The test episodes are taken after the val ones from the same permutation, so adding a
+    test split leaves the val split unchanged (and is empty for ``test_fraction = 0``)."""
     ids = np.sort(np.asarray(episode_ids))
     perm = np.random.default_rng(seed).permutation(ids)
     n_val = int(round(val_fraction * len(ids)))
     if val_fraction > 0 and len(ids) >= 2:
         n_val = min(max(n_val, 1), len(ids) - 1)
-    return {"val": set(perm[:n_val].tolist()), "train": set(perm[n_val:].tolist())}
+    n_test = min(int(round(test_fraction * len(ids))), max(len(ids) - n_val - 1, 0))
+    return {"val": set(perm[:n_val].tolist()),
+            "test": set(perm[n_val:n_val + n_test].tolist()),
+            "train": set(perm[n_val + n_test:].tolist())}
 
 
 class DemonstrationDataset(Dataset):
     """Samples of one split of an :class:`~ampczoo.data.store.EpisodeStore`, in memory.
 
     Items are dicts: ``obs`` float32 (obs_dim,) flat env observation; ``u_seq`` float32
-    (N, 7) the noise-free optimal input sequence [rad/s]. Episodes (not samples) are split,
-    so train and val never share an episode.
+    (N, nu) the noise-free optimal input sequence (KUKA: rad/s; 3-DOF arm: N m); with
+    ``history = H > 0`` also ``obs_history`` float32 (H, obs_dim), the sample's observation
+    and the H−1 before it in its episode, oldest first, padded with the episode's first
+    observation (as :class:`ampczoo.wrappers.HistoryObservation`). Windows follow the stored
+    rows: a sample the collection dropped (failed solve) is skipped, not padded.
+    Episodes (not samples) are split, so train, val and test never share an episode.
     """
 
     def __init__(self, path: str | Path, split: str = "train", val_fraction: float = 0.1,
-                 seed: int = 0):
+                 seed: int = 0, history: int = 0, test_fraction: float = 0.0):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if not 0.0 <= val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"val_fraction and test_fraction must be in [0, 1), got "
+                             f"{val_fraction}, {test_fraction}")
+        if history < 0:
+            raise ValueError(f"history must be >= 0, got {history}")
         store = EpisodeStore(path, mode="r")
         self.path, self.split = Path(path), split
         self.val_fraction, self.seed = val_fraction, seed
+        self.test_fraction, self.history = test_fraction, int(history)
         self.attrs = store.attrs
         ids = store.episode_ids()
-        chosen = split_episodes(ids, val_fraction, seed)[split]
+        chosen = split_episodes(ids, val_fraction, seed, test_fraction)[split]
         self.episode_ids = np.array(sorted(chosen), dtype=np.int64)
         mask, sample_episode = self._sample_mask(store, chosen)
         #: (len,) episode id of every sample (samples of an episode are contiguous)
         self.sample_episode = sample_episode[mask]
-        self.obs = store.read("obs")[mask] if store.n_samples else np.zeros((0, 0))
+        all_obs = store.read("obs") if store.n_samples else np.zeros((0, 0))
+        self.obs = all_obs[mask]
         self.u_seq = store.read("u_seq")[mask] if store.n_samples else np.zeros((0, 0, 7))
         self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
         self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
+        self._all_obs_t = self._window_idx = None
+        if self.history:
+            self._all_obs_t = torch.from_numpy(all_obs.astype(np.float32))
+            self._window_idx = torch.from_numpy(self._windows(store, self.history)[mask])
+
+    @staticmethod
+    def _windows(store: EpisodeStore, history: int) -> np.ndarray:
+        """(T, H) row indices of every stored sample's history window (first-row padding)."""
+        ends = store.episode_ends
+        starts = np.concatenate([[0], ends[:-1]])
+        row_start = np.repeat(starts, np.diff(np.concatenate([[0], ends])))
+        rows = np.arange(len(row_start))
+        return np.maximum(rows[:, None] - np.arange(history - 1, -1, -1)[None],
+                          row_start[:, None])
+
+    def batch(self, idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+        """The samples ``idx`` stacked: {"obs": (B, D), "u_seq": (B, N, nu)[, "obs_history":
+        (B, H, D)]} float32 tensors (CPU)."""
+        out = {"obs": self._obs_t[idx], "u_seq": self._u_t[idx]}
+        if self._window_idx is not None:
+            out["obs_history"] = self._all_obs_t[self._window_idx[idx]]
+        return out
 
     @staticmethod
     def _sample_mask(store: EpisodeStore, chosen: set) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +114,7 @@ class DemonstrationDataset(Dataset):
         return len(self.obs)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"obs": self._obs_t[i], "u_seq": self._u_t[i]}
+        return self.batch(i)
 
     @property
     def obs_dim(self) -> int:
@@ -94,7 +130,7 @@ class DemonstrationDataset(Dataset):
         """Per-element statistics (float64) over the samples of the train split.
 
         Returns {"obs": {...}, "u_seq": {...}}, each with "mean", "std", "min", "max" of the
-        item's shape ((obs_dim,) and (N, 7)). ``std`` is floored at ``min_std`` (constant
+        item's shape ((obs_dim,) and (N, nu)). ``std`` is floored at ``min_std`` (constant
         entries, e.g. the obstacle of the obstacle env, would otherwise divide by zero)."""
         train = self if self.split == "train" else self._train_twin()
         if len(train) == 0:
@@ -103,7 +139,8 @@ class DemonstrationDataset(Dataset):
                 for name, arr in (("obs", train.obs), ("u_seq", train.u_seq))}
 
     def _train_twin(self) -> DemonstrationDataset:
-        return DemonstrationDataset(self.path, "train", self.val_fraction, self.seed)
+        return DemonstrationDataset(self.path, "train", self.val_fraction, self.seed,
+                                    test_fraction=self.test_fraction)
 
 
 def _stats(arr: np.ndarray, min_std: float) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ id                                        description                           
 ========================================  ======================================  ==========
 ``DAMPC-KukaTrack-v0``                    KUKA iiwa pose tracking, self-collision  250 (5 s)
 ``DAMPC-KukaTrackObstacle-v0``            same, around a 0.2 m spherical obstacle  250 (5 s)
+``ThreeDOF-Reach-v0``                     3-DOF arm, torque control, reach a point  200 (4 s)
 ========================================  ======================================  ==========
 """
 
@@ -32,4 +33,14 @@ for _env_id, _kwargs in _ENVS.items():
             kwargs=_kwargs,
         )
 
-__all__ = ["KUKA_MAX_EPISODE_STEPS"]
+#: Steps of the 4 s episode of ThreeDOF-Reach-v0 at its default control period of 0.02 s.
+THREEDOF_MAX_EPISODE_STEPS = 200
+
+if "ThreeDOF-Reach-v0" not in registry:
+    register(
+        id="ThreeDOF-Reach-v0",
+        entry_point="ampczoo.envs.threedof_reach:ThreeDOFReachEnv",
+        max_episode_steps=THREEDOF_MAX_EPISODE_STEPS,
+    )
+
+__all__ = ["KUKA_MAX_EPISODE_STEPS", "THREEDOF_MAX_EPISODE_STEPS"]

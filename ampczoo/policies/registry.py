@@ -20,6 +20,11 @@ POLICY_TYPES: dict[str, str] = {
     "diffog": "ampczoo.policies.diffog:DiffOG",
     "residual": "ampczoo.policies.residual:ResidualRefiner",
     "leto": "ampczoo.policies.leto:LeTOPolicy",
+    "ffn": "ampczoo.policies.ffn:FFNPolicy",
+    "lstm": "ampczoo.policies.lstm:LSTMPolicy",
+    "gru": "ampczoo.policies.gru:GRUPolicy",
+    "transformer": "ampczoo.policies.transformer:TransformerPolicy",
+    "ikmpc": "ampczoo.policies.registry:_make_ikmpc",
 }
 #: Folder of the shipped checkpoints.
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -42,6 +47,12 @@ def _make_mpc(**overrides: Any) -> Any:
     from ampczoo.experts.mpc import MPCConfig, MPCExpert
 
     return MPCExpert(MPCConfig(**overrides))
+
+
+def _make_ikmpc(**overrides: Any) -> Any:
+    from ampczoo.experts.ikmpc import IKMPCConfig, IKMPCExpert
+
+    return IKMPCExpert(IKMPCConfig(**overrides))
 
 
 def make_policy(policy_type: str, **config_overrides: Any) -> Any:

@@ -51,9 +51,13 @@ class TrainConfig:
     warm-up length. grad_clip: max global gradient norm (0 = off). ema_decay: EMA decay
     (None = the policy's default: 0.995 for DAMPC, off for LSM; 0 = off), with warm-up
     min(decay, (1 + step) / (10 + step)). seed: seeds everything, including the episode split.
-    val_fraction: fraction of episodes held out. device: "cuda" | "cpu" | None (auto).
-    resume: continue from out/last. policy_overrides: config fields of the policy (obs_dim
-    and horizon come from the data).
+    val_fraction: fraction of episodes held out for validation (model selection: ``best/``).
+    test_fraction: fraction of further episodes held out for a final test loss of ``best/``
+    (reported, never used for selection). patience: stop when the validation loss has not
+    improved for this many epochs (None = train all epochs). device: "cuda" | "cpu" | None
+    (auto). resume: continue from out/last. policy_overrides: config fields of the policy
+    (obs_dim, horizon and, where the config has it, action_dim come from the data; a
+    ``history`` field makes the datasets serve history windows of that length).
     """
 
     policy: str = "dampc"
@@ -70,6 +74,8 @@ class TrainConfig:
     ema_decay: float | None = None
     seed: int = 0
     val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    patience: int | None = None
     device: str | None = None
     resume: bool = False
     policy_overrides: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +93,19 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.patience is not None and self.patience <= 0:
+            raise ValueError(f"patience must be > 0, got {self.patience}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+
+
+def config_fields(policy: str) -> dict[str, Any]:
+    """Field name -> default of the config class of policy type ``policy`` ({} for types
+    without a config class)."""
+    config_class = getattr(policy_class(policy), "config_class", None)
+    if config_class is None:
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(config_class)}
 
 
 def seed_everything(seed: int) -> None:
@@ -162,11 +181,15 @@ class Trainer:
         self.cfg, self.out = cfg, Path(cfg.out)
         self.device = torch.device(cfg.device) if cfg.device else default_device()
         seed_everything(cfg.seed)
-        self.train_ds = DemonstrationDataset(cfg.data, "train", cfg.val_fraction, cfg.seed)
-        self.val_ds = DemonstrationDataset(cfg.data, "val", cfg.val_fraction, cfg.seed)
+        fields = config_fields(cfg.policy)
+        history = int(cfg.policy_overrides.get("history", fields.get("history", 0)))
+        kw = {"history": history, "test_fraction": cfg.test_fraction}
+        self.train_ds = DemonstrationDataset(cfg.data, "train", cfg.val_fraction, cfg.seed, **kw)
+        self.val_ds = DemonstrationDataset(cfg.data, "val", cfg.val_fraction, cfg.seed, **kw)
+        self.test_ds = DemonstrationDataset(cfg.data, "test", cfg.val_fraction, cfg.seed, **kw)
         if len(self.train_ds) == 0:
             raise ValueError(f"no training samples in {cfg.data}")
-        self.step, self.epoch, self.best = 0, 0, math.inf
+        self.step, self.epoch, self.best, self.stale = 0, 0, math.inf, 0
         last = self.out / "last"
         if cfg.resume and (last / STATE_JSON).is_file():
             self._restore(last)
@@ -179,8 +202,10 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
         cfg = self.cfg
-        overrides = {"obs_dim": self.train_ds.obs_dim, "horizon": self.train_ds.horizon,
-                     **cfg.policy_overrides}
+        overrides = {"obs_dim": self.train_ds.obs_dim, "horizon": self.train_ds.horizon}
+        if "action_dim" in config_fields(cfg.policy):
+            overrides["action_dim"] = int(self.train_ds.u_seq.shape[2])
+        overrides.update(cfg.policy_overrides)
         self.policy: PretrainedPolicy = make_policy(cfg.policy, **overrides)
         self.policy.set_normalization(self.train_ds.normalization_stats())
         self.policy.to(self.device)
@@ -213,6 +238,7 @@ class Trainer:
         if torch.cuda.is_available() and "rng.cuda" in meta:
             torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in meta["rng.cuda"]])
         self.step, self.epoch, self.best = meta["step"], meta["epoch"], meta["best_val"]
+        self.stale = meta.get("stale_epochs", 0)
 
     # ------------------------------------------------------------------ loop
     # ------------------------------------------------------------------ batches
@@ -229,8 +255,9 @@ class Trainer:
     def batch(self, ds: Any, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"obs": (B, obs_dim), "u_seq": (B, N, 7)}, or (B, L, ...) windows for L > 1."""
         L = self.sequence_length()
-        if L > 1:
-            idx = idx[:, None] + torch.arange(L)
+        if L == 1:  # the dataset's own batch (adds "obs_history" for history policies)
+            return {k: v.to(self.device) for k, v in ds.batch(idx).items()}
+        idx = idx[:, None] + torch.arange(L)
         return {"obs": ds._obs_t[idx].to(self.device), "u_seq": ds._u_t[idx].to(self.device)}
 
     def total_steps(self) -> int:
@@ -256,7 +283,8 @@ class Trainer:
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
         val = math.nan
         try:
-            while self.epoch < self.cfg.epochs and not self._steps_done():
+            while (self.epoch < self.cfg.epochs and not self._steps_done()
+                   and not self._patience_done()):
                 train_loss = self._train_epoch(writer)
                 val = self.validate()
                 writer.add_scalar("val/loss", val, self.step)
@@ -265,8 +293,20 @@ class Trainer:
                 self._checkpoint(val)
         finally:
             writer.close()
-        return {"step": self.step, "epoch": self.epoch, "val_loss": val,
-                "best_val_loss": self.best, "out": str(self.out)}
+        summary = {"step": self.step, "epoch": self.epoch, "val_loss": val,
+                   "best_val_loss": self.best, "stopped_early": self._patience_done(),
+                   "out": str(self.out)}
+        if len(self.test_ds) and (self.out / "best").is_dir():
+            best = policy_class(self.cfg.policy).from_pretrained(self.out / "best",
+                                                                 device=self.device)
+            summary["test_loss"] = self.evaluate(best, self.test_ds)
+            (self.out / "test_loss.json").write_text(json.dumps(
+                {"test_loss": summary["test_loss"], "best_val_loss": self.best,
+                 "test_episodes": len(self.test_ds.episode_ids)}, indent=2) + "\n")
+        return summary
+
+    def _patience_done(self) -> bool:
+        return self.cfg.patience is not None and self.stale >= self.cfg.patience
 
     def _steps_done(self) -> bool:
         return self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
@@ -316,12 +356,15 @@ class Trainer:
         """The weights to evaluate and ship: EMA if on, else the raw ones."""
         return self.ema.model if self.ema is not None else self.policy  # type: ignore
 
-    @torch.no_grad()
     def validate(self) -> float:
-        """Mean loss over the val split (the train split if val is empty), with a fixed RNG
-        so epochs are comparable and training randomness is untouched."""
+        """Mean loss over the val split (the train split if val is empty)."""
         ds = self.val_ds if len(self.rows(self.val_ds)) else self.train_ds
-        model = self.eval_policy()
+        return self.evaluate(self.eval_policy(), ds)
+
+    @torch.no_grad()
+    def evaluate(self, model: PretrainedPolicy, ds: Any) -> float:
+        """Mean loss of ``model`` over dataset ``ds``, with a fixed RNG so epochs are
+        comparable and training randomness is untouched."""
         was_training = model.training
         model.eval()
         total, count = 0.0, 0
@@ -349,8 +392,10 @@ class Trainer:
         opt_tensors, opt_meta = optimizer_to_flat(self.opt)
         tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
+        self.stale = 0 if val < self.best else self.stale + 1
         meta: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "val_loss": val,
-                                "best_val": min(self.best, val), "optimizer": opt_meta}
+                                "best_val": min(self.best, val), "stale_epochs": self.stale,
+                                "optimizer": opt_meta}
         if torch.cuda.is_available():
             states = torch.cuda.get_rng_state_all()
             tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(states)})

@@ -129,7 +129,7 @@ def assert_same_episodes(a: EpisodeStore, b: EpisodeStore) -> None:
             y.seed, y.n_steps, y.n_failed, y.n_dropped_output_error)
         assert x.data.keys() == y.data.keys()
         for k in x.data:
-            if k != "solve_time":  # wall time
+            if not k.endswith("_time"):  # wall times
                 np.testing.assert_array_equal(x.data[k], y.data[k], err_msg=k)
 
 
@@ -305,3 +305,24 @@ def test_real_expert_tiny_run(tmp_path):
     assert store.attrs["expert_config"]["horizon"] == 20
     again = collect(replace(cfg, out=str(tmp_path / "real2.zarr")), progress=False)
     assert_same_episodes(store, EpisodeStore(again.path, "r"))
+
+
+# ----------------------------------------------------------------------------- 3-DOF arm
+def test_threedof_defaults_and_tiny_run(tmp_path):
+    cfg = CollectConfig(env="ThreeDOF-Reach-v0", out=str(tmp_path / "arm.zarr"), episodes=3,
+                        steps=40, flush_interval_s=0.0)
+    assert (cfg.control_dt, cfg.solver, cfg.builder) == (0.02, "osqp",
+                                                        "ampczoo.data.collect:IKMPC_BUILDER")
+    report = collect(cfg, progress=False)
+    assert not report.errors and report.n_failed == 0
+    store = EpisodeStore(cfg.out, "r")
+    data = store.read_all()
+    assert data["obs"].shape[1:] == (9,) and data["u_seq"].shape[1:] == (20, 3)
+    assert np.all(np.abs(data["u_seq"]) <= np.array([6.0, 10.0, 4.0]) + 1e-9)
+    np.testing.assert_array_equal(data["target"], data["obs"][:, 6:9])
+    assert store.attrs["env_kwargs"]["terminate_on_success"] is True
+    # resumable: a second call with more episodes only runs the missing ones, same data
+    more = collect(replace(cfg, episodes=4, resume=True), progress=False)
+    assert more.episodes == 1 and more.episodes_skipped == 3
+    fresh = collect(replace(cfg, episodes=4, out=str(tmp_path / "b.zarr")), progress=False)
+    assert_same_episodes(EpisodeStore(cfg.out, "r"), EpisodeStore(fresh.path, "r"))

@@ -64,6 +64,6 @@ def test_normalization_stats_from_train(store_path):
 
 def test_bad_arguments(store_path):
     with pytest.raises(ValueError, match="split"):
-        DemonstrationDataset(store_path, "test")
+        DemonstrationDataset(store_path, "holdout")
     with pytest.raises(ValueError, match="val_fraction"):
         DemonstrationDataset(store_path, val_fraction=1.0)

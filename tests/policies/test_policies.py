@@ -25,6 +25,11 @@ def test_import_ampczoo_stays_light():
 
 
 def test_registry():
+    from ampczoo.policies.registry import ZOO_DIR
+
+    names = ampczoo.list_policies()  # the shipped checkpoints, sorted, each complete
+    assert names == sorted(names)
+    assert all((ZOO_DIR / n / "model.safetensors").is_file() for n in names)
     assert {"lsm-kuka-obstacle", "dampc-kuka-obstacle"} <= set(ampczoo.list_policies())
     p = ampczoo.make_policy("dampc", hidden_dim=32, num_layers=2)
     assert isinstance(p, DAMPCPolicy) and p.config.hidden_dim == 32

@@ -47,3 +47,24 @@ def test_shipped_actions_match_golden():
     for env_id, name in SHIPPED:
         np.testing.assert_allclose(regen.zoo_actions(env_id, name), golden[name], atol=1e-4,
                                    err_msg=f"{name} no longer reproduces its golden actions")
+
+
+THREEDOF = [f"threedof-{arch}-h10" for arch in ("ffn", "lstm", "gru", "transformer")]
+
+
+def test_threedof_policies_are_shipped():
+    assert set(THREEDOF) <= set(ampczoo.list_policies())
+
+
+@pytest.mark.parametrize("name", THREEDOF)
+def test_threedof_policy_acts_within_torque_bounds(name):
+    policy = ampczoo.load_policy(name, device="cpu")
+    assert policy.config.history == 10
+    env = gym.make("ThreeDOF-Reach-v0")
+    obs, _ = env.reset(seed=0)
+    policy.reset(seed=0)
+    for _ in range(5):
+        action = policy.act(obs)
+        assert action.shape == (3,) and np.all(np.abs(action) <= env.action_space.high)
+        obs, _, _, _, info = env.step(action)
+        assert info["action_clipped"] == 0

@@ -1,0 +1,44 @@
+"""FFN history policy: the flattened history X ∈ R^{H·F} through a ReLU MLP (paper Eq. 11)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ampczoo.policies.history import HistoryPolicy, HistoryPolicyConfig
+
+
+@dataclass(frozen=True)
+class FFNConfig(HistoryPolicyConfig):
+    """FFN: ``num_layers`` hidden ReLU layers of width ``hidden_dim`` (see
+    :class:`~ampczoo.policies.history.HistoryPolicyConfig` for the shared fields)."""
+
+    type: str = "ffn"
+    hidden_dim: int = 256
+    num_layers: int = 3
+
+
+class FFNPolicy(HistoryPolicy):
+    """Feed-forward network over the flattened history (see :mod:`ampczoo.policies.history`)."""
+
+    name = "ffn"
+    config_class = FFNConfig
+    config: FFNConfig
+
+    def __init__(self, config: FFNConfig | None = None):
+        super().__init__(config or FFNConfig())
+
+    def _build_body(self) -> None:
+        c = self.config
+        layers: list[nn.Module] = []
+        dim = c.history * self.token_dim
+        for _ in range(c.num_layers):
+            layers += [nn.Linear(dim, c.hidden_dim), nn.ReLU()]
+            dim = c.hidden_dim
+        layers.append(nn.Linear(dim, c.action_dim))
+        self.net = nn.Sequential(*layers)
+
+    def encode_history(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.net(tokens.flatten(1))

@@ -23,6 +23,7 @@ from ampczoo.robots.threedof import (
     TORQUE_LIMIT,
     UPPER,
     VELOCITY_BOUND,
+    check_vector3,
     load_mujoco_spec,
     sample_in_workspace,
     scale_dynamics,
@@ -205,7 +206,7 @@ class ThreeDOFReachEnv(gym.Env):
                              f"allowed: {sorted(RESET_OPTIONS)}")
         q0 = (_check_q(options["q0"]) if options.get("q0") is not None else
               self.np_random.uniform(LOWER + Q0_MARGIN, UPPER - Q0_MARGIN))
-        qd0 = (_check_vec(options["qd0"], "qd0") if options.get("qd0") is not None
+        qd0 = (check_vector3(options["qd0"], "qd0") if options.get("qd0") is not None
                else np.zeros(3))
         target = (self._check_target(options["target_pos"])
                   if options.get("target_pos") is not None else self._sample_target())
@@ -320,7 +321,7 @@ class ThreeDOFReachEnv(gym.Env):
         return self._ik_solver().solve(p, seed).converged
 
     def _check_target(self, p: Any) -> np.ndarray:
-        p = _check_vec(p, "target_pos")
+        p = check_vector3(p, "target_pos")
         if np.any(np.abs(p) > TARGET_BOUND) or not self._reachable(p):
             raise ValueError(f"target_pos {p} is not reachable (IK did not converge)")
         return p
@@ -363,17 +364,10 @@ def _sample_ood(rng: np.random.Generator) -> np.ndarray:
                      SHOULDER_HEIGHT + r * np.cos(tilt)])
 
 
-def _check_vec(v: Any, name: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.shape != (3,):
-        raise ValueError(f"{name} must have shape (3,), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN/inf: {arr}")
-    return arr
 
 
 def _check_q(q: Any) -> np.ndarray:
-    q = _check_vec(q, "q0")
+    q = check_vector3(q, "q0")
     if np.any(q < LOWER) or np.any(q > UPPER):
         raise ValueError(f"q0 {q} is outside the joint limits {LOWER} .. {UPPER}")
     return q

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ampczoo.robots.threedof import LOWER, UPPER, PinocchioKinematics
+from ampczoo.robots.threedof import LOWER, UPPER, PinocchioKinematics, check_vector3
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class DampedLeastSquaresIK:
 
     def solve(self, p_des: np.ndarray, q_seed: np.ndarray) -> IKResult:
         """p_des (3,) [m], q_seed (3,) [rad] -> :class:`IKResult`."""
-        p_des = _check_vector(p_des, "p_des")
-        q_seed = np.clip(_check_vector(q_seed, "q_seed"), LOWER, UPPER)
+        p_des = check_vector3(p_des, "p_des")
+        q_seed = np.clip(check_vector3(q_seed, "q_seed"), LOWER, UPPER)
         best, total = None, 0
         for seed in [q_seed, *self._restart_seeds(p_des)[: self.config.restarts]]:
             res = self._iterate(p_des, seed)
@@ -102,10 +102,3 @@ class DampedLeastSquaresIK:
         return [np.array([yaw, 0.3, 1.2]), np.array([yaw, 1.2, -1.2])]
 
 
-def _check_vector(v: Any, name: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.shape != (3,):
-        raise ValueError(f"{name} must have shape (3,), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN/inf: {arr}")
-    return arr

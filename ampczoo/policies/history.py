@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ampczoo.policies.normalization import copy_stats
 from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.robots.threedof import TORQUE_LIMIT, forward_kinematics
 
@@ -113,15 +114,7 @@ class HistoryPolicy(PretrainedPolicy):
         pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
                  ("tau_mean", np.asarray(stats["u_seq"]["mean"])[0]),
                  ("tau_std", np.asarray(stats["u_seq"]["std"])[0]))
-        for name, value in pairs:
-            buf = getattr(self, name)
-            t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)
-            if t.shape != buf.shape:
-                raise ValueError(f"normalisation stat {name}: expected shape "
-                                 f"{tuple(buf.shape)}, got {tuple(t.shape)}")
-            if name.endswith("std") and not bool(torch.all(t > 0)):
-                raise ValueError(f"normalisation stat {name} must be > 0")
-            buf.copy_(t)
+        copy_stats(self, pairs)
 
     def tokens(self, obs_history: torch.Tensor) -> torch.Tensor:
         """(B, H, 9) raw observations -> (B, H, token_dim) network input."""

@@ -12,6 +12,8 @@ so a loaded policy accepts the env's raw flat observation.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -58,15 +60,7 @@ class Normalizer(nn.Module):
         u_mean, u_std = action_scale(stats["u_seq"], action_normalization)
         pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
                  ("u_mean", u_mean), ("u_std", u_std))
-        for name, value in pairs:
-            buf = getattr(self, name)
-            t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)
-            if t.shape != buf.shape:
-                raise ValueError(f"normalisation stat {name}: expected shape "
-                                 f"{tuple(buf.shape)}, got {tuple(t.shape)}")
-            if name.endswith("std") and not bool(torch.all(t > 0)):
-                raise ValueError(f"normalisation stat {name} must be > 0")
-            buf.copy_(t)
+        copy_stats(self, pairs)
 
     def obs(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, obs_dim) raw -> normalised."""
@@ -80,3 +74,17 @@ class Normalizer(nn.Module):
         """(..., N*7) normalised -> (..., N, 7) raw [rad/s]."""
         shape = (*x.shape[:-1], *self.u_mean.shape)
         return x.reshape(shape) * self.u_std + self.u_mean
+
+
+def copy_stats(module: torch.nn.Module, pairs: tuple[tuple[str, Any], ...]) -> None:
+    """Copy normalisation statistics into ``module``'s buffers of the same names, checking
+    shapes and that every ``*std`` is > 0 (ValueError otherwise)."""
+    for name, value in pairs:
+        buf = getattr(module, name)
+        t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)
+        if t.shape != buf.shape:
+            raise ValueError(f"normalisation stat {name}: expected shape "
+                             f"{tuple(buf.shape)}, got {tuple(t.shape)}")
+        if name.endswith("std") and not bool(torch.all(t > 0)):
+            raise ValueError(f"normalisation stat {name} must be > 0")
+        buf.copy_(t)

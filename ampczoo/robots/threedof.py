@@ -180,3 +180,13 @@ def scale_dynamics(spec: Any, mass: np.ndarray, length: np.ndarray, inertia: np.
             child.pos = np.asarray(child.pos) * length[i]
         for site in body.sites:
             site.pos = np.asarray(site.pos) * length[i]
+
+
+def check_vector3(v: Any, name: str) -> np.ndarray:
+    """``v`` as a finite float64 (3,) array; ValueError naming ``name`` otherwise."""
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.shape != (3,):
+        raise ValueError(f"{name} must have shape (3,), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN/inf: {arr}")
+    return arr

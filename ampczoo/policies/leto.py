@@ -5,7 +5,8 @@ Encoder: e_t, h_{t+1} = LSTM(obs features_t, h_t), e_t in R^{T_p D_y}. DTO layer
 normalised chunk y (T_p x D_y, actions divided by the joint-range scale, flattened)::
 
     y* = argmin 1/2 y^T (L L^T + eps I + alpha S^T A_diff^T A_diff S) y - tanh(e_t)^T y
-    s.t.  p_lower <= p_t + A_inte (scale * S y) <= p_upper     (integrated positions, steps 1..)
+    s.t.  p_lower <= p_t + A_inte (scale * S y) <= p_upper     (integrated positions, steps 1..T_p)
+          p_lower <= p_{t+T_p} + k * scale * c_{T_p-1} <= p_upper  (terminal braking, optional)
           -v_bound <= S y <= v_bound                             (velocity, normalised)
           -a_bound <= A_diff S y <= a_bound                      (per-step change, normalised)
           -a_bound <= c_0 - c_{-1} <= a_bound                    (deployment: last executed)
@@ -16,8 +17,16 @@ joint positions, bounds = the URDF joint limits): the QP is feasible whenever p_
 bounds (Remark 1), otherwise ValueError. Training: windows of T_s consecutive samples through
 the LSTM (the training loop samples windows for ``sequence_length`` > 1), MSE to the
 demonstrated chunks. Deployment: receding horizon executing T_a actions per plan, hidden state
-reset every T_s steps; if the continuity row makes a plan infeasible (possible next to a
-position bound) it is dropped for that step and counted in ``n_continuity_dropped``.
+reset every T_s steps; if the continuity row makes a plan infeasible it is dropped for that
+step and counted in ``n_continuity_dropped``.
+
+Terminal braking (``terminal_braking``, our addition; the paper has no terminal condition):
+with T_p = 6 and the change bound a plan may approach a position bound faster than the next
+plan can brake, so the continuity row became infeasible next to joint limits (57 of 5 000
+steps in our first benchmark). The row ``p_{t+T_p} + k scale c_{T_p-1}`` with
+k = dt max(v_bound / a_bound - 1, 1) keeps a braking distance in reserve: with exact
+integration the shifted previous plan, extended by one braking step, satisfies every row of
+the next problem, so the DTO problem is recursively feasible.
 """
 
 from __future__ import annotations
@@ -51,7 +60,8 @@ class LeTOConfig(PolicyConfig):
     vel_bound: |S y| bound, normalised (1). dt: chunk step [s] (0.1) for the integration.
     position_index: first observation index of the positions of the selected dims (None = no
     position constraints); position_lower / position_upper: their bounds (default KUKA joint
-    limits) [rad]. backend: QP backend."""
+    limits) [rad]. terminal_braking: add the terminal braking rows (module docstring).
+    backend: QP backend."""
 
     type: str = "leto"
     obs_dim: int = 20
@@ -72,6 +82,7 @@ class LeTOConfig(PolicyConfig):
     position_index: int | None = 0
     position_lower: tuple[float, ...] | None = KUKA_LOWER
     position_upper: tuple[float, ...] | None = KUKA_UPPER
+    terminal_braking: bool = True
     backend: str = "proxsuite"
 
     def __post_init__(self) -> None:
@@ -123,8 +134,9 @@ class LeTOPolicy(PretrainedPolicy):
         S = qp.block_diag_repeat(S1, c.chunk_len)
         self.register_buffer("S", S, persistent=False)
         self.register_buffer("D", qp.diff_matrix(c.chunk_len, self.dc) @ S, persistent=False)
-        self.register_buffer("A_inte", qp.integration_matrix(c.chunk_len, self.dc, c.dt),
-                             persistent=False)
+        # positions after each of the T_p planned steps: p_{t+k+1} - p_t = dt sum_{j<=k} v_j
+        A_inte = qp.integration_matrix(c.chunk_len + 1, self.dc, c.dt)[:, :c.chunk_len * self.dc]
+        self.register_buffer("A_inte", A_inte, persistent=False)
         #: plans whose continuity row was dropped (infeasible), over the policy's lifetime
         self.n_continuity_dropped = 0
         self.reset()
@@ -177,11 +189,16 @@ class LeTOPolicy(PretrainedPolicy):
 
     def position_rows(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                         torch.Tensor]:
-        """(G_pos ((T_p-1) D_c, n), lower (M, .), upper (M, .)) of p_t + A_inte (scale S y);
-        ValueError when a current position is outside its bounds (infeasible, Remark 1)."""
+        """(G_pos (rows, n), lower (M, rows), upper (M, rows)) of p_t + A_inte (scale S y),
+        steps 1..T_p, plus the terminal braking rows; ValueError when a current position is
+        outside its bounds (infeasible, Remark 1)."""
         c = self.config
         scale = self.action_scale.double()[torch.as_tensor(self.selected_dims())]
-        G = self.A_inte @ torch.diag(scale.repeat(c.chunk_len)) @ self.S
+        velocity = torch.diag(scale.repeat(c.chunk_len)) @ self.S  # raw selected velocities
+        G = self.A_inte @ velocity
+        if c.terminal_braking:
+            k = c.dt * max(c.vel_bound / c.accel_bound - 1.0, 1.0)
+            G = torch.cat([G, G[-self.dc:] + k * velocity[-self.dc:]])
         pos = obs[:, c.position_index:c.position_index + self.dc].double()
         lo = torch.tensor(c.position_lower, dtype=torch.float64, device=obs.device)
         hi = torch.tensor(c.position_upper, dtype=torch.float64, device=obs.device)
@@ -189,7 +206,7 @@ class LeTOPolicy(PretrainedPolicy):
             raise ValueError("LeTO: current position outside the position bounds (the DTO "
                              "problem is infeasible)")
         pos = torch.minimum(torch.maximum(pos, lo), hi)  # float32 round-off at a bound
-        reps = c.chunk_len - 1
+        reps = G.shape[0] // self.dc
         return G, (lo - pos).repeat(1, reps), (hi - pos).repeat(1, reps)
 
     def selected_dims(self) -> list[int]:

@@ -27,10 +27,13 @@ def _check_bounds(policy, y_norm, obs):
     assert y_norm.abs().max() <= c.vel_bound + 1e-5
     assert torch.diff(y_norm, dim=1).abs().max() <= c.accel_bound + 1e-5
     v = y_norm.double() * policy.action_scale.double()
-    q = obs[:, :7].double()[:, None] + c.dt * torch.cumsum(v, dim=1)[:, :-1]
+    q = obs[:, :7].double()[:, None] + c.dt * torch.cumsum(v, dim=1)  # steps 1..T_p
     lo, hi = torch.tensor(KUKA_LOWER, dtype=torch.float64), torch.tensor(KUKA_UPPER,
                                                                          dtype=torch.float64)
     assert (q >= lo - 1e-6).all() and (q <= hi + 1e-6).all()
+    k = c.dt * max(c.vel_bound / c.accel_bound - 1, 1)  # terminal braking reserve
+    q_brake = q[:, -1] + k * v[:, -1]
+    assert (q_brake >= lo - 1e-6).all() and (q_brake <= hi + 1e-6).all()
 
 
 def test_kuka_limits_match_the_urdf():
@@ -62,6 +65,34 @@ def test_overfits_tiny_set_and_outputs_satisfy_bounds():
     # a joint at its upper limit cannot move further up
     q0 = obs[0, 0]
     assert float(y[0, 0, 0]) * 2.0 * 0.1 + q0 <= KUKA_UPPER[0] + 1e-6
+
+
+@pytest.mark.parametrize("terminal_braking", [True, False])
+def test_terminal_braking_makes_plans_recursively_feasible(terminal_braking):
+    """Drive joint 0 at full speed into its upper limit with exact integration: with the
+    terminal braking rows the continuity row never becomes infeasible; without them it does
+    (the failure our first benchmark measured)."""
+    pol = LeTOPolicy(LeTOConfig(**{**SMALL, "terminal_braking": terminal_braking,
+                                   "accel_bound": 0.1})).eval()
+    pol.action_scale.fill_(2.0)
+    obs = torch.zeros(1, 16)
+    obs[0, 0] = KUKA_UPPER[0] - 1.5
+    e = torch.zeros(1, 4 * 7)
+    e[0, 0::7] = 10.0  # tanh -> 1: the cost pulls joint 0 up as fast as allowed
+    prev, infeasible = None, 0
+    with torch.no_grad():
+        for _ in range(40):
+            try:
+                y = pol.dto(e, obs, prev)
+            except ValueError:
+                infeasible += 1
+                y = pol.dto(e, obs, None)
+            if terminal_braking:
+                _check_bounds(pol, y, obs)
+            obs[0, :7] += 0.1 * 2.0 * y[0, 0]  # exact integration of the executed action
+            prev = y[:, 0]
+    assert float(obs[0, 0]) <= KUKA_UPPER[0] + 1e-6
+    assert (infeasible == 0) if terminal_braking else (infeasible > 0)
 
 
 def test_deployment_continuity_hidden_refresh_and_errors(tmp_path):

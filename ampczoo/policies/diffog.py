@@ -108,15 +108,36 @@ class QEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.embed_dim)
         self.head = nn.Linear(c.embed_dim, n * n)
+        i, j = torch.tril_indices(n, n)
+        self.register_buffer("tril_rows", i * n + j, persistent=False)
         nn.init.zeros_(self.head.weight)  # start at L = I (Q ~ I): the static-Q solution
         nn.init.zeros_(self.head.bias)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """a (B, T_p, D_a) -> raw L entries (B, n, n); only the lower triangle (with the
+        diagonal) is computed, the rest is 0: Algorithm 1 discards it (tril), so the head's
+        upper-triangle rows never matter and computing them would double the head's cost
+        (12 544 x 256 weights, memory-bound at batch 1)."""
         h = self.proj(a)
         if self.use_pe:
             h = h + self.pe
         h = self.norm(self.encoder(h).mean(dim=1))
-        return self.head(h).view(-1, self.n, self.n)
+        rows = self.tril_rows.to(h.device)
+        tri = nn.functional.linear(h, self.head.weight[rows], self.head.bias[rows]) \
+            if self.training else nn.functional.linear(h, *self._eval_head())
+        raw = h.new_zeros(len(h), self.n * self.n)
+        raw[:, rows] = tri
+        return raw.view(-1, self.n, self.n)
+
+    def _eval_head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's lower-triangle rows, cached while the weights are unchanged."""
+        w, b = self.head.weight, self.head.bias
+        key = (w.data_ptr(), w._version, b._version, w.device)
+        if getattr(self, "_head_key", None) != key:
+            rows = self.tril_rows.to(w.device)
+            self._head_cache = (w.detach()[rows].contiguous(), b.detach()[rows].contiguous())
+            self._head_key = key
+        return self._head_cache
 
 
 class DiffOG(ChunkRefiner):

@@ -100,3 +100,13 @@ def test_inference_path_equals_autograd_path():
         fast = qp.solve_qp(Q, p, G, lo, up)
     slow = qp.solve_qp(Q.clone().requires_grad_(), p, G, lo, up)
     assert torch.allclose(fast, slow.detach(), atol=1e-8)
+
+
+def test_forward_only_solve_matches_the_differentiable_one():
+    """Inference path (no preconditioner, no autograd) == QPFunction's solution."""
+    Q, p, G, lo, up = _random_qp(B=3, n=8, m=6, bound=0.1, seed=4)
+    with torch.no_grad():
+        fast = qp.solve_qp(Q, p, G, lo, up)
+    ref = qp.solve_qp(Q, p.clone().requires_grad_(), G, lo, up).detach()
+    assert torch.allclose(fast, ref, atol=1e-8)
+    assert int(((G @ ref.T).abs() >= 0.1 - 1e-7).sum()) > 0  # some bounds are active

@@ -26,7 +26,9 @@ bound); ``ablation_alpha_bound`` (Fig. 10: DiffOG-dataset retrained per setting 
 checkpoint with alpha / bound changed at inference only; column "trained at");
 ``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of each
 episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward, batch
-``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data).
+``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data; the QP
+layer alone on the same problems for ProxSuite, cvxpylayers and, with ``--qpth-python``, qpth
+run in a side environment by ``qpth_step.py``, with its distance to ProxSuite's solution).
 ``--tables`` runs a subset. Plots: ``constraints.png``. ``episodes.json``: every episode of
 every row.
 """
@@ -62,7 +64,8 @@ REFINERS = {"diffog-dataset": "DiffOG-dataset", "diffog-refine": "DiffOG-refine"
 class ConstraintsBenchConfig:
     """episodes per row; seed of the first episode; control_dt [s]; bound (normalised per-step
     change); bases; checkpoints: folder holding constraints-<name>/best; leto: LeTO checkpoint
-    ("" = <checkpoints>/constraints-leto/best); ablation_episodes; speed_batch; out."""
+    ("" = <checkpoints>/constraints-leto/best); ablation_episodes; speed_batch; speed_data;
+    qpth_python: python of a side environment with qpth ("" = no qpth row); out."""
 
     episodes: int = 50
     seed: int = 1000
@@ -74,6 +77,7 @@ class ConstraintsBenchConfig:
     ablation_episodes: int = 20
     speed_batch: int = 64
     speed_data: str = ""
+    qpth_python: str = ""
     tables: tuple[str, ...] = ("main", "ablations", "fidelity", "speed")
     out: str = "runs"
 
@@ -326,7 +330,8 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
 
 
 def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
-    """One DiffOG training step (forward + backward) per QP backend at equal batch."""
+    """One DiffOG training step (forward + backward) per QP backend at equal batch, and the
+    QP layer alone on the same problems (plus qpth in ``--qpth-python``'s environment)."""
     import torch
 
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
@@ -338,20 +343,79 @@ def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
     rows = []
     for backend in ("proxsuite", "cvxpylayers"):
         model = DiffOG(DiffOGConfig(backend=backend))
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            loss, _ = model.loss(batch)
-            loss.backward()
-            times.append(time.perf_counter() - t0)
-        step = float(np.median(times[1:]))
-        rows.append({"backend": backend, "batch": cfg.speed_batch, "step [s]": step,
-                     "epoch [s] (implied)": step * np.ceil(n_train / cfg.speed_batch)
-                     if n_train else float("nan")})
-    rows[0]["speed-up vs cvxpylayers"] = rows[1]["step [s]"] / rows[0]["step [s]"]
-    return write_table(rows, out, "training_speed", f"DiffOG training step (T_p 16 x 7, "
-                       f"batch {cfg.speed_batch}; epoch = {n_train} train samples); qpth not "
-                       "measured")
+        step = _median_time(lambda m=model: m.loss(batch)[0].backward())
+        rows.append({"what": "DiffOG step", "backend": backend, "batch": cfg.speed_batch,
+                     "step [s]": step, "epoch [s] (implied)":
+                     step * np.ceil(n_train / cfg.speed_batch) if n_train else float("nan")})
+    rows[0]["speed-up"] = rows[1]["step [s]"] / rows[0]["step [s]"]
+    rows += _qp_layer_rows(cfg, out, batch)
+    return write_table(rows, out, "training_speed", f"Training speed at batch "
+                       f"{cfg.speed_batch} (T_p 16 x 7; epoch = {n_train} train samples); "
+                       "speed-up = cvxpylayers time / this row's; max |dz| vs ProxSuite")
+
+
+def _median_time(fn: Any, repeats: int = 3) -> float:
+    """Median wall time [s] of ``fn()`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _qp_layer_rows(cfg: ConstraintsBenchConfig, out: Path, batch: dict) -> list[dict]:
+    """The QP layer alone (forward + backward of sum(w z)) on one DiffOG batch's problems."""
+    import subprocess
+
+    import torch
+
+    from ampczoo.policies import qp
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+
+    model = DiffOG(DiffOGConfig())
+    target = batch["u_seq"][:, :model.config.chunk_len]
+    with torch.no_grad():
+        Q = (model.cost_matrix(target).double() + model.smooth).contiguous()
+    p = -target.reshape(len(target), -1).double()
+    hi = torch.full((model.G_diff.shape[0],), model.config.bound, dtype=torch.float64)
+    G, lo, hi = model.G_diff, -hi.expand(len(p), -1), hi.expand(len(p), -1)
+    w = torch.linspace(-1.0, 1.0, p.shape[1], dtype=torch.float64).expand_as(p)
+    results = {}
+
+    def layer(backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+        pr = p.clone().requires_grad_()
+        z = qp.solve_qp(Q.clone().requires_grad_(), pr, G, lo, hi, backend=backend)
+        (w * z).sum().backward()
+        return z.detach(), pr.grad
+
+    rows = []
+    for backend in ("proxsuite", "cvxpylayers"):
+        step = _median_time(lambda b=backend: results.__setitem__(b, layer(b)))
+        rows.append({"what": "QP layer", "backend": backend, "batch": len(p), "step [s]": step})
+    if cfg.qpth_python:
+        problems, result = out / "qpth_problems.npz", out / "qpth_result.json"
+        np.savez(problems, Q=Q.numpy(), p=p.numpy(), G=G.numpy(), lower=lo.numpy(),
+                 upper=hi.numpy(), w=w.numpy())
+        script = Path(__file__).with_name("qpth_step.py")
+        subprocess.run([cfg.qpth_python, str(script), str(problems), str(result), "4"],
+                       check=True)
+        import json
+
+        data = json.loads(result.read_text())
+        z = torch.tensor(data["z"], dtype=torch.float64)
+        results["qpth"] = (z, torch.tensor(data["grad_p"], dtype=torch.float64))
+        rows.append({"what": "QP layer", "backend": f"qpth {data['versions']['qpth']} (side "
+                     f"env, numpy {data['versions']['numpy']})", "batch": len(p),
+                     "step [s]": float(np.median(data["step_s"][1:]))})
+    ref_z, ref_g = results["proxsuite"]
+    cvx = rows[1]["step [s]"]
+    for row, (z, grad) in zip(rows, results.values(), strict=True):
+        row["speed-up"] = cvx / row["step [s]"]
+        row["max |dz|"] = float((z - ref_z).abs().max())
+        row["max |d grad p|"] = float((grad - ref_g).abs().max())
+    return rows
 
 
 def _fidelity_table(cfg: ConstraintsBenchConfig, out: Path, scale: np.ndarray) -> str:
@@ -433,6 +497,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-data", default=d.speed_data,
                    help="demonstration store: sizes the implied epoch time and gives the "
                    "held-out chunks of the fidelity table")
+    p.add_argument("--qpth-python", default=d.qpth_python,
+                   help="python of a side environment with qpth (it pins numpy<2) for the "
+                   "training-speed table, e.g. .venv-qpth/bin/python")
     p.add_argument("--tables", nargs="+", default=list(d.tables), choices=list(d.tables),
                    help="which tables to run")
     p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
@@ -445,7 +512,8 @@ def config_from_args(args: argparse.Namespace) -> ConstraintsBenchConfig:
         episodes=args.episodes, seed=args.seed, control_dt=args.control_dt, bound=args.bound,
         bases=tuple(args.bases), checkpoints=args.checkpoints, leto=args.leto,
         ablation_episodes=args.ablation_episodes, speed_batch=args.speed_batch,
-        speed_data=args.speed_data, tables=tuple(args.tables), out=args.out)
+        speed_data=args.speed_data, qpth_python=args.qpth_python, tables=tuple(args.tables),
+        out=args.out)
     if args.quick:
         cfg = dataclasses.replace(cfg, episodes=min(cfg.episodes, 10),
                                   ablation_episodes=min(cfg.ablation_episodes, 5))

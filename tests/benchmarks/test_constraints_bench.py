@@ -4,10 +4,13 @@ the rows that need checkpoints are skipped and noted)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
-from ampczoo.benchmarks.constraints import smoothness
+from ampczoo.benchmarks.constraints import ConstraintsBenchConfig, _qp_layer_rows, smoothness
 from ampczoo.cli import main
 
 
@@ -45,6 +48,20 @@ def test_bench_constraints_runs_and_writes_tables(tmp_path):
     assert episodes["lsm/clipping"][0]["viol"] == 0.0
     assert episodes["lsm/static Q"][0]["viol max"] < 1e-6  # QP output satisfies the bound
     assert (run / "constraints.png").is_file() and (run / "training_speed.csv").is_file()
+    speed = (run / "training_speed.md").read_text()
+    assert "| QP layer | proxsuite |" in speed and "| QP layer | cvxpylayers |" in speed
     assert "no checkpoint" in (run / "README.md").read_text()
     fidelity = (run / "fidelity.md").read_text()
     assert "| demonstrations |" in fidelity and "| static Q |" in fidelity
+
+
+QPTH_PYTHON = Path(__file__).resolve().parents[2] / ".venv-qpth" / "bin" / "python"
+
+
+@pytest.mark.skipif(not QPTH_PYTHON.exists(), reason="no qpth side environment (.venv-qpth)")
+def test_qpth_side_environment_row(tmp_path):
+    """qpth (numpy<2) runs in its own venv on the same problems; it must match ProxSuite."""
+    cfg = ConstraintsBenchConfig(speed_batch=2, qpth_python=str(QPTH_PYTHON))
+    rows = _qp_layer_rows(cfg, tmp_path, {"u_seq": 0.1 * torch.randn(2, 20, 7)})
+    qpth = rows[-1]
+    assert qpth["backend"].startswith("qpth") and qpth["max |dz|"] < 1e-5

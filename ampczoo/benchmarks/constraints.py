@@ -266,7 +266,9 @@ def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndar
             print(f"{base_name}/{name}: SR {row['SR [%]']:.0f} % "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     leto = Path(cfg.leto) if cfg.leto else _checkpoint(cfg, "leto")
-    if leto is not None and (leto / "config.json").is_file():
+    if cfg.leto == "none":
+        pass
+    elif leto is not None and (leto / "config.json").is_file():
         from ampczoo.policies.registry import load_policy
 
         pol = load_policy(leto, device="cpu")
@@ -487,11 +489,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--control-dt", type=float, default=d.control_dt)
     p.add_argument("--bound", type=float, default=d.bound,
                    help="per-step change bound, normalised by the per-joint data scale")
-    p.add_argument("--bases", nargs="+", default=list(d.bases),
-                   help="lsm, dampc (no early stopping) or a checkpoint / zoo name")
+    p.add_argument("--bases", nargs="*", default=list(d.bases),
+                   help="lsm, dampc (no early stopping) or a checkpoint / zoo name; none: "
+                   "only the LeTO row")
     p.add_argument("--checkpoints", default=d.checkpoints,
                    help="folder with constraints-<name>/best (scripts/train_constraints.sh)")
-    p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder")
+    p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder (none: no LeTO row)")
     p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
     p.add_argument("--speed-batch", type=int, default=d.speed_batch)
     p.add_argument("--speed-data", default=d.speed_data,

@@ -121,7 +121,9 @@ class QEncoder(nn.Module):
         h = self.proj(a)
         if self.use_pe:
             h = h + self.pe
-        h = self.norm(self.encoder(h).mean(dim=1))
+        for layer in self.encoder.layers:  # = self.encoder(h) (no mask, no final norm),
+            h = layer(h)                    # without its per-call fast-path checks
+        h = self.norm(h.mean(dim=1))
         rows = self.tril_rows.to(h.device)
         tri = nn.functional.linear(h, self.head.weight[rows], self.head.bias[rows]) \
             if self.training else nn.functional.linear(h, *self._eval_head())

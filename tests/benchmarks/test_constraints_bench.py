@@ -64,4 +64,4 @@ def test_qpth_side_environment_row(tmp_path):
     cfg = ConstraintsBenchConfig(speed_batch=2, qpth_python=str(QPTH_PYTHON))
     rows = _qp_layer_rows(cfg, tmp_path, {"u_seq": 0.1 * torch.randn(2, 20, 7)})
     qpth = rows[-1]
-    assert qpth["backend"].startswith("qpth") and qpth["max |dz|"] < 1e-5
+    assert qpth["backend"].startswith("qpth") and qpth["max abs dz"] < 1e-5

@@ -17,7 +17,8 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,20 @@ def transient_response_time(pos_err: np.ndarray, rot_err: np.ndarray, dt: float)
     outside = np.flatnonzero(~inside)
     first_settled = 0 if outside.size == 0 else outside[-1] + 1
     return float((first_settled + 1) * dt)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """torch on one thread inside the block (batch-1 act() timings on a CPU shared with the
+    simulator and other jobs), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_episode(env: Any, policy: Any, seed: int, options: dict | None = None,

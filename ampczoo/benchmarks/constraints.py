@@ -49,6 +49,7 @@ from ampczoo.benchmarks.common import (
     command_line,
     make_run_dir,
     run_episode,
+    single_thread,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -223,11 +224,15 @@ def _scale(cfg: ConstraintsBenchConfig) -> np.ndarray:
 
 
 def run_constraints_benchmark(cfg: ConstraintsBenchConfig) -> Path:
-    """Run every table (see the module docstring); returns the run folder."""
-    import gymnasium as gym
-    import torch
+    """Run every table (see the module docstring) with torch on one thread; returns the run
+    folder."""
+    with single_thread():
+        return _run_tables(cfg)
 
-    torch.set_num_threads(1)
+
+def _run_tables(cfg: ConstraintsBenchConfig) -> Path:
+    import gymnasium as gym
+
     out = make_run_dir("bench-constraints", cfg.out)
     env = gym.make(ENV_ID, control_dt=cfg.control_dt)
     scale = _scale(cfg)

@@ -18,6 +18,7 @@ from ampczoo.benchmarks.common import (
     make_run_dir,
     plot_tracking_errors,
     run_episode,
+    single_thread,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -48,8 +49,9 @@ def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
         contenders += [(name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id]
                        if name in shipped]
         for label, policy in contenders:
-            results = [run_episode(env, policy, seed=seed + i)
-                       for i in _progress(range(episodes), f"{label} on {env_id}")]
+            with single_thread():
+                results = [run_episode(env, policy, seed=seed + i)
+                           for i in _progress(range(episodes), f"{label} on {env_id}")]
             per_method[f"{env_id} | {label}"] = results
             rows.append({"env": env_id, "policy": label, **summarize_episodes(results)})
         env.close()

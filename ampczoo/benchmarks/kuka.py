@@ -75,6 +75,7 @@ from ampczoo.benchmarks.common import (
     plot_tracking_errors,
     run_episode,
     sequence_jumps,
+    single_thread,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -606,16 +607,10 @@ TABLE_FILES = {
 
 def run_kuka_benchmark(cfg: KukaBenchConfig) -> Path:
     """Run the benchmark; returns the run folder ``<out>/bench-kuka-<date>/``."""
-    import torch
-
     selected_methods(cfg)  # validate before creating the folder
     out = make_run_dir("bench-kuka", cfg.out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         reports = [bench_env(e, cfg, out) for e in cfg.envs]
-    finally:
-        torch.set_num_threads(threads)
     notes = [n for r in reports for n in r.notes]
     for n in notes:
         print(f"note: {n}")

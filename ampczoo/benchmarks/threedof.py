@@ -45,6 +45,7 @@ import numpy as np
 from ampczoo.benchmarks.common import (
     command_line,
     make_run_dir,
+    single_thread,
     wilson_interval,
     write_episodes_json,
     write_table,
@@ -236,14 +237,8 @@ def _speedups(rows: list[dict[str, Any]], expert_rows: dict[str, dict[str, Any]]
 
 def run_threedof_bench(cfg: ThreeDOFBenchConfig) -> Path:
     """Run the benchmark; returns the run folder (tables, plot, episodes.json)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: ThreeDOFBenchConfig) -> Path:

@@ -3,7 +3,7 @@
 # matrix-learning ablations, the residual baseline) on a demonstration store, one after the
 # other, into runs/constraints-<name>/. Usage:
 #   scripts/train_constraints.sh DATA.zarr STEPS [BASE]      (BASE default lsm-kuka-obstacle)
-# LETO_DATA / LETO_EPOCHS / LETO_STEPS set LeTO's run; ABLATIONS=1 also retrains DiffOG-dataset at
+# LETO_DATA / LETO_EPOCHS / LETO_STEPS set LeTO's run (LETO=0 skips it); ABLATIONS=1 also retrains DiffOG-dataset at
 # alpha 16 / 1 and bound 0.05 / 0.2 for the Fig. 10 table of `ampczoo bench constraints`.
 set -euo pipefail
 data=$1 steps=$2 base=${3:-lsm-kuka-obstacle}
@@ -20,10 +20,12 @@ run diffog-nope-dataset diffog --mode dataset --set positional_encoding=false
 run residual-dataset residual --mode dataset
 # LeTO (its own policy: LSTM + DTO layer, windows of T_s = 12; batch = windows). LETO_DATA
 # (default DATA), LETO_EPOCHS (default 1) and LETO_STEPS (default 4500) set its store and length.
-$py -m ampczoo.cli train leto --out runs/constraints-leto --data "${LETO_DATA:-$data}" \
-  --epochs "${LETO_EPOCHS:-1}" --steps "${LETO_STEPS:-4500}" --batch-size 32 --lr 1e-3 \
-  --warmup-steps 100 --val-fraction 0.03 \
-  $([ -f runs/constraints-leto/last/train_state.json ] && echo --resume)
+if [ "${LETO:-1}" = 1 ]; then
+  $py -m ampczoo.cli train leto --out runs/constraints-leto --data "${LETO_DATA:-$data}" \
+    --epochs "${LETO_EPOCHS:-1}" --steps "${LETO_STEPS:-4500}" --batch-size 32 --lr 1e-3 \
+    --warmup-steps 100 --val-fraction 0.03 \
+    $([ -f runs/constraints-leto/last/train_state.json ] && echo --resume)
+fi
 if [ "${ABLATIONS:-0}" = 1 ]; then
   run diffog-dataset-alpha16 diffog --mode dataset --set alpha=16
   run diffog-dataset-alpha1 diffog --mode dataset --set alpha=1

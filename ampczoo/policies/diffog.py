@@ -13,8 +13,8 @@ ablation, ||y - a||^2 + smoothing). Q by ``q_mode``:
 * "transformer" (DiffOG): tokens a_k (D_a) -> Linear(D_a, 256) (+ sinusoidal positional
   encoding, ``positional_encoding``; the authors' code had none: the ablation) -> 2-layer
   transformer encoder (4 heads, FFN 256, dropout 0.1) -> mean pool -> LayerNorm -> Linear to
-  n^2 entries -> L; Algorithm 1: exp on the diagonal + eps, clamp to [-10, 10], tril,
-  Q = L L^T + eps I, symmetrised;
+  the n (n + 1) / 2 entries of tril(L) (Algorithm 1 discards the rest) -> L; Algorithm 1:
+  exp on the diagonal + eps, clamp to [-10, 10], tril, Q = L L^T + eps I, symmetrised;
 * "matrix": one learned L (n x n) through the same steps (matrix-learning ablation);
 * "static": Q = I, nothing learned.
 
@@ -82,18 +82,21 @@ def sinusoidal_positions(T: int, dim: int) -> torch.Tensor:
     return pe
 
 
-def spd_from_raw(raw: torch.Tensor, eps: float, clamp: float) -> torch.Tensor:
-    """Algorithm 1 steps 2-7: raw (B, n, n) -> symmetric positive definite Q (B, n, n)."""
-    n = raw.shape[-1]
-    eye = torch.eye(n, dtype=raw.dtype, device=raw.device)
-    L = raw * (1 - eye) + (torch.exp(torch.diagonal(raw, dim1=-2, dim2=-1)) + eps).diag_embed()
-    L = torch.tril(L.clamp(-clamp, clamp))
-    Q = L @ L.transpose(-1, -2) + eps * eye
+def spd_from_tril(tri: torch.Tensor, n: int, eps: float, clamp: float) -> torch.Tensor:
+    """Algorithm 1 steps 2-7 on the entries of tril(L): tri (B, n (n + 1) / 2), row-major
+    with the diagonal (``torch.tril_indices`` order) -> symmetric positive definite Q
+    (B, n, n): exp on the diagonal + eps, clamp, L L^T + eps I, symmetrised."""
+    i, j = torch.tril_indices(n, n, device=tri.device)
+    on_diag = torch.nonzero(i == j).flatten()
+    v = tri.index_copy(-1, on_diag, torch.exp(tri.index_select(-1, on_diag)) + eps)
+    L = tri.new_zeros(*tri.shape[:-1], n, n)
+    L[..., i, j] = v.clamp(-clamp, clamp)
+    Q = L @ L.transpose(-1, -2) + eps * torch.eye(n, dtype=tri.dtype, device=tri.device)
     return 0.5 * (Q + Q.transpose(-1, -2))
 
 
 class QEncoder(nn.Module):
-    """Transformer encoder of a chunk (B, T_p, D_a) -> raw L entries (B, n, n)."""
+    """Transformer encoder of a chunk (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2)."""
 
     def __init__(self, c: DiffOGConfig):
         super().__init__()
@@ -107,39 +110,21 @@ class QEncoder(nn.Module):
                                            batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.embed_dim)
-        self.head = nn.Linear(c.embed_dim, n * n)
-        i, j = torch.tril_indices(n, n)
-        self.register_buffer("tril_rows", i * n + j, persistent=False)
+        # Algorithm 1 keeps only tril(L): the head outputs the n (n + 1) / 2 lower-triangle
+        # entries (row-major, diagonal included), not n^2 of which half are discarded.
+        self.head = nn.Linear(c.embed_dim, n * (n + 1) // 2)
         nn.init.zeros_(self.head.weight)  # start at L = I (Q ~ I): the static-Q solution
         nn.init.zeros_(self.head.bias)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """a (B, T_p, D_a) -> raw L entries (B, n, n); only the lower triangle (with the
-        diagonal) is computed, the rest is 0: Algorithm 1 discards it (tril), so the head's
-        upper-triangle rows never matter and computing them would double the head's cost
-        (12 544 x 256 weights, memory-bound at batch 1)."""
+        """a (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2), ``torch.tril_indices``
+        order."""
         h = self.proj(a)
         if self.use_pe:
             h = h + self.pe
         for layer in self.encoder.layers:  # = self.encoder(h) (no mask, no final norm),
             h = layer(h)                    # without its per-call fast-path checks
-        h = self.norm(h.mean(dim=1))
-        rows = self.tril_rows.to(h.device)
-        tri = nn.functional.linear(h, self.head.weight[rows], self.head.bias[rows]) \
-            if self.training else nn.functional.linear(h, *self._eval_head())
-        raw = h.new_zeros(len(h), self.n * self.n)
-        raw[:, rows] = tri
-        return raw.view(-1, self.n, self.n)
-
-    def _eval_head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The head's lower-triangle rows, cached while the weights are unchanged."""
-        w, b = self.head.weight, self.head.bias
-        key = (w.data_ptr(), w._version, b._version, w.device)
-        if getattr(self, "_head_key", None) != key:
-            rows = self.tril_rows.to(w.device)
-            self._head_cache = (w.detach()[rows].contiguous(), b.detach()[rows].contiguous())
-            self._head_key = key
-        return self._head_cache
+        return self.head(self.norm(h.mean(dim=1)))
 
 
 class DiffOG(ChunkRefiner):
@@ -171,11 +156,12 @@ class DiffOG(ChunkRefiner):
     def cost_matrix(self, a: torch.Tensor) -> torch.Tensor:
         """a (B, T_p, D_a) normalised -> Q (B, n, n) (without the smoothing term)."""
         c, B = self.config, len(a)
-        if c.q_mode == "transformer":
-            return spd_from_raw(self.q_encoder(a), c.eps, c.clamp)
         n = c.chunk_len * c.action_dim
+        if c.q_mode == "transformer":
+            return spd_from_tril(self.q_encoder(a), n, c.eps, c.clamp)
         if c.q_mode == "matrix":
-            return spd_from_raw(self.L_raw, c.eps, c.clamp).expand(B, n, n)
+            i, j = torch.tril_indices(n, n, device=a.device)
+            return spd_from_tril(self.L_raw[i, j], n, c.eps, c.clamp).expand(B, n, n)
         return torch.eye(n, device=a.device).expand(B, n, n)
 
     def refine_normalized(self, a, prev=None, bounds=None):

@@ -15,9 +15,11 @@ input:
   1/2 ||L^T z||^2 + p^T z with L = cholesky(Q) so that the problem is DPP; one layer per
   problem size is built and cached. Infinite bounds are replaced by +-1e6.
 
-Forward-only solves (no gradient needed) call ProxQP directly, without its Ruiz preconditioner
-(about half the time at n = 112, same solution to 1e-10); a solve that misses the constraints
-is repeated with the preconditioner.
+Forward-only solves (no gradient needed) first try each problem's unconstrained minimiser
+-Q^-1 p (batched Cholesky): when it satisfies every row it is the solution (all multipliers
+zero) and no QP solver runs (:data:`UNCONSTRAINED_SOLVES` counts both outcomes). The others
+call ProxQP directly, without its Ruiz preconditioner (about half the time at n = 112, same
+solution to 1e-10); a solve that misses the constraints is repeated with the preconditioner.
 
 Every shared (unbatched) matrix is expanded to the batch before the call, so no backend
 averages a shared parameter's gradient over the batch (a qpth pitfall). Guards: non-finite
@@ -43,6 +45,10 @@ BACKENDS = ("proxsuite", "cvxpylayers")
 #: Number of non-finite gradient entries replaced by zero since import (per backend).
 NAN_GRADIENTS: dict[str, int] = {b: 0 for b in BACKENDS}
 _INF = 1e6  # stand-in for infinite bounds in the cvxpylayers backend
+#: Forward-only solves: an unconstrained minimiser within this of every bound is the solution.
+INACTIVE_TOL = 1e-12
+#: Forward-only solves since import: answered by the unconstrained minimiser / sent to ProxQP.
+UNCONSTRAINED_SOLVES: dict[str, int] = {"skipped": 0, "proxqp": 0}
 _CVX_LAYERS: dict[tuple[int, int], Any] = {}
 
 
@@ -185,17 +191,33 @@ def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
 
 
 def _solve_proxsuite_nograd(Q, p, G, lower, upper, tol: float = 1e-6) -> torch.Tensor:
-    """Forward-only ProxQP solves (inference): the settings of :func:`_solve_proxsuite`, no
-    preconditioner unless a solve misses the constraints by more than ``tol``."""
-    B, n = p.shape
+    """Forward-only solves (inference). Each problem first gets its unconstrained minimiser
+    z = -Q^-1 p (batched Cholesky): when it satisfies every row to ``INACTIVE_TOL`` it is
+    the QP's solution (KKT with zero multipliers) and ProxQP is skipped. The others go to
+    ProxQP with the settings of :func:`_solve_proxsuite`, without its preconditioner unless
+    that solve misses the constraints by more than ``tol``."""
+    z = _unconstrained_minimisers(Q, p)
+    Gz = torch.bmm(G, z.unsqueeze(-1)).squeeze(-1)
+    inside = ((Gz >= lower - INACTIVE_TOL) & (Gz <= upper + INACTIVE_TOL)).all(dim=1)
+    inside &= torch.isfinite(z).all(dim=1)
+    todo = torch.nonzero(~inside).flatten().tolist()
+    UNCONSTRAINED_SOLVES["skipped"] += len(z) - len(todo)
+    UNCONSTRAINED_SOLVES["proxqp"] += len(todo)
     Qn, pn, Gn, ln, un = (t.detach().numpy() for t in (Q, p, G, lower, upper))
-    z = torch.empty(B, n, dtype=torch.float64)
-    for i in range(B):
+    for i in todo:
         x = _proxqp(Qn[i], pn[i], Gn[i], ln[i], un[i], precondition=False)
         Gx = Gn[i] @ x
         if (ln[i] - Gx).max(initial=0.0) > tol or (Gx - un[i]).max(initial=0.0) > tol:
             x = _proxqp(Qn[i], pn[i], Gn[i], ln[i], un[i], precondition=True)
         z[i] = torch.from_numpy(x)
+    return z
+
+
+def _unconstrained_minimisers(Q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """-Q^-1 p per batch element (B, n); NaN where Q is not positive definite."""
+    L, info = torch.linalg.cholesky_ex(Q)
+    z = torch.cholesky_solve(-p.unsqueeze(-1), L).squeeze(-1)
+    z[info > 0] = float("nan")
     return z
 
 

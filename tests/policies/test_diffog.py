@@ -10,7 +10,7 @@ import ampczoo
 from ampczoo.cli import main
 from ampczoo.data.store import Episode, EpisodeStore
 from ampczoo.policies import qp
-from ampczoo.policies.diffog import DiffOG, DiffOGConfig, spd_from_raw
+from ampczoo.policies.diffog import DiffOG, DiffOGConfig, spd_from_tril
 from ampczoo.policies.lsm import LSMConfig, LSMPolicy
 
 SMALL = dict(chunk_len=4, horizon=5, action_dim=3, embed_dim=32, num_heads=2, ff_dim=32,
@@ -23,10 +23,20 @@ def _chunks(B: int, T: int = 4, D: int = 3, seed: int = 0) -> torch.Tensor:
 
 
 def test_algorithm1_gives_spd():
-    raw = 30.0 * torch.randn(5, 6, 6)
-    Q = spd_from_raw(raw, 1e-4, 10.0)
+    """Algorithm 1 on tril entries == Algorithm 1 on a full raw matrix, written out."""
+    n, eps = 6, 1e-4
+    raw = 30.0 * torch.randn(5, n, n)
+    i, j = torch.tril_indices(n, n)
+    Q = spd_from_tril(raw[:, i, j], n, eps, 10.0)
+    eye = torch.eye(n)
+    L = raw * (1 - eye) + (torch.exp(torch.diagonal(raw, dim1=-2, dim2=-1)) + eps).diag_embed()
+    L = torch.tril(L.clamp(-10.0, 10.0))
+    assert torch.allclose(Q, L @ L.transpose(1, 2) + eps * eye)
     assert torch.allclose(Q, Q.transpose(1, 2))
     assert (torch.linalg.eigvalsh(Q.double()) > 0).all()
+    tri = raw[:, i, j].requires_grad_()
+    spd_from_tril(tri, n, eps, 10.0).sum().backward()
+    assert torch.isfinite(tri.grad).all()  # exp only on the diagonal: no inf * 0
 
 
 def test_static_q_inactive_bounds_is_closed_form_and_bounds_hold():

@@ -110,3 +110,20 @@ def test_forward_only_solve_matches_the_differentiable_one():
     ref = qp.solve_qp(Q, p.clone().requires_grad_(), G, lo, up).detach()
     assert torch.allclose(fast, ref, atol=1e-8)
     assert int(((G @ ref.T).abs() >= 0.1 - 1e-7).sum()) > 0  # some bounds are active
+
+
+def test_forward_only_solve_skips_proxqp_only_when_the_bounds_are_inactive():
+    """A batch mixing an inactive problem (wide bounds) and active ones: the inactive one is
+    answered by its unconstrained minimiser, the others by ProxQP; all equal QPFunction's."""
+    Q, p, G, lo, up = _random_qp(B=3, n=8, m=6, bound=0.1, seed=4)
+    lo, up = lo.expand(3, -1).clone(), up.expand(3, -1).clone()
+    lo[1], up[1] = -1e3, 1e3
+    before = dict(qp.UNCONSTRAINED_SOLVES)
+    with torch.no_grad():
+        fast = qp.solve_qp(Q, p, G, lo, up)
+    assert qp.UNCONSTRAINED_SOLVES["skipped"] - before["skipped"] == 1
+    assert qp.UNCONSTRAINED_SOLVES["proxqp"] - before["proxqp"] == 2
+    closed = -torch.linalg.solve(Q[1], p[1])
+    assert torch.allclose(fast[1], closed, atol=1e-12)
+    ref = qp.solve_qp(Q, p.clone().requires_grad_(), G, lo, up).detach()
+    assert torch.allclose(fast, ref, atol=1e-8)

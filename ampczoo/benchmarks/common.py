@@ -251,6 +251,19 @@ def jerk_norms(actions: np.ndarray, dt: float) -> np.ndarray:
     return np.linalg.norm(u[2:] - 2.0 * u[1:-1] + u[:-2], axis=-1) / dt**2
 
 
+def smoothness(actions: np.ndarray, dt: float, max_delta: np.ndarray) -> dict[str, float]:
+    """Whole-episode metrics of executed commands (T, D) [rad/s]: du/dt max (per joint over
+    time, averaged over joints) and std, violation rate [%] and largest violation [rad/s]."""
+    d = np.diff(np.asarray(actions, float), axis=0)
+    if len(d) == 0:
+        return {"du max": 0.0, "du std": 0.0, "viol": 0.0, "viol max": 0.0, "steps": 0}
+    rate = np.abs(d) / dt
+    excess = np.abs(d) - max_delta
+    return {"du max": float(rate.max(axis=0).mean()), "du std": float(rate.std(axis=0).mean()),
+            "viol": float(np.mean((excess > 1e-6).any(axis=1)) * 100.0),
+            "viol max": float(max(excess.max(), 0.0)), "steps": len(d)}
+
+
 def sequence_jumps(seqs: np.ndarray, shift: float = 1.0) -> np.ndarray:
     """RMS distance [rad/s] between each selected sequence and the previous one advanced by
     ``shift`` steps: seqs (T, N, nq) -> (T-1,). A NaN sequence (failed solve) gives NaN."""

@@ -50,6 +50,7 @@ from ampczoo.benchmarks.common import (
     make_run_dir,
     run_episode,
     single_thread,
+    smoothness,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -114,19 +115,6 @@ class _Phased:
         b = self.bounds[min(self.t // self.steps, len(self.bounds) - 1)]
         self.t += 1
         return self.policy.act(obs, bound=b)
-
-
-def smoothness(actions: np.ndarray, dt: float, max_delta: np.ndarray) -> dict[str, float]:
-    """Whole-episode metrics of executed commands (T, D) [rad/s]: du/dt max (per joint over
-    time, averaged over joints) and std, violation rate [%] and largest violation [rad/s]."""
-    d = np.diff(np.asarray(actions, float), axis=0)
-    if len(d) == 0:
-        return {"du max": 0.0, "du std": 0.0, "viol": 0.0, "viol max": 0.0, "steps": 0}
-    rate = np.abs(d) / dt
-    excess = np.abs(d) - max_delta
-    return {"du max": float(rate.max(axis=0).mean()), "du std": float(rate.std(axis=0).mean()),
-            "viol": float(np.mean((excess > 1e-6).any(axis=1)) * 100.0),
-            "viol max": float(max(excess.max(), 0.0)), "steps": len(d)}
 
 
 def _row(name: str, results: list[EpisodeResult], dt: float, max_delta: np.ndarray,

@@ -2,7 +2,9 @@
 
 Runs a few closed-loop episodes per env with the MPC expert and with every zoo checkpoint of
 that env (:data:`ZOO_POLICIES`, those shipped in the package; a short leaderboard on the same
-start/goal pairs), prints the metrics table and writes into
+start/goal pairs) and with the shipped refiners on a shipped base (:data:`ZOO_REFINED`: the
+constraint layer, DiffOG), prints the metrics table (with the change between consecutive
+commands: du/dt max and the share of steps above :data:`MAX_DELTA`) and writes into
 ``runs/demo-<date>/``: ``metrics.md/.csv``, ``episodes.json``, ``tracking_error.png`` and an
 MP4 (GIF if ffmpeg is unavailable) of one episode of the obstacle env.
 """
@@ -19,6 +21,7 @@ from ampczoo.benchmarks.common import (
     plot_tracking_errors,
     run_episode,
     single_thread,
+    smoothness,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -29,6 +32,12 @@ CONTROL_DT = 0.1  # the MPC's own rate [s]: one solve per step
 #: zoo checkpoints run by the demo per env (those present in ``ampczoo.list_policies()``).
 ZOO_POLICIES = {"DAMPC-KukaTrack-v0": ("dampc-kuka", "lsm-kuka"),
                 "DAMPC-KukaTrackObstacle-v0": ("dampc-kuka-obstacle", "lsm-kuka-obstacle")}
+#: shipped refiners run on a shipped base per env: ((base, refiner), ...)
+ZOO_REFINED = {"DAMPC-KukaTrackObstacle-v0": (("dampc-kuka-obstacle", "diffog-kuka-obstacle"),
+                                              ("dampc-kuka-obstacle",
+                                               "diffog-matrix-kuka-obstacle"))}
+#: per-step change bound of the shipped refiners [rad/s] (0.1 normalised x 2.3 rad/s)
+MAX_DELTA = 0.23
 
 
 def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
@@ -48,12 +57,16 @@ def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
         contenders = [(f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)))]
         contenders += [(name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id]
                        if name in shipped]
+        contenders += [(f"{base} + {refiner}", _refined(base, refiner))
+                       for base, refiner in ZOO_REFINED.get(env_id, ())
+                       if {base, refiner} <= shipped]
         for label, policy in contenders:
             with single_thread():
                 results = [run_episode(env, policy, seed=seed + i)
                            for i in _progress(range(episodes), f"{label} on {env_id}")]
             per_method[f"{env_id} | {label}"] = results
-            rows.append({"env": env_id, "policy": label, **summarize_episodes(results)})
+            rows.append({"env": env_id, "policy": label, **summarize_episodes(results),
+                         **_smoothness_columns(results)})
         env.close()
     table = write_table(rows, out, "metrics", title="closed loop, kinematic sim, "
                         f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}")
@@ -76,6 +89,21 @@ def _load_zoo_policy(name: str):
     if hasattr(policy, "control_dt"):
         policy.control_dt = CONTROL_DT
     return policy
+
+
+def _refined(base: str, refiner: str):
+    """Zoo base ``base`` behind zoo refiner ``refiner`` (receding horizon, DiffOG.wrap)."""
+    from ampczoo.policies.diffog import DiffOG
+
+    return DiffOG.wrap(_load_zoo_policy(base), refiner, device="cpu")
+
+
+def _smoothness_columns(results) -> dict[str, float]:
+    per = [smoothness(r.actions, CONTROL_DT, np.full(7, MAX_DELTA)) for r in results]
+    steps = sum(p["steps"] for p in per)
+    return {"du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
+            f"steps with change > {MAX_DELTA} rad/s [%]":
+                sum(p["viol"] * p["steps"] for p in per) / max(steps, 1)}
 
 
 def _progress(it, desc: str):

@@ -10,15 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ampczoo.benchmarks.constraints import ConstraintsBenchConfig, _qp_layer_rows, smoothness
+from ampczoo.benchmarks.constraints import ConstraintsBenchConfig, _qp_layer_rows
 from ampczoo.cli import main
-
-
-def test_smoothness_metrics():
-    a = np.array([[0.0, 0.0], [0.1, 0.0], [0.3, -0.1]])
-    m = smoothness(a, dt=0.1, max_delta=np.array([0.15, 0.15]))
-    assert np.isclose(m["du max"], (2.0 + 1.0) / 2)
-    assert np.isclose(m["viol"], 50.0) and np.isclose(m["viol max"], 0.05)
 
 
 def _store(path):

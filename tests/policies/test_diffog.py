@@ -39,6 +39,27 @@ def test_algorithm1_gives_spd():
     assert torch.isfinite(tri.grad).all()  # exp only on the diagonal: no inf * 0
 
 
+def test_fused_inference_encoder_equals_the_library_layers():
+    """The no-grad eval path (fused kernel) gives what nn.TransformerEncoder gives, for both
+    activations, with and without norm_first."""
+    m = DiffOG(DiffOGConfig(**SMALL)).eval()
+    enc = m.q_encoder
+    torch.nn.init.normal_(enc.head.weight, std=0.1)
+    a = _chunks(3)
+    for activation, norm_first in (("relu", False), ("gelu", True)):
+        for layer in enc.encoder.layers:
+            layer.activation_relu_or_gelu = 2 if activation == "gelu" else 1
+            layer.activation = torch.nn.functional.gelu if activation == "gelu" else \
+                torch.nn.functional.relu
+            layer.norm_first = norm_first
+        with torch.no_grad():
+            fused = enc(a)
+        # grad enabled and weights requiring grad: nn.TransformerEncoder's unfused path
+        ref = enc.head(enc.norm(enc.encoder(enc.proj(a) + enc.pe).mean(dim=1)))
+        assert ref.requires_grad
+        assert torch.allclose(fused, ref.detach(), atol=1e-5)
+
+
 def test_static_q_inactive_bounds_is_closed_form_and_bounds_hold():
     m = DiffOG(DiffOGConfig(q_mode="static", bound=100.0, alpha=2.0, **SMALL))
     a = _chunks(2)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ampczoo
-from ampczoo.benchmarks.demo import ZOO_POLICIES
+from ampczoo.benchmarks.demo import MAX_DELTA, ZOO_POLICIES, ZOO_REFINED
 from ampczoo.robots.kuka import VELOCITY_LIMIT
 
 SHIPPED = [(env_id, name) for env_id, names in ZOO_POLICIES.items() for name in names]
@@ -43,10 +43,33 @@ def test_shipped_actions_match_golden():
     regen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regen)
     golden = json.loads(regen.GOLDEN.read_text())
-    assert set(golden) == {name for _, name in SHIPPED}
-    for env_id, name in SHIPPED:
+    assert set(golden) == {name for _, name in regen.shipped()}
+    for env_id, name in regen.shipped():
         np.testing.assert_allclose(regen.zoo_actions(env_id, name), golden[name], atol=1e-4,
                                    err_msg=f"{name} no longer reproduces its golden actions")
+
+
+REFINED = [(env_id, base, refiner) for env_id, pairs in ZOO_REFINED.items()
+           for base, refiner in pairs]
+
+
+@pytest.mark.parametrize(("env_id", "base", "refiner"), REFINED)
+def test_shipped_refiner_keeps_the_change_bound_on_a_shipped_base(env_id, base, refiner):
+    from ampczoo.policies.diffog import DiffOG
+
+    assert {base, refiner} <= set(ampczoo.list_policies())
+    policy = DiffOG.wrap(ampczoo.load_policy(base, device="cpu"), refiner)
+    np.testing.assert_allclose(policy.refiner.raw_bound(), MAX_DELTA, rtol=1e-6)
+    env = gym.make(env_id, control_dt=0.1)
+    obs, _ = env.reset(seed=0)
+    policy.reset(seed=0)
+    actions = []
+    for _ in range(8):
+        actions.append(policy.act(obs))
+        obs, *_ = env.step(actions[-1])
+    changes = np.abs(np.diff(actions, axis=0))
+    assert changes.max() <= MAX_DELTA + 1e-6
+    assert policy.stats.calls == 8 and policy.stats.interventions > 0
 
 
 THREEDOF = [f"threedof-{arch}-h10" for arch in ("ffn", "lstm", "gru", "transformer")]

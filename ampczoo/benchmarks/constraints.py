@@ -14,21 +14,22 @@ from ``--checkpoints`` (default ``runs``; folders ``constraints-<name>/best``, t
 validation loss, written by
 ``scripts/train_constraints.sh``; ``--leto`` for LeTO); a missing one is skipped and noted.
 
-Tables (markdown + CSV): ``constraints`` -- SR [%] with 95 % Wilson interval, ATE, the
-action derivative du/dt [rad/s^2] over whole episodes (DiffOG appendix F: max over time per
-joint averaged over joints; std over time per joint averaged; then the mean over episodes),
-the constraint-violation rate (% of steps after the first with any |du_j| > bound_j + 1e-6)
-and the largest violation, the intervention rate and mean change of the filter, and the refine
-time per chunk mean / p95 [ms] (batch 1); ``fidelity`` (with ``--speed-data``: MSE of each
-refiner's output to held-out demonstrated chunks, and how often the demonstrations exceed the
-bound); ``ablation_alpha_bound`` (Fig. 10: DiffOG-dataset retrained per setting where
-``constraints-diffog-dataset-<alpha|bound><value>/best`` exists, otherwise the default
-checkpoint with alpha / bound changed at inference only; column "trained at");
-``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of each
-episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward, batch
-``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data; the QP
-layer alone on the same problems for ProxSuite, cvxpylayers and, with ``--qpth-python``, qpth
-run in a side environment by ``qpth_step.py``, with its distance to ProxSuite's solution).
+Tables (markdown + CSV): ``constraints`` -- SR [%] with 95 % Wilson interval, ATE, the action
+derivative du/dt [rad/s^2] over whole episodes (DiffOG appendix F: max over time per joint
+averaged over joints; std over time per joint averaged; then the mean over episodes), the
+constraint-violation rate (% of steps after the first with any |du_j| > bound_j + 1e-6) and the
+largest violation, the intervention rate and mean change of the filter, the refine time per
+chunk mean / p95 [ms] (batch 1) and, for the QP refiners, the share of refines whose
+unconstrained minimiser was infeasible so that ProxQP ran ("QP solver runs"); ``fidelity``
+(with ``--speed-data``: MSE of each refiner's output to held-out demonstrated chunks, and how
+often the demonstrations exceed the bound); ``ablation_alpha_bound`` (Fig. 10: DiffOG-dataset
+retrained per setting where ``constraints-diffog-dataset-<alpha|bound><value>/best`` exists,
+otherwise the default checkpoint with alpha / bound changed at inference only; column "trained
+at"); ``time_varying`` (Table VIII: bounds 0.05 / 0.1 / 0.2 / 0.3 over four equal phases of
+each episode, zero-shot); ``training_speed`` (one DiffOG training step, forward + backward,
+batch ``--speed-batch``, ProxSuite vs cvxpylayers, and the epoch time it implies on the data;
+the QP layer alone on the same problems for ProxSuite, cvxpylayers and, with ``--qpth-python``,
+qpth run in a side environment by ``qpth_step.py``, with its distance to ProxSuite's solution).
 ``--tables`` runs a subset. Plots: ``constraints.png``. ``episodes.json``: every episode of
 every row.
 """
@@ -244,16 +245,30 @@ def _run_tables(cfg: ConstraintsBenchConfig) -> Path:
     return out
 
 
+def _qp_share(before: dict[str, int]) -> dict[str, float]:
+    """Share of the QP refines since ``before`` that needed ProxQP (the rest were answered by
+    the unconstrained minimiser); empty when the method solved no QP."""
+    from ampczoo.policies import qp
+
+    n = {k: qp.UNCONSTRAINED_SOLVES[k] - before[k] for k in before}
+    total = n["skipped"] + n["proxqp"]
+    return {"QP solver runs [%]": 100.0 * n["proxqp"] / total} if total else {}
+
+
 def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
                 rows: list, per_method: dict, extras: dict, notes: list[str]) -> str:
     """The ``constraints`` table: every method on every base, plus LeTO."""
+    from ampczoo.policies import qp
+
     max_delta = cfg.bound * scale
     for base_name in cfg.bases:
         base = _base(base_name)
         for name, policy in _methods(cfg, base, scale, notes).items():
             t0 = time.perf_counter()
+            solves = dict(qp.UNCONSTRAINED_SOLVES)
             res = _episodes(env, policy, cfg, cfg.episodes)
             row, per = _row(name, res, cfg.control_dt, max_delta, policy)
+            row.update(_qp_share(solves))
             rows.append({"base": base_name, **row})
             per_method[f"{base_name}/{name}"], extras[f"{base_name}/{name}"] = res, per
             print(f"{base_name}/{name}: SR {row['SR [%]']:.0f} % "

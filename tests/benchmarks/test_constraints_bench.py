@@ -3,6 +3,7 @@ the rows that need checkpoints are skipped and noted)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def test_bench_constraints_runs_and_writes_tables(tmp_path):
     episodes = json.loads((run / "episodes.json").read_text())["episodes"]
     assert episodes["lsm/clipping"][0]["viol"] == 0.0
     assert episodes["lsm/static Q"][0]["viol max"] < 1e-6  # QP output satisfies the bound
+    with open(run / "constraints.csv") as f:
+        by_method = {r["method"]: r for r in csv.DictReader(f)}
+    assert 0.0 <= float(by_method["static Q"]["QP solver runs [%]"]) <= 100.0
+    assert by_method["clipping"]["QP solver runs [%]"] in ("", "nan")  # no QP solved
     assert (run / "constraints.png").is_file() and (run / "training_speed.csv").is_file()
     speed = (run / "training_speed.md").read_text()
     assert "| QP layer | proxsuite |" in speed and "| QP layer | cvxpylayers |" in speed

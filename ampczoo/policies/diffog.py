@@ -136,7 +136,9 @@ class QEncoder(nn.Module):
         h = self.proj(a)
         if self.use_pe:
             h = h + self.pe
-        fused = not (self.training or torch.is_grad_enabled())
+        # the conditions of nn.TransformerEncoderLayer's own fast path that can apply here
+        fused = not (self.training or torch.is_grad_enabled()) and \
+            self.encoder.layers[0].self_attn.num_heads % 2 == 0
         for layer in self.encoder.layers:  # = self.encoder(h): no mask, no final norm
             h = fused_encoder_layer(layer, h) if fused else layer(h)
         return self.head(self.norm(h.mean(dim=1)))

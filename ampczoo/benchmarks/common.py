@@ -264,6 +264,16 @@ def smoothness(actions: np.ndarray, dt: float, max_delta: np.ndarray) -> dict[st
             "viol max": float(max(excess.max(), 0.0)), "steps": len(d)}
 
 
+def smoothness_summary(per: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Table columns over episodes from :func:`smoothness` results: du/dt max and std
+    (means over episodes), violation rate over all steps [%] and the largest violation."""
+    steps = sum(p["steps"] for p in per)
+    return {"du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
+            "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
+            "violation [% steps]": sum(p["viol"] * p["steps"] for p in per) / max(steps, 1),
+            "max violation [rad/s]": max((p["viol max"] for p in per), default=0.0)}
+
+
 def sequence_jumps(seqs: np.ndarray, shift: float = 1.0) -> np.ndarray:
     """RMS distance [rad/s] between each selected sequence and the previous one advanced by
     ``shift`` steps: seqs (T, N, nq) -> (T-1,). A NaN sequence (failed solve) gives NaN."""

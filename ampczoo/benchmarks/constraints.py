@@ -52,6 +52,7 @@ from ampczoo.benchmarks.common import (
     run_episode,
     single_thread,
     smoothness,
+    smoothness_summary,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -122,13 +123,8 @@ def _row(name: str, results: list[EpisodeResult], dt: float, max_delta: np.ndarr
          policy: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     s = summarize_episodes(results)
     per = [smoothness(r.actions, dt, max_delta) for r in results]
-    steps = sum(p["steps"] for p in per)
     row = {"method": name, "SR [%]": s["SR [%]"], "SR 95% CI": s["SR 95% CI"],
-           "ATE [mm]": s["ATE [mm]"],
-           "du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
-           "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
-           "violation [% steps]": sum(p["viol"] * p["steps"] for p in per) / max(steps, 1),
-           "max violation [rad/s]": max(p["viol max"] for p in per)}
+           "ATE [mm]": s["ATE [mm]"], **smoothness_summary(per)}
     stats = getattr(policy, "stats", None)
     if stats is not None:
         st = stats.as_dict()
@@ -328,10 +324,7 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
         # the diffs of the actions chosen in phase k (each against its predecessor)
         sl = slice(max(k * steps - 1, 0), (k + 1) * steps if k < len(bounds) - 1 else None)
         per = [smoothness(r.actions[sl], cfg.control_dt, b * scale) for r in res]
-        tv.append({"phase": f"P{k + 1}", "bound": b,
-                   "du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
-                   "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
-                   "violation [% steps]": float(np.mean([p["viol"] for p in per]))})
+        tv.append({"phase": f"P{k + 1}", "bound": b, **smoothness_summary(per)})
     s = summarize_episodes(res)
     tv.append({"phase": "all", "bound": "0.05-0.3", "SR [%]": s["SR [%]"],
                "SR 95% CI": s["SR 95% CI"]})

@@ -22,6 +22,7 @@ from ampczoo.benchmarks.common import (
     run_episode,
     single_thread,
     smoothness,
+    smoothness_summary,
     summarize_episodes,
     write_episodes_json,
     write_table,
@@ -69,7 +70,8 @@ def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
                          **_smoothness_columns(results)})
         env.close()
     table = write_table(rows, out, "metrics", title="closed loop, kinematic sim, "
-                        f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}")
+                        f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}; "
+                        f"violation = change between commands > {MAX_DELTA} rad/s")
     write_episodes_json(out / "episodes.json", per_method, {"solver": solver, "seed": seed,
                                                              "control_dt": CONTROL_DT})
     plot_tracking_errors(per_method, CONTROL_DT, out / "tracking_error.png",
@@ -99,11 +101,9 @@ def _refined(base: str, refiner: str):
 
 
 def _smoothness_columns(results) -> dict[str, float]:
-    per = [smoothness(r.actions, CONTROL_DT, np.full(7, MAX_DELTA)) for r in results]
-    steps = sum(p["steps"] for p in per)
-    return {"du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
-            f"steps with change > {MAX_DELTA} rad/s [%]":
-                sum(p["viol"] * p["steps"] for p in per) / max(steps, 1)}
+    """du/dt and the steps whose change exceeds :data:`MAX_DELTA` ("violation")."""
+    return smoothness_summary([smoothness(r.actions, CONTROL_DT, np.full(7, MAX_DELTA))
+                               for r in results])
 
 
 def _progress(it, desc: str):

@@ -7,13 +7,14 @@ __version__ = "0.1.0"
 
 from ampczoo import envs  # noqa: E402,F401  (registers the envs)
 
-_LAZY = {"make_policy", "load_policy", "list_policies"}
+_LAZY = {"make_policy", "load_policy", "list_policies", "zoo_card", "register_policy"}
 
 
 def __getattr__(name: str):
-    """Lazy exports: ``ampczoo.make_policy`` / ``load_policy`` / ``list_policies``."""
+    """Lazy exports of :mod:`ampczoo.core.registry` (``make_policy``, ``load_policy``,
+    ``list_policies``, ``zoo_card``, ``register_policy``)."""
     if name in _LAZY:
-        from ampczoo.policies import registry
+        from ampczoo.core import registry
 
         return getattr(registry, name)
     raise AttributeError(f"module 'ampczoo' has no attribute {name!r}")

@@ -21,10 +21,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ampczoo.benchmarks.demo import run_demo
+    from ampczoo.benchmarks.demo import DemoConfig, run_demo
 
-    run_demo(episodes=args.episodes, seed=args.seed, solver=args.solver, out_root=args.out,
-             video=not args.no_video)
+    run_demo(
+        DemoConfig(
+            episodes=args.episodes,
+            seed=args.seed,
+            solver=args.solver,
+            out=args.out,
+            video=not args.no_video,
+        )
+    )
     return 0
 
 
@@ -55,20 +62,31 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_kuka_arguments(bench.add_parser("kuka", help="MPC vs LSM vs DAMPC: the paper's tables"))
     from ampczoo.benchmarks.constraints import add_arguments as add_constraints_arguments
 
-    add_constraints_arguments(bench.add_parser(
-        "constraints", help="clipping / penalty / DiffOG / residual / LeTO under one bound"))
+    add_constraints_arguments(
+        bench.add_parser(
+            "constraints", help="clipping / penalty / DiffOG / residual / LeTO under one bound"
+        )
+    )
     from ampczoo.benchmarks.threedof import add_arguments as add_threedof_arguments
 
-    add_threedof_arguments(bench.add_parser(
-        "threedof", help="3-DOF arm: IK-MPC expert vs FFN / LSTM / GRU / Transformer"))
+    add_threedof_arguments(
+        bench.add_parser(
+            "threedof", help="3-DOF arm: IK-MPC expert vs FFN / LSTM / GRU / Transformer"
+        )
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a policy (LSM, DAMPC, LeTO; FFN, LSTM, GRU, "
-                       "Transformer for ThreeDOF-Reach-v0) or a chunk refiner (DiffOG, "
-                       "residual) on a demonstration store")
-    p.add_argument("policy", choices=["lsm", "dampc", "leto", "diffog", "residual", "ffn", "lstm",
-                                      "gru", "transformer"])
+    p = sub.add_parser(
+        "train",
+        help="train a policy (LSM, DAMPC, LeTO; FFN, LSTM, GRU, "
+        "Transformer for ThreeDOF-Reach-v0) or a chunk refiner (DiffOG, "
+        "residual) on a demonstration store",
+    )
+    p.add_argument(
+        "policy",
+        choices=["lsm", "dampc", "leto", "diffog", "residual", "ffn", "lstm", "gru", "transformer"],
+    )
     p.add_argument("--data", required=True, help="Zarr episode store (ampczoo collect)")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--epochs", type=int, default=10)
@@ -76,32 +94,62 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
-                   help="warm-up + cosine learning-rate decay")
+    p.add_argument(
+        "--cosine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="warm-up + cosine learning-rate decay",
+    )
     p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--ema-decay", type=float, default=None,
-                   help="EMA decay (default: 0.995 for dampc, off for lsm; 0 = off)")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="EMA decay (default: 0.995 for dampc, off for lsm; 0 = off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="episodes held out for a final test loss of best/ (never selected on)")
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping: epochs without a better validation loss")
-    p.add_argument("--history", type=int, default=None,
-                   help="ffn/lstm/gru/transformer: history length H")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="episodes held out for a final test loss of best/ (never selected on)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early stopping: epochs without a better validation loss",
+    )
+    p.add_argument(
+        "--history", type=int, default=None, help="ffn/lstm/gru/transformer: history length H"
+    )
     p.add_argument("--device", default=None, help="cuda | cpu (default: cuda if present)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--hidden-dim", type=int, default=None, help="MLP width")
     p.add_argument("--num-layers", type=int, default=None, help="MLP hidden layers")
-    p.add_argument("--num-train-timesteps", type=int, default=None,
-                   help="dampc: diffusion steps N_I (5 or 40)")
-    p.add_argument("--mode", choices=["dataset", "refine"], default=None,
-                   help="diffog/residual: train on demonstrated chunks (dataset) or on the "
-                   "chunks of a frozen --base policy (refine)")
-    p.add_argument("--base", default=None,
-                   help="diffog/residual refine mode: base policy (zoo name or checkpoint)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other policy config field (VALUE parsed as JSON if possible)")
+    p.add_argument(
+        "--num-train-timesteps", type=int, default=None, help="dampc: diffusion steps N_I (5 or 40)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["dataset", "refine"],
+        default=None,
+        help="diffog/residual: train on demonstrated chunks (dataset) or on the "
+        "chunks of a frozen --base policy (refine)",
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        help="diffog/residual refine mode: base policy (zoo name or checkpoint)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other policy config field (VALUE parsed as JSON if possible)",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -126,23 +174,36 @@ def _policy_overrides(args: argparse.Namespace) -> dict:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from ampczoo.policies.training import TrainConfig, train
+    from ampczoo.training.supervised import TrainConfig, train
 
-    cfg = TrainConfig(policy=args.policy, data=args.data, out=args.out, epochs=args.epochs,
-                      max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, cosine=args.cosine,
-                      warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
-                      seed=args.seed, val_fraction=args.val_fraction,
-                      test_fraction=args.test_fraction, patience=args.patience,
-                      device=args.device,
-                      resume=args.resume, policy_overrides=_policy_overrides(args))
+    cfg = TrainConfig(
+        policy=args.policy,
+        data=args.data,
+        out=args.out,
+        epochs=args.epochs,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        cosine=args.cosine,
+        warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        patience=args.patience,
+        device=args.device,
+        resume=args.resume,
+        policy_overrides=_policy_overrides(args),
+    )
     print(train(cfg))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ampczoo", description="Imitating MPC and constraining learned robot policies.")
+        prog="ampczoo", description="Imitating MPC and constraining learned robot policies."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo(sub)
     _add_collect(sub)
@@ -159,8 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ampczoo {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = " (finished episodes are stored; rerun with --resume)" if args.command == \
-            "collect" else ""
+        hint = (
+            " (finished episodes are stored; rerun with --resume)"
+            if args.command == "collect"
+            else ""
+        )
         print(f"\nampczoo {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 

@@ -46,9 +46,11 @@ def zoo_actions(env_id: str, name: str) -> np.ndarray:
 
 def shipped() -> list[tuple[str, str]]:
     """(env id, name) of every golden entry: zoo policies, then "<base> + <refiner>"."""
-    return [(env_id, name) for env_id, names in ZOO_POLICIES.items() for name in names] + \
-        [(env_id, f"{base} + {refiner}") for env_id, pairs in ZOO_REFINED.items()
-         for base, refiner in pairs]
+    return [(env_id, name) for env_id, names in ZOO_POLICIES.items() for name in names] + [
+        (env_id, f"{base} + {refiner}")
+        for env_id, pairs in ZOO_REFINED.items()
+        for base, refiner in pairs
+    ]
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ampczoo.policies.sequence import shift_sequence
+from ampczoo.nn.sequence import shift_sequence
 from ampczoo.robots.kuka import SUCCESS_POS, SUCCESS_ROT
 
 
@@ -48,8 +48,11 @@ class EpisodeResult:
 
     def to_json(self) -> dict[str, Any]:
         """Scalars only (per-episode JSON of a benchmark run)."""
-        return {k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in asdict(self).items()
-                if not isinstance(v, np.ndarray)}
+        return {
+            k: (bool(v) if isinstance(v, np.bool_) else v)
+            for k, v in asdict(self).items()
+            if not isinstance(v, np.ndarray)
+        }
 
 
 def transient_response_time(pos_err: np.ndarray, rot_err: np.ndarray, dt: float) -> float:
@@ -77,8 +80,13 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def run_episode(env: Any, policy: Any, seed: int, options: dict | None = None,
-                frame_callback: Callable[[np.ndarray], None] | None = None) -> EpisodeResult:
+def run_episode(
+    env: Any,
+    policy: Any,
+    seed: int,
+    options: dict | None = None,
+    frame_callback: Callable[[np.ndarray], None] | None = None,
+) -> EpisodeResult:
     """Roll out ``policy`` (``act(obs)``, ``reset(seed)``) in ``env`` until truncation.
 
     The env must report ``pos_error``, ``rot_error``, ``penetration``, ``self_collision`` in
@@ -105,11 +113,19 @@ def run_episode(env: Any, policy: Any, seed: int, options: dict | None = None,
     pos_a, rot_a = np.array(pos), np.array(rot)
     dt = env.unwrapped.control_dt
     return EpisodeResult(
-        seed=seed, success=bool(pos_a[-1] < SUCCESS_POS and rot_a[-1] < SUCCESS_ROT),
-        final_pos_error=float(pos_a[-1]), final_rot_error=float(rot_a[-1]),
-        trt=transient_response_time(pos_a, rot_a, dt), max_penetration=float(pen),
-        self_collision=collided, pos_errors=pos_a, rot_errors=rot_a, act_times=np.array(times),
-        actions=np.array(actions), policy_failures=getattr(policy, "n_failures", 0) - failures0)
+        seed=seed,
+        success=bool(pos_a[-1] < SUCCESS_POS and rot_a[-1] < SUCCESS_ROT),
+        final_pos_error=float(pos_a[-1]),
+        final_rot_error=float(rot_a[-1]),
+        trt=transient_response_time(pos_a, rot_a, dt),
+        max_penetration=float(pen),
+        self_collision=collided,
+        pos_errors=pos_a,
+        rot_errors=rot_a,
+        act_times=np.array(times),
+        actions=np.array(actions),
+        policy_failures=getattr(policy, "n_failures", 0) - failures0,
+    )
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -173,8 +189,9 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
-def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, name: str,
-                title: str | None = None) -> str:
+def write_table(
+    rows: Sequence[dict[str, Any]], out_dir: Path, name: str, title: str | None = None
+) -> str:
     """Write ``name.md`` and ``name.csv`` (same columns, union of keys in order); returns the
     markdown text."""
     columns: list[str] = []
@@ -192,9 +209,12 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, name: str,
     return text
 
 
-def write_episodes_json(path: Path, per_method: dict[str, Sequence[EpisodeResult]],
-                        meta: dict[str, Any],
-                        extras: dict[str, Sequence[dict[str, Any]]] | None = None) -> None:
+def write_episodes_json(
+    path: Path,
+    per_method: dict[str, Sequence[EpisodeResult]],
+    meta: dict[str, Any],
+    extras: dict[str, Sequence[dict[str, Any]]] | None = None,
+) -> None:
     """Per-episode seeds and metrics of every method, so two runs compare episode by episode.
     extras: optional per-method, per-episode dicts of further scalars merged into each
     episode's entry (same order as ``per_method``)."""
@@ -204,13 +224,17 @@ def write_episodes_json(path: Path, per_method: dict[str, Sequence[EpisodeResult
         more = list(extras.get(k, [])) or [{}] * len(v)
         return [{**r.to_json(), **e} for r, e in zip(v, more, strict=True)]
 
-    payload = {"meta": meta, "command": command_line(),
-               "episodes": {k: entries(k, v) for k, v in per_method.items()}}
+    payload = {
+        "meta": meta,
+        "command": command_line(),
+        "episodes": {k: entries(k, v) for k, v in per_method.items()},
+    }
     path.write_text(json.dumps(payload, indent=1, default=float))
 
 
-def plot_tracking_errors(per_method: dict[str, Sequence[EpisodeResult]], dt: float,
-                         path: Path, title: str = "") -> None:
+def plot_tracking_errors(
+    per_method: dict[str, Sequence[EpisodeResult]], dt: float, path: Path, title: str = ""
+) -> None:
     """Median end-effector position/rotation error over time with 10–90 % bands."""
     import matplotlib
 
@@ -259,19 +283,25 @@ def smoothness(actions: np.ndarray, dt: float, max_delta: np.ndarray) -> dict[st
         return {"du max": 0.0, "du std": 0.0, "viol": 0.0, "viol max": 0.0, "steps": 0}
     rate = np.abs(d) / dt
     excess = np.abs(d) - max_delta
-    return {"du max": float(rate.max(axis=0).mean()), "du std": float(rate.std(axis=0).mean()),
-            "viol": float(np.mean((excess > 1e-6).any(axis=1)) * 100.0),
-            "viol max": float(max(excess.max(), 0.0)), "steps": len(d)}
+    return {
+        "du max": float(rate.max(axis=0).mean()),
+        "du std": float(rate.std(axis=0).mean()),
+        "viol": float(np.mean((excess > 1e-6).any(axis=1)) * 100.0),
+        "viol max": float(max(excess.max(), 0.0)),
+        "steps": len(d),
+    }
 
 
 def smoothness_summary(per: Sequence[dict[str, float]]) -> dict[str, float]:
     """Table columns over episodes from :func:`smoothness` results: du/dt max and std
     (means over episodes), violation rate over all steps [%] and the largest violation."""
     steps = sum(p["steps"] for p in per)
-    return {"du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
-            "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
-            "violation [% steps]": sum(p["viol"] * p["steps"] for p in per) / max(steps, 1),
-            "max violation [rad/s]": max((p["viol max"] for p in per), default=0.0)}
+    return {
+        "du/dt max [rad/s^2]": float(np.mean([p["du max"] for p in per])),
+        "du/dt std [rad/s^2]": float(np.mean([p["du std"] for p in per])),
+        "violation [% steps]": sum(p["viol"] * p["steps"] for p in per) / max(steps, 1),
+        "max violation [rad/s]": max((p["viol max"] for p in per), default=0.0),
+    }
 
 
 def sequence_jumps(seqs: np.ndarray, shift: float = 1.0) -> np.ndarray:
@@ -302,8 +332,9 @@ def constraint_success(results: Sequence[EpisodeResult], tol: float) -> dict[str
 
 
 # ----------------------------------------------------------------------------- more plots
-def plot_cdf(values: dict[str, np.ndarray], path: Path, xlabel: str, title: str = "",
-             scale: float = 1.0) -> None:
+def plot_cdf(
+    values: dict[str, np.ndarray], path: Path, xlabel: str, title: str = "", scale: float = 1.0
+) -> None:
     """Empirical CDFs (one step curve per key) of ``scale * values``."""
     import matplotlib
 
@@ -314,21 +345,31 @@ def plot_cdf(values: dict[str, np.ndarray], path: Path, xlabel: str, title: str 
     for name, v in values.items():
         v = np.sort(scale * np.asarray(v, float).ravel())
         if v.size:
-            ax.step(np.concatenate([[0.0], v]), np.arange(v.size + 1) / v.size, where="post",
-                    label=name)
+            ax.step(
+                np.concatenate([[0.0], v]), np.arange(v.size + 1) / v.size, where="post", label=name
+            )
     top = max((float(np.max(v)) * scale for v in values.values() if np.size(v)), default=0.0)
-    ax.set(xlabel=xlabel, ylabel="fraction of episodes", ylim=(0, 1.02), title=title,
-           xlim=(0, max(1.05 * top, 1e-3 * scale)))
+    ax.set(
+        xlabel=xlabel,
+        ylabel="fraction of episodes",
+        ylim=(0, 1.02),
+        title=title,
+        xlim=(0, max(1.05 * top, 1e-3 * scale)),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_position_heatmaps(points: dict[str, np.ndarray], path: Path, title: str = "",
-                           target: np.ndarray | None = None,
-                           obstacle: tuple[np.ndarray, float] | None = None,
-                           bins: int = 60) -> None:
+def plot_position_heatmaps(
+    points: dict[str, np.ndarray],
+    path: Path,
+    title: str = "",
+    target: np.ndarray | None = None,
+    obstacle: tuple[np.ndarray, float] | None = None,
+    bins: int = 60,
+) -> None:
     """Log-density 2D histograms of 3D points (M, 3) [m] on the x-y and x-z planes, one row
     per key (the paper's Fig. 2); ``target`` (3,) is marked with a star, ``obstacle`` (centre,
     radius) drawn as a circle. All rows share the axis ranges."""
@@ -349,21 +390,30 @@ def plot_position_heatmaps(points: dict[str, np.ndarray], path: Path, title: str
     if target is not None:
         lo = np.minimum(lo, np.asarray(target) - 0.05)
         hi = np.maximum(hi, np.asarray(target) + 0.05)
-    fig, axes = plt.subplots(len(points), 2, figsize=(8, 3.4 * len(points)), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(points), 2, figsize=(8, 3.4 * len(points)), squeeze=False, constrained_layout=True
+    )
     for row, (name, p) in enumerate(points.items()):
         for col, (j, label) in enumerate(((1, "y"), (2, "z"))):
             ax = axes[row, col]
-            h, xe, ye = np.histogram2d(p[:, 0], p[:, j], bins=bins,
-                                       range=[[lo[0], hi[0]], [lo[j], hi[j]]], density=True)
+            h, xe, ye = np.histogram2d(
+                p[:, 0], p[:, j], bins=bins, range=[[lo[0], hi[0]], [lo[j], hi[j]]], density=True
+            )
             h = np.where(h > 0, h, np.nan)
             vmin = np.nanmin(h) if np.isfinite(h).any() else 1.0
             mesh = ax.pcolormesh(xe, ye, h.T, norm=LogNorm(vmin=vmin), cmap="viridis")
             if target is not None:
                 ax.plot(target[0], target[j], "r*", ms=12)
             if obstacle is not None:
-                ax.add_patch(plt.Circle((obstacle[0][0], obstacle[0][j]), obstacle[1],
-                                        fill=False, ec="tab:red", ls="--"))
+                ax.add_patch(
+                    plt.Circle(
+                        (obstacle[0][0], obstacle[0][j]),
+                        obstacle[1],
+                        fill=False,
+                        ec="tab:red",
+                        ls="--",
+                    )
+                )
             ax.set(xlabel="x [m]", ylabel=f"{label} [m]", aspect="equal")
             ax.set_title(f"{name}: x-{label}", fontsize=9)
             fig.colorbar(mesh, ax=ax, label="density (log)")

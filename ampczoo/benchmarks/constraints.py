@@ -59,9 +59,13 @@ from ampczoo.benchmarks.common import (
 )
 
 ENV_ID = "DAMPC-KukaTrackObstacle-v0"
-REFINERS = {"diffog-dataset": "DiffOG-dataset", "diffog-refine": "DiffOG-refine",
-            "diffog-nope-dataset": "DiffOG no PE", "matrix-dataset": "matrix learning",
-            "residual-dataset": "residual"}
+REFINERS = {
+    "diffog-dataset": "DiffOG-dataset",
+    "diffog-refine": "DiffOG-refine",
+    "diffog-nope-dataset": "DiffOG no PE",
+    "matrix-dataset": "matrix learning",
+    "residual-dataset": "residual",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,26 +123,40 @@ class _Phased:
         return self.policy.act(obs, bound=b)
 
 
-def _row(name: str, results: list[EpisodeResult], dt: float, max_delta: np.ndarray,
-         policy: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _row(
+    name: str, results: list[EpisodeResult], dt: float, max_delta: np.ndarray, policy: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     s = summarize_episodes(results)
     per = [smoothness(r.actions, dt, max_delta) for r in results]
-    row = {"method": name, "SR [%]": s["SR [%]"], "SR 95% CI": s["SR 95% CI"],
-           "ATE [mm]": s["ATE [mm]"], **smoothness_summary(per)}
+    row = {
+        "method": name,
+        "SR [%]": s["SR [%]"],
+        "SR 95% CI": s["SR 95% CI"],
+        "ATE [mm]": s["ATE [mm]"],
+        **smoothness_summary(per),
+    }
     stats = getattr(policy, "stats", None)
     if stats is not None:
         st = stats.as_dict()
-        row.update({"intervention [%]": st["intervention rate [%]"],
-                    "mean change [rad/s]": st["mean change"],
-                    "refine mean [ms]": st["refine mean [ms]"],
-                    "refine p95 [ms]": st["refine p95 [ms]"]})
+        row.update(
+            {
+                "intervention [%]": st["intervention rate [%]"],
+                "mean change [rad/s]": st["mean change"],
+                "refine mean [ms]": st["refine mean [ms]"],
+                "refine p95 [ms]": st["refine p95 [ms]"],
+            }
+        )
     if hasattr(policy, "n_continuity_dropped"):
         row["continuity dropped"] = policy.n_continuity_dropped
     return row, per
 
 
-def _episodes(env: Any, policy: Any, cfg: ConstraintsBenchConfig, n: int,
-              ) -> list[EpisodeResult]:
+def _episodes(
+    env: Any,
+    policy: Any,
+    cfg: ConstraintsBenchConfig,
+    n: int,
+) -> list[EpisodeResult]:
     return [run_episode(env, policy, cfg.seed + i) for i in range(n)]
 
 
@@ -148,8 +166,9 @@ def _checkpoint(cfg: ConstraintsBenchConfig, name: str) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def _methods(cfg: ConstraintsBenchConfig, base: Any, scale: np.ndarray,
-             notes: list[str]) -> dict[str, Any]:
+def _methods(
+    cfg: ConstraintsBenchConfig, base: Any, scale: np.ndarray, notes: list[str]
+) -> dict[str, Any]:
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
     from ampczoo.policies.refiner import ChunkRefiner
     from ampczoo.wrappers import ClippingPolicy, PenaltyPolicy
@@ -169,8 +188,9 @@ def _methods(cfg: ConstraintsBenchConfig, base: Any, scale: np.ndarray,
         if path is None:
             notes.append(f"{label}: no checkpoint {cfg.checkpoints}/constraints-{key}/best")
             continue
-        wrapped = ChunkRefiner.wrap(base, path) if key.startswith("residual") else \
-            DiffOG.wrap(base, path)
+        wrapped = (
+            ChunkRefiner.wrap(base, path) if key.startswith("residual") else DiffOG.wrap(base, path)
+        )
         if not key.startswith("residual"):
             r = wrapped.refiner
             wrapped.refiner = _with(r, bound=cfg.bound)
@@ -186,7 +206,7 @@ def _with(refiner: Any, **changes: Any) -> Any:
 
 
 def _base(name: str) -> Any:
-    from ampczoo.policies.registry import load_policy
+    from ampczoo.core.registry import load_policy
 
     if name == "lsm":
         return load_policy("lsm-kuka-obstacle", device="cpu")
@@ -197,7 +217,7 @@ def _base(name: str) -> Any:
 
 def _scale(cfg: ConstraintsBenchConfig) -> np.ndarray:
     """Per-joint scale of the bounds: the DiffOG checkpoint's (= the data's max |u_j|)."""
-    from ampczoo.policies.registry import load_policy
+    from ampczoo.core.registry import load_policy
 
     for key in REFINERS:
         path = _checkpoint(cfg, key)
@@ -244,17 +264,25 @@ def _run_tables(cfg: ConstraintsBenchConfig) -> Path:
 def _qp_share(before: dict[str, int]) -> dict[str, float]:
     """Share of the QP refines since ``before`` that needed ProxQP (the rest were answered by
     the unconstrained minimiser); empty when the method solved no QP."""
-    from ampczoo.policies import qp
+    from ampczoo.nn import qp
 
     n = {k: qp.UNCONSTRAINED_SOLVES[k] - before[k] for k in before}
     total = n["skipped"] + n["proxqp"]
     return {"QP solver runs [%]": 100.0 * n["proxqp"] / total} if total else {}
 
 
-def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
-                rows: list, per_method: dict, extras: dict, notes: list[str]) -> str:
+def _main_table(
+    cfg: ConstraintsBenchConfig,
+    env: Any,
+    out: Path,
+    scale: np.ndarray,
+    rows: list,
+    per_method: dict,
+    extras: dict,
+    notes: list[str],
+) -> str:
     """The ``constraints`` table: every method on every base, plus LeTO."""
-    from ampczoo.policies import qp
+    from ampczoo.nn import qp
 
     max_delta = cfg.bound * scale
     for base_name in cfg.bases:
@@ -267,13 +295,15 @@ def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndar
             row.update(_qp_share(solves))
             rows.append({"base": base_name, **row})
             per_method[f"{base_name}/{name}"], extras[f"{base_name}/{name}"] = res, per
-            print(f"{base_name}/{name}: SR {row['SR [%]']:.0f} % "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"{base_name}/{name}: SR {row['SR [%]']:.0f} % ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     leto = Path(cfg.leto) if cfg.leto else _checkpoint(cfg, "leto")
     if cfg.leto == "none":
         pass
     elif leto is not None and (leto / "config.json").is_file():
-        from ampczoo.policies.registry import load_policy
+        from ampczoo.core.registry import load_policy
 
         pol = load_policy(leto, device="cpu")
         res = _episodes(env, pol, cfg, cfg.episodes)
@@ -282,12 +312,18 @@ def _main_table(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndar
         per_method["LeTO"], extras["LeTO"] = res, per
     else:
         notes.append("LeTO: no checkpoint")
-    return write_table(rows, out, "constraints", f"Constrained chunks on {ENV_ID} "
-                       f"(bound {cfg.bound} normalised, {cfg.episodes} episodes per row)")
+    return write_table(
+        rows,
+        out,
+        "constraints",
+        f"Constrained chunks on {ENV_ID} "
+        f"(bound {cfg.bound} normalised, {cfg.episodes} episodes per row)",
+    )
 
 
-def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray,
-               notes: list[str]) -> str:
+def _ablations(
+    cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarray, notes: list[str]
+) -> str:
     from ampczoo.policies.diffog import DiffOG
 
     path = _checkpoint(cfg, "diffog-dataset")
@@ -297,8 +333,9 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
     base = _base("lsm")
     trained = DiffOG.wrap(base, path).refiner
     rows = []
-    settings = [("alpha", a) for a in (0.5, 1.0, 4.0, 16.0)] + \
-        [("bound", b) for b in (0.05, 0.1, 0.2, 0.4)]
+    settings = [("alpha", a) for a in (0.5, 1.0, 4.0, 16.0)] + [
+        ("bound", b) for b in (0.05, 0.1, 0.2, 0.4)
+    ]
     for key, value in settings:
         alpha = value if key == "alpha" else trained.config.alpha
         bound = value if key == "bound" else cfg.bound
@@ -308,11 +345,22 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
         pol.refiner = _with(pol.refiner, alpha=alpha, bound=bound)
         res = _episodes(env, pol, cfg, cfg.ablation_episodes)
         row, _ = _row(f"{key}={value}", res, cfg.control_dt, bound * scale, pol)
-        rows.append({"alpha": alpha, "bound": bound,
-                     "trained at": f"alpha {used.alpha:g}, bound {used.bound:g}", **row})
-    text = write_table(rows, out, "ablation_alpha_bound", "DiffOG-dataset (LSM base): alpha and "
-                       "bound, retrained where constraints-diffog-dataset-<alpha|bound><value> "
-                       "exists, else changed at inference only")
+        rows.append(
+            {
+                "alpha": alpha,
+                "bound": bound,
+                "trained at": f"alpha {used.alpha:g}, bound {used.bound:g}",
+                **row,
+            }
+        )
+    text = write_table(
+        rows,
+        out,
+        "ablation_alpha_bound",
+        "DiffOG-dataset (LSM base): alpha and "
+        "bound, retrained where constraints-diffog-dataset-<alpha|bound><value> "
+        "exists, else changed at inference only",
+    )
     phased = DiffOG.wrap(base, path)
     phased.refiner = trained
     steps = int(round(5.0 / cfg.control_dt)) // 4
@@ -326,10 +374,15 @@ def _ablations(cfg: ConstraintsBenchConfig, env: Any, out: Path, scale: np.ndarr
         per = [smoothness(r.actions[sl], cfg.control_dt, b * scale) for r in res]
         tv.append({"phase": f"P{k + 1}", "bound": b, **smoothness_summary(per)})
     s = summarize_episodes(res)
-    tv.append({"phase": "all", "bound": "0.05-0.3", "SR [%]": s["SR [%]"],
-               "SR 95% CI": s["SR 95% CI"]})
-    return text + write_table(tv, out, "time_varying", "Time-varying bounds at inference "
-                              "(DiffOG-dataset trained at 0.1, LSM base)")
+    tv.append(
+        {"phase": "all", "bound": "0.05-0.3", "SR [%]": s["SR [%]"], "SR 95% CI": s["SR 95% CI"]}
+    )
+    return text + write_table(
+        tv,
+        out,
+        "time_varying",
+        "Time-varying bounds at inference (DiffOG-dataset trained at 0.1, LSM base)",
+    )
 
 
 def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
@@ -347,15 +400,28 @@ def _speed_table(cfg: ConstraintsBenchConfig, out: Path) -> str:
     for backend in ("proxsuite", "cvxpylayers"):
         model = DiffOG(DiffOGConfig(backend=backend))
         step = _median_time(lambda m=model: m.loss(batch)[0].backward())
-        rows.append({"what": "DiffOG step", "backend": backend, "batch": cfg.speed_batch,
-                     "step [s]": step, "epoch [s] (implied)":
-                     step * np.ceil(n_train / cfg.speed_batch) if n_train else float("nan")})
+        rows.append(
+            {
+                "what": "DiffOG step",
+                "backend": backend,
+                "batch": cfg.speed_batch,
+                "step [s]": step,
+                "epoch [s] (implied)": step * np.ceil(n_train / cfg.speed_batch)
+                if n_train
+                else float("nan"),
+            }
+        )
     rows[0]["speed-up"] = rows[1]["step [s]"] / rows[0]["step [s]"]
     rows += _qp_layer_rows(cfg, out, batch)
-    return write_table(rows, out, "training_speed", f"Training speed at batch "
-                       f"{cfg.speed_batch} (T_p 16 x 7; epoch = {n_train} train samples); "
-                       "speed-up = cvxpylayers time / this row's; max abs dz, d grad p: vs "
-                       "ProxSuite")
+    return write_table(
+        rows,
+        out,
+        "training_speed",
+        f"Training speed at batch "
+        f"{cfg.speed_batch} (T_p 16 x 7; epoch = {n_train} train samples); "
+        "speed-up = cvxpylayers time / this row's; max abs dz, d grad p: vs "
+        "ProxSuite",
+    )
 
 
 def _median_time(fn: Any, repeats: int = 3) -> float:
@@ -375,11 +441,11 @@ def _qp_layer_rows(cfg: ConstraintsBenchConfig, out: Path, batch: dict) -> list[
 
     import torch
 
-    from ampczoo.policies import qp
+    from ampczoo.nn import qp
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
 
     model = DiffOG(DiffOGConfig())
-    target = batch["u_seq"][:, :model.config.chunk_len]
+    target = batch["u_seq"][:, : model.config.chunk_len]
     with torch.no_grad():
         Q = (model.cost_matrix(target).double() + model.smooth).contiguous()
     p = -target.reshape(len(target), -1).double()
@@ -400,19 +466,31 @@ def _qp_layer_rows(cfg: ConstraintsBenchConfig, out: Path, batch: dict) -> list[
         rows.append({"what": "QP layer", "backend": backend, "batch": len(p), "step [s]": step})
     if cfg.qpth_python:
         problems, result = out / "qpth_problems.npz", out / "qpth_result.json"
-        np.savez(problems, Q=Q.numpy(), p=p.numpy(), G=G.numpy(), lower=lo.numpy(),
-                 upper=hi.numpy(), w=w.numpy())
+        np.savez(
+            problems,
+            Q=Q.numpy(),
+            p=p.numpy(),
+            G=G.numpy(),
+            lower=lo.numpy(),
+            upper=hi.numpy(),
+            w=w.numpy(),
+        )
         script = Path(__file__).with_name("qpth_step.py")
-        subprocess.run([cfg.qpth_python, str(script), str(problems), str(result), "4"],
-                       check=True)
+        subprocess.run([cfg.qpth_python, str(script), str(problems), str(result), "4"], check=True)
         import json
 
         data = json.loads(result.read_text())
         z = torch.tensor(data["z"], dtype=torch.float64)
         results["qpth"] = (z, torch.tensor(data["grad_p"], dtype=torch.float64))
-        rows.append({"what": "QP layer", "backend": f"qpth {data['versions']['qpth']} (side "
-                     f"env, numpy {data['versions']['numpy']})", "batch": len(p),
-                     "step [s]": float(np.median(data["step_s"][1:]))})
+        rows.append(
+            {
+                "what": "QP layer",
+                "backend": f"qpth {data['versions']['qpth']} (side "
+                f"env, numpy {data['versions']['numpy']})",
+                "batch": len(p),
+                "step [s]": float(np.median(data["step_s"][1:])),
+            }
+        )
     ref_z, ref_g = results["proxsuite"]
     cvx = rows[1]["step [s]"]
     for row, (z, grad) in zip(rows, results.values(), strict=True):
@@ -430,9 +508,9 @@ def _fidelity_table(cfg: ConstraintsBenchConfig, out: Path, scale: np.ndarray) -
         return ""
     import torch
 
+    from ampczoo.core.registry import load_policy
     from ampczoo.data.dataset import DemonstrationDataset
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
-    from ampczoo.policies.registry import load_policy
 
     ds = DemonstrationDataset(cfg.speed_data, "val", 0.1, 0)
     idx = np.random.default_rng(0).permutation(len(ds))[:512]
@@ -444,19 +522,36 @@ def _fidelity_table(cfg: ConstraintsBenchConfig, out: Path, scale: np.ndarray) -
     for key, label in REFINERS.items():
         path = _checkpoint(cfg, key)
         if path is not None:
-            refiners[label] = _with(load_policy(path, device="cpu"), bound=cfg.bound) \
-                if not key.startswith("residual") else load_policy(path, device="cpu")
-    rows = [{"method": "demonstrations", "val chunks": len(idx),
-             "steps over bound [%]": float(np.mean(steps > cfg.bound + 1e-6) * 100.0)}]
+            refiners[label] = (
+                _with(load_policy(path, device="cpu"), bound=cfg.bound)
+                if not key.startswith("residual")
+                else load_policy(path, device="cpu")
+            )
+    rows = [
+        {
+            "method": "demonstrations",
+            "val chunks": len(idx),
+            "steps over bound [%]": float(np.mean(steps > cfg.bound + 1e-6) * 100.0),
+        }
+    ]
     for label, ref in refiners.items():
         with torch.no_grad():
-            y = torch.cat([ref.refine_normalized(a[i:i + 128]) for i in range(0, len(a), 128)])
+            y = torch.cat([ref.refine_normalized(a[i : i + 128]) for i in range(0, len(a), 128)])
         d = np.abs(np.diff(y.numpy(), axis=1))
-        rows.append({"method": label, "val chunks": len(idx),
-                     "MSE to demo (normalised)": float(torch.mean((y - a) ** 2)),
-                     "steps over bound [%]": float(np.mean(d > cfg.bound + 1e-6) * 100.0)})
-    return write_table(rows, out, "fidelity", "Open-loop fidelity on held-out demonstration "
-                       f"chunks (first 16 steps, {cfg.speed_data})")
+        rows.append(
+            {
+                "method": label,
+                "val chunks": len(idx),
+                "MSE to demo (normalised)": float(torch.mean((y - a) ** 2)),
+                "steps over bound [%]": float(np.mean(d > cfg.bound + 1e-6) * 100.0),
+            }
+        )
+    return write_table(
+        rows,
+        out,
+        "fidelity",
+        f"Open-loop fidelity on held-out demonstration chunks (first 16 steps, {cfg.speed_data})",
+    )
 
 
 def _train_samples(cfg: ConstraintsBenchConfig) -> int:
@@ -475,8 +570,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     labels = [f"{r['base']}/{r['method']}" for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.3 * len(rows) + 2), constrained_layout=True)
-    for ax, key in zip(axes, ("SR [%]", "du/dt max [rad/s^2]", "du/dt std [rad/s^2]"),
-                       strict=True):
+    for ax, key in zip(axes, ("SR [%]", "du/dt max [rad/s^2]", "du/dt std [rad/s^2]"), strict=True):
         ax.barh(labels, [r[key] for r in rows])
         ax.set_xlabel(key)
         ax.invert_yaxis()
@@ -489,24 +583,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--control-dt", type=float, default=d.control_dt)
-    p.add_argument("--bound", type=float, default=d.bound,
-                   help="per-step change bound, normalised by the per-joint data scale")
-    p.add_argument("--bases", nargs="*", default=list(d.bases),
-                   help="lsm, dampc (no early stopping) or a checkpoint / zoo name; none: "
-                   "only the LeTO row")
-    p.add_argument("--checkpoints", default=d.checkpoints,
-                   help="folder with constraints-<name>/best (scripts/train_constraints.sh)")
+    p.add_argument(
+        "--bound",
+        type=float,
+        default=d.bound,
+        help="per-step change bound, normalised by the per-joint data scale",
+    )
+    p.add_argument(
+        "--bases",
+        nargs="*",
+        default=list(d.bases),
+        help="lsm, dampc (no early stopping) or a checkpoint / zoo name; none: only the LeTO row",
+    )
+    p.add_argument(
+        "--checkpoints",
+        default=d.checkpoints,
+        help="folder with constraints-<name>/best (scripts/train_constraints.sh)",
+    )
     p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder (none: no LeTO row)")
     p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
     p.add_argument("--speed-batch", type=int, default=d.speed_batch)
-    p.add_argument("--speed-data", default=d.speed_data,
-                   help="demonstration store: sizes the implied epoch time and gives the "
-                   "held-out chunks of the fidelity table")
-    p.add_argument("--qpth-python", default=d.qpth_python,
-                   help="python of a side environment with qpth (it pins numpy<2) for the "
-                   "training-speed table, e.g. .venv-qpth/bin/python")
-    p.add_argument("--tables", nargs="+", default=list(d.tables), choices=list(d.tables),
-                   help="which tables to run")
+    p.add_argument(
+        "--speed-data",
+        default=d.speed_data,
+        help="demonstration store: sizes the implied epoch time and gives the "
+        "held-out chunks of the fidelity table",
+    )
+    p.add_argument(
+        "--qpth-python",
+        default=d.qpth_python,
+        help="python of a side environment with qpth (it pins numpy<2) for the "
+        "training-speed table, e.g. .venv-qpth/bin/python",
+    )
+    p.add_argument(
+        "--tables",
+        nargs="+",
+        default=list(d.tables),
+        choices=list(d.tables),
+        help="which tables to run",
+    )
     p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run)
@@ -514,14 +629,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ConstraintsBenchConfig:
     cfg = ConstraintsBenchConfig(
-        episodes=args.episodes, seed=args.seed, control_dt=args.control_dt, bound=args.bound,
-        bases=tuple(args.bases), checkpoints=args.checkpoints, leto=args.leto,
-        ablation_episodes=args.ablation_episodes, speed_batch=args.speed_batch,
-        speed_data=args.speed_data, qpth_python=args.qpth_python, tables=tuple(args.tables),
-        out=args.out)
+        episodes=args.episodes,
+        seed=args.seed,
+        control_dt=args.control_dt,
+        bound=args.bound,
+        bases=tuple(args.bases),
+        checkpoints=args.checkpoints,
+        leto=args.leto,
+        ablation_episodes=args.ablation_episodes,
+        speed_batch=args.speed_batch,
+        speed_data=args.speed_data,
+        qpth_python=args.qpth_python,
+        tables=tuple(args.tables),
+        out=args.out,
+    )
     if args.quick:
-        cfg = dataclasses.replace(cfg, episodes=min(cfg.episodes, 10),
-                                  ablation_episodes=min(cfg.ablation_episodes, 5))
+        cfg = dataclasses.replace(
+            cfg, episodes=min(cfg.episodes, 10), ablation_episodes=min(cfg.ablation_episodes, 5)
+        )
     return cfg
 
 

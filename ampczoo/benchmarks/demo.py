@@ -11,7 +11,9 @@ MP4 (GIF if ffmpeg is unavailable) of one episode of the obstacle env.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -31,19 +33,53 @@ from ampczoo.benchmarks.common import (
 DEMO_ENVS = ("DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0")
 CONTROL_DT = 0.1  # the MPC's own rate [s]: one solve per step
 #: zoo checkpoints run by the demo per env (those present in ``ampczoo.list_policies()``).
-ZOO_POLICIES = {"DAMPC-KukaTrack-v0": ("dampc-kuka", "lsm-kuka"),
-                "DAMPC-KukaTrackObstacle-v0": ("dampc-kuka-obstacle", "lsm-kuka-obstacle")}
+ZOO_POLICIES = {
+    "DAMPC-KukaTrack-v0": ("dampc-kuka", "lsm-kuka"),
+    "DAMPC-KukaTrackObstacle-v0": ("dampc-kuka-obstacle", "lsm-kuka-obstacle"),
+}
 #: shipped refiners run on a shipped base per env: ((base, refiner), ...)
-ZOO_REFINED = {"DAMPC-KukaTrackObstacle-v0": (("dampc-kuka-obstacle", "diffog-kuka-obstacle"),
-                                              ("dampc-kuka-obstacle",
-                                               "diffog-matrix-kuka-obstacle"))}
+ZOO_REFINED = {
+    "DAMPC-KukaTrackObstacle-v0": (
+        ("dampc-kuka-obstacle", "diffog-kuka-obstacle"),
+        ("dampc-kuka-obstacle", "diffog-matrix-kuka-obstacle"),
+    )
+}
 #: per-step change bound of the shipped refiners [rad/s] (0.1 normalised x 2.3 rad/s)
 MAX_DELTA = 0.23
 
 
-def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
-             out_root: str | Path = "runs", video: bool = True) -> Path:
+@dataclass(frozen=True)
+class DemoConfig:
+    """``ampczoo demo``: the MPC expert and the shipped policies on both KUKA envs."""
+
+    episodes: int = 3
+    """closed-loop episodes per env and policy (reset seeds seed .. seed+episodes-1)"""
+    seed: int = 0
+    """reset seed of the first episode"""
+    solver: Literal["ipopt", "fatrop"] = "ipopt"
+    """NLP solver of the MPC expert"""
+    out: str = "runs"
+    """parent folder of the run folder runs/demo-<date>/"""
+    video: bool = True
+    """render one obstacle-env episode to MP4 (GIF without ffmpeg)"""
+
+    def __post_init__(self) -> None:
+        if self.episodes <= 0:
+            raise ValueError(f"episodes must be > 0, got {self.episodes}")
+        if self.solver not in ("ipopt", "fatrop"):
+            raise ValueError(f"solver must be 'ipopt' or 'fatrop', got {self.solver!r}")
+
+
+def run_demo(cfg: DemoConfig | None = None) -> Path:
     """Run the demo and return its run folder."""
+    cfg = cfg or DemoConfig()
+    episodes, seed, solver, out_root, video = (
+        cfg.episodes,
+        cfg.seed,
+        cfg.solver,
+        cfg.out,
+        cfg.video,
+    )
     import gymnasium as gym
 
     import ampczoo  # registers the envs
@@ -56,26 +92,46 @@ def run_demo(episodes: int = 3, seed: int = 0, solver: str = "ipopt",
         obstacle = "Obstacle" in env_id
         env = gym.make(env_id, control_dt=CONTROL_DT)
         contenders = [(f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)))]
-        contenders += [(name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id]
-                       if name in shipped]
-        contenders += [(f"{base} + {refiner}", _refined(base, refiner))
-                       for base, refiner in ZOO_REFINED.get(env_id, ())
-                       if {base, refiner} <= shipped]
+        contenders += [
+            (name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id] if name in shipped
+        ]
+        contenders += [
+            (f"{base} + {refiner}", _refined(base, refiner))
+            for base, refiner in ZOO_REFINED.get(env_id, ())
+            if {base, refiner} <= shipped
+        ]
         for label, policy in contenders:
             with single_thread():
-                results = [run_episode(env, policy, seed=seed + i)
-                           for i in _progress(range(episodes), f"{label} on {env_id}")]
+                results = [
+                    run_episode(env, policy, seed=seed + i)
+                    for i in _progress(range(episodes), f"{label} on {env_id}")
+                ]
             per_method[f"{env_id} | {label}"] = results
-            rows.append({"env": env_id, "policy": label, **summarize_episodes(results),
-                         **_smoothness_columns(results)})
+            rows.append(
+                {
+                    "env": env_id,
+                    "policy": label,
+                    **summarize_episodes(results),
+                    **_smoothness_columns(results),
+                }
+            )
         env.close()
-    table = write_table(rows, out, "metrics", title="closed loop, kinematic sim, "
-                        f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}; "
-                        f"violation = change between commands > {MAX_DELTA} rad/s")
-    write_episodes_json(out / "episodes.json", per_method, {"solver": solver, "seed": seed,
-                                                             "control_dt": CONTROL_DT})
-    plot_tracking_errors(per_method, CONTROL_DT, out / "tracking_error.png",
-                         title="end-effector error")
+    table = write_table(
+        rows,
+        out,
+        "metrics",
+        title="closed loop, kinematic sim, "
+        f"control_dt {CONTROL_DT} s, reset seeds {seed}..{seed + episodes - 1}; "
+        f"violation = change between commands > {MAX_DELTA} rad/s",
+    )
+    write_episodes_json(
+        out / "episodes.json",
+        per_method,
+        {"solver": solver, "seed": seed, "control_dt": CONTROL_DT},
+    )
+    plot_tracking_errors(
+        per_method, CONTROL_DT, out / "tracking_error.png", title="end-effector error"
+    )
     if video:
         _record_video(out, solver, seed)
     print(table)
@@ -102,8 +158,9 @@ def _refined(base: str, refiner: str):
 
 def _smoothness_columns(results) -> dict[str, float]:
     """du/dt and the steps whose change exceeds :data:`MAX_DELTA` ("violation")."""
-    return smoothness_summary([smoothness(r.actions, CONTROL_DT, np.full(7, MAX_DELTA))
-                               for r in results])
+    return smoothness_summary(
+        [smoothness(r.actions, CONTROL_DT, np.full(7, MAX_DELTA)) for r in results]
+    )
 
 
 def _progress(it, desc: str):
@@ -120,8 +177,13 @@ def _record_video(out: Path, solver: str, seed: int) -> Path | None:
     from ampczoo.experts import MPCConfig, MPCExpert
 
     try:
-        env = gym.make("DAMPC-KukaTrackObstacle-v0", control_dt=CONTROL_DT,
-                       render_mode="rgb_array", width=480, height=360)
+        env = gym.make(
+            "DAMPC-KukaTrackObstacle-v0",
+            control_dt=CONTROL_DT,
+            render_mode="rgb_array",
+            width=480,
+            height=360,
+        )
         frames: list[np.ndarray] = []
         expert = MPCExpert(MPCConfig(solver=solver, obstacle=True))
         run_episode(env, expert, seed=seed, frame_callback=frames.append)
@@ -137,4 +199,3 @@ def _record_video(out: Path, solver: str, seed: int) -> Path | None:
         path = out / "episode.gif"
         imageio.mimwrite(path, frames, duration=1000 * CONTROL_DT, loop=0)
     return path
-

@@ -158,10 +158,13 @@ class Method:
     def act_kwargs(self, cfg: KukaBenchConfig) -> dict[str, Any]:
         if self.checkpoint not in ("dampc", "dampc40"):
             return {}
-        return {"sampler": self.sampler, "early_stop": self.early_stop,
-                "guidance_scale": cfg.guidance_scale if self.guidance else 0.0,
-                "selection": self.selection,
-                "num_samples": None if self.selection == "none" else cfg.num_samples}
+        return {
+            "sampler": self.sampler,
+            "early_stop": self.early_stop,
+            "guidance_scale": cfg.guidance_scale if self.guidance else 0.0,
+            "selection": self.selection,
+            "num_samples": None if self.selection == "none" else cfg.num_samples,
+        }
 
 
 _T1, _T3, _T5, _T4 = "tracking", "smoothness", "sampling", "timing"
@@ -170,18 +173,54 @@ METHODS: tuple[Method, ...] = (
     Method("lsm", "LSM", "lsm", (_T1, _T3, _T5, _T4)),
     Method("ddpm5", "DDPM-5", "dampc", (_T1, _T3, _T4)),
     Method("ddpm5-es", "DDPM-5 +ES", "dampc", (_T1, _T3), early_stop=True),
-    Method("ddpm40-g-es", "DDPM-40 +G+ES", "dampc40", (_T1, _T3, _T4), guidance=True,
-           early_stop=True, all_steps=True),
-    Method("ddpm5-g-es", "DDPM-5 +G+ES", "dampc", (_T1, _T3, _T5, _T4), guidance=True,
-           early_stop=True),
-    Method("ddim5-g-es", "DDIM-5 +G+ES", "dampc", (_T1, _T3, _T4), guidance=True,
-           early_stop=True, sampler="ddim"),
-    Method("cluster", "DDPM-5 +G+ES cluster", "dampc", (_T5, _T4), guidance=True,
-           early_stop=True, selection="cluster"),
-    Method("cost", "DDPM-5 +G+ES cost", "dampc", (_T5, _T4), guidance=True, early_stop=True,
-           selection="cost"),
-    Method("safe", "DDPM-5 +G+ES safe", "dampc", (_T5, _T4), guidance=True, early_stop=True,
-           selection="safe"),
+    Method(
+        "ddpm40-g-es",
+        "DDPM-40 +G+ES",
+        "dampc40",
+        (_T1, _T3, _T4),
+        guidance=True,
+        early_stop=True,
+        all_steps=True,
+    ),
+    Method(
+        "ddpm5-g-es", "DDPM-5 +G+ES", "dampc", (_T1, _T3, _T5, _T4), guidance=True, early_stop=True
+    ),
+    Method(
+        "ddim5-g-es",
+        "DDIM-5 +G+ES",
+        "dampc",
+        (_T1, _T3, _T4),
+        guidance=True,
+        early_stop=True,
+        sampler="ddim",
+    ),
+    Method(
+        "cluster",
+        "DDPM-5 +G+ES cluster",
+        "dampc",
+        (_T5, _T4),
+        guidance=True,
+        early_stop=True,
+        selection="cluster",
+    ),
+    Method(
+        "cost",
+        "DDPM-5 +G+ES cost",
+        "dampc",
+        (_T5, _T4),
+        guidance=True,
+        early_stop=True,
+        selection="cost",
+    ),
+    Method(
+        "safe",
+        "DDPM-5 +G+ES safe",
+        "dampc",
+        (_T5, _T4),
+        guidance=True,
+        early_stop=True,
+        selection="safe",
+    ),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
 
@@ -224,6 +263,7 @@ def make_recorder(method: Method, policy: Any, cfg: KukaBenchConfig) -> Sequence
 
         return SequenceRecorder(rec, step)
     if method.checkpoint == "lsm":
+
         def step(obs):
             seq = policy.sample(obs)
             return seq[0].copy(), seq
@@ -246,9 +286,13 @@ def stack_sequences(seqs: Sequence[np.ndarray | None]) -> np.ndarray:
     return np.stack([np.full(shape, np.nan) if s is None else s for s in seqs])
 
 
-def smoothness_metrics(result: EpisodeResult, seqs: Sequence[np.ndarray | None],
-                       control_dt: float, seq_dt: float, cfg: KukaBenchConfig
-                       ) -> tuple[dict[str, Any], np.ndarray]:
+def smoothness_metrics(
+    result: EpisodeResult,
+    seqs: Sequence[np.ndarray | None],
+    control_dt: float,
+    seq_dt: float,
+    cfg: KukaBenchConfig,
+) -> tuple[dict[str, Any], np.ndarray]:
     """Per-episode mode swaps / jerk over the Table III window -> (scalars, jerk norms)."""
     T = len(result.actions)
     if cfg.stats_seconds > 0:
@@ -258,9 +302,12 @@ def smoothness_metrics(result: EpisodeResult, seqs: Sequence[np.ndarray | None],
     shift = control_dt / seq_dt
     swaps = count_mode_swaps(S, cfg.mode_swap_threshold, shift) if S.ndim == 3 else 0
     jumps = sequence_jumps(S, shift) if S.ndim == 3 else np.zeros(0)
-    return {"mode_swaps": swaps, "mode_swap_steps_pct": 100.0 * swaps / max(T - 1, 1),
-            "max_sequence_jump": float(np.nanmax(jumps)) if np.isfinite(jumps).any() else 0.0,
-            "median_jerk": float(np.median(jerk)) if jerk.size else float("nan")}, jerk
+    return {
+        "mode_swaps": swaps,
+        "mode_swap_steps_pct": 100.0 * swaps / max(T - 1, 1),
+        "max_sequence_jump": float(np.nanmax(jumps)) if np.isfinite(jumps).any() else 0.0,
+        "median_jerk": float(np.median(jerk)) if jerk.size else float("nan"),
+    }, jerk
 
 
 @dataclass
@@ -285,8 +332,9 @@ def warm_up(rec: SequenceRecorder, env: Any, seed: int) -> None:
     rec.act(obs)
 
 
-def run_method(method: Method, policy: Any, env: Any, cfg: KukaBenchConfig,
-               episodes: int, progress: str = "") -> MethodRun:
+def run_method(
+    method: Method, policy: Any, env: Any, cfg: KukaBenchConfig, episodes: int, progress: str = ""
+) -> MethodRun:
     """Closed loops of one method on episodes ``cfg.seed + i``: results, smoothness metrics
     and the states kept for the optimality gap."""
     from tqdm.auto import tqdm
@@ -295,8 +343,11 @@ def run_method(method: Method, policy: Any, env: Any, cfg: KukaBenchConfig,
     if method.checkpoint != "mpc":
         warm_up(rec, env, cfg.seed)
     dt, seq_dt = env.unwrapped.control_dt, sequence_dt(policy)
-    run = MethodRun(method, n_steps=_inference_steps(policy),
-                    samples=method.act_kwargs(cfg).get("num_samples") or 1)
+    run = MethodRun(
+        method,
+        n_steps=_inference_steps(policy),
+        samples=method.act_kwargs(cfg).get("num_samples") or 1,
+    )
     for i in tqdm(range(episodes), desc=progress or method.name, unit="ep", leave=False):
         res = run_episode(env, rec, seed=cfg.seed + i)
         extra, jerk = smoothness_metrics(res, rec.seqs, dt, seq_dt, cfg)
@@ -304,9 +355,11 @@ def run_method(method: Method, policy: Any, env: Any, cfg: KukaBenchConfig,
         run.extras.append(extra)
         run.jerks.append(jerk)
         if i < cfg.gap_episodes:
-            run.gap_states += [(o, s) for o, s in zip(rec.obs[::cfg.gap_every],
-                                                      rec.seqs[::cfg.gap_every], strict=True)
-                               if s is not None]
+            run.gap_states += [
+                (o, s)
+                for o, s in zip(rec.obs[:: cfg.gap_every], rec.seqs[:: cfg.gap_every], strict=True)
+                if s is not None
+            ]
     if method.checkpoint == "mpc":
         run.solve_stats = rec.policy.stats()
     return run
@@ -316,8 +369,9 @@ def _inference_steps(policy: Any) -> int | None:
     return getattr(policy.config, "num_inference_steps", None)
 
 
-def optimality_gaps(expert: Any, states: Sequence[tuple[np.ndarray, np.ndarray]],
-                    seed: int = 0) -> list[float]:
+def optimality_gaps(
+    expert: Any, states: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0
+) -> list[float]:
     """cost(policy sequence) - cost(expert optimum) at each (obs, sequence), both evaluated
     with ``expert.cost_batch``; the optimum is the best successful solve from a random cold
     start and from the sequence itself as initial guess. States without a successful solve
@@ -338,8 +392,13 @@ def optimality_gaps(expert: Any, states: Sequence[tuple[np.ndarray, np.ndarray]]
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def load_checkpoints(cfg: KukaBenchConfig, env_key: str, obs_dim: int, device: str = "cpu",
-                     needed: Sequence[str] = CHECKPOINTS) -> tuple[dict[str, Any], list[str]]:
+def load_checkpoints(
+    cfg: KukaBenchConfig,
+    env_key: str,
+    obs_dim: int,
+    device: str = "cpu",
+    needed: Sequence[str] = CHECKPOINTS,
+) -> tuple[dict[str, Any], list[str]]:
     """{kind: policy} of the checkpoints that load and fit the env, and a note per skip."""
     import ampczoo
 
@@ -388,8 +447,9 @@ def ee_positions(q0: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:
     return chain.batch_ee_pose(Q.reshape(-1, 7))[0]
 
 
-def heatmap_points(env: Any, cfg: KukaBenchConfig, expert: Any, policies: dict[str, Any]
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+def heatmap_points(
+    env: Any, cfg: KukaBenchConfig, expert: Any, policies: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
     """Open-loop end-effector positions for the first episode's start/goal, per method."""
     from ampczoo.robots.kuka import parse_observation
 
@@ -409,12 +469,12 @@ def heatmap_points(env: Any, cfg: KukaBenchConfig, expert: Any, policies: dict[s
         pol = policies["dampc"]
         pol.reset(seed=cfg.seed)
         seqs[f"DAMPC ({cfg.heatmap_samples} samples)"] = pol.sample(
-            obs, cfg.heatmap_samples, sampler="ddpm", early_stop=True, prev_sequence=None)
+            obs, cfg.heatmap_samples, sampler="ddpm", early_stop=True, prev_sequence=None
+        )
     if "lsm" in policies:
         seqs["LSM"] = policies["lsm"].sample(obs)[None]
     pts = {k: ee_positions(ob.q, v, cfg.heatmap_dt) for k, v in seqs.items()}
-    obstacle = None if ob.obstacle is None else (np.array(ob.obstacle.centre),
-                                                 ob.obstacle.radius)
+    obstacle = None if ob.obstacle is None else (np.array(ob.obstacle.centre), ob.obstacle.radius)
     return pts, ob.target_pos, obstacle
 
 
@@ -426,15 +486,33 @@ def _yes(flag: bool) -> str:
 def method_columns(env_key: str, run: MethodRun) -> dict[str, Any]:
     m = run.method
     dampc = m.checkpoint in ("dampc", "dampc40")
-    return {"env": env_key, "method": m.name, "N_I": run.n_steps if dampc else "-",
-            "∇G": _yes(m.guidance) if dampc else "-", "ES": _yes(m.early_stop) if dampc else "-"}
+    return {
+        "env": env_key,
+        "method": m.name,
+        "N_I": run.n_steps if dampc else "-",
+        "∇G": _yes(m.guidance) if dampc else "-",
+        "ES": _yes(m.early_stop) if dampc else "-",
+    }
 
 
 def tracking_row(env_key: str, run: MethodRun) -> dict[str, Any]:
     s = summarize_episodes(run.results)
-    return {**method_columns(env_key, run),
-            **{k: s[k] for k in ("ATE [mm]", "ARE [deg]", "SR [%]", "SR 95% CI", "TRT [s]",
-                                 "episodes", "self-collision [%]", "policy failures")}}
+    return {
+        **method_columns(env_key, run),
+        **{
+            k: s[k]
+            for k in (
+                "ATE [mm]",
+                "ARE [deg]",
+                "SR [%]",
+                "SR 95% CI",
+                "TRT [s]",
+                "episodes",
+                "self-collision [%]",
+                "policy failures",
+            )
+        },
+    }
 
 
 def smoothness_row(env_key: str, run: MethodRun) -> dict[str, Any]:
@@ -442,11 +520,13 @@ def smoothness_row(env_key: str, run: MethodRun) -> dict[str, Any]:
     swaps = [e["mode_swaps"] for e in run.extras]
     pct = [e["mode_swap_steps_pct"] for e in run.extras]
     nan = float("nan")
-    return {**method_columns(env_key, run),
-            "mode swaps / episode": float(np.mean(swaps)) if swaps else nan,
-            "mode-swap steps [%]": float(np.mean(pct)) if pct else nan,
-            "median jerk [rad/s^3]": float(np.median(jerk)) if jerk.size else nan,
-            "p90 jerk [rad/s^3]": float(np.percentile(jerk, 90)) if jerk.size else nan}
+    return {
+        **method_columns(env_key, run),
+        "mode swaps / episode": float(np.mean(swaps)) if swaps else nan,
+        "mode-swap steps [%]": float(np.mean(pct)) if pct else nan,
+        "median jerk [rad/s^3]": float(np.median(jerk)) if jerk.size else nan,
+        "p90 jerk [rad/s^3]": float(np.percentile(jerk, 90)) if jerk.size else nan,
+    }
 
 
 def sampling_row(env_key: str, run: MethodRun, obstacle: bool) -> dict[str, Any]:
@@ -455,9 +535,12 @@ def sampling_row(env_key: str, run: MethodRun, obstacle: bool) -> dict[str, Any]
         row.pop(k)
     m = run.method
     dampc = m.checkpoint in ("dampc", "dampc40")
-    row = {"env": env_key, "method": m.name.removesuffix(f" {m.selection}"),
-           "sampling": m.selection if dampc else "-",
-           **{k: v for k, v in row.items() if k not in ("env", "method")}}
+    row = {
+        "env": env_key,
+        "method": m.name.removesuffix(f" {m.selection}"),
+        "sampling": m.selection if dampc else "-",
+        **{k: v for k, v in row.items() if k not in ("env", "method")},
+    }
     if obstacle:
         for tol in (0.10, 0.01):
             c = constraint_success(run.results, tol)
@@ -466,33 +549,56 @@ def sampling_row(env_key: str, run: MethodRun, obstacle: bool) -> dict[str, Any]
     return row
 
 
-def timing_rows(env_key: str, runs: Sequence[MethodRun], device: str,
-                mpc: dict[str, float] | None) -> list[dict[str, Any]]:
+def timing_rows(
+    env_key: str, runs: Sequence[MethodRun], device: str, mpc: dict[str, float] | None
+) -> list[dict[str, Any]]:
     """act() time rows (warm-up excluded) with speed-ups vs the MPC's warm solves."""
     nan = float("nan")
     rows = []
     if mpc is not None and device == "cpu":
-        rows.append({"env": env_key, "method": "MPC (warm solve)", "device": "cpu",
-                     "samples": "-", "mean [ms]": mpc["warm solve mean [ms]"],
-                     "p95 [ms]": mpc["warm solve p95 [ms]"], "max [ms]": mpc["warm solve max [ms]"],
-                     "speed-up p95": 1.0, "speed-up max": 1.0})
+        rows.append(
+            {
+                "env": env_key,
+                "method": "MPC (warm solve)",
+                "device": "cpu",
+                "samples": "-",
+                "mean [ms]": mpc["warm solve mean [ms]"],
+                "p95 [ms]": mpc["warm solve p95 [ms]"],
+                "max [ms]": mpc["warm solve max [ms]"],
+                "speed-up p95": 1.0,
+                "speed-up max": 1.0,
+            }
+        )
     for run in runs:
         t = 1000.0 * np.concatenate([r.act_times for r in run.results])
         mean, p95, mx = float(np.mean(t)), float(np.percentile(t, 95)), float(np.max(t))
-        rows.append({"env": env_key, "method": run.method.name, "device": device,
-                     "samples": run.samples, "mean [ms]": mean, "p95 [ms]": p95, "max [ms]": mx,
-                     "speed-up p95": mpc["warm solve p95 [ms]"] / p95 if mpc else nan,
-                     "speed-up max": mpc["warm solve max [ms]"] / mx if mpc else nan})
+        rows.append(
+            {
+                "env": env_key,
+                "method": run.method.name,
+                "device": device,
+                "samples": run.samples,
+                "mean [ms]": mean,
+                "p95 [ms]": p95,
+                "max [ms]": mx,
+                "speed-up p95": mpc["warm solve p95 [ms]"] / p95 if mpc else nan,
+                "speed-up max": mpc["warm solve max [ms]"] / mx if mpc else nan,
+            }
+        )
     return rows
 
 
 def gap_row(env_key: str, run: MethodRun) -> dict[str, Any]:
     g = np.array(run.gaps)
     nan = float("nan")
-    return {"env": env_key, "method": run.method.name, "states": len(g),
-            "gap mean": float(g.mean()) if g.size else nan,
-            "gap median": float(np.median(g)) if g.size else nan,
-            "policy better [%]": 100.0 * float(np.mean(g < -GAP_TOL)) if g.size else nan}
+    return {
+        "env": env_key,
+        "method": run.method.name,
+        "states": len(g),
+        "gap mean": float(g.mean()) if g.size else nan,
+        "gap median": float(np.median(g)) if g.size else nan,
+        "policy better [%]": 100.0 * float(np.mean(g < -GAP_TOL)) if g.size else nan,
+    }
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -521,15 +627,19 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
     import ampczoo  # noqa: F401  (registers the envs)
     from ampczoo.experts.mpc import MPCConfig, MPCExpert
 
-    env = gym.make(ENVS[env_key], control_dt=cfg.control_dt,
-                   episode_seconds=cfg.episode_seconds)
+    env = gym.make(ENVS[env_key], control_dt=cfg.control_dt, episode_seconds=cfg.episode_seconds)
     obs_dim = int(np.prod(env.observation_space.shape))
     obstacle = env_key == "obstacle"
     methods = selected_methods(cfg)
     needed = sorted({m.checkpoint for m in methods} - {"mpc"})
     policies, notes = load_checkpoints(cfg, env_key, obs_dim, "cpu", needed)
-    mpc_cfg = MPCConfig(solver=cfg.mpc_solver, compile=cfg.mpc_compile, obstacle=obstacle,
-                        seed=cfg.seed, cold_start=cfg.mpc_cold_start)
+    mpc_cfg = MPCConfig(
+        solver=cfg.mpc_solver,
+        compile=cfg.mpc_compile,
+        obstacle=obstacle,
+        seed=cfg.seed,
+        cold_start=cfg.mpc_cold_start,
+    )
     expert = MPCExpert(mpc_cfg)
     gap_expert = MPCExpert(mpc_cfg)
     report = EnvReport(notes=notes)
@@ -545,63 +655,107 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
     mpc_stats = next((r.solve_stats for r in runs if r.solve_stats), None)
     timed = [r for r in runs if _T4 in r.method.tables]
     report.tables["tracking"] = [tracking_row(env_key, r) for r in runs if _T1 in r.method.tables]
-    report.tables["smoothness"] = [smoothness_row(env_key, r) for r in runs
-                                   if _T3 in r.method.tables]
-    report.tables["sampling"] = [sampling_row(env_key, r, obstacle) for r in runs
-                                 if _T5 in r.method.tables]
+    report.tables["smoothness"] = [
+        smoothness_row(env_key, r) for r in runs if _T3 in r.method.tables
+    ]
+    report.tables["sampling"] = [
+        sampling_row(env_key, r, obstacle) for r in runs if _T5 in r.method.tables
+    ]
     report.tables["timing"] = timing_rows(env_key, timed, "cpu", mpc_stats)
     if cfg.cuda and torch.cuda.is_available():
         report.tables["timing"] += timing_rows(
-            env_key, cuda_runs(env_key, env, cfg, [r.method for r in timed], obs_dim),
-            "cuda", mpc_stats)
+            env_key,
+            cuda_runs(env_key, env, cfg, [r.method for r in timed], obs_dim),
+            "cuda",
+            mpc_stats,
+        )
     report.tables["gap"] = [gap_row(env_key, r) for r in runs]
     for r in runs:
         report.per_method[f"{env_key}/{r.method.name}"] = r.results
         report.extras[f"{env_key}/{r.method.name}"] = r.extras
-    _plots(env_key, env, cfg, out, runs, expert if any(r.method.checkpoint == "mpc"
-                                                        for r in runs) else None, policies)
+    _plots(
+        env_key,
+        env,
+        cfg,
+        out,
+        runs,
+        expert if any(r.method.checkpoint == "mpc" for r in runs) else None,
+        policies,
+    )
     env.close()
     return report
 
 
-def cuda_runs(env_key: str, env: Any, cfg: KukaBenchConfig, methods: Sequence[Method],
-              obs_dim: int) -> list[MethodRun]:
+def cuda_runs(
+    env_key: str, env: Any, cfg: KukaBenchConfig, methods: Sequence[Method], obs_dim: int
+) -> list[MethodRun]:
     """The timed methods again on CUDA (``cfg.timing_episodes`` episodes each)."""
     needed = sorted({m.checkpoint for m in methods} - {"mpc"})
     policies, _ = load_checkpoints(cfg, env_key, obs_dim, "cuda", needed)
     runs = []
     for m in methods:
         if m.checkpoint in policies:
-            runs.append(run_method(m, policy_for(m, policies), env, cfg, cfg.timing_episodes,
-                                   progress=f"{env_key} | {m.name} | cuda"))
+            runs.append(
+                run_method(
+                    m,
+                    policy_for(m, policies),
+                    env,
+                    cfg,
+                    cfg.timing_episodes,
+                    progress=f"{env_key} | {m.name} | cuda",
+                )
+            )
     return runs
 
 
-def _plots(env_key: str, env: Any, cfg: KukaBenchConfig, out: Path, runs: list[MethodRun],
-           expert: Any, policies: dict[str, Any]) -> None:
+def _plots(
+    env_key: str,
+    env: Any,
+    cfg: KukaBenchConfig,
+    out: Path,
+    runs: list[MethodRun],
+    expert: Any,
+    policies: dict[str, Any],
+) -> None:
     per = {r.method.name: r.results for r in runs}
-    plot_tracking_errors(per, cfg.control_dt, out / f"tracking_error_{env_key}.png",
-                         title=f"{ENVS[env_key]}: end-effector error (median, 10-90 %)")
+    plot_tracking_errors(
+        per,
+        cfg.control_dt,
+        out / f"tracking_error_{env_key}.png",
+        title=f"{ENVS[env_key]}: end-effector error (median, 10-90 %)",
+    )
     if env_key == "obstacle":
-        plot_cdf({k: [r.max_penetration for r in v] for k, v in per.items()},
-                 out / f"penetration_cdf_{env_key}.png", scale=100.0,
-                 xlabel="max. obstacle penetration per episode [% of radius]",
-                 title="closed-loop obstacle penetration (CDF)")
+        plot_cdf(
+            {k: [r.max_penetration for r in v] for k, v in per.items()},
+            out / f"penetration_cdf_{env_key}.png",
+            scale=100.0,
+            xlabel="max. obstacle penetration per episode [% of radius]",
+            title="closed-loop obstacle penetration (CDF)",
+        )
     pts, target, obstacle = heatmap_points(env, cfg, expert, policies)
-    plot_position_heatmaps(pts, out / f"heatmap_{env_key}.png", target=target,
-                           obstacle=obstacle,
-                           title=f"{ENVS[env_key]}: open-loop end-effector density (seed "
-                                 f"{cfg.seed}, dt {cfg.heatmap_dt} s)")
+    plot_position_heatmaps(
+        pts,
+        out / f"heatmap_{env_key}.png",
+        target=target,
+        obstacle=obstacle,
+        title=f"{ENVS[env_key]}: open-loop end-effector density (seed "
+        f"{cfg.seed}, dt {cfg.heatmap_dt} s)",
+    )
 
 
 TABLE_FILES = {
     "tracking": ("table1_tracking", "Table I: closed-loop tracking (ATE/ARE/TRT over successes)"),
     "smoothness": ("table3_smoothness", "Table III: mode swaps and jerk"),
-    "sampling": ("table5_sampling", "Tables V + VI: sampling strategies, tracking and "
-                 "constraint satisfaction"),
+    "sampling": (
+        "table5_sampling",
+        "Tables V + VI: sampling strategies, tracking and constraint satisfaction",
+    ),
     "timing": ("table4_timing", "Tables IV + VII: act() time vs warm MPC solve"),
-    "gap": ("optimality_gap", "Optimality gap: expert cost of the policy's sequence minus "
-            "the expert optimum (open loop, visited states)"),
+    "gap": (
+        "optimality_gap",
+        "Optimality gap: expert cost of the policy's sequence minus "
+        "the expert optimum (open loop, visited states)",
+    ),
 }
 
 
@@ -619,13 +773,16 @@ def run_kuka_benchmark(cfg: KukaBenchConfig) -> Path:
         rows = [row for r in reports for row in r.tables.get(key, [])]
         if rows:
             md += write_table(rows, out, name, title=title) + "\n"
-    write_episodes_json(out / "episodes.json",
-                        {k: v for r in reports for k, v in r.per_method.items()},
-                        {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                        extras={k: v for r in reports for k, v in r.extras.items()})
+    write_episodes_json(
+        out / "episodes.json",
+        {k: v for r in reports for k, v in r.per_method.items()},
+        {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        extras={k: v for r in reports for k, v in r.extras.items()},
+    )
     skipped = "".join(f"- {n}\n" for n in notes)
-    (out / "README.md").write_text(f"Command: `{command_line()}`\n\n"
-                                   + (f"Skipped:\n\n{skipped}\n" if notes else "") + md)
+    (out / "README.md").write_text(
+        f"Command: `{command_line()}`\n\n" + (f"Skipped:\n\n{skipped}\n" if notes else "") + md
+    )
     print(md)
     print(f"wrote {out}\ncommand: {command_line()}")
     return out
@@ -634,62 +791,123 @@ def run_kuka_benchmark(cfg: KukaBenchConfig) -> Path:
 # ----------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = KukaBenchConfig()
-    p.add_argument("--env", default="obstacle", choices=[*ENVS, "all"],
-                   help="obstacle (default, the paper's headline comparison), free, or all")
+    p.add_argument(
+        "--env",
+        default="obstacle",
+        choices=[*ENVS, "all"],
+        help="obstacle (default, the paper's headline comparison), free, or all",
+    )
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--seed", type=int, default=d.seed, help="episode i uses reset seed SEED+i")
     p.add_argument("--control-dt", type=float, default=d.control_dt)
     p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
     for kind in CHECKPOINTS:
-        p.add_argument(f"--{kind}", default=None, metavar="PATH_OR_NAME",
-                       help=f"checkpoint folder or zoo name (default: "
-                            f"{default_checkpoint(kind, 'obstacle')} / "
-                            f"{default_checkpoint(kind, 'free')})")
-    p.add_argument("--methods", nargs="+", default=[], choices=list(METHOD_KEYS),
-                   help="rows to run (default: all)")
+        p.add_argument(
+            f"--{kind}",
+            default=None,
+            metavar="PATH_OR_NAME",
+            help=f"checkpoint folder or zoo name (default: "
+            f"{default_checkpoint(kind, 'obstacle')} / "
+            f"{default_checkpoint(kind, 'free')})",
+        )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=[],
+        choices=list(METHOD_KEYS),
+        help="rows to run (default: all)",
+    )
     p.add_argument("--mpc-solver", default=d.mpc_solver, choices=["fatrop", "ipopt"])
-    p.add_argument("--mpc-compile", action=argparse.BooleanOptionalAction, default=d.mpc_compile,
-                   help="compile the NLP to C (cached; the first build takes about a minute)")
-    p.add_argument("--mpc-cold-start", default=d.mpc_cold_start, choices=["state", "random"],
-                   help="expert's first guess after reset (default: as the zoo's data)")
-    p.add_argument("--num-samples", type=int, default=d.num_samples,
-                   help="samples of the cluster / cost / safe rows")
-    p.add_argument("--guidance-scale", type=float, default=None,
-                   help="scale of the +G rows (default: the checkpoint's)")
-    p.add_argument("--mode-swap-threshold", type=float, default=d.mode_swap_threshold,
-                   help="RMS jump [rad/s] counted as a mode swap")
-    p.add_argument("--stats-seconds", type=float, default=d.stats_seconds,
-                   help="window of the smoothness table [s] (0 = whole episode)")
+    p.add_argument(
+        "--mpc-compile",
+        action=argparse.BooleanOptionalAction,
+        default=d.mpc_compile,
+        help="compile the NLP to C (cached; the first build takes about a minute)",
+    )
+    p.add_argument(
+        "--mpc-cold-start",
+        default=d.mpc_cold_start,
+        choices=["state", "random"],
+        help="expert's first guess after reset (default: as the zoo's data)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=d.num_samples,
+        help="samples of the cluster / cost / safe rows",
+    )
+    p.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="scale of the +G rows (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--mode-swap-threshold",
+        type=float,
+        default=d.mode_swap_threshold,
+        help="RMS jump [rad/s] counted as a mode swap",
+    )
+    p.add_argument(
+        "--stats-seconds",
+        type=float,
+        default=d.stats_seconds,
+        help="window of the smoothness table [s] (0 = whole episode)",
+    )
     p.add_argument("--gap-episodes", type=int, default=d.gap_episodes)
     p.add_argument("--gap-every", type=int, default=d.gap_every)
     p.add_argument("--heatmap-guesses", type=int, default=d.heatmap_guesses)
     p.add_argument("--heatmap-samples", type=int, default=d.heatmap_samples)
-    p.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=d.cuda,
-                   help="also time on CUDA when available")
+    p.add_argument(
+        "--cuda",
+        action=argparse.BooleanOptionalAction,
+        default=d.cuda,
+        help="also time on CUDA when available",
+    )
     p.add_argument("--timing-episodes", type=int, default=d.timing_episodes)
-    p.add_argument("--quick", action="store_true",
-                   help="5 episodes, 20 samples, 1 gap episode, small heat map")
+    p.add_argument(
+        "--quick", action="store_true", help="5 episodes, 20 samples, 1 gap episode, small heat map"
+    )
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run)
 
 
 def config_from_args(args: argparse.Namespace) -> KukaBenchConfig:
     cfg = KukaBenchConfig(
-        envs=tuple(ENVS) if args.env == "all" else (args.env,), episodes=args.episodes,
-        seed=args.seed, control_dt=args.control_dt, episode_seconds=args.episode_seconds,
-        lsm=args.lsm, dampc=args.dampc, dampc40=args.dampc40, methods=tuple(args.methods),
-        mpc_solver=args.mpc_solver, mpc_compile=args.mpc_compile,
-        mpc_cold_start=args.mpc_cold_start, num_samples=args.num_samples,
-        guidance_scale=args.guidance_scale, mode_swap_threshold=args.mode_swap_threshold,
-        stats_seconds=args.stats_seconds, gap_episodes=args.gap_episodes,
-        gap_every=args.gap_every, heatmap_guesses=args.heatmap_guesses,
-        heatmap_samples=args.heatmap_samples, cuda=args.cuda,
-        timing_episodes=args.timing_episodes, out=args.out)
+        envs=tuple(ENVS) if args.env == "all" else (args.env,),
+        episodes=args.episodes,
+        seed=args.seed,
+        control_dt=args.control_dt,
+        episode_seconds=args.episode_seconds,
+        lsm=args.lsm,
+        dampc=args.dampc,
+        dampc40=args.dampc40,
+        methods=tuple(args.methods),
+        mpc_solver=args.mpc_solver,
+        mpc_compile=args.mpc_compile,
+        mpc_cold_start=args.mpc_cold_start,
+        num_samples=args.num_samples,
+        guidance_scale=args.guidance_scale,
+        mode_swap_threshold=args.mode_swap_threshold,
+        stats_seconds=args.stats_seconds,
+        gap_episodes=args.gap_episodes,
+        gap_every=args.gap_every,
+        heatmap_guesses=args.heatmap_guesses,
+        heatmap_samples=args.heatmap_samples,
+        cuda=args.cuda,
+        timing_episodes=args.timing_episodes,
+        out=args.out,
+    )
     if args.quick:
-        cfg = replace(cfg, episodes=min(cfg.episodes, 5), num_samples=min(cfg.num_samples, 20),
-                      gap_episodes=min(cfg.gap_episodes, 1), timing_episodes=1,
-                      heatmap_guesses=min(cfg.heatmap_guesses, 8),
-                      heatmap_samples=min(cfg.heatmap_samples, 50))
+        cfg = replace(
+            cfg,
+            episodes=min(cfg.episodes, 5),
+            num_samples=min(cfg.num_samples, 20),
+            gap_episodes=min(cfg.gap_episodes, 1),
+            timing_episodes=1,
+            heatmap_guesses=min(cfg.heatmap_guesses, 8),
+            heatmap_samples=min(cfg.heatmap_samples, 50),
+        )
     return cfg
 
 

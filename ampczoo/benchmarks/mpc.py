@@ -91,17 +91,20 @@ class SolveRecorder:
     def stats(self) -> dict[str, float]:
         warm = 1000 * np.array(self.warm_times or [np.nan])
         cold = 1000 * np.array(self.cold_times or [np.nan])
-        return {"warm solve mean [ms]": float(np.mean(warm)),
-                "warm solve p95 [ms]": float(np.percentile(warm, 95)),
-                "warm solve max [ms]": float(np.max(warm)),
-                "cold solve mean [ms]": float(np.mean(cold)),
-                "cold solve p95 [ms]": float(np.percentile(cold, 95)),
-                "iterations mean": float(np.mean(self.iterations)),
-                "failure rate [%]": 100.0 * self.n_failures / max(self.solves, 1)}
+        return {
+            "warm solve mean [ms]": float(np.mean(warm)),
+            "warm solve p95 [ms]": float(np.percentile(warm, 95)),
+            "warm solve max [ms]": float(np.max(warm)),
+            "cold solve mean [ms]": float(np.mean(cold)),
+            "cold solve p95 [ms]": float(np.percentile(cold, 95)),
+            "iterations mean": float(np.mean(self.iterations)),
+            "failure rate [%]": 100.0 * self.n_failures / max(self.solves, 1),
+        }
 
 
-def count_local_optima(expert, obs: np.ndarray, guesses: int, tol: float,
-                       seed: int = 0) -> tuple[int, list[float]]:
+def count_local_optima(
+    expert, obs: np.ndarray, guesses: int, tol: float, seed: int = 0
+) -> tuple[int, list[float]]:
     """Distinct local optima of one MPC problem: solve from ``guesses`` random initial guesses,
     keep successful solutions, cluster their input trajectories (complete linkage, RMS
     distance ``tol`` [rad/s]). Returns (number of clusters, costs of the kept solutions)."""
@@ -133,50 +136,78 @@ def run_mpc_benchmark(cfg: MPCBenchConfig) -> Path:
     for env_id in cfg.envs:
         obstacle = "Obstacle" in env_id
         env = gym.make(env_id, control_dt=cfg.control_dt)
-        for solver, form, compiled in itertools.product(cfg.solvers, cfg.formulations,
-                                                    cfg.compile_modes):
-            mpc_cfg = MPCConfig(solver=solver, formulation=form, obstacle=obstacle,
-                                compile=compiled)
+        for solver, form, compiled in itertools.product(
+            cfg.solvers, cfg.formulations, cfg.compile_modes
+        ):
+            mpc_cfg = MPCConfig(
+                solver=solver, formulation=form, obstacle=obstacle, compile=compiled
+            )
             rec = SolveRecorder(MPCExpert(mpc_cfg))
             label = f"{env_id} | {solver} | {form} | {'compiled' if compiled else 'casadi'}"
             results: list[EpisodeResult] = [
                 run_episode(env, rec, seed=cfg.seed + i)
-                for i in tqdm(range(cfg.episodes), desc=label, unit="ep")]
+                for i in tqdm(range(cfg.episodes), desc=label, unit="ep")
+            ]
             per_method[label] = results
             summary = summarize_episodes(results)
             summary.pop("act mean [ms]")
             summary.pop("act p95 [ms]")
-            rows.append({"env": env_id, "solver": solver, "formulation": form,
-                         "compiled": compiled, **summary, **rec.stats()})
+            rows.append(
+                {
+                    "env": env_id,
+                    "solver": solver,
+                    "formulation": form,
+                    "compiled": compiled,
+                    **summary,
+                    **rec.stats(),
+                }
+            )
         optima_rows += _optima_rows(env, env_id, obstacle, cfg, MPCExpert, MPCConfig)
         env.close()
     md = write_table(rows, out, "mpc_closed_loop", title="MPC expert, closed loop")
     if optima_rows:
-        md += "\n" + write_table(optima_rows, out, "local_optima",
-                                 title=f"Distinct local optima from {cfg.guesses} random guesses")
-    write_episodes_json(out / "episodes.json", per_method,
-                        {k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
-    plot_tracking_errors(per_method, cfg.control_dt, out / "tracking_error.png",
-                         title="MPC expert: end-effector error")
+        md += "\n" + write_table(
+            optima_rows,
+            out,
+            "local_optima",
+            title=f"Distinct local optima from {cfg.guesses} random guesses",
+        )
+    write_episodes_json(
+        out / "episodes.json", per_method, {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    )
+    plot_tracking_errors(
+        per_method,
+        cfg.control_dt,
+        out / "tracking_error.png",
+        title="MPC expert: end-effector error",
+    )
     (out / "README.md").write_text(f"Command: `{command_line()}`\n\n{md}")
     print(md)
     print(f"wrote {out}\ncommand: {command_line()}")
     return out
 
 
-def _optima_rows(env, env_id: str, obstacle: bool, cfg: MPCBenchConfig, expert_cls,
-                 config_cls) -> list[dict]:
-    expert = expert_cls(config_cls(solver=cfg.solvers[0], obstacle=obstacle,
-                                   compile=cfg.compile_modes[0]))
+def _optima_rows(
+    env, env_id: str, obstacle: bool, cfg: MPCBenchConfig, expert_cls, config_cls
+) -> list[dict]:
+    expert = expert_cls(
+        config_cls(solver=cfg.solvers[0], obstacle=obstacle, compile=cfg.compile_modes[0])
+    )
     rows = []
     nan = float("nan")
     for k in range(cfg.optima_pairs):
         obs, _ = env.reset(seed=cfg.seed + 10_000 + k)
         n, costs = count_local_optima(expert, obs, cfg.guesses, cfg.cluster_tol, seed=k * 100)
-        rows.append({"env": env_id, "pair seed": cfg.seed + 10_000 + k,
-                     "converged guesses": len(costs), "distinct optima": n,
-                     "cost min": float(np.min(costs)) if costs else nan,
-                     "cost max/min": float(np.max(costs) / np.min(costs)) if costs else nan})
+        rows.append(
+            {
+                "env": env_id,
+                "pair seed": cfg.seed + 10_000 + k,
+                "converged guesses": len(costs),
+                "distinct optima": n,
+                "cost min": float(np.min(costs)) if costs else nan,
+                "cost max/min": float(np.max(costs) / np.min(costs)) if costs else nan,
+            }
+        )
     return rows
 
 
@@ -184,27 +215,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = MPCBenchConfig()
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--solvers", nargs="+", default=list(d.solvers), choices=["ipopt", "fatrop"])
-    p.add_argument("--formulations", nargs="+", default=list(d.formulations),
-                   choices=["steady_state", "virtual_trajectory"])
+    p.add_argument(
+        "--formulations",
+        nargs="+",
+        default=list(d.formulations),
+        choices=["steady_state", "virtual_trajectory"],
+    )
     p.add_argument("--envs", nargs="+", default=list(d.envs), choices=list(ENVS))
     p.add_argument("--control-dt", type=float, default=d.control_dt)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--optima-pairs", type=int, default=d.optima_pairs)
     p.add_argument("--guesses", type=int, default=d.guesses)
-    p.add_argument("--compile-modes", nargs="+", type=int, default=[1], choices=[0, 1],
-                   help="1 = NLP compiled to C (cached), 0 = interpreted by CasADi")
+    p.add_argument(
+        "--compile-modes",
+        nargs="+",
+        type=int,
+        default=[1],
+        choices=[0, 1],
+        help="1 = NLP compiled to C (cached), 0 = interpreted by CasADi",
+    )
     p.add_argument("--quick", action="store_true", help="5 episodes, 1 pair, 8 guesses")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run)
 
 
 def config_from_args(args: argparse.Namespace) -> MPCBenchConfig:
-    cfg = MPCBenchConfig(episodes=args.episodes, solvers=tuple(args.solvers),
-                         formulations=tuple(args.formulations), envs=tuple(args.envs),
-                         control_dt=args.control_dt, seed=args.seed,
-                         optima_pairs=args.optima_pairs, guesses=args.guesses,
-                         compile_modes=tuple(bool(c) for c in args.compile_modes),
-                         out=args.out)
+    cfg = MPCBenchConfig(
+        episodes=args.episodes,
+        solvers=tuple(args.solvers),
+        formulations=tuple(args.formulations),
+        envs=tuple(args.envs),
+        control_dt=args.control_dt,
+        seed=args.seed,
+        optima_pairs=args.optima_pairs,
+        guesses=args.guesses,
+        compile_modes=tuple(bool(c) for c in args.compile_modes),
+        out=args.out,
+    )
     if args.quick:
         cfg = replace(cfg, episodes=min(cfg.episodes, 5), optima_pairs=1, guesses=8)
     return cfg

@@ -42,13 +42,23 @@ def main(argv: list[str]) -> int:
     for _ in range(repeats):
         Qr, p = Q.clone().requires_grad_(), p0.clone().requires_grad_()
         t0 = time.perf_counter()
-        z = QPFunction(verbose=-1, check_Q_spd=False,  # qpth defaults: eps 1e-12, 20 its
-                       solver=QPSolvers.PDIPM_BATCHED)(Qr, p, G2, h, empty, empty)
+        z = QPFunction(
+            verbose=-1,
+            check_Q_spd=False,  # qpth defaults: eps 1e-12, 20 its
+            solver=QPSolvers.PDIPM_BATCHED,
+        )(Qr, p, G2, h, empty, empty)
         (w * z).sum().backward()
         times.append(time.perf_counter() - t0)
-    result = {"step_s": times, "z": z.detach().tolist(), "grad_p": p.grad.tolist(),
-              "versions": {"qpth": getattr(qpth, "__version__", "0.0.18"),
-                           "torch": torch.__version__, "numpy": np.__version__}}
+    result = {
+        "step_s": times,
+        "z": z.detach().tolist(),
+        "grad_p": p.grad.tolist(),
+        "versions": {
+            "qpth": getattr(qpth, "__version__", "0.0.18"),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    }
     with open(dst, "w") as f:
         json.dump(result, f)
     return 0

@@ -138,11 +138,17 @@ def rollout(env: Any, policy: Any, seed: int) -> ReachEpisode:
         done = terminated or truncated
     err = np.asarray(errors)
     dt = env.unwrapped.control_dt
-    return ReachEpisode(seed=seed, final_error=float(err[-1]),
-                        rmse=float(np.sqrt(np.mean(err**2))), t95=settling_time(err, e0, dt),
-                        env_success=bool(info["success"]), initial_error=float(e0),
-                        errors=err, act_times=np.asarray(times),
-                        policy_failures=getattr(policy, "n_failures", 0) - fails0)
+    return ReachEpisode(
+        seed=seed,
+        final_error=float(err[-1]),
+        rmse=float(np.sqrt(np.mean(err**2))),
+        t95=settling_time(err, e0, dt),
+        env_success=bool(info["success"]),
+        initial_error=float(e0),
+        errors=err,
+        act_times=np.asarray(times),
+        policy_failures=getattr(policy, "n_failures", 0) - fails0,
+    )
 
 
 def run_method(policy: Any, seeds: Sequence[int], region: str = "nominal") -> list[ReachEpisode]:
@@ -162,11 +168,14 @@ def summarize(results: Sequence[ReachEpisode]) -> dict[str, Any]:
     """The table columns of one method (see the module docstring)."""
     n = len(results)
     final = np.array([r.final_error for r in results])
-    times = np.concatenate([r.act_times[1:] if len(r.act_times) > 1 else r.act_times
-                            for r in results])
-    row: dict[str, Any] = {"episodes": n,
-                           "RMSE_p [mm]": 1000 * float(np.mean([r.rmse for r in results])),
-                           "final err median [mm]": 1000 * float(np.median(final))}
+    times = np.concatenate(
+        [r.act_times[1:] if len(r.act_times) > 1 else r.act_times for r in results]
+    )
+    row: dict[str, Any] = {
+        "episodes": n,
+        "RMSE_p [mm]": 1000 * float(np.mean([r.rmse for r in results])),
+        "final err median [mm]": 1000 * float(np.median(final)),
+    }
     for thr in THRESHOLDS:
         k = int(np.sum(final < thr))
         lo, hi = wilson_interval(k, n)
@@ -181,8 +190,9 @@ def summarize(results: Sequence[ReachEpisode]) -> dict[str, Any]:
     return row
 
 
-def plot_error_vs_time(per_method: dict[str, Sequence[ReachEpisode]], dt: float,
-                       path: Path, title: str) -> None:
+def plot_error_vs_time(
+    per_method: dict[str, Sequence[ReachEpisode]], dt: float, path: Path, title: str
+) -> None:
     """Median position error over time with 10-90 % bands, one line per method."""
     import matplotlib
 
@@ -209,13 +219,12 @@ def _experts(cfg: ThreeDOFBenchConfig) -> dict[str, Any]:
     from ampczoo.experts.ikmpc import IKMPCConfig, IKMPCExpert
 
     names = {"osqp": "IK-MPC (OSQP)", "ipopt": "IK-MPC (IPOPT)"}
-    return {names.get(s, f"IK-MPC ({s})"): IKMPCExpert(IKMPCConfig(solver=s))
-            for s in cfg.experts}
+    return {names.get(s, f"IK-MPC ({s})"): IKMPCExpert(IKMPCConfig(solver=s)) for s in cfg.experts}
 
 
 def _load(spec: str) -> tuple[str, Any] | None:
     """(row name, policy) of a checkpoint, or None (printed) if it does not exist."""
-    from ampczoo.policies.registry import load_policy
+    from ampczoo.core.registry import load_policy
 
     try:
         policy = load_policy(spec, device="cpu")
@@ -265,17 +274,21 @@ def _run(cfg: ThreeDOFBenchConfig) -> Path:
     text = write_table(rows, out, "table_main", f"ThreeDOF-Reach-v0, {cfg.episodes} targets")
     text += _ablation(cfg, seeds, results, out)
     text += _ood(cfg, methods, results, rows, out)
-    plot_error_vs_time({k: v for k, v in results.items() if "@" not in k}, 0.02,
-                       out / "error_vs_time.png", "ThreeDOF-Reach-v0: error vs time")
-    write_episodes_json(out / "episodes.json", results,
-                        {"config": asdict(cfg), "env": ENV_ID})
+    plot_error_vs_time(
+        {k: v for k, v in results.items() if "@" not in k},
+        0.02,
+        out / "error_vs_time.png",
+        "ThreeDOF-Reach-v0: error vs time",
+    )
+    write_episodes_json(out / "episodes.json", results, {"config": asdict(cfg), "env": ENV_ID})
     print(text)
     print(f"wrote {out}\ncommand: {command_line()}")
     return out
 
 
-def _ablation(cfg: ThreeDOFBenchConfig, seeds: list[int],
-              results: dict[str, list[ReachEpisode]], out: Path) -> str:
+def _ablation(
+    cfg: ThreeDOFBenchConfig, seeds: list[int], results: dict[str, list[ReachEpisode]], out: Path
+) -> str:
     rows = []
     for entry in cfg.ablation:
         h, _, spec = entry.partition("=")
@@ -284,8 +297,9 @@ def _ablation(cfg: ThreeDOFBenchConfig, seeds: list[int],
             continue
         name, policy = loaded
         if policy.config.history != int(h):
-            raise ValueError(f"ablation entry {entry}: checkpoint has history "
-                             f"{policy.config.history}")
+            raise ValueError(
+                f"ablation entry {entry}: checkpoint has history {policy.config.history}"
+            )
         key = f"{name} @ablation"
         results[key] = run_method(policy, seeds)
         rows.append({"method": name, "H": int(h), **summarize(results[key])})
@@ -295,9 +309,13 @@ def _ablation(cfg: ThreeDOFBenchConfig, seeds: list[int],
     return "\n" + write_table(rows, out, "table_ablation", "History length H")
 
 
-def _ood(cfg: ThreeDOFBenchConfig, methods: dict[str, Any],
-         results: dict[str, list[ReachEpisode]], main_rows: list[dict[str, Any]],
-         out: Path) -> str:
+def _ood(
+    cfg: ThreeDOFBenchConfig,
+    methods: dict[str, Any],
+    results: dict[str, list[ReachEpisode]],
+    main_rows: list[dict[str, Any]],
+    out: Path,
+) -> str:
     if cfg.ood_episodes == 0:
         return ""
     seeds = list(range(cfg.ood_seed, cfg.ood_seed + cfg.ood_episodes))
@@ -307,16 +325,21 @@ def _ood(cfg: ThreeDOFBenchConfig, methods: dict[str, Any],
         key = f"{name} @ood"
         results[key] = run_method(policy, seeds, region="ood")
         ood = summarize(results[key])
-        row = {"method": name, "SR@2cm in-dist [%]": by_name[name]["SR@2cm [%]"],
-               "SR@2cm OOD [%]": ood["SR@2cm [%]"], "OOD 95% CI": ood["SR@2cm 95% CI"]}
+        row = {
+            "method": name,
+            "SR@2cm in-dist [%]": by_name[name]["SR@2cm [%]"],
+            "SR@2cm OOD [%]": ood["SR@2cm [%]"],
+            "OOD 95% CI": ood["SR@2cm 95% CI"],
+        }
         row["degradation [pp]"] = row["SR@2cm in-dist [%]"] - row["SR@2cm OOD [%]"]
         base = row["SR@2cm in-dist [%]"]
         row["degradation [%]"] = 100 * row["degradation [pp]"] / base if base else float("nan")
         row["RMSE_p OOD [mm]"] = ood["RMSE_p [mm]"]
         row["SR@5cm OOD [%]"] = ood["SR@5cm [%]"]
         rows.append(row)
-    return "\n" + write_table(rows, out, "table_ood",
-                              f"Out-of-distribution targets ({cfg.ood_episodes})")
+    return "\n" + write_table(
+        rows, out, "table_ood", f"Out-of-distribution targets ({cfg.ood_episodes})"
+    )
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -325,28 +348,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=d.episodes)
     p.add_argument("--seed", type=int, default=d.seed, help="target i uses reset seed SEED+i")
     p.add_argument("--ood-episodes", type=int, default=d.ood_episodes)
-    p.add_argument("--policies", nargs="+", default=list(d.policies), metavar="PATH_OR_NAME",
-                   help="network checkpoints (default: the shipped threedof-*-h10)")
-    p.add_argument("--ablation", nargs="*", default=[], metavar="H=PATH",
-                   help="history-ablation checkpoints, e.g. 1=runs/train-threedof-ffn-h1/best")
-    p.add_argument("--experts", nargs="+", default=list(d.experts),
-                   choices=["osqp", "proxqp", "qpoases", "hpipm", "ipopt"])
-    p.add_argument("--stateful", action="store_true",
-                   help="also run the recurrent checkpoints with the hidden state carried "
-                        "across steps")
+    p.add_argument(
+        "--policies",
+        nargs="+",
+        default=list(d.policies),
+        metavar="PATH_OR_NAME",
+        help="network checkpoints (default: the shipped threedof-*-h10)",
+    )
+    p.add_argument(
+        "--ablation",
+        nargs="*",
+        default=[],
+        metavar="H=PATH",
+        help="history-ablation checkpoints, e.g. 1=runs/train-threedof-ffn-h1/best",
+    )
+    p.add_argument(
+        "--experts",
+        nargs="+",
+        default=list(d.experts),
+        choices=["osqp", "proxqp", "qpoases", "hpipm", "ipopt"],
+    )
+    p.add_argument(
+        "--stateful",
+        action="store_true",
+        help="also run the recurrent checkpoints with the hidden state carried across steps",
+    )
     p.add_argument("--quick", action="store_true", help="30 targets, 20 OOD targets")
     p.add_argument("--out", default=d.out)
     p.set_defaults(func=_run_cli)
 
 
 def config_from_args(args: argparse.Namespace) -> ThreeDOFBenchConfig:
-    cfg = ThreeDOFBenchConfig(episodes=args.episodes, seed=args.seed,
-                              ood_episodes=args.ood_episodes, policies=tuple(args.policies),
-                              ablation=tuple(args.ablation), experts=tuple(args.experts),
-                              stateful=args.stateful, out=args.out)
+    cfg = ThreeDOFBenchConfig(
+        episodes=args.episodes,
+        seed=args.seed,
+        ood_episodes=args.ood_episodes,
+        policies=tuple(args.policies),
+        ablation=tuple(args.ablation),
+        experts=tuple(args.experts),
+        stateful=args.stateful,
+        out=args.out,
+    )
     if args.quick:
-        cfg = replace(cfg, episodes=min(cfg.episodes, 30),
-                      ood_episodes=min(cfg.ood_episodes, 20))
+        cfg = replace(cfg, episodes=min(cfg.episodes, 30), ood_episodes=min(cfg.ood_episodes, 20))
     return cfg
 
 

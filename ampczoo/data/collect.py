@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ampczoo.data.store import CHUNK_LEN, Episode, EpisodeStore, is_episode_store, jsonable
+from ampczoo.robots import kuka, threedof
 from ampczoo.robots.kuka import VELOCITY_LIMIT
 
 #: Metadata that must match for ``--resume`` (these determine the data).
@@ -225,8 +226,8 @@ class MPCBuilder:
         """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos
         [m] + rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s],
         status, action (7,) the applied noisy command [rad/s]."""
-        return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[:7].copy(),
-                "target": obs[7:16].copy(), "x_ref": np.asarray(sol.x_ref, float),
+        return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[kuka.OBS_Q].copy(),
+                "target": obs[kuka.OBS_TARGET].copy(), "x_ref": np.asarray(sol.x_ref, float),
                 "output_error": float(sol.output_error),
                 "output_error_avg": float(sol.output_error_avg), "cost": float(sol.cost),
                 "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
@@ -296,8 +297,8 @@ class IKMPCBuilder:
         """One stored row: obs (9,), u_seq τ* (N, 3) [N m], x (6,) = [q, q̇], target (3,)
         [m], q_ref (3,) [rad], ik_error [m], cost, iterations, solve_time / ik_time [s],
         status, action (3,) the applied noisy torque [N m]."""
-        return {"obs": obs.copy(), "u_seq": np.asarray(sol.tau, float), "x": obs[:6].copy(),
-                "target": obs[6:9].copy(), "q_ref": np.asarray(sol.q_ref, float),
+        return {"obs": obs.copy(), "u_seq": np.asarray(sol.tau, float), "x": obs[threedof.OBS_STATE].copy(),
+                "target": obs[threedof.OBS_TARGET].copy(), "q_ref": np.asarray(sol.q_ref, float),
                 "ik_error": float(sol.ik_error), "cost": float(sol.cost),
                 "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
                 "ik_time": float(sol.ik_time), "status": str(sol.status), "action": action}

@@ -110,6 +110,12 @@ class DemonstrationDataset(Dataset):
             return np.zeros(0, dtype=np.int64)
         return np.flatnonzero(ep[:len(ep) - length + 1] == ep[length - 1:]).astype(np.int64)
 
+    def window_batch(self, starts: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
+        """Windows of ``length`` consecutive samples from each of ``starts`` (indices from
+        :meth:`window_starts`): {"obs": (B, L, D), "u_seq": (B, L, N, nu)} float32 (CPU)."""
+        idx = torch.as_tensor(starts)[:, None] + torch.arange(length)
+        return {"obs": self._obs_t[idx], "u_seq": self._u_t[idx]}
+
     def __len__(self) -> int:
         return len(self.obs)
 

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ampczoo.robots import kuka
 from ampczoo.robots.kinematics import SerialChain, geodesic_angle
 from ampczoo.robots.kuka import (
     FLOOR_Z,
@@ -334,9 +335,7 @@ class KukaTrackEnv(gym.Env):
             qs = self.np_random.uniform(
                 self.chain.lower, self.chain.upper, size=(SAMPLE_BATCH, self.chain.nq)
             )
-            free = np.flatnonzero(
-                batch_collision_free(qs, self.obstacle, self.collision_model)
-            )
+            free = np.flatnonzero(batch_collision_free(qs, self.obstacle, self.collision_model))
             if free.size:
                 return qs[free[0]]
         raise RuntimeError("no collision-free configuration found by rejection sampling")
@@ -375,12 +374,18 @@ class KukaTrackEnv(gym.Env):
 
     def _get_obs(self) -> Any:
         flat = make_observation(self._q, self._target_pos, self._target_rot, self.obstacle)
-        flat[10:16] = np.clip(flat[10:16], -1.0, 1.0)  # guard round-off at the +-1 bounds
+        rot6d = flat[kuka.OBS_TARGET_ROT6D]
+        flat[kuka.OBS_TARGET_ROT6D] = np.clip(rot6d, -1.0, 1.0)  # guard round-off at +-1
         if self.obs_mode == "flat":
             return flat
-        obs = {"q": flat[0:7], "target_pos": flat[7:10], "target_rot6d": flat[10:16]}
+        obs = {
+            "q": flat[kuka.OBS_Q],
+            "target_pos": flat[kuka.OBS_TARGET_POS],
+            "target_rot6d": flat[kuka.OBS_TARGET_ROT6D],
+        }
         if self.obstacle is not None:
-            obs["obstacle_centre"], obs["obstacle_radius"] = flat[16:19], flat[19:20]
+            obs["obstacle_centre"] = flat[kuka.OBS_OBSTACLE_CENTRE]
+            obs["obstacle_radius"] = flat[kuka.OBS_OBSTACLE_RADIUS]
         return obs
 
     def _get_info(self) -> dict[str, Any]:

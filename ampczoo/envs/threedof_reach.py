@@ -93,7 +93,7 @@ class ThreeDOFReachEnv(gym.Env):
     −0.9…1.3 rad, any azimuth, ≥ 5 cm above the floor; "ood": near full stretch (0.56–0.63 m),
     near the folded inner boundary (0.10–0.19 m) or within 0.12 rad of the vertical through
     the base, one of the three at random) and kept only if damped least-squares IK on the
-    nominal model converges (``ampczoo.experts.ik``). Deterministic under ``seed``.
+    nominal model converges (``ampczoo.robots.threedof_ik``). Deterministic under ``seed``.
     ``options``: ``q0`` (3,), ``qd0`` (3,), ``target_pos`` (3,); bad values (non-finite,
     wrong shape, outside the joint limits, target not reachable by IK) raise ``ValueError``.
 
@@ -126,14 +126,31 @@ class ThreeDOFReachEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 50}
 
-    def __init__(self, control_dt: float = 0.02, episode_seconds: float = 4.0,
-                 gravity_compensation: bool = True, randomize_dynamics: float = 0.0,
-                 target_region: str = "nominal", terminate_on_success: bool = False,
-                 success_pos: float = SUCCESS_POS, success_vel: float = SUCCESS_VEL,
-                 ctrl_weight: float = 1e-3, render_mode: str | None = None,
-                 width: int = 640, height: int = 480):
-        _validate_kwargs(control_dt, episode_seconds, randomize_dynamics, target_region,
-                         ctrl_weight, render_mode, width, height)
+    def __init__(
+        self,
+        control_dt: float = 0.02,
+        episode_seconds: float = 4.0,
+        gravity_compensation: bool = True,
+        randomize_dynamics: float = 0.0,
+        target_region: str = "nominal",
+        terminate_on_success: bool = False,
+        success_pos: float = SUCCESS_POS,
+        success_vel: float = SUCCESS_VEL,
+        ctrl_weight: float = 1e-3,
+        render_mode: str | None = None,
+        width: int = 640,
+        height: int = 480,
+    ):
+        _validate_kwargs(
+            control_dt,
+            episode_seconds,
+            randomize_dynamics,
+            target_region,
+            ctrl_weight,
+            render_mode,
+            width,
+            height,
+        )
         for name, v in (("success_pos", success_pos), ("success_vel", success_vel)):
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
@@ -195,21 +212,33 @@ class ThreeDOFReachEnv(gym.Env):
         return g.qfrc_bias.copy()
 
     # ------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self,
+        *,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Sample (or take from ``options``) the start state and the target."""
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - RESET_OPTIONS
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; "
-                             f"allowed: {sorted(RESET_OPTIONS)}")
-        q0 = (_check_q(options["q0"]) if options.get("q0") is not None else
-              self.np_random.uniform(LOWER + Q0_MARGIN, UPPER - Q0_MARGIN))
-        qd0 = (check_vector3(options["qd0"], "qd0") if options.get("qd0") is not None
-               else np.zeros(3))
-        target = (self._check_target(options["target_pos"])
-                  if options.get("target_pos") is not None else self._sample_target())
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
+            )
+        q0 = (
+            _check_q(options["q0"])
+            if options.get("q0") is not None
+            else self.np_random.uniform(LOWER + Q0_MARGIN, UPPER - Q0_MARGIN)
+        )
+        qd0 = (
+            check_vector3(options["qd0"], "qd0") if options.get("qd0") is not None else np.zeros(3)
+        )
+        target = (
+            self._check_target(options["target_pos"])
+            if options.get("target_pos") is not None
+            else self._sample_target()
+        )
         if self.randomize_dynamics > 0:
             f = self.randomize_dynamics
             self._build_model(self.np_random.uniform(1 - f, 1 + f, size=(3, 3)))
@@ -252,8 +281,9 @@ class ThreeDOFReachEnv(gym.Env):
         if self._renderer is None:
             from ampczoo.envs.rendering import MujocoRenderer
 
-            self._renderer = MujocoRenderer(self.model, self.data, self.render_mode,
-                                            self.width, self.height)
+            self._renderer = MujocoRenderer(
+                self.model, self.data, self.render_mode, self.width, self.height
+            )
             self._renderer.camera.lookat[:] = (0.0, 0.0, SHOULDER_HEIGHT)
             self._renderer.camera.distance = 1.8
         return self._renderer.render()
@@ -311,7 +341,7 @@ class ThreeDOFReachEnv(gym.Env):
 
     def _ik_solver(self) -> Any:
         if self._ik is None:
-            from ampczoo.experts.ik import DampedLeastSquaresIK
+            from ampczoo.robots.threedof_ik import DampedLeastSquaresIK
 
             self._ik = DampedLeastSquaresIK()
         return self._ik
@@ -345,10 +375,15 @@ class ThreeDOFReachEnv(gym.Env):
         ee = self.ee_pos()
         err = float(np.linalg.norm(ee - self._target))
         speed = float(np.linalg.norm(self.data.qvel))
-        return {"pos_error": err, "ee_pos": ee, "joint_speed": speed,
-                "success": bool(err < self.success_pos and speed < self.success_vel),
-                "reward_pos": -err, "reward_ctrl": -self.ctrl_weight * float(tau @ tau),
-                "gravity_torque": self._tau_g.copy()}
+        return {
+            "pos_error": err,
+            "ee_pos": ee,
+            "joint_speed": speed,
+            "success": bool(err < self.success_pos and speed < self.success_vel),
+            "reward_pos": -err,
+            "reward_ctrl": -self.ctrl_weight * float(tau @ tau),
+            "gravity_torque": self._tau_g.copy(),
+        }
 
 
 def _sample_ood(rng: np.random.Generator) -> np.ndarray:
@@ -360,10 +395,13 @@ def _sample_ood(rng: np.random.Generator) -> np.ndarray:
         return sample_in_workspace(rng, OOD_INNER)
     r = rng.uniform(0.2, 0.55)
     tilt, az = rng.uniform(0.0, OOD_AXIS_HALF_ANGLE), rng.uniform(-np.pi, np.pi)
-    return np.array([r * np.sin(tilt) * np.cos(az), r * np.sin(tilt) * np.sin(az),
-                     SHOULDER_HEIGHT + r * np.cos(tilt)])
-
-
+    return np.array(
+        [
+            r * np.sin(tilt) * np.cos(az),
+            r * np.sin(tilt) * np.sin(az),
+            SHOULDER_HEIGHT + r * np.cos(tilt),
+        ]
+    )
 
 
 def _check_q(q: Any) -> np.ndarray:
@@ -373,8 +411,16 @@ def _check_q(q: Any) -> np.ndarray:
     return q
 
 
-def _validate_kwargs(control_dt: Any, episode_seconds: Any, randomize: Any, region: Any,
-                     ctrl_weight: Any, render_mode: Any, width: Any, height: Any) -> None:
+def _validate_kwargs(
+    control_dt: Any,
+    episode_seconds: Any,
+    randomize: Any,
+    region: Any,
+    ctrl_weight: Any,
+    render_mode: Any,
+    width: Any,
+    height: Any,
+) -> None:
     """Raise ValueError on a bad constructor argument."""
     for name, v in (("control_dt", control_dt), ("episode_seconds", episode_seconds)):
         if isinstance(v, bool) or not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -388,8 +434,9 @@ def _validate_kwargs(control_dt: Any, episode_seconds: Any, randomize: Any, regi
         raise ValueError(f"randomize_dynamics must be in [0, 0.25], got {randomize!r}")
     if region not in TARGET_REGIONS:
         raise ValueError(f"target_region must be one of {TARGET_REGIONS}, got {region!r}")
-    if not (isinstance(ctrl_weight, int | float) and math.isfinite(ctrl_weight)
-            and ctrl_weight >= 0):
+    if not (
+        isinstance(ctrl_weight, int | float) and math.isfinite(ctrl_weight) and ctrl_weight >= 0
+    ):
         raise ValueError(f"ctrl_weight must be a finite number >= 0, got {ctrl_weight!r}")
     if render_mode not in (None, *ThreeDOFReachEnv.metadata["render_modes"]):
         raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")

@@ -1,6 +1,6 @@
 """Hierarchical IK + MPC expert of the 3-DOF arm (the paper's Sec. 3).
 
-1. IK (pluggable, default :class:`~ampczoo.experts.ik.DampedLeastSquaresIK`): q_ref with
+1. IK (pluggable, default :class:`~ampczoo.robots.threedof_ik.DampedLeastSquaresIK`): q_ref with
    p(q_ref) = p_des, seeded by the previous reference (the current q after ``reset``).
 2. MPC on the double-integrator model x = [q, q̇] (paper Eq. 5-9)::
 
@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ampczoo.experts.ik import DampedLeastSquaresIK, IKSolver
-from ampczoo.robots.threedof import LOWER, TORQUE_LIMIT, UPPER
+from ampczoo.core.policy import Policy
+from ampczoo.robots.threedof import LOWER, OBS_Q, OBS_QD, OBS_TARGET, TORQUE_LIMIT, UPPER
+from ampczoo.robots.threedof_ik import DampedLeastSquaresIK, IKSolver
 
 CONIC_SOLVERS = ("osqp", "proxqp", "qpoases", "hpipm", "qrqp")
 SOLVERS = (*CONIC_SOLVERS, "ipopt")
@@ -70,8 +71,10 @@ class IKMPCConfig:
         if len(self.torque_limit) != 3 or not all(t > 0 for t in self.torque_limit):
             raise ValueError(f"torque_limit must be 3 positive values, got {self.torque_limit}")
         if np.any(np.asarray(self.torque_limit) > TORQUE_LIMIT + 1e-12):
-            raise ValueError(f"torque_limit {self.torque_limit} exceeds the env's corrective "
-                             f"bound {TORQUE_LIMIT.tolist()}: τ_0 would be clipped by the sim")
+            raise ValueError(
+                f"torque_limit {self.torque_limit} exceeds the env's corrective "
+                f"bound {TORQUE_LIMIT.tolist()}: τ_0 would be clipped by the sim"
+            )
 
 
 @dataclass
@@ -95,7 +98,7 @@ class IKMPCSolution:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class IKMPCExpert:
+class IKMPCExpert(Policy):
     """``act(obs) -> τ_0`` on the flat observation [q, q̇, p_des] (9,) of ThreeDOF-Reach-v0.
 
     A failed QP solve returns zero torque (the env's gravity compensation holds the arm) and
@@ -103,6 +106,7 @@ class IKMPCExpert:
     closest configuration found and is counted in ``n_ik_failures``."""
 
     name = "ikmpc"
+    config_class = IKMPCConfig
 
     def __init__(self, config: IKMPCConfig | None = None, ik: IKSolver | None = None):
         self.config = config or IKMPCConfig()
@@ -123,7 +127,7 @@ class IKMPCExpert:
         Q = ca.diag(ca.vertcat(*([c.q_weight] * 3), *([c.qd_weight] * 3)))
         cost, xs = 0, [x]
         for k in range(N):
-            u = tau[3 * k:3 * k + 3]
+            u = tau[3 * k : 3 * k + 3]
             e = x - x_ref
             cost += ca.mtimes([e.T, Q, e]) + c.r_weight * ca.sumsqr(u)
             x = ca.vertcat(x[:3] + c.dt * x[3:], x[3:] + c.dt * u)
@@ -142,8 +146,10 @@ class IKMPCExpert:
 
         c = self.config
         if c.solver == "ipopt":
-            opts = {"print_time": False, "ipopt": {"print_level": 0, "max_iter": c.max_iter,
-                                                   "sb": "yes", "tol": 1e-8}}
+            opts = {
+                "print_time": False,
+                "ipopt": {"print_level": 0, "max_iter": c.max_iter, "sb": "yes", "tol": 1e-8},
+            }
             self._solver = ca.nlpsol("ikmpc", "ipopt", self._problem, opts)
         else:
             self._solver = ca.qpsol("ikmpc", c.solver, self._problem, self._conic_options())
@@ -153,11 +159,16 @@ class IKMPCExpert:
         c = self.config
         opts: dict[str, Any] = {"print_time": False, "error_on_fail": False}
         if c.solver == "osqp":
-            opts["osqp"] = {"verbose": False, "eps_abs": c.eps, "eps_rel": c.eps,
-                            "max_iter": c.max_iter, "polish": False,
-                            # a fixed interval: OSQP's default (0) adapts rho on wall time,
-                            # which makes the solution depend on machine load
-                            "adaptive_rho_interval": 25}
+            opts["osqp"] = {
+                "verbose": False,
+                "eps_abs": c.eps,
+                "eps_rel": c.eps,
+                "max_iter": c.max_iter,
+                "polish": False,
+                # a fixed interval: OSQP's default (0) adapts rho on wall time,
+                # which makes the solution depend on machine load
+                "adaptive_rho_interval": 25,
+            }
             opts["warm_start_primal"] = c.warm_start
             opts["warm_start_dual"] = c.warm_start
         elif c.solver == "proxqp":
@@ -196,7 +207,7 @@ class IKMPCExpert:
     def solve(self, obs: Any) -> IKMPCSolution:
         """IK + one MPC solve at observation ``obs`` (9,) = [q, q̇, p_des]."""
         obs = _check_obs(obs)
-        q, qd, target = obs[:3], obs[3:6], obs[6:9]
+        q, qd, target = obs[OBS_Q], obs[OBS_QD], obs[OBS_TARGET]
         q_ref, ik, ik_time = self.reference(q, target)
         if not ik.converged:
             self.n_ik_failures += 1
@@ -221,11 +232,19 @@ class IKMPCExpert:
             self._tau_prev = self._lam_prev = None
         x_pred = np.asarray(self._predict(tau if ok else np.zeros_like(tau), params), float)
         return IKMPCSolution(
-            tau=tau.reshape(-1, 3), x=x_pred, q_ref=q_ref, ik_converged=ik.converged,
-            ik_error=ik.error, ik_iterations=ik.iterations, cost=float(out["f"]), success=ok,
+            tau=tau.reshape(-1, 3),
+            x=x_pred,
+            q_ref=q_ref,
+            ik_converged=ik.converged,
+            ik_error=ik.error,
+            ik_iterations=ik.iterations,
+            cost=float(out["f"]),
+            success=ok,
             status=str(stats.get("return_status", stats.get("unified_return_status", ""))),
             iterations=int(stats.get("iter_count", stats.get("iter", -1)) or -1),
-            solve_time=solve_time, ik_time=ik_time)
+            solve_time=solve_time,
+            ik_time=ik_time,
+        )
 
     def act(self, obs: Any) -> np.ndarray:
         """τ_0 (3,) [N m], zero torque (counted in ``n_failures``) if the solve failed."""
@@ -249,8 +268,9 @@ def _unwrap_yaw(q_ref: np.ndarray, q: np.ndarray) -> np.ndarray:
 def _check_obs(obs: Any) -> np.ndarray:
     arr = np.asarray(obs, dtype=np.float64)
     if arr.shape != (OBS_DIM,):
-        raise ValueError(f"observation must have shape ({OBS_DIM},) = [q, q̇, p_des], "
-                         f"got {arr.shape}")
+        raise ValueError(
+            f"observation must have shape ({OBS_DIM},) = [q, q̇, p_des], got {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"observation contains NaN/inf: {arr}")
     return arr

@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from ampczoo.policies.base import Policy
+from ampczoo.core.policy import Policy
 from ampczoo.robots.kuka import (
     FLOOR_Z,
     OBS_DIM,
@@ -166,9 +166,11 @@ class MPCConfig:
         if self.formulation not in FORMULATIONS:
             raise ValueError(f"unknown formulation {self.formulation!r}; choose {FORMULATIONS}")
         if self.linear_solver.lower() in HSL_SOLVERS:
-            raise ValueError(f"linear_solver {self.linear_solver!r} needs the HSL library, which "
-                             "is not in this IPOPT build (it would silently return garbage); "
-                             "use 'mumps'")
+            raise ValueError(
+                f"linear_solver {self.linear_solver!r} needs the HSL library, which "
+                "is not in this IPOPT build (it would silently return garbage); "
+                "use 'mumps'"
+            )
         if int(self.horizon) != self.horizon or self.horizon <= 0:
             raise ValueError(f"horizon must be a positive integer, got {self.horizon}")
         for name in ("dt", "q_weight", "r_weight", "tol"):
@@ -208,8 +210,9 @@ class MPCSolution:
 
 
 # ----------------------------------------------------------------------------- symbolic model
-def _output_error(ca: Any, chain: Any, q: Any, p_d: Any, R_d: Any, w_pos: float,
-                  w_rot: float) -> Any:
+def _output_error(
+    ca: Any, chain: Any, q: Any, p_d: Any, R_d: Any, w_pos: float, w_rot: float
+) -> Any:
     """d_y(y_d, h(q)) as a CasADi expression."""
     p, R = chain.ee_pose(q, backend=ca)
     E = ca.mtimes(R_d.T, R)
@@ -218,8 +221,9 @@ def _output_error(ca: Any, chain: Any, q: Any, p_d: Any, R_d: Any, w_pos: float,
     return w_pos * ca.sumsqr(p_d - p) + w_rot * theta**2
 
 
-def _collision_rows(ca: Any, chain: Any, model: Any, q: Any, obst_c: Any | None,
-                    obst_r: Any | None) -> Any:
+def _collision_rows(
+    ca: Any, chain: Any, model: Any, q: Any, obst_c: Any | None, obst_r: Any | None
+) -> Any:
     """Smooth collision constraints (all must be >= 0) for one configuration."""
     centres = chain.sphere_centres(q, backend=ca)
     r = model.radii
@@ -258,8 +262,8 @@ class _Layout:
 
     def unpack(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """w -> q (N+1, 7), q^s (N+1, 7), u (N, 7), u^s (N, 7) (zeros in steady state)."""
-        X = np.stack([w[o:o + self.nx] for o in self.x_off])
-        U = np.stack([w[o + self.nx:o + self.nx + self.nu] for o in self.x_off[:-1]])
+        X = np.stack([w[o : o + self.nx] for o in self.x_off])
+        U = np.stack([w[o + self.nx : o + self.nx + self.nu] for o in self.x_off[:-1]])
         us = U[:, NQ:] if self.nu > NQ else np.zeros((self.N, NQ))
         return X[:, :NQ], X[:, NQ:], U[:, :NQ], us
 
@@ -267,11 +271,11 @@ class _Layout:
         """Inverse of :meth:`unpack`."""
         w = np.zeros(self.n_w)
         for k, o in enumerate(self.x_off):
-            w[o:o + NQ], w[o + NQ:o + self.nx] = q[k], qs[k]
+            w[o : o + NQ], w[o + NQ : o + self.nx] = q[k], qs[k]
             if k < self.N:
-                w[o + self.nx:o + self.nx + NQ] = u[k]
+                w[o + self.nx : o + self.nx + NQ] = u[k]
                 if self.nu > NQ:
-                    w[o + self.nx + NQ:o + self.nx + self.nu] = us[k]
+                    w[o + self.nx + NQ : o + self.nx + self.nu] = us[k]
         return w
 
 
@@ -288,10 +292,12 @@ def _build_nlp(cfg: MPCConfig) -> tuple[dict, _Layout, np.ndarray, np.ndarray, A
     X = [ca.SX.sym(f"X{k}", 2 * NQ) for k in range(N + 1)]
     U = [ca.SX.sym(f"U{k}", nu) for k in range(N)]
     qsym = ca.SX.sym("q", NQ)
-    dy_fun = ca.Function("d_y", [qsym, P], [_output_error(ca, chain, qsym, p_d, R_d, cfg.w_pos,
-                                                          cfg.w_rot)])
-    coll_fun = ca.Function("coll", [qsym, P], [_collision_rows(ca, chain, model, qsym, obst_c,
-                                                               obst_r)])
+    dy_fun = ca.Function(
+        "d_y", [qsym, P], [_output_error(ca, chain, qsym, p_d, R_d, cfg.w_pos, cfg.w_rot)]
+    )
+    coll_fun = ca.Function(
+        "coll", [qsym, P], [_collision_rows(ca, chain, model, qsym, obst_c, obst_r)]
+    )
     n_coll = coll_fun.size1_out(0)
     f, g, lbg, ubg, ng_path = 0, [], [], [], []
     for k in range(N + 1):
@@ -349,10 +355,13 @@ def _bounds(layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     chain = kuka_chain()
     lo, hi = np.full(layout.n_w, -np.inf), np.full(layout.n_w, np.inf)
     for k, o in enumerate(layout.x_off):
-        lo[o:o + layout.nx], hi[o:o + layout.nx] = np.tile(chain.lower, 2), np.tile(chain.upper, 2)
+        lo[o : o + layout.nx], hi[o : o + layout.nx] = (
+            np.tile(chain.lower, 2),
+            np.tile(chain.upper, 2),
+        )
         if k < layout.N:
-            lo[o + layout.nx:o + layout.nx + layout.nu] = -VELOCITY_LIMIT
-            hi[o + layout.nx:o + layout.nx + layout.nu] = VELOCITY_LIMIT
+            lo[o + layout.nx : o + layout.nx + layout.nu] = -VELOCITY_LIMIT
+            hi[o + layout.nx : o + layout.nx + layout.nu] = VELOCITY_LIMIT
     return lo, hi
 
 
@@ -369,10 +378,27 @@ def problem_hash(cfg: MPCConfig) -> str:
 
     from ampczoo.robots.kinematics import KUKA_URDF
 
-    key = (_CACHE_VERSION, CFLAGS, _cpu_id(), cfg.formulation, cfg.horizon, cfg.dt, cfg.q_weight,
-           cfg.r_weight, cfg.w_pos, cfg.w_rot, cfg.obstacle, cfg.solver, ca.__version__,
-           hashlib.sha256(KUKA_URDF.read_bytes()).hexdigest(), THETA_EPS, SELF_COLLISION_MARGIN,
-           CONSTRAINT_MARGIN, FLOOR_Z, kuka_collision_model().pairs.tobytes().hex())
+    key = (
+        _CACHE_VERSION,
+        CFLAGS,
+        _cpu_id(),
+        cfg.formulation,
+        cfg.horizon,
+        cfg.dt,
+        cfg.q_weight,
+        cfg.r_weight,
+        cfg.w_pos,
+        cfg.w_rot,
+        cfg.obstacle,
+        cfg.solver,
+        ca.__version__,
+        hashlib.sha256(KUKA_URDF.read_bytes()).hexdigest(),
+        THETA_EPS,
+        SELF_COLLISION_MARGIN,
+        CONSTRAINT_MARGIN,
+        FLOOR_Z,
+        kuka_collision_model().pairs.tobytes().hex(),
+    )
     return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
@@ -388,8 +414,11 @@ def compiled_library(cfg: MPCConfig, solver_fn: Any) -> Path:
         solver_fn.generate_dependencies(name, {"with_header": False})
         os.replace(name, src)
         so = Path(tmp) / "nlp.so"
-        subprocess.run(["gcc", *CFLAGS, "-fPIC", "-shared", str(src), "-o", str(so), "-lm"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["gcc", *CFLAGS, "-fPIC", "-shared", str(src), "-o", str(so), "-lm"],
+            check=True,
+            capture_output=True,
+        )
         os.replace(so, out)  # atomic: a concurrent builder just overwrites an equal file
     return out
 
@@ -418,24 +447,42 @@ class _Problem:
     def _options(self, warm: bool) -> dict:
         cfg, L = self.cfg, self.layout
         if cfg.solver == "ipopt":
-            ip = {"print_level": 0, "sb": "yes", "max_iter": int(cfg.max_iter), "tol": cfg.tol,
-                  "linear_solver": cfg.linear_solver}
+            ip = {
+                "print_level": 0,
+                "sb": "yes",
+                "max_iter": int(cfg.max_iter),
+                "tol": cfg.tol,
+                "linear_solver": cfg.linear_solver,
+            }
             if cfg.linear_solver.lower() == "mumps":
                 # MUMPS' default MC64 permuting scaling + automatic scaling cost ~25% of a
                 # solve on this small, well-scaled KKT system; identical iterates without.
                 ip.update({"mumps_permuting_scaling": 0, "mumps_scaling": 0})
             if warm:
                 ip.update({"warm_start_init_point": "yes", "mu_init": WARM_MU_INIT_IPOPT})
-                for k in ("bound_push", "mult_bound_push", "bound_frac", "slack_bound_push",
-                          "slack_bound_frac"):
+                for k in (
+                    "bound_push",
+                    "mult_bound_push",
+                    "bound_frac",
+                    "slack_bound_push",
+                    "slack_bound_frac",
+                ):
                     ip[f"warm_start_{k}"] = 1e-9
             return {"ipopt": ip, "print_time": False, "error_on_fail": False}
         fat = {"print_level": 0, "max_iter": int(cfg.max_iter), "tol": cfg.tol}
         if warm:
             fat["mu_init"] = WARM_MU_INIT_FATROP
-        return {"structure_detection": "manual", "N": L.N, "nx": [L.nx] * (L.N + 1),
-                "nu": [L.nu] * L.N + [0], "ng": L.ng_path, "fatrop": fat,
-                "print_time": False, "error_on_fail": False, "expand": False}
+        return {
+            "structure_detection": "manual",
+            "N": L.N,
+            "nx": [L.nx] * (L.N + 1),
+            "nu": [L.nu] * L.N + [0],
+            "ng": L.ng_path,
+            "fatrop": fat,
+            "print_time": False,
+            "error_on_fail": False,
+            "expand": False,
+        }
 
     def solver_for(self, warm: bool) -> Any:
         """The solver instance (warm-start options differ, so there are two)."""
@@ -444,8 +491,9 @@ class _Problem:
         if not warm:
             return self.solver
         if self._warm_solver is None:
-            self._warm_solver = ca.nlpsol("mpc_warm", self.cfg.solver, self._source,
-                                          self._options(warm=True))
+            self._warm_solver = ca.nlpsol(
+                "mpc_warm", self.cfg.solver, self._source, self._options(warm=True)
+            )
         return self._warm_solver
 
 
@@ -486,6 +534,7 @@ class MPCExpert(Policy):
     """
 
     name = "mpc"
+    config_class = MPCConfig
 
     def __init__(self, config: MPCConfig | None = None):
         self.config = config or MPCConfig()
@@ -528,8 +577,10 @@ class MPCExpert(Policy):
     def _parse(self, obs: np.ndarray) -> KukaObservation:
         ob = parse_observation(obs)
         if (ob.obstacle is not None) != self.config.obstacle:
-            raise ValueError(f"observation {'has' if ob.obstacle else 'lacks'} an obstacle but "
-                             f"MPCConfig.obstacle={self.config.obstacle}")
+            raise ValueError(
+                f"observation {'has' if ob.obstacle else 'lacks'} an obstacle but "
+                f"MPCConfig.obstacle={self.config.obstacle}"
+            )
         return ob
 
     def solve(self, obs: np.ndarray, initial_guess: Any = None) -> MPCSolution:
@@ -543,8 +594,9 @@ class MPCExpert(Policy):
         With ``cold_start="state"``, a failed state cold start is retried once from a random
         guess (fatrop fails repeatedly from some local guesses where a random one succeeds);
         the returned solve_time covers both attempts."""
-        state_cold = (initial_guess is None and self._warm is None
-                      and self.config.cold_start == "state")
+        state_cold = (
+            initial_guess is None and self._warm is None and self.config.cold_start == "state"
+        )
         sol = self._solve(obs, initial_guess)
         if state_cold and not sol.success:
             first_time = sol.solve_time
@@ -558,8 +610,14 @@ class MPCExpert(Policy):
         w0, lam_x, lam_g, warm = self._initial_guess(ob.q, initial_guess)
         prob = self._prob
         solver = prob.solver_for(warm)
-        args = {"x0": w0, "p": p, "lbx": prob.lbx, "ubx": prob.ubx, "lbg": prob.lbg,
-                "ubg": prob.ubg}
+        args = {
+            "x0": w0,
+            "p": p,
+            "lbx": prob.lbx,
+            "ubx": prob.ubx,
+            "lbg": prob.lbg,
+            "ubg": prob.ubg,
+        }
         if warm and lam_x is not None:
             args.update(lam_x0=lam_x, lam_g0=lam_g)
         t0 = time.perf_counter()
@@ -573,8 +631,9 @@ class MPCExpert(Policy):
         self.last_solution = sol
         return sol
 
-    def _make_solution(self, ob: KukaObservation, p: np.ndarray, res: Any, stats: dict,
-                       elapsed: float) -> MPCSolution:
+    def _make_solution(
+        self, ob: KukaObservation, p: np.ndarray, res: Any, stats: dict, elapsed: float
+    ) -> MPCSolution:
         L = self._prob.layout
         status = stats.get("return_status", "unknown")
         if not isinstance(status, str):  # fatrop reports an integer flag (0 = success)
@@ -589,27 +648,47 @@ class MPCExpert(Policy):
         if not ok:
             self._warm = None
             N = L.N
-            return MPCSolution(np.zeros((N, NQ)), np.tile(ob.q, (N + 1, 1)), np.zeros(NQ),
-                               float("inf"), float("inf"), status, False, iters, elapsed)
+            return MPCSolution(
+                np.zeros((N, NQ)),
+                np.tile(ob.q, (N + 1, 1)),
+                np.zeros(NQ),
+                float("inf"),
+                float("inf"),
+                status,
+                False,
+                iters,
+                elapsed,
+            )
         q, qs, u, _ = L.unpack(w)
         self._warm = {"w": w, "lam_x": lam_x, "lam_g": lam_g}
         x_ref = qs[-1].copy()
         dy = float(self._prob.dy_fun(x_ref, p))
-        return MPCSolution(u.copy(), q.copy(), x_ref, f, dy, status, True, iters, elapsed,
-                           output_error_avg=dy / (self.config.w_pos + self.config.w_rot),
-                           raw={"w": w, "qs": qs})
+        return MPCSolution(
+            u.copy(),
+            q.copy(),
+            x_ref,
+            f,
+            dy,
+            status,
+            True,
+            iters,
+            elapsed,
+            output_error_avg=dy / (self.config.w_pos + self.config.w_rot),
+            raw={"w": w, "qs": qs},
+        )
 
     # ------------------------------------------------------------------ initial guesses
-    def _initial_guess(self, x_t: np.ndarray, guess: Any
-                       ) -> tuple[np.ndarray, Any, Any, bool]:
+    def _initial_guess(self, x_t: np.ndarray, guess: Any) -> tuple[np.ndarray, Any, Any, bool]:
         """Primal guess, duals and whether the warm-start options apply."""
         if isinstance(guess, np.ndarray):
             guess = {"u": guess}
         if isinstance(guess, dict):
             return self._guess_from_arrays(x_t, guess), None, None, False
         if guess not in (None, "random", "warm"):
-            raise ValueError(f"initial_guess must be None, 'random', 'warm', an (N, 7) array "
-                             f"or a dict, got {guess!r}")
+            raise ValueError(
+                f"initial_guess must be None, 'random', 'warm', an (N, 7) array "
+                f"or a dict, got {guess!r}"
+            )
         if guess == "warm" and self._warm is None:
             raise ValueError("no warm start available (first solve after reset or a failure)")
         if guess == "random" or (self._warm is None and self.config.cold_start == "random"):
@@ -651,9 +730,9 @@ class MPCExpert(Policy):
             src_g, dst_g = L.g_rows[k + 1], L.g_rows[k]
             if len(src_g) == len(dst_g):
                 lg[dst_g] = prev["lam_g"][src_g]
-        w[L.x_off[0]:L.x_off[0] + NQ] = x_t
+        w[L.x_off[0] : L.x_off[0] + NQ] = x_t
         if L.nu > NQ:
-            w[L.x_off[0] + NQ:L.x_off[0] + 2 * NQ] = x_t
+            w[L.x_off[0] + NQ : L.x_off[0] + 2 * NQ] = x_t
         return np.clip(w, self._prob.lbx, self._prob.ubx), lx, lg
 
     # ------------------------------------------------------------------ cost of given inputs
@@ -681,13 +760,15 @@ class MPCExpert(Policy):
         return stage + output_error_batch(xs, ob.target_pos, ob.target_rot, cfg.w_pos, cfg.w_rot)
 
 
-def output_error_batch(qs: np.ndarray, p_d: np.ndarray, R_d: np.ndarray, w_pos: float,
-                       w_rot: float) -> np.ndarray:
+def output_error_batch(
+    qs: np.ndarray, p_d: np.ndarray, R_d: np.ndarray, w_pos: float, w_rot: float
+) -> np.ndarray:
     """Numpy d_y for configurations qs (L, 7) -> (L,), same formula as the NLP."""
     p, R = kuka_chain().batch_ee_pose(qs)
     E = np.asarray(R_d).T[None] @ R
-    v = 0.5 * np.stack([E[:, 2, 1] - E[:, 1, 2], E[:, 0, 2] - E[:, 2, 0],
-                        E[:, 1, 0] - E[:, 0, 1]], axis=-1)
+    v = 0.5 * np.stack(
+        [E[:, 2, 1] - E[:, 1, 2], E[:, 0, 2] - E[:, 2, 0], E[:, 1, 0] - E[:, 0, 1]], axis=-1
+    )
     tr = np.trace(E, axis1=1, axis2=2)
     theta = np.arctan2(np.sqrt(np.sum(v**2, axis=-1) + THETA_EPS), 0.5 * (tr - 1.0))
     return w_pos * np.sum((p - p_d) ** 2, axis=-1) + w_rot * theta**2

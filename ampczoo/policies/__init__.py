@@ -1,9 +1,7 @@
-"""ampczoo.policies: the Policy protocol, trainable policies (LSM, DAMPC) and their registry.
+"""ampczoo.policies: the learned policies and refiners, one file per model (config + model
++ loss + act). Each is registered in :mod:`ampczoo.core.registry`; importing this package is
+light (no torch)."""
 
-Importing this package is light (no torch); see :mod:`ampczoo.policies.registry`.
-"""
-
-from ampczoo.policies.base import Policy
-from ampczoo.policies.registry import list_policies, load_policy, make_policy, policy_types
+from ampczoo.core import Policy, list_policies, load_policy, make_policy, policy_types
 
 __all__ = ["Policy", "list_policies", "load_policy", "make_policy", "policy_types"]

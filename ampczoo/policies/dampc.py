@@ -16,7 +16,7 @@ SNR step still learns), EMA of the weights (the training loop's job).
 
 Inference (all per-call options of :meth:`DAMPCPolicy.act` / :meth:`DAMPCPolicy.sample`):
 DDPM or DDIM, gradient guidance toward the previous sequence (see
-:func:`~ampczoo.policies.diffusion.guide_x0`), early stopping of the noise (Eq. 14), L
+:func:`~ampczoo.nn.diffusion.guide_x0`), early stopping of the noise (Eq. 14), L
 parallel samples with selection "none" | "cost" (lowest MPC cost) | "safe" (random
 constraint-satisfying sample) | "cluster" (densest cluster of the samples).
 """
@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ampczoo.policies import diffusion
-from ampczoo.policies.features import ObservationInput, check_obs_features
-from ampczoo.policies.normalization import Normalizer, check_action_normalization
-from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
-from ampczoo.policies.sequence import shift_sequence
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.nn import diffusion
+from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.nn.normalization import Normalizer, check_action_normalization
+from ampczoo.nn.sequence import shift_sequence
 
 ACTION_DIM = 7
 SELECTIONS = ("none", "cost", "safe", "cluster")
@@ -48,10 +48,10 @@ class DAMPCConfig(PolicyConfig):
     """DAMPC configuration.
 
     obs_dim: flat observation size (16, or 20 with obstacle). obs_features: "kinematic"
-    (default: the normalised observation plus :class:`~ampczoo.policies.features.KukaFeatures`,
+    (default: the normalised observation plus :class:`~ampczoo.nn.features.KukaFeatures`,
     FK, pose error and Jacobian terms) or "raw" (the paper's input, the normalised
     observation only). action_normalization: "joint_range" (default) or "element_zscore", see
-    :mod:`~ampczoo.policies.normalization`. horizon: N [steps].
+    :mod:`~ampczoo.nn.normalization`. horizon: N [steps].
     hidden_dim / num_layers: trunk MLP width and number of hidden layers (paper 1000 / 7).
     time_embed_dim: sinusoidal embedding size; time_hidden_dim / obs_hidden_dim: widths of the
     temporal and observation encoders (2-layer MLPs).
@@ -98,9 +98,19 @@ class DAMPCConfig(PolicyConfig):
     control_dt: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "horizon", "hidden_dim", "num_layers", "time_embed_dim",
-                     "time_hidden_dim", "obs_hidden_dim", "num_train_timesteps",
-                     "num_inference_steps", "num_samples", "num_clusters"):
+        for name in (
+            "obs_dim",
+            "horizon",
+            "hidden_dim",
+            "num_layers",
+            "time_embed_dim",
+            "time_hidden_dim",
+            "obs_hidden_dim",
+            "num_train_timesteps",
+            "num_inference_steps",
+            "num_samples",
+            "num_clusters",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -113,8 +123,9 @@ class DAMPCConfig(PolicyConfig):
         _check_choice("sampler", self.sampler, diffusion.SAMPLERS)
         _check_choice("selection", self.selection, SELECTIONS)
         if not 0.0 <= self.early_stop_fraction <= 1.0:
-            raise ValueError(f"early_stop_fraction must be in [0, 1], got "
-                             f"{self.early_stop_fraction}")
+            raise ValueError(
+                f"early_stop_fraction must be in [0, 1], got {self.early_stop_fraction}"
+            )
         for name in ("ddim_eta", "snr_weight_floor", "guidance_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -145,15 +156,24 @@ class Denoiser(nn.Module):
         super().__init__()
         P = c.horizon * ACTION_DIM
         self.time_dim = c.time_embed_dim
-        self.time_mlp = nn.Sequential(nn.Linear(c.time_embed_dim, c.time_hidden_dim), nn.SiLU(),
-                                      nn.Linear(c.time_hidden_dim, c.time_hidden_dim), nn.SiLU())
-        self.obs_mlp = nn.Sequential(nn.Linear(obs_in_dim, c.obs_hidden_dim), nn.SiLU(),
-                                     nn.Linear(c.obs_hidden_dim, c.obs_hidden_dim), nn.SiLU())
+        self.time_mlp = nn.Sequential(
+            nn.Linear(c.time_embed_dim, c.time_hidden_dim),
+            nn.SiLU(),
+            nn.Linear(c.time_hidden_dim, c.time_hidden_dim),
+            nn.SiLU(),
+        )
+        self.obs_mlp = nn.Sequential(
+            nn.Linear(obs_in_dim, c.obs_hidden_dim),
+            nn.SiLU(),
+            nn.Linear(c.obs_hidden_dim, c.obs_hidden_dim),
+            nn.SiLU(),
+        )
         self.in_x = nn.Linear(P, c.hidden_dim)
         self.in_time = nn.Linear(c.time_hidden_dim, c.hidden_dim, bias=False)
         self.in_obs = nn.Linear(c.obs_hidden_dim, c.hidden_dim, bias=False)
-        self.hidden = nn.ModuleList(nn.Linear(c.hidden_dim, c.hidden_dim)
-                                    for _ in range(c.num_layers - 1))
+        self.hidden = nn.ModuleList(
+            nn.Linear(c.hidden_dim, c.hidden_dim) for _ in range(c.num_layers - 1)
+        )
         self.out = nn.Linear(c.hidden_dim, P)
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
@@ -168,8 +188,12 @@ class Denoiser(nn.Module):
         """(weight, bias) of the trunk layers, in order (fetched once per sampling call)."""
         return [(m.weight, m.bias) for m in (self.in_x, *self.hidden, self.out)]
 
-    def trunk(self, x: torch.Tensor, cond: torch.Tensor,
-              params: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    def trunk(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        params: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """x (B, P), cond (B, H) or (H,) -> x0 prediction (B, P). F.linear on pre-fetched
         parameters skips nn.Module call and attribute overhead in the sampling loop."""
         (w0, b0), *rest = params or self.trunk_params()
@@ -197,8 +221,9 @@ class DAMPCPolicy(PretrainedPolicy):
         self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
         self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
         self.net = Denoiser(c, self.obs_input.dim)
-        self.register_buffer("alphas_cumprod", diffusion.alphas_cumprod(c.num_train_timesteps),
-                             persistent=False)
+        self.register_buffer(
+            "alphas_cumprod", diffusion.alphas_cumprod(c.num_train_timesteps), persistent=False
+        )
         self.prev_sequence: np.ndarray | None = None
         self.control_dt = c.dt if c.control_dt is None else c.control_dt
         self.rng = np.random.default_rng()
@@ -247,10 +272,18 @@ class DAMPCPolicy(PretrainedPolicy):
 
     # ------------------------------------------------------------------ sampling
     @torch.inference_mode()
-    def sample(self, obs: Any, num_samples: int | None = None, *, sampler: str | None = None,
-               guidance_scale: float | None = None, early_stop: bool | None = None,
-               prev_sequence: Any = _UNSET, generator: torch.Generator | None = None,
-               noise: torch.Tensor | None = None) -> np.ndarray:
+    def sample(
+        self,
+        obs: Any,
+        num_samples: int | None = None,
+        *,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        early_stop: bool | None = None,
+        prev_sequence: Any = _UNSET,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> np.ndarray:
         """Open-loop sequences: obs (D,) -> (L, N, 7), or (B, D) -> (B, L, N, 7) [rad/s].
 
         num_samples: L (default ``config.num_samples``). prev_sequence: (N, 7) [rad/s] to
@@ -261,8 +294,16 @@ class DAMPCPolicy(PretrainedPolicy):
         L = int(num_samples or self.config.num_samples)
         if prev_sequence is _UNSET:
             prev_sequence = None if batched else self._shifted_prev()
-        x = self._sample_normalized(torch.from_numpy(arr).to(self._device()), L, sampler,
-                                    guidance_scale, early_stop, prev_sequence, generator, noise)
+        x = self._sample_normalized(
+            torch.from_numpy(arr).to(self._device()),
+            L,
+            sampler,
+            guidance_scale,
+            early_stop,
+            prev_sequence,
+            generator,
+            noise,
+        )
         seqs = self.normalizer.u_inverse(x).cpu().numpy().astype(np.float64)
         seqs = seqs.reshape(len(arr), L, self.config.horizon, ACTION_DIM)
         return seqs if batched else seqs[0]
@@ -274,16 +315,27 @@ class DAMPCPolicy(PretrainedPolicy):
             return None
         return shift_sequence(self.prev_sequence, self.control_dt / self.config.dt)
 
-    def _sample_normalized(self, obs: torch.Tensor, L: int, sampler: str | None,
-                           guidance_scale: float | None, early_stop: bool | None,
-                           prev: np.ndarray | None, generator: torch.Generator | None,
-                           noise: torch.Tensor | None) -> torch.Tensor:
+    def _sample_normalized(
+        self,
+        obs: torch.Tensor,
+        L: int,
+        sampler: str | None,
+        guidance_scale: float | None,
+        early_stop: bool | None,
+        prev: np.ndarray | None,
+        generator: torch.Generator | None,
+        noise: torch.Tensor | None,
+    ) -> torch.Tensor:
         """obs (B, D) raw -> (B*L, N*7) normalised samples (row b*L + l)."""
         c, device = self.config, obs.device
         sampler = sampler or c.sampler
         _check_choice("sampler", sampler, diffusion.SAMPLERS)
-        tables = diffusion.step_tables(sampler, c.num_train_timesteps, c.num_inference_steps,
-                                       c.ddim_eta if sampler == "ddim" else 0.0)
+        tables = diffusion.step_tables(
+            sampler,
+            c.num_train_timesteps,
+            c.num_inference_steps,
+            c.ddim_eta if sampler == "ddim" else 0.0,
+        )
         t = torch.tensor(tables.t, device=device)
         obs_f = self.net.obs_features(self.encode(obs))  # (B, H)
         if L > 1:
@@ -300,38 +352,70 @@ class DAMPCPolicy(PretrainedPolicy):
             prev_t = torch.as_tensor(np.asarray(prev), dtype=torch.float32, device=device)
             x_prev = self.normalizer.u(prev_t.reshape(1, c.horizon, ACTION_DIM))[0]
         return diffusion.denoise(
-            lambda xk, k: self.net.trunk(xk, cond[k], params), tables, x, noise=noise,
-            generator=gen, x_prev=x_prev, guidance_scale=c.guidance_scale if guidance_scale is None
-            else guidance_scale, early_stop=c.early_stop if early_stop is None else early_stop,
+            lambda xk, k: self.net.trunk(xk, cond[k], params),
+            tables,
+            x,
+            noise=noise,
+            generator=gen,
+            x_prev=x_prev,
+            guidance_scale=c.guidance_scale if guidance_scale is None else guidance_scale,
+            early_stop=c.early_stop if early_stop is None else early_stop,
             early_stop_fraction=c.early_stop_fraction,
-            clip=c.clip_sample_range if c.clip_sample else None)
+            clip=c.clip_sample_range if c.clip_sample else None,
+        )
 
     # ------------------------------------------------------------------ acting
-    def act(self, obs: Any, *, sampler: str | None = None, guidance_scale: float | None = None,
-            early_stop: bool | None = None, num_samples: int | None = None,
-            selection: str | None = None, generator: torch.Generator | None = None,
-            ) -> np.ndarray:
+    def act(
+        self,
+        obs: Any,
+        *,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        early_stop: bool | None = None,
+        num_samples: int | None = None,
+        selection: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
         """obs (D,) -> u_0 (7,) [rad/s]; or (B, D) -> (B, 7) (no guidance memory).
 
         selection "none" draws one sample (unless num_samples is given: then the first);
         other rules draw num_samples (default ``config.num_samples``) and pick one, see
         :meth:`select`. A single observation's chosen sequence is stored for guidance."""
-        chunk = self.act_chunk(obs, sampler=sampler, guidance_scale=guidance_scale,
-                               early_stop=early_stop, num_samples=num_samples,
-                               selection=selection, generator=generator)
+        chunk = self.act_chunk(
+            obs,
+            sampler=sampler,
+            guidance_scale=guidance_scale,
+            early_stop=early_stop,
+            num_samples=num_samples,
+            selection=selection,
+            generator=generator,
+        )
         return chunk[..., 0, :].copy()
 
-    def act_chunk(self, obs: Any, *, sampler: str | None = None,
-                  guidance_scale: float | None = None, early_stop: bool | None = None,
-                  num_samples: int | None = None, selection: str | None = None,
-                  generator: torch.Generator | None = None) -> np.ndarray:
+    def act_chunk(
+        self,
+        obs: Any,
+        *,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        early_stop: bool | None = None,
+        num_samples: int | None = None,
+        selection: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
         """Like :meth:`act` but returns the whole chosen sequence: obs (D,) -> (N, 7), or
         (B, D) -> (B, N, 7) [rad/s]. A single observation's sequence is stored for guidance."""
         selection = selection or self.config.selection
         _check_choice("selection", selection, SELECTIONS)
         L = num_samples or (1 if selection == "none" else self.config.num_samples)
-        seqs = self.sample(obs, L, sampler=sampler, guidance_scale=guidance_scale,
-                           early_stop=early_stop, generator=generator)
+        seqs = self.sample(
+            obs,
+            L,
+            sampler=sampler,
+            guidance_scale=guidance_scale,
+            early_stop=early_stop,
+            generator=generator,
+        )
         if seqs.ndim == 4:  # batched
             arr, _ = check_obs(obs, self.config.obs_dim)
             idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
@@ -360,9 +444,14 @@ class DAMPCPolicy(PretrainedPolicy):
         if self._cost_expert is None:
             from ampczoo.experts.mpc import MPCConfig, MPCExpert
 
-            self._cost_expert = MPCExpert(MPCConfig(
-                horizon=self.config.horizon, dt=self.config.dt, compile=False,
-                obstacle=self.config.obs_dim == 20))
+            self._cost_expert = MPCExpert(
+                MPCConfig(
+                    horizon=self.config.horizon,
+                    dt=self.config.dt,
+                    compile=False,
+                    obstacle=self.config.obs_dim == 20,
+                )
+            )
         return self._cost_expert
 
 

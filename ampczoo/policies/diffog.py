@@ -19,7 +19,7 @@ ablation, ||y - a||^2 + smoothing). Q by ``q_mode``:
 * "static": Q = I, nothing learned.
 
 Bounds are in normalised units per step (paper: bound 0.1, alpha 4); the QP layer is
-:func:`ampczoo.policies.qp.solve_qp` (ProxSuite by default).
+:func:`ampczoo.nn.qp.solve_qp` (ProxSuite by default).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ampczoo.policies import qp
+from ampczoo.nn import qp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
 
 Q_MODES = ("transformer", "matrix", "static")
@@ -102,11 +102,27 @@ def fused_encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> t
     quarter of the layer). Same output as ``layer(h)`` (tests/policies/test_diffog.py)."""
     sa = layer.self_attn
     return torch._transformer_encoder_layer_fwd(
-        h, sa.embed_dim, sa.num_heads, sa.in_proj_weight, sa.in_proj_bias, sa.out_proj.weight,
-        sa.out_proj.bias, layer.activation_relu_or_gelu == 2, layer.norm_first,
-        layer.norm1.eps, layer.norm1.weight, layer.norm1.bias, layer.norm2.weight,
-        layer.norm2.bias, layer.linear1.weight, layer.linear1.bias, layer.linear2.weight,
-        layer.linear2.bias, None, None)
+        h,
+        sa.embed_dim,
+        sa.num_heads,
+        sa.in_proj_weight,
+        sa.in_proj_bias,
+        sa.out_proj.weight,
+        sa.out_proj.bias,
+        layer.activation_relu_or_gelu == 2,
+        layer.norm_first,
+        layer.norm1.eps,
+        layer.norm1.weight,
+        layer.norm1.bias,
+        layer.norm2.weight,
+        layer.norm2.bias,
+        layer.linear1.weight,
+        layer.linear1.bias,
+        layer.linear2.weight,
+        layer.linear2.bias,
+        None,
+        None,
+    )
 
 
 class QEncoder(nn.Module):
@@ -118,10 +134,10 @@ class QEncoder(nn.Module):
         self.n = n
         self.proj = nn.Linear(c.action_dim, c.embed_dim)
         self.use_pe = c.positional_encoding
-        self.register_buffer("pe", sinusoidal_positions(c.chunk_len, c.embed_dim),
-                             persistent=False)
-        layer = nn.TransformerEncoderLayer(c.embed_dim, c.num_heads, c.ff_dim, c.dropout,
-                                           batch_first=True)
+        self.register_buffer("pe", sinusoidal_positions(c.chunk_len, c.embed_dim), persistent=False)
+        layer = nn.TransformerEncoderLayer(
+            c.embed_dim, c.num_heads, c.ff_dim, c.dropout, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(c.embed_dim)
         # Algorithm 1 keeps only tril(L): the head outputs the n (n + 1) / 2 lower-triangle
@@ -137,8 +153,10 @@ class QEncoder(nn.Module):
         if self.use_pe:
             h = h + self.pe
         # the conditions of nn.TransformerEncoderLayer's own fast path that can apply here
-        fused = not (self.training or torch.is_grad_enabled()) and \
-            self.encoder.layers[0].self_attn.num_heads % 2 == 0
+        fused = (
+            not (self.training or torch.is_grad_enabled())
+            and self.encoder.layers[0].self_attn.num_heads % 2 == 0
+        )
         for layer in self.encoder.layers:  # = self.encoder(h): no mask, no final norm
             h = fused_encoder_layer(layer, h) if fused else layer(h)
         return self.head(self.norm(h.mean(dim=1)))
@@ -185,8 +203,9 @@ class DiffOG(ChunkRefiner):
         c = self.config
         B, T, Da = a.shape
         if T != c.chunk_len or Da != c.action_dim:
-            raise ValueError(f"chunks must be (B, {c.chunk_len}, {c.action_dim}), got "
-                             f"{tuple(a.shape)}")
+            raise ValueError(
+                f"chunks must be (B, {c.chunk_len}, {c.action_dim}), got {tuple(a.shape)}"
+            )
         if not torch.isfinite(a).all():
             raise ValueError("chunk contains NaN/inf")
         Q = self.cost_matrix(a).double() + self.smooth

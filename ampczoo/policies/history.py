@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ampczoo.policies.normalization import copy_stats
-from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
-from ampczoo.robots.threedof import TORQUE_LIMIT, forward_kinematics
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.nn.normalization import copy_stats
+from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, TORQUE_LIMIT, forward_kinematics
 
 #: Length scale of the end-effector features [m].
 EE_SCALE = 0.3
@@ -64,12 +63,16 @@ class HistoryPolicyConfig(PolicyConfig):
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.obs_dim != 9 or self.action_dim != 3:
-            raise ValueError("history policies are built for ThreeDOF-Reach-v0: obs_dim 9, "
-                             f"action_dim 3 (got {self.obs_dim}, {self.action_dim})")
+            raise ValueError(
+                "history policies are built for ThreeDOF-Reach-v0: obs_dim 9, "
+                f"action_dim 3 (got {self.obs_dim}, {self.action_dim})"
+            )
         if len(self.torque_limit) != self.action_dim or not all(
-                np.isfinite(t) and t > 0 for t in self.torque_limit):
-            raise ValueError(f"torque_limit must be {self.action_dim} positive numbers, "
-                             f"got {self.torque_limit}")
+            np.isfinite(t) and t > 0 for t in self.torque_limit
+        ):
+            raise ValueError(
+                f"torque_limit must be {self.action_dim} positive numbers, got {self.torque_limit}"
+            )
         _check_positive_ints(self)
 
 
@@ -111,17 +114,20 @@ class HistoryPolicy(PretrainedPolicy):
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         """Train-split statistics of ``DemonstrationDataset.normalization_stats()``: obs
         z-scores and the z-score of τ*_0 (the first row of the stored sequences)."""
-        pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
-                 ("tau_mean", np.asarray(stats["u_seq"]["mean"])[0]),
-                 ("tau_std", np.asarray(stats["u_seq"]["std"])[0]))
+        pairs = (
+            ("obs_mean", stats["obs"]["mean"]),
+            ("obs_std", stats["obs"]["std"]),
+            ("tau_mean", np.asarray(stats["u_seq"]["mean"])[0]),
+            ("tau_std", np.asarray(stats["u_seq"]["std"])[0]),
+        )
         copy_stats(self, pairs)
 
     def tokens(self, obs_history: torch.Tensor) -> torch.Tensor:
         """(B, H, 9) raw observations -> (B, H, token_dim) network input."""
         parts = [(obs_history - self.obs_mean) / self.obs_std]
         if self.config.ee_features:
-            ee = forward_kinematics(obs_history[..., :3], xp=torch)
-            err = obs_history[..., 6:9] - ee
+            ee = forward_kinematics(obs_history[..., OBS_Q], xp=torch)
+            err = obs_history[..., OBS_TARGET] - ee
             parts += [ee / EE_SCALE, err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE)]
         return torch.cat(parts, dim=-1)
 
@@ -133,8 +139,9 @@ class HistoryPolicy(PretrainedPolicy):
         """MSE in normalised torque space between π(X) and τ*_0 (paper Eq. 10)."""
         hist = batch["obs_history"]
         if hist.shape[1] != self.config.history:
-            raise ValueError(f"batch history {hist.shape[1]} != policy history "
-                             f"{self.config.history}")
+            raise ValueError(
+                f"batch history {hist.shape[1]} != policy history {self.config.history}"
+            )
         pred = self.encode_history(self.tokens(hist))
         target = (batch["u_seq"][:, 0] - self.tau_mean) / self.tau_std
         loss = torch.mean((pred - target) ** 2)
@@ -152,8 +159,9 @@ class HistoryPolicy(PretrainedPolicy):
         if self._buffer is None:
             self._buffer = np.repeat(arr[:, None], self.config.history, axis=1)
         elif self._buffer.shape[0] != arr.shape[0]:
-            raise ValueError(f"batch size changed from {self._buffer.shape[0]} to "
-                             f"{arr.shape[0]} without reset()")
+            raise ValueError(
+                f"batch size changed from {self._buffer.shape[0]} to {arr.shape[0]} without reset()"
+            )
         else:
             self._buffer = np.concatenate([self._buffer[:, 1:], arr[:, None]], axis=1)
         return self._buffer, batched
@@ -166,66 +174,3 @@ class HistoryPolicy(PretrainedPolicy):
         tau = torch.maximum(torch.minimum(tau, self.tau_limit), -self.tau_limit)
         out = tau.cpu().numpy().astype(np.float64)
         return out if batched else out[0]
-
-
-# ----------------------------------------------------------------------------- recurrent
-RECURRENT_MODES = ("window", "stateful")
-
-
-@dataclass(frozen=True)
-class RecurrentConfig(HistoryPolicyConfig):
-    """Stacked LSTM/GRU. hidden_dim / num_layers: size of the recurrent stack.
-    recurrent_mode: "window" (default; every ``act`` runs the stack over the buffered H
-    observations from a zero state, exactly as in training, so the history is never
-    dropped between steps) or "stateful" (the hidden state is carried from step to step
-    and only the newest observation is fed; zeroed by ``reset``)."""
-
-    hidden_dim: int = 128
-    num_layers: int = 2
-    recurrent_mode: str = "window"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.recurrent_mode not in RECURRENT_MODES:
-            raise ValueError(f"recurrent_mode must be one of {RECURRENT_MODES}, "
-                             f"got {self.recurrent_mode!r}")
-
-
-class RecurrentPolicy(HistoryPolicy):
-    """Stacked RNN over the history; the last hidden state is mapped linearly to τ
-    (paper Eq. 12-13). Subclasses implement :meth:`rnn_class` (``nn.LSTM`` / ``nn.GRU``)."""
-
-    config: RecurrentConfig
-
-    @staticmethod
-    @abc.abstractmethod
-    def rnn_class() -> type[nn.RNNBase]:
-        """The torch recurrent module class."""
-
-    def _build_body(self) -> None:
-        c = self.config
-        self.rnn = self.rnn_class()(self.token_dim, c.hidden_dim, c.num_layers, batch_first=True)
-        self.head = nn.Linear(c.hidden_dim, c.action_dim)
-        self._hidden: Any = None
-
-    def encode_history(self, tokens: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(tokens)
-        return self.head(out[:, -1])
-
-    def reset(self, seed: int | None = None) -> None:
-        """Clear the buffer and the carried hidden state."""
-        super().reset(seed)
-        self._hidden = None
-
-    @torch.inference_mode()
-    def act(self, obs: Any) -> np.ndarray:
-        """As :meth:`HistoryPolicy.act`; in "stateful" mode one RNN step per call."""
-        if self.config.recurrent_mode == "window":
-            return super().act(obs)
-        hist, batched = self.push(obs)
-        token = self.tokens(torch.from_numpy(hist[:, -1:]).to(self.device))
-        out, self._hidden = self.rnn(token, self._hidden)
-        tau = self.head(out[:, -1]) * self.tau_std + self.tau_mean
-        tau = torch.maximum(torch.minimum(tau, self.tau_limit), -self.tau_limit)
-        res = tau.cpu().numpy().astype(np.float64)
-        return res if batched else res[0]

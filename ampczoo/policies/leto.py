@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.policies import qp
-from ampczoo.policies.features import ObservationInput, check_obs_features
-from ampczoo.policies.normalization import Normalizer, action_scale
-from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.nn import qp
+from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.nn.normalization import Normalizer, action_scale
 
 #: KUKA LBR iiwa 14 joint limits [rad] of the shipped URDF (tests check them).
 KUKA_LOWER = (-2.96706, -2.0944, -2.96706, -2.0944, -2.96706, -2.0944, -3.05433)
@@ -86,16 +86,29 @@ class LeTOConfig(PolicyConfig):
     backend: str = "proxsuite"
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "horizon", "chunk_len", "seq_len", "exec_steps", "action_dim",
-                     "hidden_dim", "num_layers"):
+        for name in (
+            "obs_dim",
+            "horizon",
+            "chunk_len",
+            "seq_len",
+            "exec_steps",
+            "action_dim",
+            "hidden_dim",
+            "num_layers",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_obs_features(self.obs_features, self.obs_dim)
         if self.chunk_len > self.horizon or self.exec_steps > self.chunk_len:
             raise ValueError("need exec_steps <= chunk_len <= horizon")
-        if not (self.alpha >= 0 and self.eps > 0 and self.accel_bound > 0 and
-                self.vel_bound > 0 and self.dt > 0):
+        if not (
+            self.alpha >= 0
+            and self.eps > 0
+            and self.accel_bound > 0
+            and self.vel_bound > 0
+            and self.dt > 0
+        ):
             raise ValueError("need alpha >= 0 and eps, accel_bound, vel_bound, dt > 0")
         if self.backend not in qp.BACKENDS:
             raise ValueError(f"backend must be one of {qp.BACKENDS}")
@@ -135,7 +148,7 @@ class LeTOPolicy(PretrainedPolicy):
         self.register_buffer("S", S, persistent=False)
         self.register_buffer("D", qp.diff_matrix(c.chunk_len, self.dc) @ S, persistent=False)
         # positions after each of the T_p planned steps: p_{t+k+1} - p_t = dt sum_{j<=k} v_j
-        A_inte = qp.integration_matrix(c.chunk_len + 1, self.dc, c.dt)[:, :c.chunk_len * self.dc]
+        A_inte = qp.integration_matrix(c.chunk_len + 1, self.dc, c.dt)[:, : c.chunk_len * self.dc]
         self.register_buffer("A_inte", A_inte, persistent=False)
         #: plans whose continuity row was dropped (infeasible), over the policy's lifetime
         self.n_continuity_dropped = 0
@@ -162,8 +175,12 @@ class LeTOPolicy(PretrainedPolicy):
         h, state = self.lstm(torch.relu(x), state)
         return self.out(h), state
 
-    def dto(self, e: torch.Tensor, obs: torch.Tensor, prev: torch.Tensor | None = None,
-            ) -> torch.Tensor:
+    def dto(
+        self,
+        e: torch.Tensor,
+        obs: torch.Tensor,
+        prev: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """DTO layer: e (M, n), obs (M, obs_dim) raw, prev (M, D_c) normalised last executed
         action or None -> normalised chunks y (M, T_p, D_a)."""
         c, M = self.config, len(e)
@@ -173,22 +190,25 @@ class LeTOPolicy(PretrainedPolicy):
         Q = Q + c.alpha * self.D.T @ self.D
         rows = [(self.S, -c.vel_bound, c.vel_bound), (self.D, -c.accel_bound, c.accel_bound)]
         G = torch.cat([r[0] for r in rows])
-        lo = torch.cat([torch.full((r[0].shape[0],), float(r[1]), dtype=torch.float64,
-                                   device=e.device) for r in rows]).expand(M, -1)
+        lo = torch.cat(
+            [
+                torch.full((r[0].shape[0],), float(r[1]), dtype=torch.float64, device=e.device)
+                for r in rows
+            ]
+        ).expand(M, -1)
         hi = -lo
         if c.position_index is not None:
             G_pos, p_lo, p_hi = self.position_rows(obs)
             G, lo, hi = torch.cat([G, G_pos]), torch.cat([lo, p_lo], 1), torch.cat([hi, p_hi], 1)
         if prev is not None:
-            G = torch.cat([self.S[:self.dc], G])
+            G = torch.cat([self.S[: self.dc], G])
             lo = torch.cat([prev.double() - c.accel_bound, lo], 1)
             hi = torch.cat([prev.double() + c.accel_bound, hi], 1)
         p = -torch.tanh(e).double()
         y = qp.solve_qp(Q.expand(M, n, n), p, G, lo, hi, backend=c.backend)
         return y.to(e.dtype).view(M, c.chunk_len, c.action_dim)
 
-    def position_rows(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                        torch.Tensor]:
+    def position_rows(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(G_pos (rows, n), lower (M, rows), upper (M, rows)) of p_t + A_inte (scale S y),
         steps 1..T_p, plus the terminal braking rows; ValueError when a current position is
         outside its bounds (infeasible, Remark 1)."""
@@ -198,20 +218,24 @@ class LeTOPolicy(PretrainedPolicy):
         G = self.A_inte @ velocity
         if c.terminal_braking:
             k = c.dt * max(c.vel_bound / c.accel_bound - 1.0, 1.0)
-            G = torch.cat([G, G[-self.dc:] + k * velocity[-self.dc:]])
-        pos = obs[:, c.position_index:c.position_index + self.dc].double()
+            G = torch.cat([G, G[-self.dc :] + k * velocity[-self.dc :]])
+        pos = obs[:, c.position_index : c.position_index + self.dc].double()
         lo = torch.tensor(c.position_lower, dtype=torch.float64, device=obs.device)
         hi = torch.tensor(c.position_upper, dtype=torch.float64, device=obs.device)
         if bool(((pos < lo - 1e-5) | (pos > hi + 1e-5)).any()):
-            raise ValueError("LeTO: current position outside the position bounds (the DTO "
-                             "problem is infeasible)")
+            raise ValueError(
+                "LeTO: current position outside the position bounds (the DTO problem is infeasible)"
+            )
         pos = torch.minimum(torch.maximum(pos, lo), hi)  # float32 round-off at a bound
         reps = G.shape[0] // self.dc
         return G, (lo - pos).repeat(1, reps), (hi - pos).repeat(1, reps)
 
     def selected_dims(self) -> list[int]:
-        return list(range(self.config.action_dim)) if self.config.dims is None else \
-            list(self.config.dims)
+        return (
+            list(range(self.config.action_dim))
+            if self.config.dims is None
+            else list(self.config.dims)
+        )
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -224,7 +248,7 @@ class LeTOPolicy(PretrainedPolicy):
         e, _ = self.encode(obs)
         B, T = obs.shape[:2]
         y = self.dto(e.reshape(B * T, -1), obs.reshape(B * T, -1))
-        target = u[:, :, :c.chunk_len].reshape(B * T, c.chunk_len, -1) / self.action_scale
+        target = u[:, :, : c.chunk_len].reshape(B * T, c.chunk_len, -1) / self.action_scale
         loss = torch.mean((y - target) ** 2)
         return loss, {"mse": float(loss.detach())}
 
@@ -267,7 +291,7 @@ class LeTOPolicy(PretrainedPolicy):
         """Receding horizon: re-plan every T_a steps, execute the plan's next action (D_y,)."""
         if not self._plan:
             chunk = self.act_chunk(obs)
-            self._plan = list(chunk[:self.config.exec_steps])
+            self._plan = list(chunk[: self.config.exec_steps])
         action = self._plan.pop(0)
         self.prev_action = action
         return action.copy()

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.policies.features import ObservationInput, check_obs_features
-from ampczoo.policies.normalization import Normalizer, check_action_normalization
-from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.nn.normalization import Normalizer, check_action_normalization
 
 ACTION_DIM = 7
 
@@ -40,8 +40,8 @@ class LSMConfig(PolicyConfig):
 
     obs_dim: flat env observation size (16, or 20 with the obstacle). obs_features:
     "kinematic" (normalised observation + FK/pose-error/Jacobian features, see
-    :mod:`ampczoo.policies.features`) or "raw" (normalised observation only).
-    action_normalization: "joint_range" or "element_zscore" (:mod:`ampczoo.policies.normalization`).
+    :mod:`ampczoo.nn.features`) or "raw" (normalised observation only).
+    action_normalization: "joint_range" or "element_zscore" (:mod:`ampczoo.nn.normalization`).
     horizon: N, length of
     the predicted input sequence [steps]. hidden_dim / num_layers: MLP width and number of
     hidden layers."""

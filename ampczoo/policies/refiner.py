@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ampczoo.policies.normalization import action_scale
-from ampczoo.policies.pretrained import PolicyConfig, PretrainedPolicy
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy
+from ampczoo.nn.normalization import action_scale
 from ampczoo.wrappers.chunk import ChunkFilterPolicy, resolve_bounds, select_dims
 
 MODES = ("dataset", "refine")
@@ -87,8 +87,9 @@ class ChunkRefiner(PretrainedPolicy):
 
     # ------------------------------------------------------------------ interface
     @abc.abstractmethod
-    def refine_normalized(self, a: torch.Tensor, prev: torch.Tensor | None = None,
-                          bounds: torch.Tensor | None = None) -> torch.Tensor:
+    def refine_normalized(
+        self, a: torch.Tensor, prev: torch.Tensor | None = None, bounds: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """a (B, T_p, D_a) normalised chunks -> refined (B, T_p, D_a). prev (B, D_c)
         normalised last executed action (continuity row) or None; bounds (T_p, D_c)
         normalised per-step change bounds (row 0: continuity) or None = config.bound."""
@@ -103,8 +104,9 @@ class ChunkRefiner(PretrainedPolicy):
         _, std = action_scale(stats["u_seq"], "joint_range")
         scale = torch.as_tensor(np.asarray(std)[0], dtype=self.action_scale.dtype)
         if scale.shape != self.action_scale.shape:
-            raise ValueError(f"action scale shape {tuple(scale.shape)} != "
-                             f"({self.config.action_dim},)")
+            raise ValueError(
+                f"action scale shape {tuple(scale.shape)} != ({self.config.action_dim},)"
+            )
         self.action_scale.copy_(scale)
 
     def raw_bound(self) -> np.ndarray:
@@ -115,7 +117,7 @@ class ChunkRefiner(PretrainedPolicy):
     def base_policy(self) -> Any:
         """The frozen base of refine mode, loaded once (not part of the state dict)."""
         if self._base is None:
-            from ampczoo.policies.registry import load_policy
+            from ampczoo.core.registry import load_policy
 
             # object.__setattr__: the base must not become a submodule (state dict)
             object.__setattr__(self, "_base", load_policy(self.config.base, device="cpu"))
@@ -125,12 +127,12 @@ class ChunkRefiner(PretrainedPolicy):
         """Mean squared error between the refined chunk and the demonstrated chunk
         (normalised), plus :meth:`extra_loss`."""
         c = self.config
-        target = batch["u_seq"][:, :c.chunk_len] / self.action_scale
+        target = batch["u_seq"][:, : c.chunk_len] / self.action_scale
         if c.mode == "dataset":
             a = target
         else:
             obs = batch["obs"].detach().cpu().numpy()
-            chunks = np.asarray(self.base_policy().act_chunk(obs))[:, :c.chunk_len]
+            chunks = np.asarray(self.base_policy().act_chunk(obs))[:, : c.chunk_len]
             a = torch.as_tensor(chunks, dtype=target.dtype, device=target.device)
             a = a / self.action_scale
         y = self.refine_normalized(a)
@@ -146,8 +148,9 @@ class ChunkRefiner(PretrainedPolicy):
         return torch.as_tensor(hi, dtype=torch.float64)
 
     @torch.no_grad()
-    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None = None,
-               bound: Any = None) -> np.ndarray:
+    def refine(
+        self, chunk: np.ndarray, prev_action: np.ndarray | None = None, bound: Any = None
+    ) -> np.ndarray:
         """chunk (T, D_a) raw -> refined (T, D_a) raw. The first T_p steps are refined (a
         shorter chunk is padded by holding its last action and cut back; steps beyond T_p are
         returned unchanged). prev_action (D_a,) raw: continuity constraint (None: dropped).
@@ -174,15 +177,16 @@ class ChunkRefiner(PretrainedPolicy):
         return out
 
     @classmethod
-    def wrap(cls, base: Any, checkpoint: str | Path | RefinerConfig | None = None,
-             device: Any = "cpu") -> RefinedPolicy:
+    def wrap(
+        cls, base: Any, checkpoint: str | Path | RefinerConfig | None = None, device: Any = "cpu"
+    ) -> RefinedPolicy:
         """A policy running ``base`` (ampczoo policy with act_chunk/act, SB3 model, callable)
         through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner or a
         config (fresh, untrained; useful for the static-Q DiffOG)."""
         if isinstance(checkpoint, RefinerConfig) or checkpoint is None:
             refiner = cls(checkpoint or cls.config_class()).eval()  # type: ignore[arg-type]
         else:
-            from ampczoo.policies.registry import load_policy
+            from ampczoo.core.registry import load_policy
 
             refiner = load_policy(checkpoint, device=device)
             if not isinstance(refiner, cls):
@@ -198,8 +202,9 @@ class ChunkRefiner(PretrainedPolicy):
         """Receding-horizon action through ``config.base`` (refine-mode checkpoints); other
         refiners are used through :meth:`wrap`."""
         if not self.config.base:
-            raise ValueError(f"{self.name} has no base policy: use {type(self).__name__}"
-                             ".wrap(base, checkpoint)")
+            raise ValueError(
+                f"{self.name} has no base policy: use {type(self).__name__}.wrap(base, checkpoint)"
+            )
         if self._runner is None:
             self._runner = RefinedPolicy(self.base_policy(), self)
         return self._runner.act(obs)
@@ -215,6 +220,10 @@ class RefinedPolicy(ChunkFilterPolicy):
         super().__init__(base)
         self.refiner = refiner
 
-    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None, bound: Any = None,
-               ) -> np.ndarray:
+    def refine(
+        self,
+        chunk: np.ndarray,
+        prev_action: np.ndarray | None,
+        bound: Any = None,
+    ) -> np.ndarray:
         return self.refiner.refine(chunk, prev_action, bound)

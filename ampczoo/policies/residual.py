@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ampczoo.policies import qp
+from ampczoo.nn import qp
 from ampczoo.policies.lsm import mlp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
 
@@ -49,8 +49,9 @@ class ResidualRefiner(ChunkRefiner):
         self.net = mlp(n, c.hidden_dim, c.num_layers, n)
         nn.init.zeros_(self.net[-1].weight)  # start at the identity y = a
         nn.init.zeros_(self.net[-1].bias)
-        S = qp.block_diag_repeat(qp.selection_matrix(c.action_dim, self.dim_index.tolist()),
-                                 c.chunk_len)
+        S = qp.block_diag_repeat(
+            qp.selection_matrix(c.action_dim, self.dim_index.tolist()), c.chunk_len
+        )
         D = qp.diff_matrix(c.chunk_len, len(self.dim_index)) @ S
         self.register_buffer("D", D.float(), persistent=False)
 

@@ -28,8 +28,9 @@ class TransformerConfig(HistoryPolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.d_model % self.num_heads:
-            raise ValueError(f"d_model {self.d_model} must be divisible by num_heads "
-                             f"{self.num_heads}")
+            raise ValueError(
+                f"d_model {self.d_model} must be divisible by num_heads {self.num_heads}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -57,10 +58,10 @@ class TransformerPolicy(HistoryPolicy):
     def _build_body(self) -> None:
         c = self.config
         self.embed = nn.Linear(self.token_dim, c.d_model)
-        self.register_buffer("pos", sinusoidal_encoding(c.history, c.d_model),
-                             persistent=False)
-        layer = nn.TransformerEncoderLayer(c.d_model, c.num_heads, c.ff_dim, c.dropout,
-                                           batch_first=True)
+        self.register_buffer("pos", sinusoidal_encoding(c.history, c.d_model), persistent=False)
+        layer = nn.TransformerEncoderLayer(
+            c.d_model, c.num_heads, c.ff_dim, c.dropout, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
         self.head = nn.Linear(c.d_model, c.action_dim)
 

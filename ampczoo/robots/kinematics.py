@@ -113,8 +113,10 @@ class SerialChain:
     def sphere_centres(self, q: Any, backend: Any = np) -> list[Any]:
         """World centres of the collision spheres, in ``self.spheres`` order (each (3,) [m])."""
         links = self.link_transforms(q, backend)
-        return [links[s.link][1] + _mul(links[s.link][0], np.array(s.offset), backend)
-                for s in self.spheres]
+        return [
+            links[s.link][1] + _mul(links[s.link][0], np.array(s.offset), backend)
+            for s in self.spheres
+        ]
 
     def sphere_centres_np(self, q: np.ndarray) -> np.ndarray:
         """Numpy convenience: (S, 3) sphere centres [m]."""
@@ -165,8 +167,9 @@ def _joint_axis(jmodel: Any) -> np.ndarray:
         return np.array(axes[kind], dtype=float)
     if kind == "JointModelRevoluteUnaligned":
         return np.array(jmodel.axis, dtype=float)
-    raise ValueError(f"unsupported joint type {kind}: the serial-chain builder handles "
-                     "revolute joints only")
+    raise ValueError(
+        f"unsupported joint type {kind}: the serial-chain builder handles revolute joints only"
+    )
 
 
 def parse_collision_spheres(urdf: Path, model: Any) -> tuple[CollisionSphere, ...]:
@@ -184,11 +187,15 @@ def parse_collision_spheres(urdf: Path, model: Any) -> tuple[CollisionSphere, ..
             if sphere is None:
                 continue
             origin = col.find("origin")
-            xyz = np.array((origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split(),
-                           dtype=float)
+            xyz = np.array(
+                (origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split(), dtype=float
+            )
             centre = np.array(placement.rotation) @ xyz + np.array(placement.translation)
-            spheres.append(CollisionSphere(int(frame.parentJoint), tuple(map(float, centre)),
-                                           float(sphere.get("radius"))))
+            spheres.append(
+                CollisionSphere(
+                    int(frame.parentJoint), tuple(map(float, centre)), float(sphere.get("radius"))
+                )
+            )
     return tuple(spheres)
 
 

@@ -90,8 +90,9 @@ def self_collision_gaps(centres: np.ndarray, model: CollisionModel | None = None
     return np.concatenate([pair, floor], axis=-1)
 
 
-def obstacle_penetration(centres: np.ndarray, obstacle: Obstacle,
-                         model: CollisionModel | None = None) -> np.ndarray | float:
+def obstacle_penetration(
+    centres: np.ndarray, obstacle: Obstacle, model: CollisionModel | None = None
+) -> np.ndarray | float:
     """Deepest penetration of any robot sphere into the obstacle, as a fraction of its radius
     (0 = no contact; 1 = a sphere surface reaches the obstacle centre).
 
@@ -102,8 +103,9 @@ def obstacle_penetration(centres: np.ndarray, obstacle: Obstacle,
     return float(depth) if np.ndim(depth) == 0 else depth
 
 
-def batch_collision_free(qs: np.ndarray, obstacle: Obstacle | None,
-                         model: CollisionModel | None = None) -> np.ndarray:
+def batch_collision_free(
+    qs: np.ndarray, obstacle: Obstacle | None, model: CollisionModel | None = None
+) -> np.ndarray:
     """qs: (M, 7) [rad] -> (M,) bool: no self/floor collision and, if given, outside the
     obstacle."""
     centres = kuka_chain().batch_sphere_centres(qs)  # (M, S, 3)
@@ -139,16 +141,29 @@ def build_mujoco_spec(obstacle: Obstacle | None, actuated: bool, kv: float = 200
     ee_body.add_site(name="ee", size=[0.01, 0.01, 0.01], rgba=[0, 0.8, 0, 1])
     target = world.add_body(name="target", mocap=True)
     for axis, rgba in zip(np.eye(3), ([1, 0, 0, 0.6], [0, 1, 0, 0.6], [0, 0, 1, 0.6]), strict=True):
-        target.add_geom(type=mujoco.mjtGeom.mjGEOM_CAPSULE, fromto=[0, 0, 0, *(0.08 * axis)],
-                        size=[0.006, 0, 0], rgba=rgba, contype=0, conaffinity=0)
+        target.add_geom(
+            type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+            fromto=[0, 0, 0, *(0.08 * axis)],
+            size=[0.006, 0, 0],
+            rgba=rgba,
+            contype=0,
+            conaffinity=0,
+        )
     if obstacle is not None:
-        world.add_geom(name="obstacle", type=mujoco.mjtGeom.mjGEOM_SPHERE,
-                       pos=list(obstacle.centre), size=[obstacle.radius, 0, 0],
-                       rgba=[0.2, 0.4, 0.9, 0.5], contype=0, conaffinity=0)
+        world.add_geom(
+            name="obstacle",
+            type=mujoco.mjtGeom.mjGEOM_SPHERE,
+            pos=list(obstacle.centre),
+            size=[obstacle.radius, 0, 0],
+            rgba=[0.2, 0.4, 0.9, 0.5],
+            contype=0,
+            conaffinity=0,
+        )
     if actuated:
         for name in kuka_chain().joint_names:
-            act = spec.add_actuator(name=f"vel_{name}", target=name,
-                                    trntype=mujoco.mjtTrn.mjTRN_JOINT)
+            act = spec.add_actuator(
+                name=f"vel_{name}", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT
+            )
             act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
             act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
             act.gainprm[0] = kv
@@ -164,6 +179,13 @@ def build_mujoco_spec(obstacle: Obstacle | None, actuated: bool, kv: float = 200
 #: columns of R) | obstacle variant only: [16:19] obstacle centre [m] | [19] radius [m].
 OBS_DIM = 16
 OBS_DIM_OBSTACLE = 20
+#: Named slices of that layout; nothing outside this module indexes the observation by number.
+OBS_Q = slice(0, 7)
+OBS_TARGET_POS = slice(7, 10)
+OBS_TARGET_ROT6D = slice(10, 16)
+OBS_TARGET = slice(7, 16)  # position + 6D rotation
+OBS_OBSTACLE_CENTRE = slice(16, 19)
+OBS_OBSTACLE_RADIUS = slice(19, 20)
 
 
 @dataclass(frozen=True)
@@ -176,8 +198,9 @@ class KukaObservation:
     obstacle: Obstacle | None
 
 
-def make_observation(q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray,
-                     obstacle: Obstacle | None) -> np.ndarray:
+def make_observation(
+    q: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray, obstacle: Obstacle | None
+) -> np.ndarray:
     """Flat observation (16,) or (20,) in the documented layout."""
     from ampczoo.robots.kinematics import rotation_6d
 
@@ -194,11 +217,20 @@ def parse_observation(obs: np.ndarray) -> KukaObservation:
 
     obs = np.asarray(obs, dtype=float)
     if obs.shape not in ((OBS_DIM,), (OBS_DIM_OBSTACLE,)):
-        raise ValueError(f"KUKA observation must have shape ({OBS_DIM},) or "
-                         f"({OBS_DIM_OBSTACLE},), got {obs.shape}")
+        raise ValueError(
+            f"KUKA observation must have shape ({OBS_DIM},) or "
+            f"({OBS_DIM_OBSTACLE},), got {obs.shape}"
+        )
     if not np.all(np.isfinite(obs)):
         raise ValueError(f"KUKA observation contains NaN/inf: {obs}")
     obstacle = None
     if obs.shape[0] == OBS_DIM_OBSTACLE:
-        obstacle = Obstacle(tuple(map(float, obs[16:19])), float(obs[19]))
-    return KukaObservation(obs[:7].copy(), obs[7:10].copy(), rotation_from_6d(obs[10:16]), obstacle)
+        obstacle = Obstacle(
+            tuple(map(float, obs[OBS_OBSTACLE_CENTRE])), float(obs[OBS_OBSTACLE_RADIUS][0])
+        )
+    return KukaObservation(
+        obs[OBS_Q].copy(),
+        obs[OBS_TARGET_POS].copy(),
+        rotation_from_6d(obs[OBS_TARGET_ROT6D]),
+        obstacle,
+    )

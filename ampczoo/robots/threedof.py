@@ -41,6 +41,13 @@ THREEDOF_XML = Path(__file__).resolve().parent / "threedof.xml"
 JOINT_NAMES = ("joint1", "joint2", "joint3")
 EE_SITE = "ee"
 NQ = 3
+#: Observation layout of ThreeDOF-Reach-v0 (flat Box (9,), float64): q [rad] | q̇ [rad/s] |
+#: target position p_des [m]. Nothing outside this module indexes it by number.
+OBS_DIM = 9
+OBS_Q = slice(0, 3)
+OBS_QD = slice(3, 6)
+OBS_STATE = slice(0, 6)  # [q, q̇]
+OBS_TARGET = slice(6, 9)
 #: Joint limits [rad] (must match threedof.xml).
 LOWER = np.array([-np.pi, -np.pi / 2, -2.618])
 UPPER = np.array([np.pi, np.pi / 2, 2.618])
@@ -81,8 +88,12 @@ OOD_INNER = Workspace(radius=(0.10, 0.19))
 OOD_AXIS_HALF_ANGLE = 0.12  # [rad] around the vertical above the shoulder
 
 
-def forward_kinematics(q: Any, lengths: tuple[float, float] = LINK_LENGTHS,
-                       shoulder_height: float = SHOULDER_HEIGHT, xp: Any = np) -> Any:
+def forward_kinematics(
+    q: Any,
+    lengths: tuple[float, float] = LINK_LENGTHS,
+    shoulder_height: float = SHOULDER_HEIGHT,
+    xp: Any = np,
+) -> Any:
     """End-effector position (..., 3) [m] of joint angles q (..., 3) [rad] (closed form).
 
     ``xp`` is the array module (``numpy`` or ``torch``): the same formula serves the env,
@@ -101,8 +112,13 @@ def sample_in_workspace(rng: np.random.Generator, ws: Workspace) -> np.ndarray:
         r = rng.uniform(*ws.radius)
         az = rng.uniform(-np.pi, np.pi)
         el = rng.uniform(*ws.elevation)
-        p = np.array([r * np.cos(el) * np.cos(az), r * np.cos(el) * np.sin(az),
-                      SHOULDER_HEIGHT + r * np.sin(el)])
+        p = np.array(
+            [
+                r * np.cos(el) * np.cos(az),
+                r * np.cos(el) * np.sin(az),
+                SHOULDER_HEIGHT + r * np.sin(el),
+            ]
+        )
         if p[2] >= ws.min_height:
             return p
     raise RuntimeError(f"no point above the floor in {ws}")
@@ -115,8 +131,11 @@ def in_workspace(p: np.ndarray, ws: Workspace) -> bool:
     if r == 0.0:
         return False
     el = float(np.arcsin(d[2] / r))
-    return (ws.radius[0] <= r <= ws.radius[1] and ws.elevation[0] <= el <= ws.elevation[1]
-            and p[2] >= ws.min_height)
+    return (
+        ws.radius[0] <= r <= ws.radius[1]
+        and ws.elevation[0] <= el <= ws.elevation[1]
+        and p[2] >= ws.min_height
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,8 +168,9 @@ class PinocchioKinematics:
     def fk_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position (3,) [m], dp/dq (3, 3) [m/rad]) in the world frame."""
         pin = self._pin
-        J = pin.computeFrameJacobian(self.model, self.data, q, self.ee,
-                                     pin.ReferenceFrame.LOCAL_WORLD_ALIGNED)
+        J = pin.computeFrameJacobian(
+            self.model, self.data, q, self.ee, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+        )
         return self.data.oMf[self.ee].translation.copy(), J[:3].copy()
 
     def gravity(self, q: np.ndarray) -> np.ndarray:

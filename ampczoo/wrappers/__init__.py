@@ -14,6 +14,15 @@ from ampczoo.wrappers.clipping import ClipActionChange, ClippingPolicy, clip_chu
 from ampczoo.wrappers.history import HistoryObservation
 from ampczoo.wrappers.penalty import PenaltyActionChange, PenaltyPolicy, penalty_chunk
 
-__all__ = ["ActionChangeWrapper", "ClipActionChange", "ClippingPolicy", "HistoryObservation",
-           "InterventionStats", "PenaltyActionChange", "PenaltyPolicy", "action_chunk",
-           "clip_chunk", "penalty_chunk"]
+__all__ = [
+    "ActionChangeWrapper",
+    "ClipActionChange",
+    "ClippingPolicy",
+    "HistoryObservation",
+    "InterventionStats",
+    "PenaltyActionChange",
+    "PenaltyPolicy",
+    "action_chunk",
+    "clip_chunk",
+    "penalty_chunk",
+]

@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.policies.base import Policy
+from ampczoo.core.policy import Policy
 
 
 def action_chunk(base: Any, obs: Any) -> np.ndarray:
@@ -43,21 +43,26 @@ def action_chunk(base: Any, obs: Any) -> np.ndarray:
     elif callable(base):
         out = base(obs)
     else:
-        raise TypeError(f"{type(base).__name__} has no act_chunk/predict/act and is not "
-                        "callable")
+        raise TypeError(f"{type(base).__name__} has no act_chunk/predict/act and is not callable")
     arr = np.asarray(out, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"base policy returned an action of shape {np.shape(out)}; expected "
-                         "(D_a,) or a chunk (T, D_a)")
+        raise ValueError(
+            f"base policy returned an action of shape {np.shape(out)}; expected "
+            "(D_a,) or a chunk (T, D_a)"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError("base policy returned NaN/inf actions")
     return arr
 
 
-def resolve_bounds(max_delta: Any, min_delta: Any, T: int, dim: int,
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def resolve_bounds(
+    max_delta: Any,
+    min_delta: Any,
+    T: int,
+    dim: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) arrays (T, dim) of per-step change bounds; ValueError if lo >= hi anywhere
     or the shapes do not broadcast."""
     hi = np.asarray(max_delta, dtype=np.float64)
@@ -76,8 +81,12 @@ def resolve_bounds(max_delta: Any, min_delta: Any, T: int, dim: int,
 def select_dims(action_dim: int, dims: Any) -> np.ndarray:
     """Indices of the constrained dimensions (all when ``dims`` is None)."""
     idx = np.arange(action_dim) if dims is None else np.asarray(list(dims), dtype=int)
-    if idx.size == 0 or len(set(idx.tolist())) != idx.size or idx.min() < 0 or \
-            idx.max() >= action_dim:
+    if (
+        idx.size == 0
+        or len(set(idx.tolist())) != idx.size
+        or idx.min() < 0
+        or idx.max() >= action_dim
+    ):
         raise ValueError(f"dims must be distinct indices in [0, {action_dim}), got {dims}")
     return idx
 
@@ -97,8 +106,12 @@ class InterventionStats:
     change_max: float = 0.0
     refine_times: list[float] = field(default_factory=list)
 
-    def update(self, before: np.ndarray, after: np.ndarray, seconds: float | None = None,
-               ) -> float:
+    def update(
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        seconds: float | None = None,
+    ) -> float:
         """Record one executed action; returns its change (inf-norm)."""
         change = float(np.max(np.abs(np.asarray(after) - np.asarray(before)), initial=0.0))
         self.calls += 1
@@ -112,11 +125,13 @@ class InterventionStats:
     def as_dict(self) -> dict[str, float]:
         """Summary: intervention rate [%], mean / max change, refine time mean / p95 [ms]."""
         t = np.asarray(self.refine_times) * 1000.0
-        return {"intervention rate [%]": 100.0 * self.interventions / max(self.calls, 1),
-                "mean change": self.change_sum / max(self.calls, 1),
-                "max change": self.change_max,
-                "refine mean [ms]": float(t.mean()) if t.size else float("nan"),
-                "refine p95 [ms]": float(np.percentile(t, 95)) if t.size else float("nan")}
+        return {
+            "intervention rate [%]": 100.0 * self.interventions / max(self.calls, 1),
+            "mean change": self.change_sum / max(self.calls, 1),
+            "max change": self.change_max,
+            "refine mean [ms]": float(t.mean()) if t.size else float("nan"),
+            "refine p95 [ms]": float(np.percentile(t, 95)) if t.size else float("nan"),
+        }
 
 
 class ChunkFilterPolicy(Policy):
@@ -135,8 +150,12 @@ class ChunkFilterPolicy(Policy):
         self.last_chunk: np.ndarray | None = None
 
     @abc.abstractmethod
-    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None, **kwargs: Any,
-               ) -> np.ndarray:
+    def refine(
+        self,
+        chunk: np.ndarray,
+        prev_action: np.ndarray | None,
+        **kwargs: Any,
+    ) -> np.ndarray:
         """chunk (T, D_a) raw -> refined chunk (T, D_a); prev_action (D_a,) or None."""
 
     def reset(self, seed: int | None = None) -> None:
@@ -158,8 +177,11 @@ class ChunkFilterPolicy(Policy):
         seconds = time.perf_counter() - t0
         action = refined[0].copy()
         change = self.stats.update(chunk[0], action, seconds)
-        self.last_info = {"filter_change": change, "filter_intervened": change > self.stats.tol,
-                          "refine_seconds": seconds}
+        self.last_info = {
+            "filter_change": change,
+            "filter_intervened": change > self.stats.tol,
+            "refine_seconds": seconds,
+        }
         self.last_chunk = refined
         self.prev_action = action
         return action
@@ -202,8 +224,14 @@ class ChangeBoundFilter(ChunkFilterPolicy):
     on the selected dims, divided by ``action_scale`` (so tolerances and step sizes are in
     normalised units, as in the DiffOG appendix)."""
 
-    def __init__(self, base: Any, max_delta: Any, min_delta: Any = None, dims: Any = None,
-                 action_scale: Any = 1.0):
+    def __init__(
+        self,
+        base: Any,
+        max_delta: Any,
+        min_delta: Any = None,
+        dims: Any = None,
+        action_scale: Any = 1.0,
+    ):
         super().__init__(base)
         self.max_delta, self.min_delta, self.dims = max_delta, min_delta, dims
         self.action_scale = np.asarray(action_scale, dtype=np.float64)
@@ -211,24 +239,34 @@ class ChangeBoundFilter(ChunkFilterPolicy):
             raise ValueError("action_scale must be > 0")
 
     @abc.abstractmethod
-    def filter_selected(self, c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray,
-                        hi: np.ndarray) -> np.ndarray:
+    def filter_selected(
+        self, c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray, hi: np.ndarray
+    ) -> np.ndarray:
         """c (T, D_c) normalised, prev (D_c,) or None, lo/hi (T, D_c) bounds of
         c_k - c_{k-1} (row 0: against prev) -> filtered (T, D_c)."""
 
-    def refine(self, chunk: np.ndarray, prev_action: np.ndarray | None,
-               max_delta: Any = None, min_delta: Any = None) -> np.ndarray:
+    def refine(
+        self,
+        chunk: np.ndarray,
+        prev_action: np.ndarray | None,
+        max_delta: Any = None,
+        min_delta: Any = None,
+    ) -> np.ndarray:
         """chunk (T, D_a) raw -> filtered chunk; max_delta/min_delta override the bounds for
         this call (time-varying constraints)."""
         chunk = np.asarray(chunk, dtype=np.float64)
         T, Da = chunk.shape
         idx = select_dims(Da, self.dims)
         scale = np.broadcast_to(self.action_scale, (Da,))[idx]
-        lo, hi = resolve_bounds(self.max_delta if max_delta is None else max_delta,
-                                self.min_delta if min_delta is None else min_delta, T,
-                                len(idx))
+        lo, hi = resolve_bounds(
+            self.max_delta if max_delta is None else max_delta,
+            self.min_delta if min_delta is None else min_delta,
+            T,
+            len(idx),
+        )
         prev = None if prev_action is None else np.asarray(prev_action, float)[idx] / scale
         out = chunk.copy()
-        out[:, idx] = self.filter_selected(chunk[:, idx] / scale, prev, lo / scale,
-                                           hi / scale) * scale
+        out[:, idx] = (
+            self.filter_selected(chunk[:, idx] / scale, prev, lo / scale, hi / scale) * scale
+        )
         return out

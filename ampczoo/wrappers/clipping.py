@@ -15,8 +15,12 @@ import numpy as np
 from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
 
 
-def clip_chunk(c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray, hi: np.ndarray,
-               ) -> np.ndarray:
+def clip_chunk(
+    c: np.ndarray,
+    prev: np.ndarray | None,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
     """c (T, D) -> greedily clipped chunk (T, D); lo/hi (T, D) bounds of c_k - c_{k-1}
     (row 0 against ``prev``, ignored when prev is None)."""
     out = np.array(c, dtype=np.float64)

@@ -61,7 +61,7 @@ class HistoryObservation(gym.ObservationWrapper):
         return self._stack(observation)
 
     def _stack(self, obs: np.ndarray) -> np.ndarray:
-        rest = np.asarray(obs[self.state_dim:], dtype=np.float64)
+        rest = np.asarray(obs[self.state_dim :], dtype=np.float64)
         return np.concatenate([np.concatenate(list(self._states)), rest])
 
     def unflatten(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,13 +18,23 @@ import numpy as np
 from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
 
 #: Table XI of the DiffOG paper: task family -> (step size eta, tolerance, max iterations).
-TABLE_XI = {"robomimic": (0.03, 0.004, 10000), "push-t": (0.1, 0.1, 1000),
-            "metaworld": (0.1, 0.05, 1000), "aloha": (0.05, 0.01, 1000)}
+TABLE_XI = {
+    "robomimic": (0.03, 0.004, 10000),
+    "push-t": (0.1, 0.1, 1000),
+    "metaworld": (0.1, 0.05, 1000),
+    "aloha": (0.05, 0.01, 1000),
+}
 
 
-def penalty_chunk(c: np.ndarray, prev: np.ndarray | None, lo: np.ndarray, hi: np.ndarray,
-                  step_size: float = 0.03, tol: float = 0.004, max_iter: int = 10000,
-                  ) -> tuple[np.ndarray, int]:
+def penalty_chunk(
+    c: np.ndarray,
+    prev: np.ndarray | None,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    step_size: float = 0.03,
+    tol: float = 0.004,
+    max_iter: int = 10000,
+) -> tuple[np.ndarray, int]:
     """c (T, D) -> (optimised chunk (T, D), iterations used); lo/hi (T, D) bounds of
     c_k - c_{k-1} (row 0 against ``prev``; without prev row 0 is unconstrained)."""
     x = np.array(c, dtype=np.float64)
@@ -47,9 +57,17 @@ class PenaltyPolicy(ChangeBoundFilter):
 
     name = "penalty"
 
-    def __init__(self, base: Any, max_delta: Any, min_delta: Any = None, dims: Any = None,
-                 action_scale: Any = 1.0, step_size: float = 0.03, tol: float = 0.004,
-                 max_iter: int = 10000):
+    def __init__(
+        self,
+        base: Any,
+        max_delta: Any,
+        min_delta: Any = None,
+        dims: Any = None,
+        action_scale: Any = 1.0,
+        step_size: float = 0.03,
+        tol: float = 0.004,
+        max_iter: int = 10000,
+    ):
         super().__init__(base, max_delta, min_delta, dims, action_scale)
         if not (step_size > 0 and tol > 0 and max_iter > 0):
             raise ValueError("step_size, tol and max_iter must be > 0")
@@ -66,9 +84,18 @@ class PenaltyActionChange(ActionChangeWrapper):
     """``gymnasium.ActionWrapper`` applying penalty-based optimisation to the change between
     consecutive env actions (see :class:`PenaltyPolicy`)."""
 
-    def __init__(self, env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None,
-                 action_scale: Any = 1.0, step_size: float = 0.03, tol: float = 0.004,
-                 max_iter: int = 10000):
-        self.filter = PenaltyPolicy(None, max_delta, min_delta, dims, action_scale, step_size,
-                                    tol, max_iter)
+    def __init__(
+        self,
+        env: gym.Env,
+        max_delta: Any,
+        min_delta: Any = None,
+        dims: Any = None,
+        action_scale: Any = 1.0,
+        step_size: float = 0.03,
+        tol: float = 0.004,
+        max_iter: int = 10000,
+    ):
+        self.filter = PenaltyPolicy(
+            None, max_delta, min_delta, dims, action_scale, step_size, tol, max_iter
+        )
         super().__init__(env, self.filter.refine)

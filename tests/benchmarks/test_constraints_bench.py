@@ -20,19 +20,47 @@ def _store(path):
 
     st = EpisodeStore(path)
     rng = np.random.default_rng(0)
-    st.add_episodes([Episode(e, e, 6, data={
-        "obs": rng.normal(size=(6, 20)).astype(np.float32),
-        "u_seq": np.cumsum(0.3 * rng.normal(size=(6, 20, 7)), axis=1).astype(np.float32)})
-        for e in range(4)])
+    st.add_episodes(
+        [
+            Episode(
+                e,
+                e,
+                6,
+                data={
+                    "obs": rng.normal(size=(6, 20)).astype(np.float32),
+                    "u_seq": np.cumsum(0.3 * rng.normal(size=(6, 20, 7)), axis=1).astype(
+                        np.float32
+                    ),
+                },
+            )
+            for e in range(4)
+        ]
+    )
     return path
 
 
 def test_bench_constraints_runs_and_writes_tables(tmp_path):
     data = _store(tmp_path / "d.zarr")
-    rc = main(["bench", "constraints", "--episodes", "1", "--bases", "lsm",
-               "--checkpoints", str(tmp_path / "none"), "--speed-batch", "2",
-               "--speed-data", str(data),
-               "--control-dt", "0.5", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "bench",
+            "constraints",
+            "--episodes",
+            "1",
+            "--bases",
+            "lsm",
+            "--checkpoints",
+            str(tmp_path / "none"),
+            "--speed-batch",
+            "2",
+            "--speed-data",
+            str(data),
+            "--control-dt",
+            "0.5",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     (run,) = tmp_path.glob("bench-constraints-*")
     table = (run / "constraints.md").read_text()

@@ -69,18 +69,39 @@ def test_mode_swaps_counts_far_jumps_only():
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     lsm = ampczoo.make_policy("lsm", obs_dim=20, hidden_dim=16, num_layers=1)
-    dampc = ampczoo.make_policy("dampc", obs_dim=20, hidden_dim=16, num_layers=1,
-                                time_embed_dim=8, time_hidden_dim=8, obs_hidden_dim=8)
-    return {"lsm": str(lsm.save_pretrained(root / "lsm")),
-            "dampc": str(dampc.save_pretrained(root / "dampc")),
-            "dampc40": str(root / "missing-dampc40")}
+    dampc = ampczoo.make_policy(
+        "dampc",
+        obs_dim=20,
+        hidden_dim=16,
+        num_layers=1,
+        time_embed_dim=8,
+        time_hidden_dim=8,
+        obs_hidden_dim=8,
+    )
+    return {
+        "lsm": str(lsm.save_pretrained(root / "lsm")),
+        "dampc": str(dampc.save_pretrained(root / "dampc")),
+        "dampc40": str(root / "missing-dampc40"),
+    }
 
 
 def tiny_config(tmp_path, checkpoints, **kw) -> KukaBenchConfig:
-    base = dict(envs=("obstacle",), episodes=2, control_dt=0.1, episode_seconds=0.6,
-                mpc_solver="ipopt", mpc_compile=False, num_samples=4, gap_episodes=1,
-                gap_every=3, heatmap_guesses=2, heatmap_samples=8, cuda=False,
-                out=str(tmp_path), **checkpoints)
+    base = dict(
+        envs=("obstacle",),
+        episodes=2,
+        control_dt=0.1,
+        episode_seconds=0.6,
+        mpc_solver="ipopt",
+        mpc_compile=False,
+        num_samples=4,
+        gap_episodes=1,
+        gap_every=3,
+        heatmap_guesses=2,
+        heatmap_samples=8,
+        cuda=False,
+        out=str(tmp_path),
+        **checkpoints,
+    )
     base.update(kw)
     return KukaBenchConfig(**base)
 
@@ -94,16 +115,27 @@ def test_bench_kuka_end_to_end(tmp_path, checkpoints, capsys):
     out = run_kuka_benchmark(tiny_config(tmp_path, checkpoints))
     printed = capsys.readouterr().out
     assert "DDPM-40 +G+ES" in printed and "skipped" in printed  # missing checkpoint: a note
-    for name in ("table1_tracking", "table3_smoothness", "table5_sampling", "table4_timing",
-                 "optimality_gap"):
+    for name in (
+        "table1_tracking",
+        "table3_smoothness",
+        "table5_sampling",
+        "table4_timing",
+        "optimality_gap",
+    ):
         assert (out / f"{name}.md").is_file() and (out / f"{name}.csv").is_file()
     for png in ("tracking_error_obstacle", "penetration_cdf_obstacle", "heatmap_obstacle"):
         assert (out / f"{png}.png").stat().st_size > 1000
     assert "Skipped" in (out / "README.md").read_text()
 
     t1 = read_csv(out / "table1_tracking.csv")
-    assert [r["method"] for r in t1] == ["MPC", "LSM", "DDPM-5", "DDPM-5 +ES", "DDPM-5 +G+ES",
-                                         "DDIM-5 +G+ES"]
+    assert [r["method"] for r in t1] == [
+        "MPC",
+        "LSM",
+        "DDPM-5",
+        "DDPM-5 +ES",
+        "DDPM-5 +G+ES",
+        "DDIM-5 +G+ES",
+    ]
     for col in ("ATE [mm]", "ARE [deg]", "SR [%]", "SR 95% CI", "TRT [s]", "N_I", "∇G", "ES"):
         assert col in t1[0]
     for r in t1:
@@ -115,8 +147,13 @@ def test_bench_kuka_end_to_end(tmp_path, checkpoints, capsys):
 
     t5 = read_csv(out / "table5_sampling.csv")
     assert [(r["method"], r["sampling"]) for r in t5] == [
-        ("MPC", "-"), ("LSM", "-"), ("DDPM-5 +G+ES", "none"), ("DDPM-5 +G+ES", "cluster"),
-        ("DDPM-5 +G+ES", "cost"), ("DDPM-5 +G+ES", "safe")]
+        ("MPC", "-"),
+        ("LSM", "-"),
+        ("DDPM-5 +G+ES", "none"),
+        ("DDPM-5 +G+ES", "cluster"),
+        ("DDPM-5 +G+ES", "cost"),
+        ("DDPM-5 +G+ES", "safe"),
+    ]
     for r in t5:
         for tol in ("10%", "1%"):
             lo, hi = (float(x) for x in r[f"{tol} pen. 95% CI"].strip("[]").split(","))
@@ -137,7 +174,8 @@ def test_bench_kuka_end_to_end(tmp_path, checkpoints, capsys):
     seeds = {k: [e["seed"] for e in v] for k, v in eps.items()}
     assert all(s == [1000, 1001] for s in seeds.values())
     assert {"mode_swaps", "median_jerk", "success", "max_penetration"} <= set(
-        eps["obstacle/MPC"][0])
+        eps["obstacle/MPC"][0]
+    )
 
 
 def test_missing_checkpoint_is_a_note(tmp_path, checkpoints):

@@ -14,7 +14,7 @@ from ampczoo.benchmarks.threedof import (
     settling_time,
     summarize,
 )
-from ampczoo.policies.registry import make_policy
+from ampczoo.core.registry import make_policy
 
 
 def test_settling_time():
@@ -25,13 +25,20 @@ def test_settling_time():
 
 def test_bench_writes_tables_plot_and_episodes(tmp_path):
     ckpt = make_policy("ffn", history=2, hidden_dim=8, num_layers=1).save_pretrained(
-        tmp_path / "ffn")
+        tmp_path / "ffn"
+    )
     gru = make_policy("gru", history=2, hidden_dim=8, num_layers=1).save_pretrained(
-        tmp_path / "gru")
-    cfg = ThreeDOFBenchConfig(episodes=2, ood_episodes=1, experts=("osqp",),
-                              policies=(str(ckpt), str(gru), str(tmp_path / "missing")),
-                              ablation=(f"2={ckpt}",), stateful=True,
-                              out=str(tmp_path / "runs"))
+        tmp_path / "gru"
+    )
+    cfg = ThreeDOFBenchConfig(
+        episodes=2,
+        ood_episodes=1,
+        experts=("osqp",),
+        policies=(str(ckpt), str(gru), str(tmp_path / "missing")),
+        ablation=(f"2={ckpt}",),
+        stateful=True,
+        out=str(tmp_path / "runs"),
+    )
     out = run_threedof_bench(cfg)
     for name in ("table_main", "table_ablation", "table_ood"):
         assert (out / f"{name}.md").is_file() and (out / f"{name}.csv").is_file()
@@ -49,8 +56,10 @@ def test_bench_writes_tables_plot_and_episodes(tmp_path):
 def test_summarize_success_thresholds():
     from ampczoo.benchmarks.threedof import ReachEpisode
 
-    eps = [ReachEpisode(0, f, f, 1.0, False, 0.3, np.array([0.3, f]), np.array([1e-3, 1e-3]))
-           for f in (0.01, 0.025, 0.04, 0.2)]
+    eps = [
+        ReachEpisode(0, f, f, 1.0, False, 0.3, np.array([0.3, f]), np.array([1e-3, 1e-3]))
+        for f in (0.01, 0.025, 0.04, 0.2)
+    ]
     row = summarize(eps)
     assert (row["SR@2cm [%]"], row["SR@3cm [%]"], row["SR@5cm [%]"]) == (25.0, 50.0, 75.0)
     assert row["act mean [ms]"] == pytest.approx(1.0)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import ampczoo  # noqa: F401
-from ampczoo.experts.ik import DampedLeastSquaresIK, DLSConfig
 from ampczoo.experts.ikmpc import IKMPCConfig, IKMPCExpert
 from ampczoo.robots.threedof import LOWER, TORQUE_LIMIT, UPPER, forward_kinematics
+from ampczoo.robots.threedof_ik import DampedLeastSquaresIK, DLSConfig
 
 
 def test_ik_converges_on_reachable_targets():

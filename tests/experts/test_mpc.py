@@ -184,10 +184,19 @@ def test_forced_failure_is_safe(chain, q_goal):
     assert e.n_failures == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"linear_solver": "ma27"}, {"linear_solver": "MA57"},
-                                    {"solver": "snopt"}, {"formulation": "literal"},
-                                    {"horizon": 0}, {"dt": -0.1}, {"max_iter": 0},
-                                    {"cold_start": "zero"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"linear_solver": "ma27"},
+        {"linear_solver": "MA57"},
+        {"solver": "snopt"},
+        {"formulation": "literal"},
+        {"horizon": 0},
+        {"dt": -0.1},
+        {"max_iter": 0},
+        {"cold_start": "zero"},
+    ],
+)
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError):
         MPCConfig(**kwargs)

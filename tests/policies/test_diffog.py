@@ -9,12 +9,20 @@ import torch
 import ampczoo
 from ampczoo.cli import main
 from ampczoo.data.store import Episode, EpisodeStore
-from ampczoo.policies import qp
+from ampczoo.nn import qp
 from ampczoo.policies.diffog import DiffOG, DiffOGConfig, spd_from_tril
 from ampczoo.policies.lsm import LSMConfig, LSMPolicy
 
-SMALL = dict(chunk_len=4, horizon=5, action_dim=3, embed_dim=32, num_heads=2, ff_dim=32,
-             dropout=0.0, obs_dim=4)
+SMALL = dict(
+    chunk_len=4,
+    horizon=5,
+    action_dim=3,
+    embed_dim=32,
+    num_heads=2,
+    ff_dim=32,
+    dropout=0.0,
+    obs_dim=4,
+)
 
 
 def _chunks(B: int, T: int = 4, D: int = 3, seed: int = 0) -> torch.Tensor:
@@ -54,8 +62,9 @@ def test_fused_inference_encoder_equals_the_library_layers():
     for activation, norm_first in (("relu", False), ("gelu", True)):
         for layer in enc.encoder.layers:
             layer.activation_relu_or_gelu = 2 if activation == "gelu" else 1
-            layer.activation = torch.nn.functional.gelu if activation == "gelu" else \
-                torch.nn.functional.relu
+            layer.activation = (
+                torch.nn.functional.gelu if activation == "gelu" else torch.nn.functional.relu
+            )
             layer.norm_first = norm_first
         with torch.no_grad():
             fused = enc(a)
@@ -155,8 +164,9 @@ def test_save_load_and_foreign_checkpoint(tmp_path):
     m.save_pretrained(tmp_path / "d")
     loaded = ampczoo.load_policy(tmp_path / "d", device="cpu")
     assert isinstance(loaded, DiffOG) and torch.equal(loaded.L_raw, m.L_raw)
-    LSMPolicy(LSMConfig(obs_dim=4, horizon=2, hidden_dim=8, num_layers=1,
-                        obs_features="raw")).save_pretrained(tmp_path / "lsm")
+    LSMPolicy(
+        LSMConfig(obs_dim=4, horizon=2, hidden_dim=8, num_layers=1, obs_features="raw")
+    ).save_pretrained(tmp_path / "lsm")
     with pytest.raises(ValueError, match="not 'diffog'"):
         DiffOG.from_pretrained(tmp_path / "lsm")
     with pytest.raises(ValueError, match="not a DiffOG"):
@@ -179,15 +189,45 @@ def _kuka_like_store(path, episodes=4, T=12, N=6):
 
 def test_cli_train_dataset_and_refine_modes(tmp_path):
     store = _kuka_like_store(tmp_path / "d.zarr")
-    base = LSMPolicy(LSMConfig(obs_dim=16, horizon=6, hidden_dim=8, num_layers=1,
-                               obs_features="raw"))
+    base = LSMPolicy(
+        LSMConfig(obs_dim=16, horizon=6, hidden_dim=8, num_layers=1, obs_features="raw")
+    )
     base.save_pretrained(tmp_path / "base")
-    common = ["--data", str(store), "--epochs", "1", "--batch-size", "16",
-              "--val-fraction", "0.25", "--set", "chunk_len=4", "--set", "embed_dim=16",
-              "--set", "num_heads=2", "--set", "ff_dim=16"]
+    common = [
+        "--data",
+        str(store),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+        "--set",
+        "chunk_len=4",
+        "--set",
+        "embed_dim=16",
+        "--set",
+        "num_heads=2",
+        "--set",
+        "ff_dim=16",
+    ]
     assert main(["train", "diffog", "--out", str(tmp_path / "a"), *common]) == 0
-    assert main(["train", "diffog", "--mode", "refine", "--base", str(tmp_path / "base"),
-                 "--out", str(tmp_path / "b"), *common]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "diffog",
+                "--mode",
+                "refine",
+                "--base",
+                str(tmp_path / "base"),
+                "--out",
+                str(tmp_path / "b"),
+                *common,
+            ]
+        )
+        == 0
+    )
     refined = ampczoo.load_policy(tmp_path / "b" / "last", device="cpu")
     assert refined.config.mode == "refine" and refined.config.horizon == 6
     assert "base" not in " ".join(refined.state_dict())  # the base is not saved

@@ -10,13 +10,17 @@ import torch
 
 import ampczoo
 from ampczoo.cli import main
+from ampczoo.core.registry import make_policy
 from ampczoo.data.dataset import DemonstrationDataset
 from ampczoo.data.store import Episode, EpisodeStore
-from ampczoo.policies.registry import make_policy
 
 ARCHS = ["ffn", "lstm", "gru", "transformer"]
-SMALL = {"ffn": {"hidden_dim": 64, "num_layers": 2}, "lstm": {"hidden_dim": 32},
-         "gru": {"hidden_dim": 32}, "transformer": {"d_model": 32, "ff_dim": 64}}
+SMALL = {
+    "ffn": {"hidden_dim": 64, "num_layers": 2},
+    "lstm": {"hidden_dim": 32},
+    "gru": {"hidden_dim": 32},
+    "transformer": {"d_model": 32, "ff_dim": 64},
+}
 H = 3
 LIMIT = np.array([6.0, 10.0, 4.0])
 
@@ -106,7 +110,8 @@ def test_checkpoint_round_trip(arch, tmp_path):
     obs = np.random.default_rng(3).normal(size=(4, 9)) * 0.3
     for o in obs:
         np.testing.assert_allclose(loaded.act(o), policy.act(o), atol=1e-6)
-    other = "gru" if arch != "gru" else "lstm"
+    assert loaded.name == arch  # lstm and gru are one class; the config picks the cell
+    other = "ffn" if arch != "ffn" else "transformer"
     with pytest.raises(ValueError):
         make_policy(other).from_pretrained(tmp_path / arch)
 
@@ -132,11 +137,13 @@ def arm_store(tmp_path_factory):
     episodes = []
     for e in range(12):
         q = np.cumsum(rng.normal(scale=0.2, size=(30, 3)), axis=0)
-        obs = np.concatenate([q, rng.normal(size=(30, 3)), np.tile(rng.normal(size=3), (30, 1))],
-                             axis=1)
+        obs = np.concatenate(
+            [q, rng.normal(size=(30, 3)), np.tile(rng.normal(size=3), (30, 1))], axis=1
+        )
         tau = np.diff(q, axis=0, prepend=q[:1])
-        episodes.append(Episode(e, e, 30, data={"obs": obs, "u_seq": np.repeat(
-            tau[:, None], 5, axis=1)}))
+        episodes.append(
+            Episode(e, e, 30, data={"obs": obs, "u_seq": np.repeat(tau[:, None], 5, axis=1)})
+        )
     store.add_episodes(episodes)
     return path
 
@@ -151,8 +158,10 @@ def test_dataset_history_windows(arm_store):
     np.testing.assert_array_equal(hist[2, :2], b["obs"][0].expand(2, 9))
     np.testing.assert_array_equal(hist[30, -1], b["obs"][30])  # next episode starts fresh
     np.testing.assert_array_equal(hist[30, 0], b["obs"][30])
-    splits = [set(DemonstrationDataset(arm_store, s, 0.2, 0, test_fraction=0.2).episode_ids)
-              for s in ("train", "val", "test")]
+    splits = [
+        set(DemonstrationDataset(arm_store, s, 0.2, 0, test_fraction=0.2).episode_ids)
+        for s in ("train", "val", "test")
+    ]
     assert sum(map(len, splits)) == 12 and not (splits[0] & splits[1] | splits[0] & splits[2])
     val_only = DemonstrationDataset(arm_store, "val", 0.2, 0)  # val unchanged by a test split
     assert set(val_only.episode_ids) == splits[1]
@@ -162,9 +171,29 @@ def test_dataset_history_windows(arm_store):
 def test_cli_train_history_policy_with_early_stopping(arch, arm_store, tmp_path):
     out = tmp_path / arch
     size = "d_model=32" if arch == "transformer" else "hidden_dim=32"
-    args = ["train", arch, "--data", str(arm_store), "--out", str(out), "--history", "3",
-            "--epochs", "40", "--batch-size", "64", "--no-cosine", "--val-fraction", "0.2",
-            "--test-fraction", "0.2", "--patience", "2", "--set", size]
+    args = [
+        "train",
+        arch,
+        "--data",
+        str(arm_store),
+        "--out",
+        str(out),
+        "--history",
+        "3",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "64",
+        "--no-cosine",
+        "--val-fraction",
+        "0.2",
+        "--test-fraction",
+        "0.2",
+        "--patience",
+        "2",
+        "--set",
+        size,
+    ]
     assert main(args) == 0
     test = json.loads((out / "test_loss.json").read_text())
     assert np.isfinite(test["test_loss"]) and test["test_episodes"] > 0

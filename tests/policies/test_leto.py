@@ -9,8 +9,18 @@ import torch
 import ampczoo
 from ampczoo.policies.leto import KUKA_LOWER, KUKA_UPPER, LeTOConfig, LeTOPolicy
 
-SMALL = dict(obs_dim=16, horizon=6, chunk_len=4, seq_len=3, hidden_dim=32, num_layers=1,
-             obs_features="raw", accel_bound=0.2, vel_bound=1.0, dt=0.1)
+SMALL = dict(
+    obs_dim=16,
+    horizon=6,
+    chunk_len=4,
+    seq_len=3,
+    hidden_dim=32,
+    num_layers=1,
+    obs_features="raw",
+    accel_bound=0.2,
+    vel_bound=1.0,
+    dt=0.1,
+)
 
 
 def _data(B=4, T=3, seed=0):
@@ -28,8 +38,10 @@ def _check_bounds(policy, y_norm, obs):
     assert torch.diff(y_norm, dim=1).abs().max() <= c.accel_bound + 1e-5
     v = y_norm.double() * policy.action_scale.double()
     q = obs[:, :7].double()[:, None] + c.dt * torch.cumsum(v, dim=1)  # steps 1..T_p
-    lo, hi = torch.tensor(KUKA_LOWER, dtype=torch.float64), torch.tensor(KUKA_UPPER,
-                                                                         dtype=torch.float64)
+    lo, hi = (
+        torch.tensor(KUKA_LOWER, dtype=torch.float64),
+        torch.tensor(KUKA_UPPER, dtype=torch.float64),
+    )
     assert (q >= lo - 1e-6).all() and (q <= hi + 1e-6).all()
     k = c.dt * max(c.vel_bound / c.accel_bound - 1, 1)  # terminal braking reserve
     q_brake = q[:, -1] + k * v[:, -1]
@@ -72,8 +84,9 @@ def test_terminal_braking_makes_plans_recursively_feasible(terminal_braking):
     """Drive joint 0 at full speed into its upper limit with exact integration: with the
     terminal braking rows the continuity row never becomes infeasible; without them it does
     (the failure our first benchmark measured)."""
-    pol = LeTOPolicy(LeTOConfig(**{**SMALL, "terminal_braking": terminal_braking,
-                                   "accel_bound": 0.1})).eval()
+    pol = LeTOPolicy(
+        LeTOConfig(**{**SMALL, "terminal_braking": terminal_braking, "accel_bound": 0.1})
+    ).eval()
     pol.action_scale.fill_(2.0)
     obs = torch.zeros(1, 16)
     obs[0, 0] = KUKA_UPPER[0] - 1.5
@@ -138,12 +151,38 @@ def test_cli_train_leto_on_windows(tmp_path):
     st.add_episodes(eps)
     ds = DemonstrationDataset(tmp_path / "d.zarr", "train", val_fraction=0.0)
     starts = ds.window_starts(3)
-    assert len(starts) == 3 * 6 and all(ds.sample_episode[s] == ds.sample_episode[s + 2]
-                                        for s in starts)
+    assert len(starts) == 3 * 6 and all(
+        ds.sample_episode[s] == ds.sample_episode[s + 2] for s in starts
+    )
     out = tmp_path / "run"
-    assert main(["train", "leto", "--data", str(tmp_path / "d.zarr"), "--out", str(out),
-                 "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.34",
-                 "--hidden-dim", "16", "--num-layers", "1", "--set", "chunk_len=4",
-                 "--set", "seq_len=3", "--set", "obs_features=raw"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "leto",
+                "--data",
+                str(tmp_path / "d.zarr"),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--val-fraction",
+                "0.34",
+                "--hidden-dim",
+                "16",
+                "--num-layers",
+                "1",
+                "--set",
+                "chunk_len=4",
+                "--set",
+                "seq_len=3",
+                "--set",
+                "obs_features=raw",
+            ]
+        )
+        == 0
+    )
     loaded = ampczoo.load_policy(out / "last", device="cpu")
     assert loaded.act(ds.obs[0]).shape == (7,)

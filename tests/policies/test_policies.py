@@ -25,7 +25,7 @@ def test_import_ampczoo_stays_light():
 
 
 def test_registry():
-    from ampczoo.policies.registry import ZOO_DIR
+    from ampczoo.core.registry import ZOO_DIR
 
     names = ampczoo.list_policies()  # the shipped checkpoints, sorted, each complete
     assert names == sorted(names)
@@ -141,7 +141,8 @@ def test_selection_safe_and_cost():
     g = torch.Generator().manual_seed(5)
     sampled = policy.sample(obs, 10, generator=g)
     policy.reset()
-    action = policy.act(obs, selection="cost", num_samples=10,
-                        generator=torch.Generator().manual_seed(5))
+    action = policy.act(
+        obs, selection="cost", num_samples=10, generator=torch.Generator().manual_seed(5)
+    )
     best = sampled[np.argmin(policy.cost_expert().cost_batch(obs, sampled))]
     np.testing.assert_allclose(action, best[0], rtol=1e-6)

@@ -45,12 +45,17 @@ def test_shipped_actions_match_golden():
     golden = json.loads(regen.GOLDEN.read_text())
     assert set(golden) == {name for _, name in regen.shipped()}
     for env_id, name in regen.shipped():
-        np.testing.assert_allclose(regen.zoo_actions(env_id, name), golden[name], atol=1e-4,
-                                   err_msg=f"{name} no longer reproduces its golden actions")
+        np.testing.assert_allclose(
+            regen.zoo_actions(env_id, name),
+            golden[name],
+            atol=1e-4,
+            err_msg=f"{name} no longer reproduces its golden actions",
+        )
 
 
-REFINED = [(env_id, base, refiner) for env_id, pairs in ZOO_REFINED.items()
-           for base, refiner in pairs]
+REFINED = [
+    (env_id, base, refiner) for env_id, pairs in ZOO_REFINED.items() for base, refiner in pairs
+]
 
 
 @pytest.mark.parametrize(("env_id", "base", "refiner"), REFINED)

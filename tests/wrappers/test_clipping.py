@@ -21,8 +21,9 @@ def test_clip_chunk_satisfies_bounds_and_keeps_feasible_chunks():
     d = np.diff(np.concatenate([prev[None], out]), axis=0)
     assert np.all(d <= 0.2 + 1e-12) and np.all(d >= -0.1 - 1e-12)
     smooth = np.cumsum(0.05 * np.ones((5, 3)), axis=0)
-    assert np.allclose(clip_chunk(smooth, np.zeros(3), -0.1 * np.ones((5, 3)),
-                                  0.1 * np.ones((5, 3))), smooth)
+    assert np.allclose(
+        clip_chunk(smooth, np.zeros(3), -0.1 * np.ones((5, 3)), 0.1 * np.ones((5, 3))), smooth
+    )
     # without a previous action the first step is free
     assert np.allclose(clip_chunk(c, None, lo, hi)[0], c[0])
 

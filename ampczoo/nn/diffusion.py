@@ -31,18 +31,27 @@ SAMPLERS = ("ddpm", "ddim")
 BETA_SCHEDULE = "squaredcos_cap_v2"
 
 
-def make_scheduler(sampler: str, num_train_timesteps: int, clip_sample: bool = False,
-                   clip_sample_range: float = 1.0):
+def make_scheduler(
+    sampler: str,
+    num_train_timesteps: int,
+    clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
+):
     """The diffusers scheduler DAMPC trains with / samples from (diffusers imported here)."""
     from diffusers.schedulers.scheduling_ddim import DDIMScheduler
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    kwargs = dict(num_train_timesteps=num_train_timesteps, beta_schedule=BETA_SCHEDULE,
-                  rescale_betas_zero_snr=True, prediction_type="sample",
-                  clip_sample=clip_sample, clip_sample_range=clip_sample_range,
-                  timestep_spacing="trailing")
+    kwargs = dict(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=BETA_SCHEDULE,
+        rescale_betas_zero_snr=True,
+        prediction_type="sample",
+        clip_sample=clip_sample,
+        clip_sample_range=clip_sample_range,
+        timestep_spacing="trailing",
+    )
     if sampler == "ddpm":
         return DDPMScheduler(variance_type="fixed_small", **kwargs)
     return DDIMScheduler(set_alpha_to_one=True, **kwargs)
@@ -85,8 +94,9 @@ class StepTables:
 
 
 @functools.lru_cache(maxsize=32)
-def step_tables(sampler: str, num_train_timesteps: int, num_inference_steps: int,
-                eta: float = 0.0) -> StepTables:
+def step_tables(
+    sampler: str, num_train_timesteps: int, num_inference_steps: int, eta: float = 0.0
+) -> StepTables:
     """Coefficient tables read from the diffusers scheduler (``eta``: DDIM only)."""
     sched = make_scheduler(sampler, num_train_timesteps)
     sched.set_timesteps(num_inference_steps)
@@ -100,23 +110,31 @@ def step_tables(sampler: str, num_train_timesteps: int, num_inference_steps: int
         rows.append((_ddpm_coefs if sampler == "ddpm" else _ddim_coefs)(a_t, a_p, eta))
     c_x0, c_xt, sigma = (tuple(r[j] for r in rows) for j in range(3))
     K = len(ts)
-    return StepTables(tuple(ts), tuple(float(ac[t]) for t in ts), c_x0, c_xt, sigma,
-                      tuple(K - k for k in range(K)))
+    return StepTables(
+        tuple(ts),
+        tuple(float(ac[t]) for t in ts),
+        c_x0,
+        c_xt,
+        sigma,
+        tuple(K - k for k in range(K)),
+    )
 
 
 def _ddpm_coefs(a_t: float, a_p: float, eta: float) -> tuple[float, float, float]:
     alpha, beta_t = a_t / a_p, 1.0 - a_t
     beta = 1.0 - alpha
     var = max((1.0 - a_p) / beta_t * beta, 1e-20) if a_p < 1.0 else 0.0
-    return math.sqrt(a_p) * beta / beta_t, math.sqrt(alpha) * (1.0 - a_p) / beta_t, \
-        math.sqrt(var)
+    return math.sqrt(a_p) * beta / beta_t, math.sqrt(alpha) * (1.0 - a_p) / beta_t, math.sqrt(var)
 
 
 def _ddim_coefs(a_t: float, a_p: float, eta: float) -> tuple[float, float, float]:
     sigma = eta * math.sqrt((1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p))
     d = math.sqrt(max(1.0 - a_p - sigma**2, 0.0))
-    return math.sqrt(a_p) - d * math.sqrt(a_t) / math.sqrt(1.0 - a_t), \
-        d / math.sqrt(1.0 - a_t), sigma
+    return (
+        math.sqrt(a_p) - d * math.sqrt(a_t) / math.sqrt(1.0 - a_t),
+        d / math.sqrt(1.0 - a_t),
+        sigma,
+    )
 
 
 def early_stop_min_step(num_steps: int, fraction: float = 0.75) -> int:
@@ -124,11 +142,18 @@ def early_stop_min_step(num_steps: int, fraction: float = 0.75) -> int:
     return int(math.floor(fraction * num_steps))
 
 
-def denoise(model: Callable[[torch.Tensor, int], torch.Tensor], tables: StepTables,
-            x: torch.Tensor, noise: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, x_prev: torch.Tensor | None = None,
-            guidance_scale: float = 0.0, early_stop: bool = False,
-            early_stop_fraction: float = 0.75, clip: float | None = None) -> torch.Tensor:
+def denoise(
+    model: Callable[[torch.Tensor, int], torch.Tensor],
+    tables: StepTables,
+    x: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    x_prev: torch.Tensor | None = None,
+    guidance_scale: float = 0.0,
+    early_stop: bool = False,
+    early_stop_fraction: float = 0.75,
+    clip: float | None = None,
+) -> torch.Tensor:
     """Run the reverse process from x (B, P) = x_{N_I} (pure noise) to x_0 (B, P).
 
     model(x_k (B, P), k) -> x0 prediction (B, P) at inference step k (the caller binds the
@@ -147,15 +172,19 @@ def denoise(model: Callable[[torch.Tensor, int], torch.Tensor], tables: StepTabl
         out = torch.add(x0 * tables.c_x0[k], x, alpha=tables.c_xt[k])
         sigma = tables.sigma[k] if tables.i[k] > i_min else 0.0
         if sigma > 0.0:
-            z = noise[k] if noise is not None else torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            z = (
+                noise[k]
+                if noise is not None
+                else torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            )
             out = out + sigma * z
         x = out
     return x
 
 
-def guide_x0(x0: torch.Tensor, x: torch.Tensor, x_prev: torch.Tensor, a: float,
-             scale: float) -> torch.Tensor:
+def guide_x0(
+    x0: torch.Tensor, x: torch.Tensor, x_prev: torch.Tensor, a: float, scale: float
+) -> torch.Tensor:
     """Gradient guidance toward the previous sequence (paper Eq. 11-13), in x0 form.
 
     Derivation. The score of the noised sample is grad log p(x_i) = -eps / sqrt(1 - a_i)

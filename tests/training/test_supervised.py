@@ -30,9 +30,29 @@ def store(tmp_path_factory):
 
 
 def _train(policy, store, out, epochs, *extra):
-    return main(["train", policy, "--data", str(store), "--out", str(out), "--epochs",
-                 str(epochs), "--batch-size", "32", "--hidden-dim", "16", "--num-layers", "2",
-                 "--warmup-steps", "2", "--val-fraction", "0.34", *extra])
+    return main(
+        [
+            "train",
+            policy,
+            "--data",
+            str(store),
+            "--out",
+            str(out),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "32",
+            "--hidden-dim",
+            "16",
+            "--num-layers",
+            "2",
+            "--warmup-steps",
+            "2",
+            "--val-fraction",
+            "0.34",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("policy", ["lsm", "dampc"])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.policies.base import Policy, is_abstract
+from ampczoo.core.policy import Policy, is_abstract
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -63,8 +63,9 @@ def check_obs(obs: Any, obs_dim: int) -> tuple[np.ndarray, bool]:
     NaN/inf (no silent clipping)."""
     arr = np.asarray(obs, dtype=np.float32)
     if arr.ndim not in (1, 2) or arr.shape[-1] != obs_dim or arr.size == 0:
-        raise ValueError(f"observation must have shape ({obs_dim},) or (B, {obs_dim}), "
-                         f"got {arr.shape}")
+        raise ValueError(
+            f"observation must have shape ({obs_dim},) or (B, {obs_dim}), got {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError("observation contains NaN/inf")
     return (arr if arr.ndim == 2 else arr[None]), arr.ndim == 2
@@ -75,9 +76,12 @@ class PretrainedPolicy(Policy, nn.Module):
     ``config_class`` and implement :meth:`loss`, :meth:`act` and :meth:`reset`.
 
     Observations are the env's flat observation; normalisation lives inside the module as
-    buffers (see :class:`~ampczoo.policies.normalization.Normalizer`)."""
+    buffers (see :class:`~ampczoo.nn.normalization.Normalizer`)."""
 
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    #: config types (registry names) this class builds; empty = just ``name``. One class may
+    #: serve several registry names (the recurrent policy: ``lstm`` and ``gru``).
+    types: ClassVar[tuple[str, ...]] = ()
     #: EMA decay the training loop uses unless told otherwise (0 = no EMA).
     default_ema_decay: ClassVar[float] = 0.0
 
@@ -89,11 +93,18 @@ class PretrainedPolicy(Policy, nn.Module):
     def __init__(self, config: PolicyConfig):
         nn.Module.__init__(self)
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
-                            f"got {type(config).__name__}")
-        if config.type != self.name:
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        if config.type not in self.accepted_types():
             raise ValueError(f"config type {config.type!r} is not {self.name!r}")
         self.config = config
+
+    @classmethod
+    def accepted_types(cls) -> tuple[str, ...]:
+        """Config ``type`` values this class builds and loads."""
+        return cls.types or (cls.name,)
 
     @property
     def device(self) -> torch.device:
@@ -127,17 +138,20 @@ class PretrainedPolicy(Policy, nn.Module):
         return path
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None,
-                        ) -> PretrainedPolicy:
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        device: str | torch.device | None = None,
+    ) -> PretrainedPolicy:
         """Load a folder written by :meth:`save_pretrained` (see the module docstring for
         what is refused). device: None = CUDA when present, else CPU."""
         path = Path(directory)
         config = read_config(path)
-        if config.get("type") != cls.name:
-            raise ValueError(f"{path}: checkpoint is a {config.get('type')!r} policy, not "
-                             f"{cls.name!r}")
-        config.pop("type")
-        policy = cls(cls.config_class.from_dict({"type": cls.name, **config}))
+        if config.get("type") not in cls.accepted_types():
+            raise ValueError(
+                f"{path}: checkpoint is a {config.get('type')!r} policy, not {cls.name!r}"
+            )
+        policy = cls(cls.config_class.from_dict(config))
         policy.load_state_dict(read_weights(path, policy.state_dict()))
         return policy.to(device or default_device()).eval()
 
@@ -174,8 +188,10 @@ def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, tor
     for k in sorted(set(expected) & set(tensors)):
         want, got = expected[k], tensors[k]
         if want.shape != got.shape or want.dtype != got.dtype:
-            problems.append(f"{k}: expected {tuple(want.shape)} {want.dtype}, "
-                            f"got {tuple(got.shape)} {got.dtype}")
+            problems.append(
+                f"{k}: expected {tuple(want.shape)} {want.dtype}, "
+                f"got {tuple(got.shape)} {got.dtype}"
+            )
     if problems:
         raise ValueError(f"{file}: tensors do not match the config: " + "; ".join(problems))
     return tensors

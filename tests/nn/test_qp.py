@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ampczoo.policies import qp
+from ampczoo.nn import qp
 
 F64 = torch.float64
 
@@ -21,8 +21,9 @@ def _random_qp(B: int = 2, n: int = 5, m: int = 4, bound: float = 0.3, seed: int
 
 def test_builders_shapes_and_values():
     S = qp.selection_matrix(4, [0, 2])
-    assert torch.equal(S @ torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64),
-                       torch.tensor([1.0, 3.0], dtype=F64))
+    assert torch.equal(
+        S @ torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64), torch.tensor([1.0, 3.0], dtype=F64)
+    )
     c = torch.arange(6, dtype=F64) ** 2  # T = 3 steps of D = 2: (0,1), (4,9), (16,25)
     D = qp.diff_matrix(3, 2, dt=0.5)
     assert D.shape == (4, 6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ampczoo.policies import diffusion
+from ampczoo.nn import diffusion
 
 
 @pytest.mark.parametrize("T", [5, 40])
@@ -51,8 +51,9 @@ def test_ddim_loop_equals_diffusers(eta):
     noise = torch.randn((K, 6, 14), generator=g)
     ref = x.clone()
     for k, t in enumerate(sched.timesteps):
-        ref = sched.step(_toy_model(ref, int(t)), t, ref, eta=eta,
-                         variance_noise=noise[k]).prev_sample
+        ref = sched.step(
+            _toy_model(ref, int(t)), t, ref, eta=eta, variance_noise=noise[k]
+        ).prev_sample
     ours = diffusion.denoise(lambda xk, k: _toy_model(xk, tables.t[k]), tables, x, noise=noise)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
@@ -71,8 +72,7 @@ def test_early_stop_makes_late_steps_deterministic():
     other[late] = torch.randn((len(late), 4, 14), generator=g)
 
     def run(n, es):
-        return diffusion.denoise(lambda xk, k: _toy_model(xk, k), tables, x, noise=n,
-                                 early_stop=es)
+        return diffusion.denoise(lambda xk, k: _toy_model(xk, k), tables, x, noise=n, early_stop=es)
 
     assert torch.equal(run(noise, True), run(other, True))
     assert not torch.allclose(run(noise, False), run(other, False))

@@ -7,7 +7,7 @@ import pinocchio as pin
 import pytest
 import torch
 
-from ampczoo.policies.features import (
+from ampczoo.nn.features import (
     FEATURE_DIM,
     KukaFeatures,
     ObservationInput,
@@ -23,8 +23,9 @@ def sample():
     rng = np.random.default_rng(0)
     q = rng.uniform(chain.lower, chain.upper, (6, 7))
     q_target = rng.uniform(chain.lower, chain.upper, (6, 7))
-    obs = np.stack([make_observation(q[i], *chain.ee_pose(q_target[i]), Obstacle())
-                    for i in range(6)])
+    obs = np.stack(
+        [make_observation(q[i], *chain.ee_pose(q_target[i]), Obstacle()) for i in range(6)]
+    )
     feats = KukaFeatures().double()(torch.from_numpy(obs)).numpy()
     return chain, q, obs, feats
 

@@ -53,8 +53,9 @@ _CVX_LAYERS: dict[tuple[int, int], Any] = {}
 
 
 # ----------------------------------------------------------------------------- builders
-def selection_matrix(action_dim: int, dims: Sequence[int] | None = None,
-                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def selection_matrix(
+    action_dim: int, dims: Sequence[int] | None = None, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """S (D_c, D_a): rows pick the continuous action dimensions ``dims`` (default: all).
     E.g. a 7-joint arm plus gripper: ``selection_matrix(8, range(7))``."""
     if action_dim <= 0:
@@ -74,8 +75,12 @@ def block_diag_repeat(M: torch.Tensor, T: int) -> torch.Tensor:
     return torch.kron(torch.eye(T, dtype=M.dtype, device=M.device), M)
 
 
-def diff_matrix(T: int, D: int, dt: float = 1.0, dtype: torch.dtype = torch.float64,
-                ) -> torch.Tensor:
+def diff_matrix(
+    T: int,
+    D: int,
+    dt: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """A_diff ((T-1)*D, T*D): row block k is (c_{k+1} - c_k) / dt (paper Eq. 3)."""
     if T < 2:
         return torch.zeros(0, T * D, dtype=dtype)
@@ -85,8 +90,12 @@ def diff_matrix(T: int, D: int, dt: float = 1.0, dtype: torch.dtype = torch.floa
     return torch.kron(first, torch.eye(D, dtype=dtype)) / dt
 
 
-def integration_matrix(T: int, D: int, dt: float, dtype: torch.dtype = torch.float64,
-                       ) -> torch.Tensor:
+def integration_matrix(
+    T: int,
+    D: int,
+    dt: float,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """A_inte ((T-1)*D, T*D): row block i-1 (i = 1..T-1) is dt * (v_0 + ... + v_{i-1}), so
     positions p_{t+i} = p_t + (A_inte v)_i (LeTO Eq. 3)."""
     if T < 2:
@@ -102,14 +111,22 @@ def check_bounds(lower: torch.Tensor, upper: torch.Tensor, what: str = "bounds")
     bad = lower > upper
     if bad.any():
         i = tuple(int(v) for v in torch.nonzero(bad)[0])
-        raise ValueError(f"{what}: infeasible, lower {float(lower[i]):.6g} > upper "
-                         f"{float(upper[i]):.6g} at index {i}")
+        raise ValueError(
+            f"{what}: infeasible, lower {float(lower[i]):.6g} > upper "
+            f"{float(upper[i]):.6g} at index {i}"
+        )
 
 
 # ----------------------------------------------------------------------------- solve
-def solve_qp(Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Tensor,
-             upper: torch.Tensor, backend: str = "proxsuite", feas_tol: float = 1e-6,
-             ) -> torch.Tensor:
+def solve_qp(
+    Q: torch.Tensor,
+    p: torch.Tensor,
+    G: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    backend: str = "proxsuite",
+    feas_tol: float = 1e-6,
+) -> torch.Tensor:
     """Batched differentiable QP: min 1/2 z^T Q z + p^T z s.t. lower <= G z <= upper.
 
     Q (B, n, n) or (n, n) symmetric positive definite; p (B, n); G (B, m, n) or (m, n);
@@ -124,10 +141,16 @@ def solve_qp(Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Ten
     B, n = p.shape
     Q, G = _expand(Q, B, 3, "Q"), _expand(G, B, 3, "G")
     lower, upper = _expand(lower, B, 2, "lower"), _expand(upper, B, 2, "upper")
-    if Q.shape[1:] != (n, n) or G.shape[2] != n or lower.shape != (B, G.shape[1]) or \
-            upper.shape != lower.shape:
-        raise ValueError(f"QP shapes do not match: Q {tuple(Q.shape)}, p {tuple(p.shape)}, "
-                         f"G {tuple(G.shape)}, bounds {tuple(lower.shape)}")
+    if (
+        Q.shape[1:] != (n, n)
+        or G.shape[2] != n
+        or lower.shape != (B, G.shape[1])
+        or upper.shape != lower.shape
+    ):
+        raise ValueError(
+            f"QP shapes do not match: Q {tuple(Q.shape)}, p {tuple(p.shape)}, "
+            f"G {tuple(G.shape)}, bounds {tuple(lower.shape)}"
+        )
     for name, t in (("Q", Q), ("p", p), ("G", G)):
         if not torch.isfinite(t).all():
             raise ValueError(f"QP input {name} contains NaN/inf")
@@ -150,35 +173,49 @@ def _expand(t: torch.Tensor, B: int, ndim: int, name: str) -> torch.Tensor:
     if t.ndim == ndim - 1:
         return t.unsqueeze(0).expand(B, *t.shape)
     if t.ndim != ndim or t.shape[0] != B:
-        raise ValueError(f"{name} must have {ndim - 1} dims or a leading batch of {B}, got "
-                         f"{tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have {ndim - 1} dims or a leading batch of {B}, got {tuple(t.shape)}"
+        )
     return t
 
 
 def _guard(t: torch.Tensor, backend: str) -> torch.Tensor:
     """Identity whose gradient has non-finite entries replaced by 0 (counted)."""
     if t.requires_grad:
+
         def hook(g: torch.Tensor) -> torch.Tensor:
             bad = ~torch.isfinite(g)
             if bad.any():
                 NAN_GRADIENTS[backend] += int(bad.sum())
-                warnings.warn(f"{backend} QP: {int(bad.sum())} non-finite gradient entries "
-                              "set to 0", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{backend} QP: {int(bad.sum())} non-finite gradient entries set to 0",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return torch.where(bad, torch.zeros_like(g), g)
             return g
+
         t = t.clone()
         t.register_hook(hook)
     return t
 
 
-def _check_solution(z: torch.Tensor, G: torch.Tensor, lower: torch.Tensor,
-                    upper: torch.Tensor, tol: float, backend: str) -> None:
+def _check_solution(
+    z: torch.Tensor,
+    G: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    tol: float,
+    backend: str,
+) -> None:
     Gz = torch.bmm(G, z.unsqueeze(-1)).squeeze(-1)
     viol = torch.maximum(lower - Gz, Gz - upper).clamp_min(0.0)
     if viol.numel() and float(viol.max()) > tol:
         b = int(viol.max(dim=1).values.argmax())
-        raise ValueError(f"QP ({backend}) infeasible or not solved: constraint violation "
-                         f"{float(viol.max()):.3g} > {tol:g} (batch element {b})")
+        raise ValueError(
+            f"QP ({backend}) infeasible or not solved: constraint violation "
+            f"{float(viol.max()):.3g} > {tol:g} (batch element {b})"
+        )
 
 
 def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
@@ -229,8 +266,17 @@ def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
     solver = proxsuite.proxqp.dense.QP(n, 0, m)
     solver.settings.eps_abs, solver.settings.max_iter = 1e-10, 2000
     solver.settings.default_rho = solver.settings.refactor_rho_threshold = 5e-5
-    solver.init(H=Q, g=p, A=None, b=None, C=G, l=lower, u=upper, rho=5e-5,
-                compute_preconditioner=precondition)
+    solver.init(
+        H=Q,
+        g=p,
+        A=None,
+        b=None,
+        C=G,
+        l=lower,
+        u=upper,
+        rho=5e-5,
+        compute_preconditioner=precondition,
+    )
     solver.solve()
     return solver.results.x
 
@@ -243,8 +289,9 @@ def _cvx_layer(n: int, m: int) -> Any:
         z = cp.Variable(n)
         Lt, p = cp.Parameter((n, n)), cp.Parameter(n)
         G, lo, up = cp.Parameter((m, n)), cp.Parameter(m), cp.Parameter(m)
-        prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Lt @ z) + p @ z),
-                          [G @ z >= lo, G @ z <= up])
+        prob = cp.Problem(
+            cp.Minimize(0.5 * cp.sum_squares(Lt @ z) + p @ z), [G @ z >= lo, G @ z <= up]
+        )
         _CVX_LAYERS[(n, m)] = CvxpyLayer(prob, parameters=[Lt, p, G, lo, up], variables=[z])
     return _CVX_LAYERS[(n, m)]
 
@@ -254,6 +301,12 @@ def _solve_cvxpylayers(Q, p, G, lower, upper) -> torch.Tensor:
     if bool((info > 0).any()):
         raise ValueError("QP (cvxpylayers): Q is not positive definite")
     layer = _cvx_layer(p.shape[1], G.shape[1])
-    (z,) = layer(L.transpose(1, 2), p, G, lower.clamp(-_INF, _INF), upper.clamp(-_INF, _INF),
-                 solver_args={"eps": 1e-10})
+    (z,) = layer(
+        L.transpose(1, 2),
+        p,
+        G,
+        lower.clamp(-_INF, _INF),
+        upper.clamp(-_INF, _INF),
+        solver_args={"eps": 1e-10},
+    )
     return z

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.policies.pretrained import PretrainedPolicy, default_device
-from ampczoo.policies.registry import make_policy, policy_class
+from ampczoo.core.checkpoint import PretrainedPolicy, default_device
+from ampczoo.core.registry import make_policy, policy_class
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -146,8 +146,9 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                        meta: dict) -> None:
+def optimizer_from_flat(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
     """Inverse of :func:`optimizer_to_flat`."""
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
@@ -156,14 +157,14 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
             state.setdefault(int(pid), {})[key] = value
     for pid, st in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(st)
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
-              for g in meta["param_groups"]]
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]
+    ]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in
-            module.state_dict().items()}
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -195,8 +196,9 @@ class Trainer:
             self._restore(last)
         else:
             if (last / STATE_JSON).exists():
-                raise FileExistsError(f"{last} exists: pass resume=True (--resume) or use "
-                                      "another output folder")
+                raise FileExistsError(
+                    f"{last} exists: pass resume=True (--resume) or use another output folder"
+                )
             self._build()
 
     # ------------------------------------------------------------------ setup
@@ -216,8 +218,9 @@ class Trainer:
 
     def _make_optim(self) -> None:
         cfg = self.cfg
-        self.opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr,
-                                     weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(
+            self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
         decay = cfg.ema_decay if cfg.ema_decay is not None else self.policy.default_ema_decay
         self.ema = EMA(self.policy, decay) if decay > 0 else None
 
@@ -257,8 +260,7 @@ class Trainer:
         L = self.sequence_length()
         if L == 1:  # the dataset's own batch (adds "obs_history" for history policies)
             return {k: v.to(self.device) for k, v in ds.batch(idx).items()}
-        idx = idx[:, None] + torch.arange(L)
-        return {"obs": ds._obs_t[idx].to(self.device), "u_seq": ds._u_t[idx].to(self.device)}
+        return {k: v.to(self.device) for k, v in ds.window_batch(idx, L).items()}
 
     def total_steps(self) -> int:
         per_epoch = math.ceil(len(self.rows(self.train_ds)) / self.cfg.batch_size)
@@ -273,8 +275,7 @@ class Trainer:
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
         span = max(self.total_steps() - cfg.warmup_steps, 1)
-        return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min((step - cfg.warmup_steps) / span,
-                                                             1.0)))
+        return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min((step - cfg.warmup_steps) / span, 1.0)))
 
     def run(self) -> dict[str, Any]:
         """Train to ``epochs`` (or ``max_steps``); returns a summary dict."""
@@ -283,8 +284,11 @@ class Trainer:
         writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
         val = math.nan
         try:
-            while (self.epoch < self.cfg.epochs and not self._steps_done()
-                   and not self._patience_done()):
+            while (
+                self.epoch < self.cfg.epochs
+                and not self._steps_done()
+                and not self._patience_done()
+            ):
                 train_loss = self._train_epoch(writer)
                 val = self.validate()
                 writer.add_scalar("val/loss", val, self.step)
@@ -293,16 +297,30 @@ class Trainer:
                 self._checkpoint(val)
         finally:
             writer.close()
-        summary = {"step": self.step, "epoch": self.epoch, "val_loss": val,
-                   "best_val_loss": self.best, "stopped_early": self._patience_done(),
-                   "out": str(self.out)}
+        summary = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "val_loss": val,
+            "best_val_loss": self.best,
+            "stopped_early": self._patience_done(),
+            "out": str(self.out),
+        }
         if len(self.test_ds) and (self.out / "best").is_dir():
-            best = policy_class(self.cfg.policy).from_pretrained(self.out / "best",
-                                                                 device=self.device)
+            best = policy_class(self.cfg.policy).from_pretrained(
+                self.out / "best", device=self.device
+            )
             summary["test_loss"] = self.evaluate(best, self.test_ds)
-            (self.out / "test_loss.json").write_text(json.dumps(
-                {"test_loss": summary["test_loss"], "best_val_loss": self.best,
-                 "test_episodes": len(self.test_ds.episode_ids)}, indent=2) + "\n")
+            (self.out / "test_loss.json").write_text(
+                json.dumps(
+                    {
+                        "test_loss": summary["test_loss"],
+                        "best_val_loss": self.best,
+                        "test_episodes": len(self.test_ds.episode_ids),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
         return summary
 
     def _patience_done(self) -> bool:
@@ -316,16 +334,18 @@ class Trainer:
 
         rows = self.rows(self.train_ds)
         cfg, n = self.cfg, len(rows)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(
-            cfg.seed * 100_003 + self.epoch))
+        perm = torch.randperm(
+            n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
+        )
         self.policy.train()
         losses = []
-        bar = tqdm(range(0, n, cfg.batch_size), desc=f"epoch {self.epoch}", leave=False,
-                   disable=None)
+        bar = tqdm(
+            range(0, n, cfg.batch_size), desc=f"epoch {self.epoch}", leave=False, disable=None
+        )
         for start in bar:
             if self._steps_done():
                 break
-            idx = rows[perm[start:start + cfg.batch_size]]
+            idx = rows[perm[start : start + cfg.batch_size]]
             loss, info = self._train_step(idx)
             losses.append(loss)
             bar.set_postfix(loss=f"{loss:.4g}")
@@ -372,7 +392,7 @@ class Trainer:
             torch.manual_seed(self.cfg.seed)
             rows = self.rows(ds)
             for start in range(0, len(rows), self.cfg.batch_size):
-                batch = self.batch(ds, rows[start:start + self.cfg.batch_size])
+                batch = self.batch(ds, rows[start : start + self.cfg.batch_size])
                 loss, _ = model.loss(batch)
                 total += float(loss) * len(batch["obs"])
                 count += len(batch["obs"])
@@ -393,9 +413,14 @@ class Trainer:
         tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
         self.stale = 0 if val < self.best else self.stale + 1
-        meta: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "val_loss": val,
-                                "best_val": min(self.best, val), "stale_epochs": self.stale,
-                                "optimizer": opt_meta}
+        meta: dict[str, Any] = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "val_loss": val,
+            "best_val": min(self.best, val),
+            "stale_epochs": self.stale,
+            "optimizer": opt_meta,
+        }
         if torch.cuda.is_available():
             states = torch.cuda.get_rng_state_all()
             tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(states)})

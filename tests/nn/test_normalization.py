@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from ampczoo.policies.normalization import Normalizer, action_scale
+from ampczoo.nn.normalization import Normalizer, action_scale
 
 
 def stats_of(u_seq: np.ndarray, obs: np.ndarray) -> dict:
     def s(a):
         return {"mean": a.mean(0), "std": a.std(0) + 1e-6, "min": a.min(0), "max": a.max(0)}
+
     return {"obs": s(obs), "u_seq": s(u_seq)}
 
 

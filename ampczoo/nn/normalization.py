@@ -24,8 +24,9 @@ ACTION_NORMALIZATIONS = ("joint_range", "element_zscore")
 def check_action_normalization(mode: str) -> None:
     """ValueError unless ``mode`` is one of ACTION_NORMALIZATIONS."""
     if mode not in ACTION_NORMALIZATIONS:
-        raise ValueError(f"action_normalization must be one of {ACTION_NORMALIZATIONS}, "
-                         f"got {mode!r}")
+        raise ValueError(
+            f"action_normalization must be one of {ACTION_NORMALIZATIONS}, got {mode!r}"
+        )
 
 
 def action_scale(u_stats: dict[str, np.ndarray], mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -52,14 +53,19 @@ class Normalizer(nn.Module):
         self.register_buffer("u_mean", torch.zeros(horizon, action_dim))
         self.register_buffer("u_std", torch.ones(horizon, action_dim))
 
-    def set_stats(self, stats: dict[str, dict[str, np.ndarray]],
-                  action_normalization: str = "element_zscore") -> None:
+    def set_stats(
+        self, stats: dict[str, dict[str, np.ndarray]], action_normalization: str = "element_zscore"
+    ) -> None:
         """stats: {"obs": {"mean", "std"}, "u_seq": {"mean", "std"[, "min", "max"]}} of
         matching shapes (``DemonstrationDataset.normalization_stats()``);
         action_normalization: one of ACTION_NORMALIZATIONS (see the module docstring)."""
         u_mean, u_std = action_scale(stats["u_seq"], action_normalization)
-        pairs = (("obs_mean", stats["obs"]["mean"]), ("obs_std", stats["obs"]["std"]),
-                 ("u_mean", u_mean), ("u_std", u_std))
+        pairs = (
+            ("obs_mean", stats["obs"]["mean"]),
+            ("obs_std", stats["obs"]["std"]),
+            ("u_mean", u_mean),
+            ("u_std", u_std),
+        )
         copy_stats(self, pairs)
 
     def obs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -83,8 +89,10 @@ def copy_stats(module: torch.nn.Module, pairs: tuple[tuple[str, Any], ...]) -> N
         buf = getattr(module, name)
         t = torch.as_tensor(np.asarray(value), dtype=buf.dtype)
         if t.shape != buf.shape:
-            raise ValueError(f"normalisation stat {name}: expected shape "
-                             f"{tuple(buf.shape)}, got {tuple(t.shape)}")
+            raise ValueError(
+                f"normalisation stat {name}: expected shape "
+                f"{tuple(buf.shape)}, got {tuple(t.shape)}"
+            )
         if name.endswith("std") and not bool(torch.all(t > 0)):
             raise ValueError(f"normalisation stat {name} must be > 0")
         buf.copy_(t)

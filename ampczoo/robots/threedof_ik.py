@@ -100,5 +100,3 @@ class DampedLeastSquaresIK:
     def _restart_seeds(p_des: np.ndarray) -> list[np.ndarray]:
         yaw = float(np.arctan2(p_des[1], p_des[0]))
         return [np.array([yaw, 0.3, 1.2]), np.array([yaw, 1.2, -1.2])]
-
-

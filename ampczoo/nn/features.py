@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.robots.kuka import kuka_chain
+from ampczoo.robots.kuka import OBS_Q, OBS_TARGET_POS, OBS_TARGET_ROT6D, kuka_chain
 
 NQ = 7
 FEATURE_DIM = 2 * NQ + 3 + 3 + 1 + 3 + 1 + NQ + NQ + 3 * NQ
@@ -34,9 +34,14 @@ OBS_FEATURES = ("raw", "kinematic")
 def skew(v: torch.Tensor) -> torch.Tensor:
     """(..., 3) -> (..., 3, 3) cross-product matrices."""
     zero = torch.zeros_like(v[..., 0])
-    return torch.stack([torch.stack([zero, -v[..., 2], v[..., 1]], -1),
-                        torch.stack([v[..., 2], zero, -v[..., 0]], -1),
-                        torch.stack([-v[..., 1], v[..., 0], zero], -1)], -2)
+    return torch.stack(
+        [
+            torch.stack([zero, -v[..., 2], v[..., 1]], -1),
+            torch.stack([v[..., 2], zero, -v[..., 0]], -1),
+            torch.stack([-v[..., 1], v[..., 0], zero], -1),
+        ],
+        -2,
+    )
 
 
 def rotation_from_6d(r6: torch.Tensor) -> torch.Tensor:
@@ -73,8 +78,7 @@ class KukaFeatures(nn.Module):
             "eye6": damping * np.eye(6),
         }
         for name, value in buffers.items():
-            self.register_buffer(name, torch.tensor(value, dtype=torch.float32),
-                                 persistent=False)
+            self.register_buffer(name, torch.tensor(value, dtype=torch.float32), persistent=False)
 
     def kinematics(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q (B, 7) -> p_ee (B, 3), R_ee (B, 3, 3), joint origins (B, 7, 3), world joint
@@ -94,20 +98,35 @@ class KukaFeatures(nn.Module):
         return origins[:, -1] + R @ self.ee_p, R @ self.ee_R, origins, axes
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        q, p_d, R_d = obs[:, :NQ], obs[:, 7:10], rotation_from_6d(obs[:, 10:16])
+        q, p_d = obs[:, OBS_Q], obs[:, OBS_TARGET_POS]
+        R_d = rotation_from_6d(obs[:, OBS_TARGET_ROT6D])
         p_ee, R_ee, origins, axes = self.kinematics(q)
         e_p = p_d - p_ee
         E = R_d @ R_ee.transpose(1, 2)
         A = E - E.transpose(1, 2)
         e_r = 0.5 * torch.stack([A[:, 2, 1], A[:, 0, 2], A[:, 1, 0]], dim=-1)
         cos_theta = 0.5 * (E.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True) - 1.0)
-        jac_t = torch.cat([torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes],
-                          dim=-1)  # (B, 7, 6) = J^T
+        jac_t = torch.cat(
+            [torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes], dim=-1
+        )  # (B, 7, 6) = J^T
         e = torch.cat([e_p, e_r], dim=-1)[..., None]
         jte = (jac_t @ e)[..., 0]
         dls = (jac_t @ torch.linalg.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, e))[..., 0]
-        return torch.cat([torch.sin(q), torch.cos(q), p_ee, e_p, e_p.norm(dim=-1, keepdim=True),
-                          e_r, cos_theta, jte, dls, origins.flatten(1)], dim=-1)
+        return torch.cat(
+            [
+                torch.sin(q),
+                torch.cos(q),
+                p_ee,
+                e_p,
+                e_p.norm(dim=-1, keepdim=True),
+                e_r,
+                cos_theta,
+                jte,
+                dls,
+                origins.flatten(1),
+            ],
+            dim=-1,
+        )
 
 
 def check_obs_features(kind: str, obs_dim: int) -> None:
@@ -115,8 +134,9 @@ def check_obs_features(kind: str, obs_dim: int) -> None:
     if kind not in OBS_FEATURES:
         raise ValueError(f"obs_features must be one of {OBS_FEATURES}, got {kind!r}")
     if kind == "kinematic" and obs_dim not in (16, 20):
-        raise ValueError(f"obs_features='kinematic' needs a KUKA observation (16 or 20), "
-                         f"got obs_dim={obs_dim}")
+        raise ValueError(
+            f"obs_features='kinematic' needs a KUKA observation (16 or 20), got obs_dim={obs_dim}"
+        )
 
 
 class ObservationInput(nn.Module):

@@ -1,5 +1,6 @@
-"""Shared evaluation machinery: closed-loop rollouts, tracking metrics, Wilson intervals and
-run folders with markdown + CSV tables. Every leaderboard in ampczoo builds on this file.
+"""Shared evaluation machinery: the closed-loop episode runner (:func:`rollout`), tracking
+metrics, Wilson intervals and run folders with markdown + CSV tables. Every leaderboard in
+ampczoo builds on this file.
 
 Metric definitions (KUKA tracking, as in the DAMPC paper's Table I):
 - success: final position error < 20 mm and final rotation error < 5.7 deg;
@@ -30,6 +31,95 @@ from ampczoo.robots.kuka import SUCCESS_POS, SUCCESS_ROT
 
 
 @dataclass
+class Rollout:
+    """One closed-loop episode as the env and the policy produced it (no metrics yet): the
+    input of every benchmark's per-episode summary (:class:`EpisodeResult` for the KUKA
+    envs, ``ReachEpisode`` for the 3-DOF arm) and of ``ampczoo eval``.
+
+    T = number of steps taken (until ``terminated`` or ``truncated``)."""
+
+    seed: int
+    observations: list[Any] = field(repr=False)  # T + 1: the reset observation first
+    actions: np.ndarray = field(repr=False)  # (T, action_dim) as returned by act()
+    rewards: np.ndarray = field(repr=False)  # (T,)
+    reset_info: dict[str, Any] = field(repr=False)  # info of reset()
+    infos: list[dict[str, Any]] = field(repr=False)  # T: info after every step
+    act_times: np.ndarray = field(repr=False)  # (T,) wall time of policy.act(obs) [s]
+    terminated: bool
+    truncated: bool
+    policy_failures: int  # increase of the policy's ``n_failures`` over the episode
+    control_dt: float  # env step [s] (nan if the env does not expose ``control_dt``)
+
+    @property
+    def length(self) -> int:
+        """Steps taken, T."""
+        return len(self.actions)
+
+    @property
+    def episode_return(self) -> float:
+        """Sum of the rewards."""
+        return float(np.sum(self.rewards))
+
+    @property
+    def final_info(self) -> dict[str, Any]:
+        """The info of the last step (of reset() for an episode without steps)."""
+        return self.infos[-1] if self.infos else self.reset_info
+
+    def info_series(self, key: str) -> np.ndarray:
+        """``info[key]`` after every step, (T, ...)."""
+        return np.asarray([info[key] for info in self.infos])
+
+    def env_success(self) -> bool | None:
+        """``info["success"]`` of the last step, None when the env does not report it."""
+        value = self.final_info.get("success")
+        return None if value is None else bool(value)
+
+
+def rollout(
+    env: Any,
+    policy: Any,
+    seed: int,
+    options: dict | None = None,
+    frame_callback: Callable[[np.ndarray], None] | None = None,
+) -> Rollout:
+    """Roll out ``policy`` (``act(obs)``, ``reset(seed)``) in ``env`` from ``reset(seed=seed,
+    options=options)`` until ``terminated`` or ``truncated``: the one closed-loop episode
+    runner of every benchmark. Only ``policy.act(obs)`` is inside the timed block.
+    ``frame_callback`` receives ``env.render()`` after the reset and after every step."""
+    obs, reset_info = env.reset(seed=seed, options=options)
+    policy.reset(seed=seed)
+    failures0 = getattr(policy, "n_failures", 0)
+    observations, actions, rewards, infos, times = [obs], [], [], [], []
+    if frame_callback is not None:
+        frame_callback(env.render())
+    terminated = truncated = False
+    while not (terminated or truncated):
+        t0 = time.perf_counter()
+        action = policy.act(obs)
+        times.append(time.perf_counter() - t0)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(np.asarray(action, float))
+        observations.append(obs)
+        rewards.append(float(reward))
+        infos.append(info)
+        if frame_callback is not None:
+            frame_callback(env.render())
+    return Rollout(
+        seed=seed,
+        observations=observations,
+        actions=np.array(actions),
+        rewards=np.array(rewards),
+        reset_info=reset_info,
+        infos=infos,
+        act_times=np.array(times),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        policy_failures=getattr(policy, "n_failures", 0) - failures0,
+        control_dt=float(getattr(env.unwrapped, "control_dt", float("nan"))),
+    )
+
+
+@dataclass
 class EpisodeResult:
     """One closed-loop episode. Time series are per control step (T,)."""
 
@@ -45,6 +135,28 @@ class EpisodeResult:
     act_times: np.ndarray = field(repr=False)  # [s]
     actions: np.ndarray = field(repr=False)  # (T, 7)
     policy_failures: int = 0
+
+    @classmethod
+    def from_rollout(cls, r: Rollout) -> EpisodeResult:
+        """KUKA tracking metrics of a rollout. The env must report ``pos_error``,
+        ``rot_error`` and may report ``penetration``, ``self_collision`` in ``info`` (the KUKA
+        tracking envs do); the reset's info counts for penetration and collision."""
+        pos, rot = r.info_series("pos_error"), r.info_series("rot_error")
+        all_infos = [r.reset_info, *r.infos]
+        return cls(
+            seed=r.seed,
+            success=bool(pos[-1] < SUCCESS_POS and rot[-1] < SUCCESS_ROT),
+            final_pos_error=float(pos[-1]),
+            final_rot_error=float(rot[-1]),
+            trt=transient_response_time(pos, rot, r.control_dt),
+            max_penetration=float(max(i.get("penetration", 0.0) for i in all_infos)),
+            self_collision=any(bool(i.get("self_collision", False)) for i in all_infos),
+            pos_errors=pos,
+            rot_errors=rot,
+            act_times=r.act_times,
+            actions=r.actions,
+            policy_failures=r.policy_failures,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Scalars only (per-episode JSON of a benchmark run)."""
@@ -87,45 +199,8 @@ def run_episode(
     options: dict | None = None,
     frame_callback: Callable[[np.ndarray], None] | None = None,
 ) -> EpisodeResult:
-    """Roll out ``policy`` (``act(obs)``, ``reset(seed)``) in ``env`` until truncation.
-
-    The env must report ``pos_error``, ``rot_error``, ``penetration``, ``self_collision`` in
-    ``info`` (the KUKA tracking envs do)."""
-    obs, info = env.reset(seed=seed, options=options)
-    policy.reset(seed=seed)
-    failures0 = getattr(policy, "n_failures", 0)
-    pos, rot, times, actions = [], [], [], []
-    pen, collided = info.get("penetration", 0.0), bool(info.get("self_collision", False))
-    done = False
-    while not done:
-        t0 = time.perf_counter()
-        action = policy.act(obs)
-        times.append(time.perf_counter() - t0)
-        obs, _, terminated, truncated, info = env.step(action)
-        actions.append(np.asarray(action, float))
-        pos.append(info["pos_error"])
-        rot.append(info["rot_error"])
-        pen = max(pen, info.get("penetration", 0.0))
-        collided |= bool(info.get("self_collision", False))
-        if frame_callback is not None:
-            frame_callback(env.render())
-        done = terminated or truncated
-    pos_a, rot_a = np.array(pos), np.array(rot)
-    dt = env.unwrapped.control_dt
-    return EpisodeResult(
-        seed=seed,
-        success=bool(pos_a[-1] < SUCCESS_POS and rot_a[-1] < SUCCESS_ROT),
-        final_pos_error=float(pos_a[-1]),
-        final_rot_error=float(rot_a[-1]),
-        trt=transient_response_time(pos_a, rot_a, dt),
-        max_penetration=float(pen),
-        self_collision=collided,
-        pos_errors=pos_a,
-        rot_errors=rot_a,
-        act_times=np.array(times),
-        actions=np.array(actions),
-        policy_failures=getattr(policy, "n_failures", 0) - failures0,
-    )
+    """:func:`rollout` summarised as an :class:`EpisodeResult` (KUKA tracking envs)."""
+    return EpisodeResult.from_rollout(rollout(env, policy, seed, options, frame_callback))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

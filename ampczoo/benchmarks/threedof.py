@@ -43,8 +43,10 @@ from typing import Any
 import numpy as np
 
 from ampczoo.benchmarks.common import (
+    Rollout,
     command_line,
     make_run_dir,
+    rollout,
     single_thread,
     wilson_interval,
     write_episodes_json,
@@ -105,6 +107,24 @@ class ReachEpisode:
     act_times: np.ndarray = field(repr=False)
     policy_failures: int = 0
 
+    @classmethod
+    def from_rollout(cls, r: Rollout) -> ReachEpisode:
+        """The reach metrics of a rollout of ``ThreeDOF-Reach-v0`` (info ``pos_error`` at
+        the reset and after every step, ``success`` at the last step)."""
+        err = r.info_series("pos_error")
+        e0 = r.reset_info["pos_error"]
+        return cls(
+            seed=r.seed,
+            final_error=float(err[-1]),
+            rmse=float(np.sqrt(np.mean(err**2))),
+            t95=settling_time(err, e0, r.control_dt),
+            env_success=bool(r.final_info["success"]),
+            initial_error=float(e0),
+            errors=err,
+            act_times=r.act_times,
+            policy_failures=r.policy_failures,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """Scalars only."""
         return {k: v for k, v in asdict(self).items() if not isinstance(v, np.ndarray)}
@@ -121,36 +141,6 @@ def settling_time(errors: np.ndarray, initial: float, dt: float, frac: float = 0
     return float((first + 1) * dt)
 
 
-def rollout(env: Any, policy: Any, seed: int) -> ReachEpisode:
-    """Run ``policy`` (``reset``, ``act``) on ``env`` from reset seed ``seed`` to truncation."""
-    obs, info = env.reset(seed=seed)
-    policy.reset(seed=seed)
-    fails0 = getattr(policy, "n_failures", 0)
-    errors, times = [], []
-    e0 = info["pos_error"]
-    done = False
-    while not done:
-        t0 = time.perf_counter()
-        action = policy.act(obs)
-        times.append(time.perf_counter() - t0)
-        obs, _, terminated, truncated, info = env.step(action)
-        errors.append(info["pos_error"])
-        done = terminated or truncated
-    err = np.asarray(errors)
-    dt = env.unwrapped.control_dt
-    return ReachEpisode(
-        seed=seed,
-        final_error=float(err[-1]),
-        rmse=float(np.sqrt(np.mean(err**2))),
-        t95=settling_time(err, e0, dt),
-        env_success=bool(info["success"]),
-        initial_error=float(e0),
-        errors=err,
-        act_times=np.asarray(times),
-        policy_failures=getattr(policy, "n_failures", 0) - fails0,
-    )
-
-
 def run_method(policy: Any, seeds: Sequence[int], region: str = "nominal") -> list[ReachEpisode]:
     """Episodes of one method over ``seeds`` (one env, target region ``region``)."""
     import gymnasium as gym
@@ -159,7 +149,7 @@ def run_method(policy: Any, seeds: Sequence[int], region: str = "nominal") -> li
 
     env = gym.make(ENV_ID, target_region=region)
     try:
-        return [rollout(env, policy, s) for s in seeds]
+        return [ReachEpisode.from_rollout(rollout(env, policy, s)) for s in seeds]
     finally:
         env.close()
 

@@ -108,9 +108,12 @@ class KukaTrackEnv(gym.Env):
 
     **Rendering**: ``"rgb_array"`` (offscreen ``mujoco.Renderer``, (height, width, 3) uint8)
     or ``"human"`` (``mujoco.viewer`` window; needs a display). The target pose is drawn as
-    RGB axes, the obstacle as a blue sphere. On construction with ``"rgb_array"``,
-    ``MUJOCO_GL`` defaults to ``egl`` (GPU present) or ``osmesa`` unless set by the user or
-    ``mujoco`` is already imported (see :mod:`ampczoo.envs.rendering`).
+    RGB arrows (its frame's x, y, z axes) around a white sphere (off with
+    ``env.unwrapped.render_target = False``), the obstacle as a blue sphere;
+    ``env.unwrapped.set_render_path(points)`` adds a predicted end-effector path (K, 3) [m]
+    in yellow (cleared by ``reset`` or ``set_render_path(None)``). On construction with
+    ``"rgb_array"``, ``MUJOCO_GL`` defaults to ``egl`` (GPU present) or ``osmesa`` unless set
+    by the user or ``mujoco`` is already imported (see :mod:`ampczoo.envs.rendering`).
 
     Args:
         obstacle: add the spherical obstacle (observation grows to 20).
@@ -180,6 +183,9 @@ class KukaTrackEnv(gym.Env):
         self._mj_model: Any = None
         self._mj_data: Any = None
         self._renderer: Any = None
+        #: draw the target pose (RGB axes + sphere) into rendered frames
+        self.render_target = True
+        self._render_path: np.ndarray | None = None
         if render_mode == "rgb_array":
             from ampczoo.envs.rendering import configure_mujoco_gl
 
@@ -252,6 +258,7 @@ class KukaTrackEnv(gym.Env):
         self._target_pos, self._target_rot = self._target_from_options(options)
         self._q = q0
         self._steps, self._clipped_total = 0, 0
+        self._render_path = None
         if self.simulation == "physics":
             import mujoco
 
@@ -296,7 +303,26 @@ class KukaTrackEnv(gym.Env):
             self._renderer = MujocoRenderer(
                 self._mj_model, self._mj_data, self.render_mode, self.width, self.height
             )
-        return self._renderer.render()
+        return self._renderer.render(self._render_markers())
+
+    def set_render_path(self, points: Any) -> None:
+        """Draw ``points`` (K, 3) [m] (e.g. end-effector positions predicted from a chunk
+        policy's planned sequence) as a yellow path in rendered frames until the next call;
+        None clears it. Rendering only: the simulation is unaffected. Non-finite points or
+        another shape raise ValueError."""
+        from ampczoo.envs.rendering import check_path
+
+        self._render_path = check_path(points)
+
+    def _render_markers(self) -> list[Any]:
+        from ampczoo.envs.rendering import path_markers, target_frame_markers
+
+        markers = []
+        if self.render_target:
+            markers += target_frame_markers(self._target_pos, self._target_rot)
+        if self._render_path is not None:
+            markers += path_markers(self._render_path)
+        return markers
 
     def close(self) -> None:
         """Free the renderer / viewer."""

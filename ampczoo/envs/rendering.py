@@ -1,5 +1,10 @@
 """MuJoCo rendering helpers for the ampczoo envs (offscreen ``rgb_array`` and ``human``).
 
+Decorations that are not part of the model (the target pose, a policy's predicted path) are
+:class:`Marker` s added to MuJoCo's scene as user geoms (``mjv_initGeom`` after
+``update_scene``, before ``render``): :func:`target_frame_markers`, :func:`target_point_markers`
+and :func:`path_markers` build them, :meth:`MujocoRenderer.render` draws them.
+
 Headless machines need an offscreen OpenGL backend, chosen by MuJoCo from the ``MUJOCO_GL``
 environment variable *when ``mujoco`` is first imported*. :func:`configure_mujoco_gl` sets a
 default (``egl`` where a GPU device node exists, else ``osmesa``) only if the user has not set
@@ -11,12 +16,125 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 #: Fixed camera looking at the robot (MjvCamera free-camera parameters; lengths in metres).
 CAMERA = {"lookat": (0.3, 0.0, 0.5), "distance": 2.2, "azimuth": 135.0, "elevation": -20.0}
+#: Marker kinds: "sphere" (centre ``pos``, radius ``size``) and the connectors "arrow",
+#: "capsule" (from ``pos`` to ``to``, radius ``size``).
+MARKER_KINDS = ("sphere", "arrow", "capsule")
+#: Most points of a predicted path drawn (longer paths are subsampled).
+MAX_PATH_POINTS = 64
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A decoration drawn into rendered frames, not part of the simulated model.
+
+    kind: one of :data:`MARKER_KINDS`; pos: (3,) [m] centre (sphere) or start (connectors);
+    to: (3,) [m] end of a connector (None for a sphere); size: radius [m]; rgba: colour and
+    opacity in [0, 1]."""
+
+    kind: str
+    pos: tuple[float, float, float]
+    size: float
+    rgba: tuple[float, float, float, float]
+    to: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MARKER_KINDS:
+            raise ValueError(f"marker kind must be one of {MARKER_KINDS}, got {self.kind!r}")
+        if (self.to is None) != (self.kind == "sphere"):
+            raise ValueError("a sphere marker has no `to`; a connector marker needs one")
+        if not self.size > 0:
+            raise ValueError(f"marker size must be > 0, got {self.size}")
+
+
+def target_frame_markers(
+    pos: np.ndarray, rot: np.ndarray, length: float = 0.15, radius: float = 0.012
+) -> list[Marker]:
+    """A target pose: a small white sphere at ``pos`` (3,) [m] and the axes of the target
+    frame ``rot`` (3, 3) (columns x, y, z) as red, green and blue arrows of ``length`` [m]."""
+    pos, rot = np.asarray(pos, float), np.asarray(rot, float)
+    markers = [Marker("sphere", _xyz(pos), 1.6 * radius, (1.0, 1.0, 1.0, 0.9))]
+    for axis, rgb in zip(rot.T, ((1.0, 0.1, 0.1), (0.1, 0.9, 0.1), (0.1, 0.3, 1.0)), strict=True):
+        markers.append(Marker("arrow", _xyz(pos), radius, (*rgb, 0.9), _xyz(pos + length * axis)))
+    return markers
+
+
+def target_point_markers(pos: np.ndarray, radius: float = 0.03) -> list[Marker]:
+    """A target position ``pos`` (3,) [m]: a red sphere of ``radius`` [m]."""
+    return [Marker("sphere", _xyz(np.asarray(pos, float)), radius, (1.0, 0.1, 0.1, 0.8))]
+
+
+def check_path(points: Any) -> np.ndarray | None:
+    """Validate a path to draw: None (no path) or (K, 3) finite positions [m], K >= 1."""
+    if points is None:
+        return None
+    arr = np.asarray(points, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) == 0:
+        raise ValueError(f"path points must have shape (K, 3) with K >= 1, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("path points contain NaN/inf")
+    return arr.copy()
+
+
+def path_markers(points: np.ndarray, radius: float = 0.005) -> list[Marker]:
+    """A predicted path (K, 3) [m]: yellow capsules between consecutive points and a small
+    sphere at each point (at most :data:`MAX_PATH_POINTS` points, evenly subsampled)."""
+    pts = np.asarray(points, float)
+    if len(pts) > MAX_PATH_POINTS:
+        pts = pts[np.linspace(0, len(pts) - 1, MAX_PATH_POINTS).round().astype(int)]
+    rgba = (1.0, 0.85, 0.1, 0.9)
+    markers = [Marker("sphere", _xyz(p), 1.5 * radius, rgba) for p in pts]
+    markers += [
+        Marker("capsule", _xyz(a), radius, rgba, _xyz(b))
+        for a, b in zip(pts[:-1], pts[1:], strict=True)
+        if np.linalg.norm(b - a) > 1e-9
+    ]
+    return markers
+
+
+def add_markers(scene: Any, markers: Sequence[Marker]) -> int:
+    """Append ``markers`` to an ``MjvScene`` as user geoms; returns how many were added
+    (stops when the scene's ``maxgeom`` is reached)."""
+    import mujoco
+
+    kinds = {
+        "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+        "arrow": mujoco.mjtGeom.mjGEOM_ARROW,
+        "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
+    }
+    added = 0
+    for m in markers:
+        if scene.ngeom >= scene.maxgeom:
+            break
+        geom = scene.geoms[scene.ngeom]
+        size = np.array([m.size, m.size, m.size])
+        mujoco.mjv_initGeom(
+            geom,
+            kinds[m.kind],
+            size,
+            np.asarray(m.pos, float),
+            np.eye(3).ravel(),
+            np.asarray(m.rgba, np.float32),
+        )
+        if m.to is not None:
+            mujoco.mjv_connector(
+                geom, kinds[m.kind], m.size, np.asarray(m.pos, float), np.asarray(m.to, float)
+            )
+        geom.category = mujoco.mjtCatBit.mjCAT_DECOR
+        scene.ngeom += 1
+        added += 1
+    return added
+
+
+def _xyz(v: np.ndarray) -> tuple[float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]))
 
 
 def has_gpu() -> bool:
@@ -80,12 +198,16 @@ class MujocoRenderer:
         else:
             raise ValueError(f"unknown render mode {mode!r}")
 
-    def render(self) -> np.ndarray | None:
-        """Draw the current ``data`` (kinematics must be up to date)."""
+    def render(self, markers: Sequence[Marker] = ()) -> np.ndarray | None:
+        """Draw the current ``data`` (kinematics must be up to date) and ``markers``."""
         if self._renderer is not None:
             self._renderer.update_scene(self.data, camera=self.camera)
+            add_markers(self._renderer.scene, markers)
             return self._renderer.render().copy()
         if self._viewer is not None and self._viewer.is_running():
+            with self._viewer.lock():
+                self._viewer.user_scn.ngeom = 0
+                add_markers(self._viewer.user_scn, markers)
             self._viewer.sync()
         return None
 

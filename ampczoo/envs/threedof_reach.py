@@ -103,7 +103,9 @@ class ThreeDOFReachEnv(gym.Env):
     on the nominal kinematics.
 
     **Rendering**: ``"rgb_array"`` ((height, width, 3) uint8, offscreen) or ``"human"``, as
-    the KUKA envs (:mod:`ampczoo.envs.rendering`); the target is a red sphere.
+    the KUKA envs (:mod:`ampczoo.envs.rendering`); the target p_des is a red sphere (off with
+    ``env.unwrapped.render_target = False``); ``env.unwrapped.set_render_path(points)`` adds
+    a predicted end-effector path (K, 3) [m] in yellow (cleared by ``reset``).
 
     Args:
         control_dt: control period [s], a multiple of 0.002.
@@ -170,6 +172,9 @@ class ThreeDOFReachEnv(gym.Env):
         self.observation_space = spaces.Box(low, high, dtype=np.float64)
         self._ik: Any = None
         self._renderer: Any = None
+        #: draw the target p_des (red sphere) into rendered frames
+        self.render_target = True
+        self._render_path: np.ndarray | None = None
         self._scale = np.ones((3, 3))
         self._build_model(self._scale)
         self._target = np.zeros(3)
@@ -251,6 +256,7 @@ class ThreeDOFReachEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self._tau_g = self.gravity_torque(q0) if self.gravity_compensation else np.zeros(3)
         self._steps, self._started = 0, True
+        self._render_path = None
         info = self._get_info(np.zeros(3))
         info["dynamics_scale"] = self._scale.copy()
         if self.render_mode == "human":
@@ -286,7 +292,25 @@ class ThreeDOFReachEnv(gym.Env):
             )
             self._renderer.camera.lookat[:] = (0.0, 0.0, SHOULDER_HEIGHT)
             self._renderer.camera.distance = 1.8
-        return self._renderer.render()
+        return self._renderer.render(self._render_markers())
+
+    def set_render_path(self, points: Any) -> None:
+        """Draw ``points`` (K, 3) [m] (e.g. end-effector positions predicted from a policy's
+        planned torque sequence) as a yellow path in rendered frames until the next call;
+        None clears it. Rendering only. Non-finite points or another shape raise ValueError."""
+        from ampczoo.envs.rendering import check_path
+
+        self._render_path = check_path(points)
+
+    def _render_markers(self) -> list[Any]:
+        from ampczoo.envs.rendering import path_markers, target_point_markers
+
+        markers = []
+        if self.render_target and self._started:
+            markers += target_point_markers(self._target)
+        if self._render_path is not None:
+            markers += path_markers(self._render_path)
+        return markers
 
     def close(self) -> None:
         """Free the renderer / viewer."""

@@ -310,29 +310,34 @@ def write_episodes_json(
 def plot_tracking_errors(
     per_method: dict[str, Sequence[EpisodeResult]], dt: float, path: Path, title: str = ""
 ) -> None:
-    """Median end-effector position/rotation error over time with 10–90 % bands."""
+    """Median end-effector position/rotation error over time with 10–90 % bands; the legend
+    sits below both panels (two columns), so it never covers a curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    for name, results in per_method.items():
-        if not results:
-            continue
+    names = [name for name, results in per_method.items() if results]
+    legend_rows = math.ceil(len(names) / 2)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(10, 3.6 + 0.25 * legend_rows), constrained_layout=True, squeeze=True
+    )
+    for name in names:
+        results = per_method[name]
         T = min(len(r.pos_errors) for r in results)
         t = dt * np.arange(1, T + 1)
         panels = ((axes[0], "pos_errors", 1000.0), (axes[1], "rot_errors", 180 / np.pi))
         for ax, key, scale in panels:
             E = scale * np.stack([getattr(r, key)[:T] for r in results])
             lo, med, hi = np.percentile(E, [10, 50, 90], axis=0)
-            (line,) = ax.plot(t, med, label=name)
+            (line,) = ax.plot(t, med, label=name if ax is axes[0] else None)
             ax.fill_between(t, lo, hi, alpha=0.2, color=line.get_color())
     axes[0].set(xlabel="time [s]", ylabel="position error [mm]", yscale="log")
     axes[1].set(xlabel="time [s]", ylabel="rotation error [deg]", yscale="log")
     axes[0].axhline(1000 * SUCCESS_POS, ls=":", c="k")
     axes[1].axhline(math.degrees(SUCCESS_ROT), ls=":", c="k")
-    axes[0].legend()
+    if names:
+        fig.legend(loc="outside lower center", ncols=min(2, len(names)), fontsize=8)
     fig.suptitle(title or "tracking error (median, 10-90 % band)")
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -10,37 +10,84 @@ id                                        description                           
 ``DAMPC-KukaTrackObstacle-v0``            same, around a 0.2 m spherical obstacle  250 (5 s)
 ``ThreeDOF-Reach-v0``                     3-DOF arm, torque control, reach a point  200 (4 s)
 ========================================  ======================================  ==========
+
+A new env is one class plus one :func:`register_env` line; :func:`env_ids` lists every id
+registered through it (also by users, after import), and the contract tests
+(:mod:`ampczoo.envs.checks`) run over all of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
 #: Steps of the 5 s episode at the default control period of 0.02 s.
 KUKA_MAX_EPISODE_STEPS = 250
-
-_ENVS = {
-    "DAMPC-KukaTrack-v0": {"obstacle": False},
-    "DAMPC-KukaTrackObstacle-v0": {"obstacle": True},
-}
-
-for _env_id, _kwargs in _ENVS.items():
-    if _env_id not in registry:  # re-importing must not warn about overriding
-        register(
-            id=_env_id,
-            entry_point="ampczoo.envs.kuka_track:KukaTrackEnv",
-            max_episode_steps=KUKA_MAX_EPISODE_STEPS,
-            kwargs=_kwargs,
-        )
-
 #: Steps of the 4 s episode of ThreeDOF-Reach-v0 at its default control period of 0.02 s.
 THREEDOF_MAX_EPISODE_STEPS = 200
 
-if "ThreeDOF-Reach-v0" not in registry:
-    register(
-        id="ThreeDOF-Reach-v0",
-        entry_point="ampczoo.envs.threedof_reach:ThreeDOFReachEnv",
-        max_episode_steps=THREEDOF_MAX_EPISODE_STEPS,
-    )
+#: env id -> the arguments it was registered with (entry point and gymnasium's keywords).
+ENVS: dict[str, dict[str, Any]] = {}
 
-__all__ = ["KUKA_MAX_EPISODE_STEPS", "THREEDOF_MAX_EPISODE_STEPS"]
+
+def _entry_point_name(entry_point: str | Callable[..., Any]) -> str:
+    if isinstance(entry_point, str):
+        return entry_point
+    return f"{entry_point.__module__}:{entry_point.__qualname__}"
+
+
+def register_env(env_id: str, entry_point: str | Callable[..., Any], **kwargs: Any) -> None:
+    """Register ``env_id`` with Gymnasium (``gymnasium.register(env_id, entry_point,
+    **kwargs)``: ``max_episode_steps``, ``kwargs`` for the constructor, ...) and list it in
+    :func:`env_ids`.
+
+    entry_point: "module:Class" (lazy: imported by ``gym.make``) or a callable returning an
+    env. Registering the same id again with the same arguments does nothing (re-import, a
+    re-run notebook cell); with other arguments it is a ValueError (no silent override), as
+    is an id Gymnasium already holds from elsewhere with another entry point."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
+    if not (isinstance(entry_point, str) and ":" in entry_point) and not callable(entry_point):
+        raise ValueError(f"entry point must be 'module:Class' or a callable, got {entry_point!r}")
+    spec = {"entry_point": _entry_point_name(entry_point), **kwargs}
+    if env_id in ENVS:
+        if ENVS[env_id] != spec:
+            raise ValueError(f"env {env_id!r} is already registered with {ENVS[env_id]}")
+        return
+    if env_id in registry:
+        existing = registry[env_id].entry_point
+        if existing is None or _entry_point_name(existing) != spec["entry_point"]:
+            raise ValueError(f"env {env_id!r} is already registered in gymnasium as {existing!r}")
+    else:
+        register(id=env_id, entry_point=entry_point, **kwargs)
+    ENVS[env_id] = spec
+
+
+def env_ids() -> list[str]:
+    """Every env id registered through :func:`register_env` (the package's and any added
+    later), sorted."""
+    return sorted(ENVS)
+
+
+for _env_id, _obstacle in (("DAMPC-KukaTrack-v0", False), ("DAMPC-KukaTrackObstacle-v0", True)):
+    register_env(
+        _env_id,
+        "ampczoo.envs.kuka_track:KukaTrackEnv",
+        max_episode_steps=KUKA_MAX_EPISODE_STEPS,
+        kwargs={"obstacle": _obstacle},
+    )
+register_env(
+    "ThreeDOF-Reach-v0",
+    "ampczoo.envs.threedof_reach:ThreeDOFReachEnv",
+    max_episode_steps=THREEDOF_MAX_EPISODE_STEPS,
+)
+
+__all__ = [
+    "ENVS",
+    "KUKA_MAX_EPISODE_STEPS",
+    "THREEDOF_MAX_EPISODE_STEPS",
+    "env_ids",
+    "register_env",
+]

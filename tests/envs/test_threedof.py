@@ -3,7 +3,6 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import ampczoo  # noqa: F401  (registers the envs)
 from ampczoo.envs.threedof_reach import ThreeDOFReachEnv
@@ -23,36 +22,13 @@ from ampczoo.robots.threedof import (
 ENV_ID = "ThreeDOF-Reach-v0"
 
 
-def rollout(env, seed, steps=20):
-    obs, _ = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    traj = [obs]
-    for _ in range(steps):
-        obs, *_ = env.step(env.action_space.sample())
-        traj.append(obs)
-    return np.array(traj)
-
-
-def test_gymnasium_env_checker():
-    env = gym.make(ENV_ID)
-    gym_check_env(env.unwrapped, skip_render_check=True)
-    env.close()
-
-
-def test_sb3_env_checker():
-    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
-    env = gym.make(ENV_ID)
-    sb3_checker.check_env(env, warn=True)
-    env.close()
-
-
-def test_spec_spaces_and_determinism():
+# Env checkers, seeded determinism, NaN/inf/mis-shaped actions and headless rendering:
+# tests/envs/test_env_contract.py (every registered id).
+def test_spec_and_spaces():
     env = gym.make(ENV_ID)
     assert env.spec.max_episode_steps == 200
     assert env.observation_space.shape == (9,)
     np.testing.assert_array_equal(env.action_space.high, TORQUE_LIMIT)
-    np.testing.assert_array_equal(rollout(env, 3), rollout(env, 3))
-    assert not np.array_equal(rollout(env, 3), rollout(env, 4))
 
 
 def test_fk_agrees_across_mujoco_pinocchio_and_closed_form():

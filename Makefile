@@ -1,4 +1,5 @@
 # Quickstart: `make demo` and `make test`. Both create/refresh .venv with the pinned constraints.
+# `make lint`: ruff check, ruff format --check and mypy (configured in pyproject.toml); CI runs it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -24,7 +25,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ampczoo tests
+	$(BIN)/ruff check ampczoo tests scripts
+	$(BIN)/ruff format --check ampczoo tests scripts
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,8 +13,9 @@ from ampczoo.data.store import EpisodeStore
 SPLITS = ("train", "val", "test")
 
 
-def split_episodes(episode_ids: np.ndarray, val_fraction: float, seed: int,
-                   test_fraction: float = 0.0) -> dict[str, set]:
+def split_episodes(
+    episode_ids: np.ndarray, val_fraction: float, seed: int, test_fraction: float = 0.0
+) -> dict[str, set]:
     """Deterministic split of episode ids into {"train", "val", "test"} sets.
 
     The ids are sorted first, so the split does not depend on the storage order. At least
@@ -27,9 +28,11 @@ def split_episodes(episode_ids: np.ndarray, val_fraction: float, seed: int,
     if val_fraction > 0 and len(ids) >= 2:
         n_val = min(max(n_val, 1), len(ids) - 1)
     n_test = min(int(round(test_fraction * len(ids))), max(len(ids) - n_val - 1, 0))
-    return {"val": set(perm[:n_val].tolist()),
-            "test": set(perm[n_val:n_val + n_test].tolist()),
-            "train": set(perm[n_val + n_test:].tolist())}
+    return {
+        "val": set(perm[:n_val].tolist()),
+        "test": set(perm[n_val : n_val + n_test].tolist()),
+        "train": set(perm[n_val + n_test :].tolist()),
+    }
 
 
 class DemonstrationDataset(Dataset):
@@ -44,13 +47,22 @@ class DemonstrationDataset(Dataset):
     Episodes (not samples) are split, so train, val and test never share an episode.
     """
 
-    def __init__(self, path: str | Path, split: str = "train", val_fraction: float = 0.1,
-                 seed: int = 0, history: int = 0, test_fraction: float = 0.0):
+    def __init__(
+        self,
+        path: str | Path,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        history: int = 0,
+        test_fraction: float = 0.0,
+    ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not 0.0 <= val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0:
-            raise ValueError(f"val_fraction and test_fraction must be in [0, 1), got "
-                             f"{val_fraction}, {test_fraction}")
+            raise ValueError(
+                f"val_fraction and test_fraction must be in [0, 1), got "
+                f"{val_fraction}, {test_fraction}"
+            )
         if history < 0:
             raise ValueError(f"history must be >= 0, got {history}")
         store = EpisodeStore(path, mode="r")
@@ -69,7 +81,9 @@ class DemonstrationDataset(Dataset):
         self.u_seq = store.read("u_seq")[mask] if store.n_samples else np.zeros((0, 0, 7))
         self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
         self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
-        self._all_obs_t = self._window_idx = None
+        #: history > 0 only: (T, D) observations of every stored row, (len, H) window rows
+        self._all_obs_t: torch.Tensor | None = None
+        self._window_idx: torch.Tensor | None = None
         if self.history:
             self._all_obs_t = torch.from_numpy(all_obs.astype(np.float32))
             self._window_idx = torch.from_numpy(self._windows(store, self.history)[mask])
@@ -81,14 +95,13 @@ class DemonstrationDataset(Dataset):
         starts = np.concatenate([[0], ends[:-1]])
         row_start = np.repeat(starts, np.diff(np.concatenate([[0], ends])))
         rows = np.arange(len(row_start))
-        return np.maximum(rows[:, None] - np.arange(history - 1, -1, -1)[None],
-                          row_start[:, None])
+        return np.maximum(rows[:, None] - np.arange(history - 1, -1, -1)[None], row_start[:, None])
 
-    def batch(self, idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    def batch(self, idx: torch.Tensor | slice | int) -> dict[str, torch.Tensor]:
         """The samples ``idx`` stacked: {"obs": (B, D), "u_seq": (B, N, nu)[, "obs_history":
-        (B, H, D)]} float32 tensors (CPU)."""
+        (B, H, D)]} float32 tensors (CPU); an int index gives one sample, without the B axis."""
         out = {"obs": self._obs_t[idx], "u_seq": self._u_t[idx]}
-        if self._window_idx is not None:
+        if self._all_obs_t is not None and self._window_idx is not None:
             out["obs_history"] = self._all_obs_t[self._window_idx[idx]]
         return out
 
@@ -108,7 +121,7 @@ class DemonstrationDataset(Dataset):
         ep = np.asarray(self.sample_episode)
         if len(ep) < length:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(ep[:len(ep) - length + 1] == ep[length - 1:]).astype(np.int64)
+        return np.flatnonzero(ep[: len(ep) - length + 1] == ep[length - 1 :]).astype(np.int64)
 
     def window_batch(self, starts: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
         """Windows of ``length`` consecutive samples from each of ``starts`` (indices from
@@ -141,14 +154,21 @@ class DemonstrationDataset(Dataset):
         train = self if self.split == "train" else self._train_twin()
         if len(train) == 0:
             raise ValueError(f"no training samples in {self.path}")
-        return {name: _stats(arr.astype(np.float64), min_std)
-                for name, arr in (("obs", train.obs), ("u_seq", train.u_seq))}
+        return {
+            name: _stats(arr.astype(np.float64), min_std)
+            for name, arr in (("obs", train.obs), ("u_seq", train.u_seq))
+        }
 
     def _train_twin(self) -> DemonstrationDataset:
-        return DemonstrationDataset(self.path, "train", self.val_fraction, self.seed,
-                                    test_fraction=self.test_fraction)
+        return DemonstrationDataset(
+            self.path, "train", self.val_fraction, self.seed, test_fraction=self.test_fraction
+        )
 
 
 def _stats(arr: np.ndarray, min_std: float) -> dict[str, np.ndarray]:
-    return {"mean": arr.mean(axis=0), "std": np.maximum(arr.std(axis=0), min_std),
-            "min": arr.min(axis=0), "max": arr.max(axis=0)}
+    return {
+        "mean": arr.mean(axis=0),
+        "std": np.maximum(arr.std(axis=0), min_std),
+        "min": arr.min(axis=0),
+        "max": arr.max(axis=0),
+    }

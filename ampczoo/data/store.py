@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import zarr
@@ -33,6 +33,9 @@ META_FIELDS = ("episode_index", "episode_seed", "n_steps", "n_dropped_output_err
 #: Default chunk length along the sample axis.
 CHUNK_LEN = 4096
 _ENDS = "meta/episode_ends"
+#: Access modes of :class:`EpisodeStore`: read-only, or read/write creating the store if missing.
+StoreMode = Literal["r", "a"]
+_Node = TypeVar("_Node", zarr.Array, zarr.Group)
 
 
 @dataclass
@@ -58,9 +61,13 @@ class Episode:
 
     def meta(self) -> dict[str, int]:
         """The per-episode integer meta values, keyed like :data:`META_FIELDS`."""
-        return {"episode_index": self.episode_index, "episode_seed": self.seed,
-                "n_steps": self.n_steps, "n_dropped_output_error": self.n_dropped_output_error,
-                "n_failed": self.n_failed}
+        return {
+            "episode_index": self.episode_index,
+            "episode_seed": self.seed,
+            "n_steps": self.n_steps,
+            "n_dropped_output_error": self.n_dropped_output_error,
+            "n_failed": self.n_failed,
+        }
 
 
 def jsonable(obj: Any) -> Any:
@@ -82,7 +89,21 @@ def is_episode_store(path: str | Path) -> bool:
         group = zarr.open_group(str(path), mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
         return False
-    return "meta" in group and "episode_ends" in group["meta"]
+    meta = group.get("meta")
+    return isinstance(meta, zarr.Group) and isinstance(meta.get("episode_ends"), zarr.Array)
+
+
+def _node(group: zarr.Group, key: str, kind: type[_Node], where: Path) -> _Node:
+    """``group[key]``, checked to be a ``kind``: ValueError when it is missing or of the other
+    kind (a foreign or corrupt store; ``where`` names the store in the message)."""
+    node = group.get(key)
+    if not isinstance(node, kind):
+        found = "nothing" if node is None else f"a Zarr {type(node).__name__.lower()}"
+        raise ValueError(
+            f"episode store {where}: expected a Zarr {kind.__name__.lower()} at {key!r}, found "
+            f"{found} (corrupt store, or not written by ampczoo)"
+        )
+    return node
 
 
 class EpisodeStore:
@@ -92,11 +113,11 @@ class EpisodeStore:
     length along the sample axis of arrays created by this instance.
     """
 
-    def __init__(self, path: str | Path, mode: str = "a", chunk_len: int = CHUNK_LEN):
+    def __init__(self, path: str | Path, mode: StoreMode = "a", chunk_len: int = CHUNK_LEN):
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         self.path = Path(path)
-        self.mode = mode
+        self.mode: StoreMode = mode
         self.chunk_len = int(chunk_len)
         if mode == "r" and not is_episode_store(self.path):
             raise FileNotFoundError(f"no episode store at {self.path}")
@@ -108,22 +129,35 @@ class EpisodeStore:
             self._truncate()
 
     # ----------------------------------------------------------------- structure
+    def _array(self, key: str) -> zarr.Array:
+        """The array at ``key``; ValueError when it is missing or a group."""
+        return _node(self.group, key, zarr.Array, self.path)
+
+    def _group(self, key: str) -> zarr.Group:
+        """The sub-group at ``key``; ValueError when it is missing or an array."""
+        return _node(self.group, key, zarr.Group, self.path)
+
+    def _read(self, key: str, n_rows: int | None = None) -> np.ndarray:
+        """The first ``n_rows`` rows (all when None) of the array at ``key``, in memory."""
+        return np.asarray(self._array(key)[:n_rows])
+
     def _create_meta(self) -> None:
         for name in ("episode_ends", *META_FIELDS):
             if f"meta/{name}" not in self.group:
-                self.group.create_array(f"meta/{name}", shape=(0,), chunks=(1024,),
-                                        dtype="int64", fill_value=-1)
+                self.group.create_array(
+                    f"meta/{name}", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1
+                )
 
     def _valid_prefix(self) -> tuple[int, int]:
         """(E, T) of the longest consistent prefix: ends written (not fill), non-decreasing,
         and all meta / data arrays at least that long."""
-        ends = self.group[_ENDS][:]
+        ends = self._read(_ENDS)
         n = len(ends)
         bad = np.flatnonzero((ends < 0) | (np.diff(ends, prepend=0) < 0))
         if bad.size:
             n = int(bad[0])
         for name in META_FIELDS:
-            n = min(n, self.group[f"meta/{name}"].shape[0])
+            n = min(n, self._array(f"meta/{name}").shape[0])
         while n > 0 and any(a.shape[0] < ends[n - 1] for a in self._data_arrays().values()):
             n -= 1
         return n, int(ends[n - 1]) if n else 0
@@ -131,7 +165,7 @@ class EpisodeStore:
     def _truncate(self) -> None:
         """Drop rows of a partial (crashed) append beyond the valid prefix."""
         for name in ("episode_ends", *META_FIELDS):
-            arr = self.group[f"meta/{name}"]
+            arr = self._array(f"meta/{name}")
             if arr.shape[0] != self._n_episodes:
                 arr.resize((self._n_episodes,))
         for arr in self._data_arrays().values():
@@ -143,7 +177,7 @@ class EpisodeStore:
     def _data_arrays(self) -> dict[str, zarr.Array]:
         if "data" not in self.group:
             return {}
-        return {name: arr for name, arr in self.group["data"].arrays()}
+        return dict(self._group("data").arrays())
 
     # ----------------------------------------------------------------- reading
     @property
@@ -168,7 +202,11 @@ class EpisodeStore:
 
     def meta(self, name: str) -> np.ndarray:
         """(E,) int64 array ``meta/<name>`` (``episode_ends`` or one of :data:`META_FIELDS`)."""
-        return self.group[f"meta/{name}"][: self._n_episodes]
+        if name not in ("episode_ends", *META_FIELDS):
+            raise ValueError(
+                f"no meta array {name!r}: one of episode_ends, {', '.join(META_FIELDS)}"
+            )
+        return self._read(f"meta/{name}", self._n_episodes)
 
     @property
     def episode_ends(self) -> np.ndarray:
@@ -181,7 +219,9 @@ class EpisodeStore:
 
     def read(self, name: str) -> np.ndarray:
         """The whole ``data/<name>`` array, (T, ...), loaded into memory."""
-        return self.group[f"data/{name}"][: self._n_samples]
+        if f"data/{name}" not in self.group:
+            raise ValueError(f"no data array {name!r} in {self.path}; stored: {self.keys}")
+        return self._read(f"data/{name}", self._n_samples)
 
     def read_all(self) -> dict[str, np.ndarray]:
         """All ``data/*`` arrays, name -> (T, ...)."""
@@ -196,20 +236,28 @@ class EpisodeStore:
         out = []
         for k in np.argsort(metas["episode_index"], kind="stable"):
             rows = slice(starts[k], ends[k])
-            out.append(Episode(int(metas["episode_index"][k]), int(metas["episode_seed"][k]),
-                               int(metas["n_steps"][k]), int(metas["n_dropped_output_error"][k]),
-                               int(metas["n_failed"][k]),
-                               {name: arr[rows] for name, arr in data.items()}))
+            out.append(
+                Episode(
+                    int(metas["episode_index"][k]),
+                    int(metas["episode_seed"][k]),
+                    int(metas["n_steps"][k]),
+                    int(metas["n_dropped_output_error"][k]),
+                    int(metas["n_failed"][k]),
+                    {name: arr[rows] for name, arr in data.items()},
+                )
+            )
         return out
 
     def counts(self) -> dict[str, int]:
         """Totals over stored episodes: n_episodes, n_samples_total (solves), n_kept,
         n_dropped_output_error, n_failed."""
-        return {"n_episodes": self._n_episodes,
-                "n_samples_total": int(self.meta("n_steps").sum()),
-                "n_kept": self._n_samples,
-                "n_dropped_output_error": int(self.meta("n_dropped_output_error").sum()),
-                "n_failed": int(self.meta("n_failed").sum())}
+        return {
+            "n_episodes": self._n_episodes,
+            "n_samples_total": int(self.meta("n_steps").sum()),
+            "n_kept": self._n_samples,
+            "n_dropped_output_error": int(self.meta("n_dropped_output_error").sum()),
+            "n_failed": int(self.meta("n_failed").sum()),
+        }
 
     # ----------------------------------------------------------------- writing
     def update_attrs(self, attrs: Mapping[str, Any]) -> None:
@@ -224,14 +272,16 @@ class EpisodeStore:
             return
         self._check_fields(episodes)
         kept = [ep for ep in episodes if ep.n_kept]
-        for name in (kept[0].data if kept else {}):
+        for name in kept[0].data if kept else {}:
             rows = np.concatenate([ep.data[name] for ep in kept])
             self._append(self._data_array(name, rows), rows)
         for name in META_FIELDS:
-            self._append(self.group[f"meta/{name}"],
-                         np.array([ep.meta()[name] for ep in episodes], dtype=np.int64))
+            self._append(
+                self._array(f"meta/{name}"),
+                np.array([ep.meta()[name] for ep in episodes], dtype=np.int64),
+            )
         ends = self._n_samples + np.cumsum([ep.n_kept for ep in episodes])
-        self._append(self.group[_ENDS], ends.astype(np.int64))  # the commit point
+        self._append(self._array(_ENDS), ends.astype(np.int64))  # the commit point
         self._n_episodes += len(episodes)
         self._n_samples = int(ends[-1])
         self.group.attrs.update({"counts": self.counts()})
@@ -252,20 +302,24 @@ class EpisodeStore:
             if existing is None:
                 existing = names
             if names != existing:
-                raise ValueError(f"episode {ep.episode_index}: data fields {sorted(names)} "
-                                 f"differ from the store's {sorted(existing)}")
+                raise ValueError(
+                    f"episode {ep.episode_index}: data fields {sorted(names)} "
+                    f"differ from the store's {sorted(existing)}"
+                )
 
     def _data_array(self, name: str, rows: np.ndarray) -> zarr.Array:
         key = f"data/{name}"
         if key in self.group:
-            arr = self.group[key]
+            arr = self._array(key)
             if arr.shape[1:] != rows.shape[1:]:
-                raise ValueError(f"data/{name}: row shape {rows.shape[1:]} != stored "
-                                 f"{arr.shape[1:]}")
+                raise ValueError(
+                    f"data/{name}: row shape {rows.shape[1:]} != stored {arr.shape[1:]}"
+                )
             return arr
         dtype = str if rows.dtype.kind in "UOT" else rows.dtype
-        return self.group.create_array(key, shape=(0, *rows.shape[1:]), dtype=dtype,
-                                       chunks=(self.chunk_len, *rows.shape[1:]))
+        return self.group.create_array(
+            key, shape=(0, *rows.shape[1:]), dtype=dtype, chunks=(self.chunk_len, *rows.shape[1:])
+        )
 
     @staticmethod
     def _append(arr: zarr.Array, rows: np.ndarray) -> None:

@@ -60,6 +60,16 @@ class KukaFeatures(nn.Module):
 
     damping: lambda of the damped least-squares step [m^2]."""
 
+    # float32 buffers (not persistent: rebuilt from the URDF at load time)
+    joint_R: torch.Tensor  # (7, 3, 3) joint placement rotations in parent frames
+    joint_p: torch.Tensor  # (7, 3) joint placement translations [m]
+    parent_axes: torch.Tensor  # (7, 3) joint axes in parent frames
+    axis_K: torch.Tensor  # (7, 3, 3) cross-product matrices of the joint axes
+    axis_KK: torch.Tensor  # (7, 3, 3) axis_K @ axis_K (Rodrigues' second-order term)
+    ee_R: torch.Tensor  # (3, 3) end-effector offset rotation
+    ee_p: torch.Tensor  # (3,) end-effector offset translation [m]
+    eye6: torch.Tensor  # (6, 6) damping * identity
+
     def __init__(self, damping: float = 0.01):
         super().__init__()
         chain = kuka_chain()

@@ -46,6 +46,11 @@ class Normalizer(nn.Module):
     Buffers: obs_mean, obs_std (obs_dim,); u_mean, u_std (N, 7). Defaults are the identity
     (mean 0, std 1) until :meth:`set_stats` is called with train-split statistics."""
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    u_mean: torch.Tensor
+    u_std: torch.Tensor
+
     def __init__(self, obs_dim: int, horizon: int, action_dim: int = 7):
         super().__init__()
         self.register_buffer("obs_mean", torch.zeros(obs_dim))

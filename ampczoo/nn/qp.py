@@ -36,7 +36,7 @@ over dt) and :func:`integration_matrix` A_inte (positions from velocities).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -50,6 +50,10 @@ INACTIVE_TOL = 1e-12
 #: Forward-only solves since import: answered by the unconstrained minimiser / sent to ProxQP.
 UNCONSTRAINED_SOLVES: dict[str, int] = {"skipped": 0, "proxqp": 0}
 _CVX_LAYERS: dict[tuple[int, int], Any] = {}
+#: A backend's solve: (Q, p, G, lower, upper) batched CPU float64 tensors -> z* (B, n).
+QPSolver = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]
 
 
 # ----------------------------------------------------------------------------- builders
@@ -157,15 +161,18 @@ def solve_qp(
     check_bounds(lower, upper, "QP bounds")
     Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
+    solver: QPSolver
     if backend == "proxsuite" and not needs_grad:
         solver = _solve_proxsuite_nograd  # same solver and settings, no autograd machinery
     else:
         solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers
-    args = [_guard(t.to("cpu", torch.float64), backend) for t in (Q, p, G, lower, upper)]
-    z = solver(*args)
+    Q64, p64, G64, lower64, upper64 = (
+        _guard(t.to("cpu", torch.float64), backend) for t in (Q, p, G, lower, upper)
+    )
+    z = solver(Q64, p64, G64, lower64, upper64)
     if not torch.isfinite(z).all():
         raise ValueError(f"QP solver ({backend}) returned NaN/inf")
-    _check_solution(z.detach(), *(a.detach() for a in args[2:]), feas_tol, backend)
+    _check_solution(z.detach(), G64.detach(), lower64.detach(), upper64.detach(), feas_tol, backend)
     return z.to(p.device, p.dtype)
 
 
@@ -218,7 +225,9 @@ def _check_solution(
         )
 
 
-def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
+def _solve_proxsuite(
+    Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+) -> torch.Tensor:
     from proxsuite.torch.qplayer import QPFunction
 
     empty = torch.empty(0, dtype=torch.float64)
@@ -227,7 +236,14 @@ def _solve_proxsuite(Q, p, G, lower, upper) -> torch.Tensor:
     return z
 
 
-def _solve_proxsuite_nograd(Q, p, G, lower, upper, tol: float = 1e-6) -> torch.Tensor:
+def _solve_proxsuite_nograd(
+    Q: torch.Tensor,
+    p: torch.Tensor,
+    G: torch.Tensor,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    tol: float = 1e-6,
+) -> torch.Tensor:
     """Forward-only solves (inference). Each problem first gets its unconstrained minimiser
     z = -Q^-1 p (batched Cholesky): when it satisfies every row to ``INACTIVE_TOL`` it is
     the QP's solution (KKT with zero multipliers) and ProxQP is skipped. The others go to
@@ -296,7 +312,9 @@ def _cvx_layer(n: int, m: int) -> Any:
     return _CVX_LAYERS[(n, m)]
 
 
-def _solve_cvxpylayers(Q, p, G, lower, upper) -> torch.Tensor:
+def _solve_cvxpylayers(
+    Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+) -> torch.Tensor:
     L, info = torch.linalg.cholesky_ex(Q)
     if bool((info > 0).any()):
         raise ValueError("QP (cvxpylayers): Q is not positive definite")

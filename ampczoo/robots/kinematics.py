@@ -38,7 +38,7 @@ class CollisionSphere:
 
 
 @functools.lru_cache(maxsize=4)
-def load_pinocchio_model(urdf: str = str(KUKA_URDF)):
+def load_pinocchio_model(urdf: str = str(KUKA_URDF)) -> Any:
     """Pinocchio model of the shipped URDF (cached; imports Pinocchio lazily)."""
     import pinocchio as pin
 
@@ -90,6 +90,8 @@ class SerialChain:
 
     def link_transforms(self, q: Any, backend: Any = np) -> list[tuple[Any, Any]]:
         """World transforms (R, p) of links 0..nq (link 0 = base) for joint positions ``q``."""
+        R: Any  # (3, 3) numpy array or CasADi SX/MX matrix
+        p: Any  # (3,) numpy array or CasADi DM/SX/MX vector
         if backend is np:
             q = np.asarray(q, dtype=float)
             R, p = np.eye(3), np.zeros(3)
@@ -190,10 +192,15 @@ def parse_collision_spheres(urdf: Path, model: Any) -> tuple[CollisionSphere, ..
             xyz = np.array(
                 (origin.get("xyz", "0 0 0") if origin is not None else "0 0 0").split(), dtype=float
             )
-            centre = np.array(placement.rotation) @ xyz + np.array(placement.translation)
+            cx, cy, cz = np.array(placement.rotation) @ xyz + np.array(placement.translation)
+            radius = sphere.get("radius")
+            if radius is None:
+                raise ValueError(
+                    f"{urdf}: a collision sphere of link {link.get('name')!r} has no radius"
+                )
             spheres.append(
                 CollisionSphere(
-                    int(frame.parentJoint), tuple(map(float, centre)), float(sphere.get("radius"))
+                    int(frame.parentJoint), (float(cx), float(cy), float(cz)), float(radius)
                 )
             )
     return tuple(spheres)

@@ -225,9 +225,8 @@ def parse_observation(obs: np.ndarray) -> KukaObservation:
         raise ValueError(f"KUKA observation contains NaN/inf: {obs}")
     obstacle = None
     if obs.shape[0] == OBS_DIM_OBSTACLE:
-        obstacle = Obstacle(
-            tuple(map(float, obs[OBS_OBSTACLE_CENTRE])), float(obs[OBS_OBSTACLE_RADIUS][0])
-        )
+        cx, cy, cz = (float(c) for c in obs[OBS_OBSTACLE_CENTRE])
+        obstacle = Obstacle((cx, cy, cz), float(obs[OBS_OBSTACLE_RADIUS][0]))
     return KukaObservation(
         obs[OBS_Q].copy(),
         obs[OBS_TARGET_POS].copy(),

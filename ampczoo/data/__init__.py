@@ -11,8 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"CollectConfig": "collect", "CollectReport": "collect", "collect": "collect",
-            "EpisodeStore": "store", "Episode": "store", "DemonstrationDataset": "dataset"}
+_EXPORTS = {
+    "CollectConfig": "collect",
+    "CollectReport": "collect",
+    "collect": "collect",
+    "EpisodeStore": "store",
+    "Episode": "store",
+    "DemonstrationDataset": "dataset",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -20,8 +20,9 @@ def store_path(tmp_path):
         n = 3 + idx % 4
         obs = np.full((n, 16), float(idx))
         obs[:, 15] = 1.0  # a constant entry
-        eps.append(Episode(idx, idx, n, data={"obs": obs,
-                                              "u_seq": np.full((n, N, 7), -float(idx))}))
+        eps.append(
+            Episode(idx, idx, n, data={"obs": obs, "u_seq": np.full((n, N, 7), -float(idx))})
+        )
     store.add_episodes(eps)
     return tmp_path / "d.zarr"
 

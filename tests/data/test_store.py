@@ -10,8 +10,12 @@ from ampczoo.data.store import Episode, EpisodeStore, is_episode_store
 
 def make_episode(idx: int, n: int, obs_dim: int = 4) -> Episode:
     rng = np.random.default_rng(idx)
-    data = {"obs": rng.normal(size=(n, obs_dim)), "u_seq": rng.normal(size=(n, 3, 7)),
-            "cost": rng.normal(size=n), "status": np.array(["ok"] * n)}
+    data = {
+        "obs": rng.normal(size=(n, obs_dim)),
+        "u_seq": rng.normal(size=(n, 3, 7)),
+        "cost": rng.normal(size=n),
+        "status": np.array(["ok"] * n),
+    }
     return Episode(idx, 1000 + idx, n + 2, n_dropped_output_error=1, n_failed=1, data=data)
 
 
@@ -29,8 +33,13 @@ def test_append_and_read_sorted(tmp_path):
         ref = make_episode(ep.episode_index, ep.n_kept)
         for k, v in ref.data.items():
             np.testing.assert_array_equal(ep.data[k], v)
-    assert reopened.counts() == {"n_episodes": 3, "n_samples_total": 18, "n_kept": 12,
-                                 "n_dropped_output_error": 3, "n_failed": 3}
+    assert reopened.counts() == {
+        "n_episodes": 3,
+        "n_samples_total": 18,
+        "n_kept": 12,
+        "n_dropped_output_error": 3,
+        "n_failed": 3,
+    }
     assert reopened.attrs["counts"]["n_kept"] == 12
     assert reopened.group["data/u_seq"].chunks == (4, 3, 7)
     with pytest.raises(PermissionError):

@@ -9,26 +9,26 @@ set -euo pipefail
 data=$1 steps=$2 base=${3:-lsm-kuka-obstacle}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 py=${PYTHON:-.venv/bin/python}
-common=(--data "$data" --epochs 1000 --steps "$steps" --batch-size 64 --lr 3e-4
+common=(--data "$data" --epochs 1000 --max-steps "$steps" --batch-size 64 --lr 3e-4
         --warmup-steps 50 --val-fraction 0.1)
 run() { name=$1; shift; [ -f "runs/constraints-$name/last/train_state.json" ] && extra=(--resume) || extra=();
-        $py -m ampczoo.cli train "$@" --out "runs/constraints-$name" "${common[@]}" "${extra[@]}"; }
-run diffog-dataset diffog --mode dataset
-run diffog-refine diffog --mode refine --base "$base"
-run matrix-dataset diffog --mode dataset --set q_mode=matrix
-run diffog-nope-dataset diffog --mode dataset --set positional_encoding=false
-run residual-dataset residual --mode dataset
+        $py -m ampczoo train "$@" --out "runs/constraints-$name" "${common[@]}" "${extra[@]}"; }
+run diffog-dataset diffog --policy.mode dataset
+run diffog-refine diffog --policy.mode refine --policy.base "$base"
+run matrix-dataset diffog --policy.mode dataset --policy.q-mode matrix
+run diffog-nope-dataset diffog --policy.mode dataset --policy.no-positional-encoding
+run residual-dataset residual --policy.mode dataset
 # LeTO (its own policy: LSTM + DTO layer, windows of T_s = 12; batch = windows). LETO_DATA
 # (default DATA), LETO_EPOCHS (default 1) and LETO_STEPS (default 4500) set its store and length.
 if [ "${LETO:-1}" = 1 ]; then
-  $py -m ampczoo.cli train leto --out runs/constraints-leto --data "${LETO_DATA:-$data}" \
-    --epochs "${LETO_EPOCHS:-1}" --steps "${LETO_STEPS:-4500}" --batch-size 32 --lr 1e-3 \
+  $py -m ampczoo train leto --out runs/constraints-leto --data "${LETO_DATA:-$data}" \
+    --epochs "${LETO_EPOCHS:-1}" --max-steps "${LETO_STEPS:-4500}" --batch-size 32 --lr 1e-3 \
     --warmup-steps 100 --val-fraction 0.03 \
     $([ -f runs/constraints-leto/last/train_state.json ] && echo --resume)
 fi
 if [ "${ABLATIONS:-0}" = 1 ]; then
-  run diffog-dataset-alpha16 diffog --mode dataset --set alpha=16
-  run diffog-dataset-alpha1 diffog --mode dataset --set alpha=1
-  run diffog-dataset-bound0.05 diffog --mode dataset --set bound=0.05
-  run diffog-dataset-bound0.2 diffog --mode dataset --set bound=0.2
+  run diffog-dataset-alpha16 diffog --policy.mode dataset --policy.alpha 16
+  run diffog-dataset-alpha1 diffog --policy.mode dataset --policy.alpha 1
+  run diffog-dataset-bound0.05 diffog --policy.mode dataset --policy.bound 0.05
+  run diffog-dataset-bound0.2 diffog --policy.mode dataset --policy.bound 0.2
 fi

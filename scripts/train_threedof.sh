@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 py=${PYTHON:-.venv/bin/python}
 resume=()
 [ -f "$run/last/train_state.json" ] && resume=(--resume)
-$py -m ampczoo.cli train "$arch" --data "$data" --out "$run" --history "$hist" \
+$py -m ampczoo train "$arch" --data "$data" --out "$run" --policy.history "$hist" \
   --epochs "$epochs" --patience 4 --lr 1e-3 --weight-decay 1e-4 --batch-size 256 \
   --val-fraction 0.1 --test-fraction 0.1 --seed 0 "${resume[@]}" "$@"
 if [ "$hist" = 10 ]; then

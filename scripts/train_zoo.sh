@@ -16,7 +16,7 @@ run=runs/train-$name
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 resume=()
 [ -d "$run/last" ] && resume=(--resume)
-.venv/bin/ampczoo train "$policy" --data "$data" --out "$run" --epochs 100000 --steps "$steps" \
+.venv/bin/ampczoo train "$policy" --data "$data" --out "$run" --epochs 100000 --max-steps "$steps" \
   "${resume[@]}" "$@"
 mkdir -p "ampczoo/zoo/$name"
 cp "$run/$ship/config.json" "$run/$ship/model.safetensors" "ampczoo/zoo/$name/"

@@ -36,12 +36,11 @@ every row.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -68,26 +67,59 @@ REFINERS = {
 }
 
 
+Table = Literal["main", "ablations", "fidelity", "speed"]
+
+
 @dataclasses.dataclass(frozen=True)
 class ConstraintsBenchConfig:
-    """episodes per row; seed of the first episode; control_dt [s]; bound (normalised per-step
-    change); bases; checkpoints: folder holding constraints-<name>/best; leto: LeTO checkpoint
-    ("" = <checkpoints>/constraints-leto/best); ablation_episodes; speed_batch; speed_data;
-    qpth_python: python of a side environment with qpth ("" = no qpth row); out."""
+    """``ampczoo bench constraints``: constrained action chunks on DAMPC-KukaTrackObstacle-v0."""
 
     episodes: int = 50
+    """closed-loop episodes per row (reset seeds seed .. seed+episodes-1)"""
     seed: int = 1000
+    """reset seed of the first episode"""
     control_dt: float = 0.1
+    """env step [s] (0.1 = the step of the predicted chunks)"""
     bound: float = 0.1
+    """per-step change bound of every method, normalised by the per-joint data scale"""
     bases: tuple[str, ...] = ("lsm", "dampc")
+    """base policies: lsm, dampc (the zoo DAMPC without early stopping) or a checkpoint
+    folder / zoo name; empty: only the LeTO row"""
     checkpoints: str = "runs"
+    """folder holding constraints-<name>/best (written by scripts/train_constraints.sh)"""
     leto: str = ""
+    """LeTO checkpoint folder ("" = <checkpoints>/constraints-leto/best; missing: no LeTO
+    row)"""
     ablation_episodes: int = 20
+    """episodes per setting of the alpha / bound ablation"""
     speed_batch: int = 64
+    """batch of the training-speed table"""
     speed_data: str = ""
+    """demonstration store: sizes the implied epoch time and gives the held-out chunks of the
+    fidelity table ("" = no fidelity rows)"""
     qpth_python: str = ""
-    tables: tuple[str, ...] = ("main", "ablations", "fidelity", "speed")
+    """python of a side environment with qpth (it pins numpy<2) for the training-speed table,
+    e.g. .venv-qpth/bin/python ("" = no qpth row)"""
+    tables: tuple[Table, ...] = ("main", "ablations", "fidelity", "speed")
+    """which tables to run"""
+    quick: bool = False
+    """smoke run: at most 10 episodes per row, 5 per ablation setting"""
     out: str = "runs"
+    """parent folder of the run folder"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            object.__setattr__(self, "episodes", min(self.episodes, 10))
+            object.__setattr__(self, "ablation_episodes", min(self.ablation_episodes, 5))
+        if self.episodes < 1 or self.ablation_episodes < 1 or self.speed_batch < 1:
+            raise ValueError("episodes, ablation_episodes and speed_batch must be >= 1")
+        if not self.bound > 0 or not self.control_dt > 0:
+            raise ValueError(
+                f"bound and control_dt must be > 0, got {self.bound}, {self.control_dt}"
+            )
+        unknown = set(self.tables) - set(get_args(Table))
+        if unknown or not self.tables:
+            raise ValueError(f"tables must be a non-empty subset of {get_args(Table)}")
 
 
 class _NoESDAMPC:
@@ -576,80 +608,3 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.invert_yaxis()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = ConstraintsBenchConfig()
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--control-dt", type=float, default=d.control_dt)
-    p.add_argument(
-        "--bound",
-        type=float,
-        default=d.bound,
-        help="per-step change bound, normalised by the per-joint data scale",
-    )
-    p.add_argument(
-        "--bases",
-        nargs="*",
-        default=list(d.bases),
-        help="lsm, dampc (no early stopping) or a checkpoint / zoo name; none: only the LeTO row",
-    )
-    p.add_argument(
-        "--checkpoints",
-        default=d.checkpoints,
-        help="folder with constraints-<name>/best (scripts/train_constraints.sh)",
-    )
-    p.add_argument("--leto", default=d.leto, help="LeTO checkpoint folder (none: no LeTO row)")
-    p.add_argument("--ablation-episodes", type=int, default=d.ablation_episodes)
-    p.add_argument("--speed-batch", type=int, default=d.speed_batch)
-    p.add_argument(
-        "--speed-data",
-        default=d.speed_data,
-        help="demonstration store: sizes the implied epoch time and gives the "
-        "held-out chunks of the fidelity table",
-    )
-    p.add_argument(
-        "--qpth-python",
-        default=d.qpth_python,
-        help="python of a side environment with qpth (it pins numpy<2) for the "
-        "training-speed table, e.g. .venv-qpth/bin/python",
-    )
-    p.add_argument(
-        "--tables",
-        nargs="+",
-        default=list(d.tables),
-        choices=list(d.tables),
-        help="which tables to run",
-    )
-    p.add_argument("--quick", action="store_true", help="10 episodes per row, 5 for ablations")
-    p.add_argument("--out", default=d.out)
-    p.set_defaults(func=_run)
-
-
-def config_from_args(args: argparse.Namespace) -> ConstraintsBenchConfig:
-    cfg = ConstraintsBenchConfig(
-        episodes=args.episodes,
-        seed=args.seed,
-        control_dt=args.control_dt,
-        bound=args.bound,
-        bases=tuple(args.bases),
-        checkpoints=args.checkpoints,
-        leto=args.leto,
-        ablation_episodes=args.ablation_episodes,
-        speed_batch=args.speed_batch,
-        speed_data=args.speed_data,
-        qpth_python=args.qpth_python,
-        tables=tuple(args.tables),
-        out=args.out,
-    )
-    if args.quick:
-        cfg = dataclasses.replace(
-            cfg, episodes=min(cfg.episodes, 10), ablation_episodes=min(cfg.ablation_episodes, 5)
-        )
-    return cfg
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_constraints_benchmark(config_from_args(args))
-    return 0

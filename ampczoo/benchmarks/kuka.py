@@ -47,19 +47,18 @@ method (keys ``<env>/<method>``), so two runs compare episode by episode.
 
 Example::
 
-    ampczoo bench kuka --env obstacle --episodes 200 --dampc runs/dampc/best \\
+    ampczoo bench kuka --envs obstacle --episodes 200 --dampc runs/dampc/best \\
         --dampc40 runs/dampc40/best --lsm runs/lsm/best
     ampczoo bench kuka --quick            # 5 episodes, 20 samples, smaller plots
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -90,50 +89,109 @@ DEFAULT_SEQ_DT = 0.1
 GAP_TOL = 1e-6
 
 
+#: caps applied by ``quick``
+QUICK_CAPS = {
+    "episodes": 5,
+    "num_samples": 20,
+    "gap_episodes": 1,
+    "timing_episodes": 1,
+    "heatmap_guesses": 8,
+    "heatmap_samples": 50,
+}
+
+
 def default_checkpoint(kind: str, env: str) -> str:
     """Zoo name of a checkpoint kind for an env key: e.g. ``dampc-kuka-obstacle``."""
     return f"{kind}-kuka" + ("-obstacle" if env == "obstacle" else "")
 
 
+EnvKey = Literal["obstacle", "free"]
+#: keys of :data:`METHODS` (a test checks that the two agree)
+MethodKey = Literal[
+    "mpc",
+    "lsm",
+    "ddpm5",
+    "ddpm5-es",
+    "ddpm40-g-es",
+    "ddpm5-g-es",
+    "ddim5-g-es",
+    "cluster",
+    "cost",
+    "safe",
+]
+
+
 @dataclass(frozen=True)
 class KukaBenchConfig:
-    """envs: keys of :data:`ENVS`. episodes: closed-loop episodes per method (seeds seed ..
-    seed+episodes-1). control_dt / episode_seconds: env step and episode length [s].
-    lsm / dampc / dampc40: checkpoint folders or zoo names (None = the env's zoo default).
-    methods: keys of :data:`METHODS` to run (empty = all). mpc_solver / mpc_compile: the
-    expert's solver and C-compilation. mpc_cold_start: the expert's first guess after reset
-    ("state", as the zoo's demonstrations were collected, or "random", the paper's).
-    num_samples: L for cluster/cost/safe selection.
-    guidance_scale: nabla-G scale of the "+G" rows (None = the checkpoint's config value).
-    mode_swap_threshold: RMS [rad/s] of a mode swap. stats_seconds: window of Table III [s]
-    (0 = whole episode). gap_episodes / gap_every: states of the optimality gap.
-    heatmap_guesses / heatmap_samples / heatmap_dt: Fig. 2 analog. cuda: also time on CUDA
-    when available; timing_episodes: episodes of that timing run."""
+    """``ampczoo bench kuka``: MPC vs LSM vs DAMPC on the KUKA tracking envs."""
 
-    envs: tuple[str, ...] = ("obstacle",)
+    envs: tuple[EnvKey, ...] = ("obstacle",)
+    """envs to run: obstacle (the paper's headline comparison) and/or free"""
     episodes: int = 200
+    """closed-loop episodes per method (reset seeds seed .. seed+episodes-1)"""
     seed: int = 1000
+    """reset seed of the first episode"""
     control_dt: float = 0.02
+    """env step [s]"""
     episode_seconds: float = 5.0
+    """episode length [s]"""
     lsm: str | None = None
+    """LSM checkpoint folder or zoo name (None = lsm-kuka / lsm-kuka-obstacle)"""
     dampc: str | None = None
+    """DAMPC (N_I = 5) checkpoint folder or zoo name (None = dampc-kuka / dampc-kuka-obstacle)"""
     dampc40: str | None = None
-    methods: tuple[str, ...] = ()
-    mpc_solver: str = "fatrop"
+    """DAMPC (N_I = 40) checkpoint folder or zoo name (None = dampc40-kuka /
+    dampc40-kuka-obstacle)"""
+    methods: tuple[MethodKey, ...] = ()
+    """rows to run (empty = all)"""
+    mpc_solver: Literal["fatrop", "ipopt"] = "fatrop"
+    """NLP solver of the MPC expert"""
     mpc_compile: bool = True
-    mpc_cold_start: str = "state"
+    """compile the expert's NLP to C (cached; the first build takes about a minute)"""
+    mpc_cold_start: Literal["state", "random"] = "state"
+    """the expert's first guess after reset: "state" (as the zoo's demonstrations were
+    collected) or "random" (the paper's)"""
     num_samples: int = 100
+    """samples L of the cluster / cost / safe rows"""
     guidance_scale: float | None = None
+    """nabla-G scale of the "+G" rows (None = the checkpoint's config value)"""
     mode_swap_threshold: float = 0.25
+    """RMS jump [rad/s] between consecutive selected sequences counted as a mode swap"""
     stats_seconds: float = 2.0
+    """window of the smoothness table (Table III) [s] (0 = whole episode)"""
     gap_episodes: int = 3
+    """episodes whose visited states enter the optimality gap"""
     gap_every: int = 10
+    """every how many steps a state enters the optimality gap"""
     heatmap_guesses: int = 20
+    """random MPC initial guesses of the Fig. 2 heat map"""
     heatmap_samples: int = 200
+    """DAMPC samples of the Fig. 2 heat map"""
     heatmap_dt: float = 0.1
+    """step [s] of the kinematic rollouts of the heat map"""
     cuda: bool = True
+    """also time the policies on CUDA when available"""
     timing_episodes: int = 3
+    """episodes of the CUDA timing run"""
+    quick: bool = False
+    """smoke run: at most 5 episodes, 20 samples, 1 gap episode, 1 timing episode, a small
+    heat map"""
     out: str = "runs"
+    """parent folder of the run folder"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            for name, cap in QUICK_CAPS.items():
+                object.__setattr__(self, name, min(getattr(self, name), cap))
+        if not self.envs or set(self.envs) - set(ENVS):
+            raise ValueError(f"envs must be a non-empty subset of {list(ENVS)}, got {self.envs}")
+        unknown = sorted(set(self.methods) - set(METHOD_KEYS))
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_KEYS)}")
+        if self.episodes < 1 or self.num_samples < 1:
+            raise ValueError("episodes and num_samples must be >= 1")
+        if not self.control_dt > 0 or not self.episode_seconds > 0:
+            raise ValueError("control_dt and episode_seconds must be > 0")
 
     def checkpoint(self, kind: str, env: str) -> str:
         return getattr(self, kind) or default_checkpoint(kind, env)
@@ -786,141 +844,3 @@ def run_kuka_benchmark(cfg: KukaBenchConfig) -> Path:
     print(md)
     print(f"wrote {out}\ncommand: {command_line()}")
     return out
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = KukaBenchConfig()
-    p.add_argument(
-        "--env",
-        default="obstacle",
-        choices=[*ENVS, "all"],
-        help="obstacle (default, the paper's headline comparison), free, or all",
-    )
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--seed", type=int, default=d.seed, help="episode i uses reset seed SEED+i")
-    p.add_argument("--control-dt", type=float, default=d.control_dt)
-    p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
-    for kind in CHECKPOINTS:
-        p.add_argument(
-            f"--{kind}",
-            default=None,
-            metavar="PATH_OR_NAME",
-            help=f"checkpoint folder or zoo name (default: "
-            f"{default_checkpoint(kind, 'obstacle')} / "
-            f"{default_checkpoint(kind, 'free')})",
-        )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=[],
-        choices=list(METHOD_KEYS),
-        help="rows to run (default: all)",
-    )
-    p.add_argument("--mpc-solver", default=d.mpc_solver, choices=["fatrop", "ipopt"])
-    p.add_argument(
-        "--mpc-compile",
-        action=argparse.BooleanOptionalAction,
-        default=d.mpc_compile,
-        help="compile the NLP to C (cached; the first build takes about a minute)",
-    )
-    p.add_argument(
-        "--mpc-cold-start",
-        default=d.mpc_cold_start,
-        choices=["state", "random"],
-        help="expert's first guess after reset (default: as the zoo's data)",
-    )
-    p.add_argument(
-        "--num-samples",
-        type=int,
-        default=d.num_samples,
-        help="samples of the cluster / cost / safe rows",
-    )
-    p.add_argument(
-        "--guidance-scale",
-        type=float,
-        default=None,
-        help="scale of the +G rows (default: the checkpoint's)",
-    )
-    p.add_argument(
-        "--mode-swap-threshold",
-        type=float,
-        default=d.mode_swap_threshold,
-        help="RMS jump [rad/s] counted as a mode swap",
-    )
-    p.add_argument(
-        "--stats-seconds",
-        type=float,
-        default=d.stats_seconds,
-        help="window of the smoothness table [s] (0 = whole episode)",
-    )
-    p.add_argument("--gap-episodes", type=int, default=d.gap_episodes)
-    p.add_argument("--gap-every", type=int, default=d.gap_every)
-    p.add_argument("--heatmap-guesses", type=int, default=d.heatmap_guesses)
-    p.add_argument("--heatmap-samples", type=int, default=d.heatmap_samples)
-    p.add_argument(
-        "--cuda",
-        action=argparse.BooleanOptionalAction,
-        default=d.cuda,
-        help="also time on CUDA when available",
-    )
-    p.add_argument("--timing-episodes", type=int, default=d.timing_episodes)
-    p.add_argument(
-        "--quick", action="store_true", help="5 episodes, 20 samples, 1 gap episode, small heat map"
-    )
-    p.add_argument("--out", default=d.out)
-    p.set_defaults(func=_run)
-
-
-def config_from_args(args: argparse.Namespace) -> KukaBenchConfig:
-    cfg = KukaBenchConfig(
-        envs=tuple(ENVS) if args.env == "all" else (args.env,),
-        episodes=args.episodes,
-        seed=args.seed,
-        control_dt=args.control_dt,
-        episode_seconds=args.episode_seconds,
-        lsm=args.lsm,
-        dampc=args.dampc,
-        dampc40=args.dampc40,
-        methods=tuple(args.methods),
-        mpc_solver=args.mpc_solver,
-        mpc_compile=args.mpc_compile,
-        mpc_cold_start=args.mpc_cold_start,
-        num_samples=args.num_samples,
-        guidance_scale=args.guidance_scale,
-        mode_swap_threshold=args.mode_swap_threshold,
-        stats_seconds=args.stats_seconds,
-        gap_episodes=args.gap_episodes,
-        gap_every=args.gap_every,
-        heatmap_guesses=args.heatmap_guesses,
-        heatmap_samples=args.heatmap_samples,
-        cuda=args.cuda,
-        timing_episodes=args.timing_episodes,
-        out=args.out,
-    )
-    if args.quick:
-        cfg = replace(
-            cfg,
-            episodes=min(cfg.episodes, 5),
-            num_samples=min(cfg.num_samples, 20),
-            gap_episodes=min(cfg.gap_episodes, 1),
-            timing_episodes=1,
-            heatmap_guesses=min(cfg.heatmap_guesses, 8),
-            heatmap_samples=min(cfg.heatmap_samples, 50),
-        )
-    return cfg
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_kuka_benchmark(config_from_args(args))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ampczoo bench kuka")
-    add_arguments(p)
-    return _run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,23 +2,22 @@
 
 For every env x solver x formulation: success rate (95 % Wilson interval), ATE [mm], ARE [deg],
 TRT [s], warm and cold solve time mean/p95 [ms], iterations, failure rate; plus the number of
-distinct local optima found from ``--guesses`` random initial guesses for a few fixed
+distinct local optima found from ``guesses`` random initial guesses for a few fixed
 start/target pairs (agglomerative clustering of the input trajectories).
 Writes ``runs/bench-mpc-<date>/`` (markdown + CSV + JSON + PNG) and prints the command.
 
 Example (the README's numbers)::
 
-    ampczoo bench mpc --episodes 50 --solvers ipopt fatrop --compile-modes 1 0
+    ampczoo bench mpc --episodes 50 --solvers ipopt fatrop --compile-modes True False
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -36,26 +35,57 @@ from ampczoo.benchmarks.common import (
 ENVS = ("DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0")
 
 
+Solver = Literal["ipopt", "fatrop"]
+Formulation = Literal["steady_state", "virtual_trajectory"]
+EnvId = Literal["DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0"]
+
+
 @dataclass(frozen=True)
 class MPCBenchConfig:
-    """episodes: closed-loop episodes per env and configuration (fixed seeds seed..seed+n-1).
-    solvers / formulations: MPC variants to compare. control_dt: env step [s] (0.1 = the
-    MPC's own rate, one solve per step). optima_pairs / guesses: start/target pairs and random
-    initial guesses for the local-optima count. cluster_tol: RMS distance [rad/s] below which
-    two input trajectories are the same optimum. compile_modes: run each configuration with
-    the NLP compiled to C (True) and/or interpreted by CasADi (False)."""
+    """``ampczoo bench mpc``: the MPC expert in closed loop on both KUKA envs."""
 
     episodes: int = 50
-    solvers: tuple[str, ...] = ("ipopt", "fatrop")
-    formulations: tuple[str, ...] = ("steady_state",)
-    envs: tuple[str, ...] = ENVS
+    """closed-loop episodes per env and configuration (reset seeds seed .. seed+episodes-1)"""
+    solvers: tuple[Solver, ...] = ("ipopt", "fatrop")
+    """NLP solvers to compare"""
+    formulations: tuple[Formulation, ...] = ("steady_state",)
+    """MPC formulations to compare"""
+    envs: tuple[EnvId, ...] = ENVS
+    """envs to run"""
     control_dt: float = 0.1
+    """env step [s] (0.1 = the MPC's own rate: one solve per step)"""
     seed: int = 1000
+    """reset seed of the first episode"""
     optima_pairs: int = 3
+    """start/target pairs of the local-optima count"""
     guesses: int = 20
+    """random initial guesses per pair of the local-optima count"""
     cluster_tol: float = 0.05
+    """RMS distance [rad/s] below which two input trajectories are the same optimum"""
     compile_modes: tuple[bool, ...] = (True,)
+    """run each configuration with the NLP compiled to C (True, cached) and/or interpreted by
+    CasADi (False)"""
+    quick: bool = False
+    """smoke run: at most 5 episodes, 1 start/target pair, 8 guesses"""
     out: str = "runs"
+    """parent folder of the run folder bench-mpc-<date>/"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            object.__setattr__(self, "episodes", min(self.episodes, 5))
+            object.__setattr__(self, "optima_pairs", 1)
+            object.__setattr__(self, "guesses", 8)
+        for name in ("episodes", "guesses"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optima_pairs < 0 or not self.cluster_tol > 0 or not self.control_dt > 0:
+            raise ValueError("optima_pairs must be >= 0, cluster_tol and control_dt > 0")
+        for name, allowed in (("solvers", Solver), ("formulations", Formulation), ("envs", EnvId)):
+            bad = set(getattr(self, name)) - set(get_args(allowed))
+            if bad or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty subset of {get_args(allowed)}")
+        if not self.compile_modes:
+            raise ValueError("compile_modes must not be empty")
 
 
 class SolveRecorder:
@@ -209,64 +239,3 @@ def _optima_rows(
             }
         )
     return rows
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = MPCBenchConfig()
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--solvers", nargs="+", default=list(d.solvers), choices=["ipopt", "fatrop"])
-    p.add_argument(
-        "--formulations",
-        nargs="+",
-        default=list(d.formulations),
-        choices=["steady_state", "virtual_trajectory"],
-    )
-    p.add_argument("--envs", nargs="+", default=list(d.envs), choices=list(ENVS))
-    p.add_argument("--control-dt", type=float, default=d.control_dt)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--optima-pairs", type=int, default=d.optima_pairs)
-    p.add_argument("--guesses", type=int, default=d.guesses)
-    p.add_argument(
-        "--compile-modes",
-        nargs="+",
-        type=int,
-        default=[1],
-        choices=[0, 1],
-        help="1 = NLP compiled to C (cached), 0 = interpreted by CasADi",
-    )
-    p.add_argument("--quick", action="store_true", help="5 episodes, 1 pair, 8 guesses")
-    p.add_argument("--out", default=d.out)
-    p.set_defaults(func=_run)
-
-
-def config_from_args(args: argparse.Namespace) -> MPCBenchConfig:
-    cfg = MPCBenchConfig(
-        episodes=args.episodes,
-        solvers=tuple(args.solvers),
-        formulations=tuple(args.formulations),
-        envs=tuple(args.envs),
-        control_dt=args.control_dt,
-        seed=args.seed,
-        optima_pairs=args.optima_pairs,
-        guesses=args.guesses,
-        compile_modes=tuple(bool(c) for c in args.compile_modes),
-        out=args.out,
-    )
-    if args.quick:
-        cfg = replace(cfg, episodes=min(cfg.episodes, 5), optima_pairs=1, guesses=8)
-    return cfg
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_mpc_benchmark(config_from_args(args))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ampczoo bench mpc")
-    add_arguments(p)
-    return _run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

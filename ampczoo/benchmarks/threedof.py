@@ -32,13 +32,12 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -63,27 +62,43 @@ def zoo_name(arch: str, history: int = 10) -> str:
     return f"threedof-{arch}-h{history}"
 
 
+#: solvers of the IK-MPC expert (:data:`ampczoo.experts.ikmpc.SOLVERS`; a test checks it)
+ExpertSolver = Literal["osqp", "proxqp", "qpoases", "hpipm", "qrqp", "ipopt"]
+
+
 @dataclass(frozen=True)
 class ThreeDOFBenchConfig:
-    """episodes: in-distribution targets (seeds seed .. seed+episodes-1); ood_episodes: OOD
-    targets (seeds ood_seed ..). policies: checkpoint folders or zoo names of the networks
-    (default: the four shipped H = 10 ones). ablation: "H=PATH" entries of the history
-    ablation. experts: solvers of the IK-MPC rows ("osqp", "ipopt", ...). stateful: add a
-    row per recurrent checkpoint run with ``recurrent_mode="stateful"`` (hidden state carried
-    across all steps of the episode instead of re-running the H-window). out: parent folder
-    of the run folder."""
+    """``ampczoo bench threedof``: IK-MPC expert vs the FFN / LSTM / GRU / Transformer
+    policies on ThreeDOF-Reach-v0."""
 
     episodes: int = 1000
+    """in-distribution targets (reset seeds seed .. seed+episodes-1)"""
     seed: int = 100_000
+    """reset seed of the first in-distribution target"""
     ood_episodes: int = 200
+    """targets near the workspace boundary and the singular configurations (0 = no OOD
+    table)"""
     ood_seed: int = 200_000
+    """reset seed of the first OOD target"""
     policies: tuple[str, ...] = tuple(zoo_name(a) for a in ARCHS)
+    """checkpoint folders or zoo names of the networks (default: the four shipped H = 10
+    ones)"""
     ablation: tuple[str, ...] = ()
-    experts: tuple[str, ...] = ("osqp", "ipopt")
+    """H=PATH checkpoints of the history ablation, e.g. 1=runs/train-threedof-ffn-h1/best"""
+    experts: tuple[ExpertSolver, ...] = ("osqp", "ipopt")
+    """solvers of the IK-MPC expert rows"""
     stateful: bool = False
+    """also run every recurrent checkpoint with ``recurrent_mode="stateful"`` (hidden state
+    carried across the steps of the episode instead of re-running the H-window)"""
+    quick: bool = False
+    """smoke run: at most 30 targets and 20 OOD targets"""
     out: str = "runs"
+    """parent folder of the run folder"""
 
     def __post_init__(self) -> None:
+        if self.quick:
+            object.__setattr__(self, "episodes", min(self.episodes, 30))
+            object.__setattr__(self, "ood_episodes", min(self.ood_episodes, 20))
         if self.episodes < 1 or self.ood_episodes < 0:
             raise ValueError("episodes must be >= 1 and ood_episodes >= 0")
         for entry in self.ablation:
@@ -330,60 +345,3 @@ def _ood(
     return "\n" + write_table(
         rows, out, "table_ood", f"Out-of-distribution targets ({cfg.ood_episodes})"
     )
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = ThreeDOFBenchConfig()
-    p.add_argument("--episodes", type=int, default=d.episodes)
-    p.add_argument("--seed", type=int, default=d.seed, help="target i uses reset seed SEED+i")
-    p.add_argument("--ood-episodes", type=int, default=d.ood_episodes)
-    p.add_argument(
-        "--policies",
-        nargs="+",
-        default=list(d.policies),
-        metavar="PATH_OR_NAME",
-        help="network checkpoints (default: the shipped threedof-*-h10)",
-    )
-    p.add_argument(
-        "--ablation",
-        nargs="*",
-        default=[],
-        metavar="H=PATH",
-        help="history-ablation checkpoints, e.g. 1=runs/train-threedof-ffn-h1/best",
-    )
-    p.add_argument(
-        "--experts",
-        nargs="+",
-        default=list(d.experts),
-        choices=["osqp", "proxqp", "qpoases", "hpipm", "ipopt"],
-    )
-    p.add_argument(
-        "--stateful",
-        action="store_true",
-        help="also run the recurrent checkpoints with the hidden state carried across steps",
-    )
-    p.add_argument("--quick", action="store_true", help="30 targets, 20 OOD targets")
-    p.add_argument("--out", default=d.out)
-    p.set_defaults(func=_run_cli)
-
-
-def config_from_args(args: argparse.Namespace) -> ThreeDOFBenchConfig:
-    cfg = ThreeDOFBenchConfig(
-        episodes=args.episodes,
-        seed=args.seed,
-        ood_episodes=args.ood_episodes,
-        policies=tuple(args.policies),
-        ablation=tuple(args.ablation),
-        experts=tuple(args.experts),
-        stateful=args.stateful,
-        out=args.out,
-    )
-    if args.quick:
-        cfg = replace(cfg, episodes=min(cfg.episodes, 30), ood_episodes=min(cfg.ood_episodes, 20))
-    return cfg
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    run_threedof_bench(config_from_args(args))
-    return 0

@@ -21,13 +21,12 @@ The env id picks the builder (env + expert) and the defaults of ``steps``, ``con
 runs the :class:`~ampczoo.experts.ikmpc.IKMPCExpert` (corrective torques, stored τ* (N, 3)),
 episodes ending at success (``terminate_on_success``) or after ``steps``.
 
-Run as ``python -m ampczoo.data.collect --episodes 10 --out data/kuka.zarr`` (same flags as
-``ampczoo collect``).
+Run as ``ampczoo collect --episodes 10 --out data/kuka.zarr`` (flags: ``ampczoo collect
+--help``).
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import dataclasses
 import datetime
@@ -35,13 +34,11 @@ import importlib
 import multiprocessing as mp
 import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -50,66 +47,98 @@ from ampczoo.robots import kuka, threedof
 from ampczoo.robots.kuka import VELOCITY_LIMIT
 
 #: Metadata that must match for ``--resume`` (these determine the data).
-FINGERPRINT_KEYS = ("env", "env_kwargs", "expert_config", "seed", "steps", "snr", "sigma_min",
-                    "max_output_error", "builder")
+FINGERPRINT_KEYS = (
+    "env",
+    "env_kwargs",
+    "expert_config",
+    "seed",
+    "steps",
+    "snr",
+    "sigma_min",
+    "max_output_error",
+    "builder",
+)
 DEFAULT_BUILDER = "ampczoo.data.collect:MPC_BUILDER"
 IKMPC_BUILDER_SPEC = "ampczoo.data.collect:IKMPC_BUILDER"
 #: Per-env defaults of the fields left at None (envs not listed get the KUKA ones).
-KUKA_DEFAULTS = {"builder": DEFAULT_BUILDER, "steps": 80, "control_dt": 0.1, "snr": 0.8,
-                 "sigma_min": 0.35, "solver": "ipopt"}
-ENV_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ThreeDOF-Reach-v0": {"builder": IKMPC_BUILDER_SPEC, "steps": 200, "control_dt": 0.02,
-                          "snr": 4.0, "sigma_min": 0.3, "solver": "osqp"},
+KUKA_DEFAULTS = {
+    "builder": DEFAULT_BUILDER,
+    "steps": 80,
+    "control_dt": 0.1,
+    "snr": 0.8,
+    "sigma_min": 0.35,
+    "solver": "ipopt",
 }
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ThreeDOF-Reach-v0": {
+        "builder": IKMPC_BUILDER_SPEC,
+        "steps": 200,
+        "control_dt": 0.02,
+        "snr": 4.0,
+        "sigma_min": 0.3,
+        "solver": "osqp",
+    },
+}
+
+
+Solver = Literal["ipopt", "fatrop", "osqp", "proxqp", "qpoases", "hpipm", "qrqp"]
 
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """Settings of one collection run.
+    """``ampczoo collect``: expert demonstrations into a Zarr episode store.
 
-    Fields marked (*) default to None = the env's entry of :data:`ENV_DEFAULTS`, filled in
-    by ``__post_init__``.
-
-    env: gymnasium id. episodes: N_e (episode ids 0..N_e-1). steps (*): N_d expert steps per
-    episode. out: path of the Zarr store. workers: parallel workers (1 = in this process).
-    seed: run seed; episode seeds derive from (seed, episode id). resume: continue an existing
-    store (metadata must match). backend: "process" (local processes) or "ray".
-    ray_address: Ray cluster address (None = start a local instance).
-    snr (*): SNR_d of the exploration noise. sigma_min (*): minimum noise std [rad/s, or N m
-    for torque-controlled envs].
-    max_output_error: drop samples whose output error at the artificial reference, as the
-    paper's weighted average d_y / (w_pos + w_rot), exceeds this (paper: 0.01).
-    solver (*): "ipopt" | "fatrop" (KUKA), "osqp" | "proxqp" | "ipopt" | ... (3-DOF). cold_start: the expert's guess without warm start, "random"
-    (paper) or "state" (see :class:`~ampczoo.experts.MPCConfig`).
-    control_dt (*): env step [s] (= MPC dt: one sample per expert step).
-    compile: compile the NLP to C. simulation: env simulation ("kinematic" | "physics").
-    chunk_len: chunk length along time of the data arrays.
-    flush_interval_s: completed episodes are buffered at most this long before being written.
-    max_retries: re-runs of an episode whose worker raised.
-    builder (*): "module:attribute" naming the :class:`Builder` that makes env + expert.
-    """
+    Fields left at None take the env's default (``ENV_DEFAULTS``: KUKA envs or
+    ThreeDOF-Reach-v0), filled in by ``__post_init__``."""
 
     env: str = "DAMPC-KukaTrack-v0"
+    """gymnasium env id"""
     episodes: int = 10
+    """N_e episodes (episode ids 0 .. N_e-1)"""
     steps: int | None = None
+    """N_d expert steps per episode (None = 80 KUKA, 200 ThreeDOF-Reach-v0)"""
     out: str = "data/kuka_track.zarr"
+    """path of the Zarr store"""
     workers: int = 1
+    """parallel workers (1 = in this process)"""
     seed: int = 0
+    """run seed; episode i's reset seed and noise stream derive from (seed, i) only"""
     resume: bool = False
-    backend: str = "process"
+    """continue an existing store (its metadata must match; finished episodes are kept)"""
+    backend: Literal["process", "ray"] = "process"
+    """workers as local processes or as Ray actors"""
     ray_address: str | None = None
+    """Ray cluster address (None = start a local instance)"""
     snr: float | None = None
+    """SNR_d of the exploration noise (None = 0.8 KUKA, 4 ThreeDOF-Reach-v0)"""
     sigma_min: float | None = None
+    """minimum noise std [rad/s, or N m for torque-controlled envs] (None = 0.35 KUKA, 0.3
+    ThreeDOF-Reach-v0)"""
     max_output_error: float = 0.01
-    solver: str | None = None
-    cold_start: str = "random"
+    """drop samples whose output error at the artificial reference, the paper's weighted
+    average d_y / (w_pos + w_rot), exceeds this (paper: 0.01)"""
+    solver: Solver | None = None
+    """expert solver: ipopt | fatrop (KUKA MPC), osqp | proxqp | qpoases | hpipm | qrqp |
+    ipopt (3-DOF IK-MPC) (None = ipopt KUKA, osqp ThreeDOF-Reach-v0)"""
+    cold_start: Literal["random", "state"] = "random"
+    """the expert's initial guess without warm start: random (paper) or the current state (see
+    :class:`~ampczoo.experts.MPCConfig`)"""
     control_dt: float | None = None
+    """env step [s] (= MPC dt: one sample per expert step; None = 0.1 KUKA, 0.02
+    ThreeDOF-Reach-v0)"""
     compile: bool = True
-    simulation: str = "kinematic"
+    """compile the expert's NLP to C"""
+    simulation: Literal["kinematic", "physics"] = "kinematic"
+    """env simulation"""
     chunk_len: int = CHUNK_LEN
+    """chunk length along time of the store's data arrays"""
     flush_interval_s: float = 1.0
+    """completed episodes are buffered at most this long [s] before being written"""
     max_retries: int = 1
+    """re-runs of an episode whose worker raised"""
     builder: str | None = None
+    """"module:attribute" naming the :class:`Builder` that makes env + expert (None = the
+    env's default)"""
 
     def __post_init__(self) -> None:
         for name, value in ENV_DEFAULTS.get(self.env, KUKA_DEFAULTS).items():
@@ -149,12 +178,14 @@ class CollectReport:
     errors: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        lines = [f"collected {self.episodes} episodes into {self.path} "
-                 f"({self.episodes_skipped} already stored) in {self.wall_time_s:.1f} s",
-                 f"  solves {self.n_solves} ({self.solves_per_s:.1f}/s), kept "
-                 f"{self.samples_kept}, dropped (output error) {self.n_dropped_output_error}, "
-                 f"failed {self.n_failed}",
-                 f"  store: {self.store_counts}"]
+        lines = [
+            f"collected {self.episodes} episodes into {self.path} "
+            f"({self.episodes_skipped} already stored) in {self.wall_time_s:.1f} s",
+            f"  solves {self.n_solves} ({self.solves_per_s:.1f}/s), kept "
+            f"{self.samples_kept}, dropped (output error) {self.n_dropped_output_error}, "
+            f"failed {self.n_failed}",
+            f"  store: {self.store_counts}",
+        ]
         lines += [f"  ERROR {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -176,17 +207,24 @@ class MPCBuilder:
     @staticmethod
     def env_kwargs(config: CollectConfig) -> dict[str, Any]:
         """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
-        return {"control_dt": config.control_dt, "simulation": config.simulation,
-                "episode_seconds": config.steps * config.control_dt}
+        return {
+            "control_dt": config.control_dt,
+            "simulation": config.simulation,
+            "episode_seconds": config.steps * config.control_dt,
+        }
 
     @staticmethod
     def expert_config(config: CollectConfig) -> Any:
         """The :class:`~ampczoo.experts.MPCConfig` of the run (obstacle from the env id)."""
         from ampczoo.experts import MPCConfig
 
-        return MPCConfig(solver=config.solver, compile=config.compile,
-                         obstacle="Obstacle" in config.env, seed=config.seed,
-                         cold_start=config.cold_start)
+        return MPCConfig(
+            solver=config.solver,
+            compile=config.compile,
+            obstacle="Obstacle" in config.env,
+            seed=config.seed,
+            cold_start=config.cold_start,
+        )
 
     def build(self, config: CollectConfig) -> tuple[Any, Any]:
         import gymnasium as gym
@@ -198,9 +236,10 @@ class MPCBuilder:
         return env, MPCExpert(self.expert_config(config))
 
     def describe(self, config: CollectConfig) -> dict[str, Any]:
-        return {"env_kwargs": self.env_kwargs(config),
-                "expert_config": dataclasses.asdict(self.expert_config(config))}
-
+        return {
+            "env_kwargs": self.env_kwargs(config),
+            "expert_config": dataclasses.asdict(self.expert_config(config)),
+        }
 
     # -- per-sample hooks of :func:`run_episode`
     action_limit = VELOCITY_LIMIT
@@ -226,12 +265,20 @@ class MPCBuilder:
         """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos
         [m] + rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s],
         status, action (7,) the applied noisy command [rad/s]."""
-        return {"obs": obs.copy(), "u_seq": np.asarray(sol.u, float), "x": obs[kuka.OBS_Q].copy(),
-                "target": obs[kuka.OBS_TARGET].copy(), "x_ref": np.asarray(sol.x_ref, float),
-                "output_error": float(sol.output_error),
-                "output_error_avg": float(sol.output_error_avg), "cost": float(sol.cost),
-                "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
-                "status": str(sol.status), "action": action}
+        return {
+            "obs": obs.copy(),
+            "u_seq": np.asarray(sol.u, float),
+            "x": obs[kuka.OBS_Q].copy(),
+            "target": obs[kuka.OBS_TARGET].copy(),
+            "x_ref": np.asarray(sol.x_ref, float),
+            "output_error": float(sol.output_error),
+            "output_error_avg": float(sol.output_error_avg),
+            "cost": float(sol.cost),
+            "iterations": int(sol.iterations),
+            "solve_time": float(sol.solve_time),
+            "status": str(sol.status),
+            "action": action,
+        }
 
 
 MPC_BUILDER = MPCBuilder()
@@ -254,9 +301,13 @@ class IKMPCBuilder:
     @staticmethod
     def env_kwargs(config: CollectConfig) -> dict[str, Any]:
         """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
-        return {"control_dt": config.control_dt, "terminate_on_success": True,
-                "success_pos": COLLECT_SUCCESS_POS, "success_vel": COLLECT_SUCCESS_VEL,
-                "episode_seconds": config.steps * config.control_dt}
+        return {
+            "control_dt": config.control_dt,
+            "terminate_on_success": True,
+            "success_pos": COLLECT_SUCCESS_POS,
+            "success_vel": COLLECT_SUCCESS_VEL,
+            "episode_seconds": config.steps * config.control_dt,
+        }
 
     @staticmethod
     def expert_config(config: CollectConfig) -> Any:
@@ -275,8 +326,10 @@ class IKMPCBuilder:
         return env, IKMPCExpert(self.expert_config(config))
 
     def describe(self, config: CollectConfig) -> dict[str, Any]:
-        return {"env_kwargs": self.env_kwargs(config),
-                "expert_config": dataclasses.asdict(self.expert_config(config))}
+        return {
+            "env_kwargs": self.env_kwargs(config),
+            "expert_config": dataclasses.asdict(self.expert_config(config)),
+        }
 
     @staticmethod
     def first_input(sol: Any) -> np.ndarray:
@@ -297,11 +350,20 @@ class IKMPCBuilder:
         """One stored row: obs (9,), u_seq τ* (N, 3) [N m], x (6,) = [q, q̇], target (3,)
         [m], q_ref (3,) [rad], ik_error [m], cost, iterations, solve_time / ik_time [s],
         status, action (3,) the applied noisy torque [N m]."""
-        return {"obs": obs.copy(), "u_seq": np.asarray(sol.tau, float), "x": obs[threedof.OBS_STATE].copy(),
-                "target": obs[threedof.OBS_TARGET].copy(), "q_ref": np.asarray(sol.q_ref, float),
-                "ik_error": float(sol.ik_error), "cost": float(sol.cost),
-                "iterations": int(sol.iterations), "solve_time": float(sol.solve_time),
-                "ik_time": float(sol.ik_time), "status": str(sol.status), "action": action}
+        return {
+            "obs": obs.copy(),
+            "u_seq": np.asarray(sol.tau, float),
+            "x": obs[threedof.OBS_STATE].copy(),
+            "target": obs[threedof.OBS_TARGET].copy(),
+            "q_ref": np.asarray(sol.q_ref, float),
+            "ik_error": float(sol.ik_error),
+            "cost": float(sol.cost),
+            "iterations": int(sol.iterations),
+            "solve_time": float(sol.solve_time),
+            "ik_time": float(sol.ik_time),
+            "status": str(sol.status),
+            "action": action,
+        }
 
 
 IKMPC_BUILDER = IKMPCBuilder()
@@ -325,16 +387,23 @@ def episode_seed(run_seed: int, episode_index: int) -> int:
 
 def noise_rng(run_seed: int, episode_index: int) -> np.random.Generator:
     """Exploration-noise generator of an episode (a stream independent of the reset seed)."""
-    return np.random.default_rng(np.random.SeedSequence(entropy=(run_seed, episode_index),
-                                                        spawn_key=(1,)))
+    return np.random.default_rng(
+        np.random.SeedSequence(entropy=(run_seed, episode_index), spawn_key=(1,))
+    )
 
 
-def noisy_action(u0: np.ndarray, rng: np.random.Generator, snr: float,
-                 sigma_min: float, limit: Any = VELOCITY_LIMIT) -> np.ndarray:
+def noisy_action(
+    u0: np.ndarray,
+    rng: np.random.Generator,
+    snr: float,
+    sigma_min: float,
+    limit: Any = VELOCITY_LIMIT,
+) -> np.ndarray:
     """Paper Eq. 5, clipped: u0 (nu,) -> (nu,) in ±limit (default ±VELOCITY_LIMIT rad/s)."""
     sigma = np.maximum(np.abs(u0) / snr, sigma_min)
-    return np.clip(u0 + sigma * rng.standard_normal(u0.shape), -np.asarray(limit),
-                   np.asarray(limit))
+    return np.clip(
+        u0 + sigma * rng.standard_normal(u0.shape), -np.asarray(limit), np.asarray(limit)
+    )
 
 
 def _episode_hooks(config: CollectConfig) -> Any:
@@ -440,8 +509,12 @@ class _ProcessBackend:
 
     def __init__(self, config: CollectConfig):
         self.capacity = 2 * config.workers
-        self.pool = cf.ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(config,))
+        self.pool = cf.ProcessPoolExecutor(
+            config.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(config,),
+        )
         self.futures: dict[cf.Future, int] = {}
 
     def submit(self, episode_index: int) -> None:
@@ -516,8 +589,14 @@ def _make_backend(config: CollectConfig) -> Any:
 # ----------------------------------------------------------------------------- the run
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -540,19 +619,31 @@ def open_store(config: CollectConfig) -> EpisodeStore:
     store = EpisodeStore(path, mode="a", chunk_len=config.chunk_len)
     old = store.attrs.get("fingerprint")
     if config.resume and old is not None:
-        bad = [f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}"
-               for k in FINGERPRINT_KEYS if old.get(k) != fp[k]]
+        bad = [
+            f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}"
+            for k in FINGERPRINT_KEYS
+            if old.get(k) != fp[k]
+        ]
         if bad:
             raise ValueError(f"cannot resume {path}: metadata mismatch: " + "; ".join(bad))
     elif store.n_episodes:
-        raise FileExistsError(f"{path} already holds {store.n_episodes} episodes; pass "
-                              "--resume to continue it or choose another --out")
+        raise FileExistsError(
+            f"{path} already holds {store.n_episodes} episodes; pass "
+            "--resume to continue it or choose another --out"
+        )
     if not config.resume and "data" in store.group:
         del store.group["data"]  # rows of an empty store's crashed first append
     if old is None or not config.resume:
-        store.update_attrs({"fingerprint": fp, **fp, "collection": dataclasses.asdict(config),
-                            "ampczoo_version": _version(), "git_commit": _git_commit(),
-                            "created": datetime.datetime.now().astimezone().isoformat()})
+        store.update_attrs(
+            {
+                "fingerprint": fp,
+                **fp,
+                "collection": dataclasses.asdict(config),
+                "ampczoo_version": _version(),
+                "git_commit": _git_commit(),
+                "created": datetime.datetime.now().astimezone().isoformat(),
+            }
+        )
     return store
 
 
@@ -627,13 +718,31 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
         if backend is not None:
             backend.close()
     wall = time.perf_counter() - t0
-    return CollectReport(str(store.path), tally.episodes, len(done), tally.kept, tally.dropped,
-                         tally.failed, tally.solves, wall, tally.solves / max(wall, 1e-9),
-                         store.counts(), tuple(errors))
+    return CollectReport(
+        str(store.path),
+        tally.episodes,
+        len(done),
+        tally.kept,
+        tally.dropped,
+        tally.failed,
+        tally.solves,
+        wall,
+        tally.solves / max(wall, 1e-9),
+        store.counts(),
+        tuple(errors),
+    )
 
 
-def _drive(backend: Any, todo: list[int], max_retries: int, writer: _Writer, tally: _Tally,
-           errors: list[str], bar: Any, t0: float) -> None:
+def _drive(
+    backend: Any,
+    todo: list[int],
+    max_retries: int,
+    writer: _Writer,
+    tally: _Tally,
+    errors: list[str],
+    bar: Any,
+    t0: float,
+) -> None:
     """Keep the backend busy, collect results, retry failures, update the progress bar."""
     queue, attempts, running = list(todo), dict.fromkeys(todo, 0), 0
     while queue or running:
@@ -653,73 +762,9 @@ def _drive(backend: Any, todo: list[int], max_retries: int, writer: _Writer, tal
             writer.add(result)
             tally.add(result)
             bar.update(1)
-        bar.set_postfix(solves_s=f"{tally.solves / (time.perf_counter() - t0):.0f}",
-                        failed=tally.failed, dropped=tally.dropped, errors=len(errors))
-
-
-# ----------------------------------------------------------------------------- command line
-def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``ampczoo collect`` / ``python -m ampczoo.data.collect``."""
-    d = CollectConfig()
-    add = parser.add_argument
-    add("--env", default=d.env, help="gymnasium id (default %(default)s)")
-    add("--episodes", type=int, default=d.episodes, help="N_e episodes (ids 0..N_e-1)")
-    add("--steps", type=int, default=None,
-        help="N_d expert steps per episode (default: 80 KUKA, 200 ThreeDOF-Reach-v0)")
-    add("--workers", type=int, default=d.workers, help="parallel workers (1 = in-process)")
-    add("--out", default=d.out, help="Zarr store path (default %(default)s)")
-    add("--seed", type=int, default=d.seed, help="run seed (episode seeds derive from it)")
-    add("--resume", action="store_true", help="continue an existing store")
-    add("--backend", choices=["process", "ray"], default=d.backend)
-    add("--ray-address", default=None, help="Ray cluster address (default: local instance)")
-    add("--snr", type=float, default=None,
-        help="SNR_d of the exploration noise (default: 0.8 KUKA, 4 ThreeDOF)")
-    add("--sigma-min", type=float, default=None,
-        help="min noise std (default: 0.35 rad/s KUKA, 0.3 N m ThreeDOF)")
-    add("--max-output-error", type=float, default=d.max_output_error,
-        help="drop samples with output error d_y above this")
-    add("--solver", choices=["ipopt", "fatrop", "osqp", "proxqp", "qpoases", "hpipm", "qrqp"],
-        default=None, help="default: ipopt (KUKA MPC), osqp (ThreeDOF IK-MPC)")
-    add("--cold-start", choices=["random", "state"], default=d.cold_start,
-        help="expert's initial guess without warm start: random (paper) or the current state")
-    add("--control-dt", type=float, default=None,
-        help="env step [s] (= MPC dt; default 0.1 KUKA, 0.02 ThreeDOF)")
-    add("--simulation", choices=["kinematic", "physics"], default=d.simulation)
-    add("--no-compile", action="store_true", help="do not compile the NLP to C")
-    add("--flush-interval", type=float, default=d.flush_interval_s,
-        help="max seconds finished episodes wait before being written")
-    add("--builder", default=None, help=argparse.SUPPRESS)  # tests: fake env/expert
-
-
-def config_from_args(args: argparse.Namespace) -> CollectConfig:
-    """The :class:`CollectConfig` of parsed :func:`add_collect_arguments` flags."""
-    return CollectConfig(env=args.env, episodes=args.episodes, steps=args.steps,
-                         workers=args.workers, out=args.out, seed=args.seed, resume=args.resume,
-                         backend=args.backend, ray_address=args.ray_address, snr=args.snr,
-                         sigma_min=args.sigma_min, max_output_error=args.max_output_error,
-                         solver=args.solver, cold_start=args.cold_start,
-                         control_dt=args.control_dt,
-                         simulation=args.simulation, compile=not args.no_compile,
-                         flush_interval_s=args.flush_interval, builder=args.builder)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m ampczoo.data.collect``; 1 if an episode failed."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_collect_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        report = collect(config_from_args(args))
-    except (ValueError, FileExistsError, ImportError) as exc:
-        print(f"collect: error: {exc}", file=sys.stderr)
-        return 2
-    print(report)
-    if report.errors:
-        print(f"collect: {len(report.errors)} episode(s) failed; rerun with --resume to retry",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        bar.set_postfix(
+            solves_s=f"{tally.solves / (time.perf_counter() - t0):.0f}",
+            failed=tally.failed,
+            dropped=tally.dropped,
+            errors=len(errors),
+        )

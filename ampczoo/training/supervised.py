@@ -34,54 +34,69 @@ import torch
 from torch import nn
 
 from ampczoo.core.checkpoint import PretrainedPolicy, default_device
-from ampczoo.core.registry import make_policy, policy_class
+from ampczoo.core.registry import make_policy, policy_class, policy_types
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run.
+    """Hyper-parameters of one training run (``ampczoo train POLICY``)."""
 
-    policy: policy type ("lsm" | "dampc"). data: Zarr episode store. out: run folder.
-    epochs: passes over the train split. max_steps: stop after this many optimizer steps in
-    total (None = no cap). batch_size, lr, weight_decay: AdamW settings. cosine: warm-up +
-    cosine decay of the learning rate to 0 over the run (else constant). warmup_steps: linear
-    warm-up length. grad_clip: max global gradient norm (0 = off). ema_decay: EMA decay
-    (None = the policy's default: 0.995 for DAMPC, off for LSM; 0 = off), with warm-up
-    min(decay, (1 + step) / (10 + step)). seed: seeds everything, including the episode split.
-    val_fraction: fraction of episodes held out for validation (model selection: ``best/``).
-    test_fraction: fraction of further episodes held out for a final test loss of ``best/``
-    (reported, never used for selection). patience: stop when the validation loss has not
-    improved for this many epochs (None = train all epochs). device: "cuda" | "cpu" | None
-    (auto). resume: continue from out/last. policy_overrides: config fields of the policy
-    (obs_dim, horizon and, where the config has it, action_dim come from the data; a
-    ``history`` field makes the datasets serve history windows of that length).
-    """
-
-    policy: str = "dampc"
-    data: str = ""
+    policy: str
+    """policy type: a trainable name of the registry (:func:`trainable_policy_types`)"""
+    data: str
+    """Zarr episode store to train on (written by ``ampczoo collect``)"""
     out: str = "runs/train"
+    """run folder: train_config.json, tb/, last/, best/"""
     epochs: int = 10
+    """passes over the train split"""
     max_steps: int | None = None
+    """stop after this many optimizer steps in total (None = no cap)"""
     batch_size: int = 256
+    """samples (or windows) per optimizer step"""
     lr: float = 1e-3
+    """AdamW learning rate (peak of the cosine schedule)"""
     weight_decay: float = 1e-4
+    """AdamW weight decay"""
     cosine: bool = True
+    """linear warm-up, then cosine decay of the learning rate to 0 over the run (else
+    constant)"""
     warmup_steps: int = 100
+    """length of the linear warm-up [optimizer steps]"""
     grad_clip: float = 1.0
+    """max global gradient norm (0 = off)"""
     ema_decay: float | None = None
+    """decay of the EMA of the weights, warmed up as min(decay, (1 + step) / (10 + step))
+    (None = the policy's default: 0.995 for DAMPC, off for LSM; 0 = off)"""
     seed: int = 0
+    """seeds everything, including the episode split"""
     val_fraction: float = 0.1
+    """fraction of episodes held out for validation (model selection: best/)"""
     test_fraction: float = 0.0
+    """fraction of further episodes held out for a final test loss of best/ (reported, never
+    used for selection)"""
     patience: int | None = None
+    """stop when the validation loss has not improved for this many epochs (None = train all
+    epochs)"""
     device: str | None = None
+    """torch device, "cuda" | "cpu" (None = cuda if available)"""
     resume: bool = False
-    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    """continue from out/last (else an existing run folder is refused)"""
+    policy_overrides: dict[str, Any] = field(default_factory=dict, hash=False)
+    """config fields of the policy that differ from its defaults (obs_dim, horizon and, where
+    the config has it, action_dim come from the data unless given; a ``history`` field makes
+    the datasets serve history windows of that length). A diffusion policy given
+    num_train_timesteps N but not num_inference_steps samples with min(N, its default) steps."""
 
     def __post_init__(self) -> None:
-        policy_class(self.policy)  # raises on an unknown type
+        if self.policy not in trainable_policy_types():
+            policy_class(self.policy)  # unknown type: lists every registered one
+            raise ValueError(
+                f"policy type {self.policy!r} is not trainable (an expert?); choose from "
+                f"{trainable_policy_types()}"
+            )
         if not self.data:
             raise ValueError("data (path of a Zarr episode store) is required")
         for name in ("epochs", "batch_size"):
@@ -97,6 +112,33 @@ class TrainConfig:
             raise ValueError(f"patience must be > 0, got {self.patience}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+        overrides = with_derived_fields(self.policy, dict(self.policy_overrides))
+        object.__setattr__(self, "policy_overrides", overrides)
+
+
+def trainable_policy_types() -> list[str]:
+    """Registered policy types that this loop can train: subclasses of
+    :class:`~ampczoo.core.checkpoint.PretrainedPolicy` (they have ``loss``; experts do not)."""
+    return [
+        name
+        for name in policy_types()
+        if isinstance(cls := policy_class(name), type) and issubclass(cls, PretrainedPolicy)
+    ]
+
+
+def with_derived_fields(policy: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus the policy config fields that follow from them: a diffusion policy
+    trained with N = ``num_train_timesteps`` steps samples with min(N, default
+    num_inference_steps) steps unless ``num_inference_steps`` is given (it must divide N)."""
+    defaults = config_fields(policy)
+    if (
+        "num_train_timesteps" in overrides
+        and "num_inference_steps" in defaults
+        and "num_inference_steps" not in overrides
+    ):
+        n = int(overrides["num_train_timesteps"])
+        overrides["num_inference_steps"] = min(n, int(defaults["num_inference_steps"]))
+    return overrides
 
 
 def config_fields(policy: str) -> dict[str, Any]:

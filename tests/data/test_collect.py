@@ -19,9 +19,7 @@ import pytest
 
 from ampczoo.data.collect import (
     CollectConfig,
-    add_collect_arguments,
     collect,
-    config_from_args,
     episode_seed,
     noisy_action,
 )
@@ -92,8 +90,18 @@ class FakeExpert:
         if self.k % 7 == 0:
             u[0, 0] = np.nan
         dy = 0.05 if self.k % 5 == 0 else 0.001
-        return FakeSolution(u, np.tile(q, (N + 1, 1)), x_ref, float(np.sum(u**2)), dy,
-                            "Solve_Succeeded", True, self.k, 1e-3, dy)
+        return FakeSolution(
+            u,
+            np.tile(q, (N + 1, 1)),
+            x_ref,
+            float(np.sum(u**2)),
+            dy,
+            "Solve_Succeeded",
+            True,
+            self.k,
+            1e-3,
+            dy,
+        )
 
 
 class FakeBuilder:
@@ -101,13 +109,14 @@ class FakeBuilder:
         self.sleep, self.fail_episode = sleep, fail_episode
 
     def build(self, config: CollectConfig):
-        fail = None if self.fail_episode is None else episode_seed(config.seed,
-                                                                   self.fail_episode)
+        fail = None if self.fail_episode is None else episode_seed(config.seed, self.fail_episode)
         return FakeEnv(config.control_dt, self.sleep), FakeExpert(fail)
 
     def describe(self, config: CollectConfig) -> dict:
-        return {"env_kwargs": {"control_dt": config.control_dt},
-                "expert_config": {"horizon": N, "fake": True}}
+        return {
+            "env_kwargs": {"control_dt": config.control_dt},
+            "expert_config": {"horizon": N, "fake": True},
+        }
 
 
 FAKE = FakeBuilder()
@@ -116,8 +125,14 @@ FAKE_FAILING = FakeBuilder(fail_episode=2)
 
 
 def fake_config(tmp_path: Path, name: str = "s.zarr", **kw) -> CollectConfig:
-    kw = {"episodes": 6, "steps": 20, "builder": "test_collect:FAKE", "flush_interval_s": 0.0,
-          "env": "Fake-v0", **kw}
+    kw = {
+        "episodes": 6,
+        "steps": 20,
+        "builder": "test_collect:FAKE",
+        "flush_interval_s": 0.0,
+        "env": "Fake-v0",
+        **kw,
+    }
     return CollectConfig(out=str(tmp_path / name), **kw)
 
 
@@ -126,7 +141,11 @@ def assert_same_episodes(a: EpisodeStore, b: EpisodeStore) -> None:
     assert [e.episode_index for e in ea] == [e.episode_index for e in eb]
     for x, y in zip(ea, eb, strict=True):
         assert (x.seed, x.n_steps, x.n_failed, x.n_dropped_output_error) == (
-            y.seed, y.n_steps, y.n_failed, y.n_dropped_output_error)
+            y.seed,
+            y.n_steps,
+            y.n_failed,
+            y.n_dropped_output_error,
+        )
         assert x.data.keys() == y.data.keys()
         for k in x.data:
             if not k.endswith("_time"):  # wall times
@@ -151,16 +170,18 @@ def test_episode_seeds_depend_only_on_seed_and_index():
 
 
 def test_cli_round_trip():
-    import argparse
+    from ampczoo.cli import parse_config
 
-    p = argparse.ArgumentParser()
-    add_collect_arguments(p)
-    cfg = config_from_args(p.parse_args(["--episodes", "3", "--no-compile", "--snr", "0.5",
-                                         "--backend", "ray", "--resume"]))
-    assert (cfg.episodes, cfg.compile, cfg.snr, cfg.backend, cfg.resume) == (3, False, 0.5,
-                                                                            "ray", True)
-    assert (cfg.steps, cfg.sigma_min, cfg.max_output_error, cfg.control_dt) == (80, 0.35, 0.01,
-                                                                               0.1)
+    args = ["--episodes", "3", "--no-compile", "--snr", "0.5", "--backend", "ray", "--resume"]
+    cfg = parse_config(CollectConfig, args)
+    assert (cfg.episodes, cfg.compile, cfg.snr, cfg.backend, cfg.resume) == (
+        3,
+        False,
+        0.5,
+        "ray",
+        True,
+    )
+    assert (cfg.steps, cfg.sigma_min, cfg.max_output_error, cfg.control_dt) == (80, 0.35, 0.01, 0.1)
 
 
 def test_bad_config_rejected():
@@ -226,20 +247,42 @@ def test_worker_exception_keeps_other_episodes(tmp_path):
     assert sorted(store.episode_ids()) == [0, 1, 3, 4, 5]
 
 
-def test_module_entry_exits_nonzero_on_failed_episode(tmp_path):
-    proc = _run_cli(tmp_path / "f.zarr", "--builder", "test_collect:FAKE_FAILING",
-                    "--episodes", "3")
+def test_cli_collect_exits_nonzero_on_failed_episode(tmp_path):
+    proc = _run_cli(
+        tmp_path / "f.zarr", "--builder", "test_collect:FAKE_FAILING", "--episodes", "3"
+    )
     assert proc.wait(60) == 1
     assert "episode 2" in proc.stderr.read() + proc.stdout.read()
 
 
 def _run_cli(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get(
-        "PYTHONPATH", "")])}
-    args = [sys.executable, "-m", "ampczoo.data.collect", "--out", str(out), "--env", "Fake-v0",
-            "--steps", "20", "--flush-interval", "0", *extra]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "ampczoo",
+        "collect",
+        "--out",
+        str(out),
+        "--env",
+        "Fake-v0",
+        "--steps",
+        "20",
+        "--flush-interval-s",
+        "0",
+        *extra,
+    ]
+    return subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
@@ -258,8 +301,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert 0 < n_before < 8
     resumed = _run_cli(out, *common, "--resume")
     assert resumed.wait(60) == 0, resumed.stderr.read()
-    reference = collect(fake_config(tmp_path, "ref.zarr", episodes=8, steps=20,
-                                    builder="test_collect:FAKE_SLOW"), progress=False)
+    reference = collect(
+        fake_config(tmp_path, "ref.zarr", episodes=8, steps=20, builder="test_collect:FAKE_SLOW"),
+        progress=False,
+    )
     assert_same_episodes(EpisodeStore(out, "r"), EpisodeStore(reference.path, "r"))
 
 
@@ -275,8 +320,9 @@ def test_ray_backend_matches_serial(tmp_path):
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        report = collect(fake_config(tmp_path, "ray.zarr", episodes=2, backend="ray",
-                                     workers=2), progress=False)
+        report = collect(
+            fake_config(tmp_path, "ray.zarr", episodes=2, backend="ray", workers=2), progress=False
+        )
     finally:
         ray.shutdown()
     assert report.episodes == 2 and not report.errors
@@ -288,8 +334,14 @@ def test_ray_backend_matches_serial(tmp_path):
 def test_real_expert_tiny_run(tmp_path):
     pytest.importorskip("ampczoo.envs.kuka_track")
     pytest.importorskip("ampczoo.experts.mpc")
-    cfg = CollectConfig(out=str(tmp_path / "real.zarr"), episodes=2, steps=15, workers=1,
-                        compile=False, flush_interval_s=0.0)
+    cfg = CollectConfig(
+        out=str(tmp_path / "real.zarr"),
+        episodes=2,
+        steps=15,
+        workers=1,
+        compile=False,
+        flush_interval_s=0.0,
+    )
     report = collect(cfg, progress=False)
     assert not report.errors and report.n_solves == 30
     assert report.samples_kept + report.n_dropped_output_error + report.n_failed == 30
@@ -300,8 +352,9 @@ def test_real_expert_tiny_run(tmp_path):
     assert np.all(np.abs(data["u_seq"]) <= 2.3 + 1e-6)
     assert np.all(data["output_error_avg"] <= cfg.max_output_error)
     w = store.attrs["expert_config"]
-    np.testing.assert_allclose(data["output_error_avg"],
-                               data["output_error"] / (w["w_pos"] + w["w_rot"]))
+    np.testing.assert_allclose(
+        data["output_error_avg"], data["output_error"] / (w["w_pos"] + w["w_rot"])
+    )
     assert store.attrs["expert_config"]["horizon"] == 20
     again = collect(replace(cfg, out=str(tmp_path / "real2.zarr")), progress=False)
     assert_same_episodes(store, EpisodeStore(again.path, "r"))
@@ -309,10 +362,18 @@ def test_real_expert_tiny_run(tmp_path):
 
 # ----------------------------------------------------------------------------- 3-DOF arm
 def test_threedof_defaults_and_tiny_run(tmp_path):
-    cfg = CollectConfig(env="ThreeDOF-Reach-v0", out=str(tmp_path / "arm.zarr"), episodes=3,
-                        steps=40, flush_interval_s=0.0)
-    assert (cfg.control_dt, cfg.solver, cfg.builder) == (0.02, "osqp",
-                                                        "ampczoo.data.collect:IKMPC_BUILDER")
+    cfg = CollectConfig(
+        env="ThreeDOF-Reach-v0",
+        out=str(tmp_path / "arm.zarr"),
+        episodes=3,
+        steps=40,
+        flush_interval_s=0.0,
+    )
+    assert (cfg.control_dt, cfg.solver, cfg.builder) == (
+        0.02,
+        "osqp",
+        "ampczoo.data.collect:IKMPC_BUILDER",
+    )
     report = collect(cfg, progress=False)
     assert not report.errors and report.n_failed == 0
     store = EpisodeStore(cfg.out, "r")

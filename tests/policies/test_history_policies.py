@@ -170,7 +170,7 @@ def test_dataset_history_windows(arm_store):
 @pytest.mark.parametrize("arch", ["gru", "transformer"])
 def test_cli_train_history_policy_with_early_stopping(arch, arm_store, tmp_path):
     out = tmp_path / arch
-    size = "d_model=32" if arch == "transformer" else "hidden_dim=32"
+    size = "--policy.d-model" if arch == "transformer" else "--policy.hidden-dim"
     args = [
         "train",
         arch,
@@ -178,7 +178,7 @@ def test_cli_train_history_policy_with_early_stopping(arch, arm_store, tmp_path)
         str(arm_store),
         "--out",
         str(out),
-        "--history",
+        "--policy.history",
         "3",
         "--epochs",
         "40",
@@ -191,8 +191,8 @@ def test_cli_train_history_policy_with_early_stopping(arch, arm_store, tmp_path)
         "0.2",
         "--patience",
         "2",
-        "--set",
         size,
+        "32",
     ]
     assert main(args) == 0
     test = json.loads((out / "test_loss.json").read_text())

@@ -15,8 +15,6 @@ import csv
 import datetime as _dt
 import json
 import math
-import shlex
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -251,11 +249,11 @@ def make_run_dir(prefix: str, root: str | Path = "runs") -> Path:
 
 
 def command_line() -> str:
-    """The command line of this process, shell-quoted (printed with every benchmark)."""
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("ampczoo"):
-        argv[0] = "ampczoo"
-    return " ".join(shlex.quote(a) for a in argv)
+    """The command line of this process, shell-quoted, no folder of this machine in it
+    (printed with every benchmark; :func:`ampczoo.core.card.command_line`)."""
+    from ampczoo.core import card
+
+    return card.command_line()
 
 
 def format_value(v: Any) -> str:

@@ -1,12 +1,13 @@
 """The main job of ``make demo``: the MPC expert and the shipped policies on both KUKA envs.
 
-Runs a few closed-loop episodes per env with the MPC expert and with every zoo checkpoint of
-that env (:data:`ZOO_POLICIES`, those shipped in the package; a short leaderboard on the same
-start/goal pairs) and with the shipped refiners on a shipped base (:data:`ZOO_REFINED`: the
-constraint layer, DiffOG), prints the metrics table (with the change between consecutive
-commands: du/dt max and the share of steps above :data:`MAX_DELTA`) and writes into
-``runs/demo-<date>/``: ``metrics.md/.csv``, ``episodes.json``, ``tracking_error.png`` and an
-MP4 (GIF if ffmpeg is unavailable) of one episode of the obstacle env.
+Runs a few closed-loop episodes per env with the MPC expert and with the zoo checkpoints of
+that env (:func:`zoo_policies`: read from the zoo index, ``ampczoo.list_policies(env=...)``;
+a short leaderboard on the same start/goal pairs) and with the shipped refiners on the base
+their card names (:func:`zoo_refined`: the constraint layer, DiffOG), prints the metrics
+table (with the change between consecutive commands: du/dt max and the share of steps above
+:data:`MAX_DELTA`) and writes into ``runs/demo-<date>/``: ``metrics.md/.csv``,
+``episodes.json``, ``tracking_error.png`` and an MP4 (GIF if ffmpeg is unavailable) of one
+episode of the obstacle env.
 """
 
 from __future__ import annotations
@@ -32,20 +33,26 @@ from ampczoo.benchmarks.common import (
 
 DEMO_ENVS = ("DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0")
 CONTROL_DT = 0.1  # the MPC's own rate [s]: one solve per step
-#: zoo checkpoints run by the demo per env (those present in ``ampczoo.list_policies()``).
-ZOO_POLICIES = {
-    "DAMPC-KukaTrack-v0": ("dampc-kuka", "lsm-kuka"),
-    "DAMPC-KukaTrackObstacle-v0": ("dampc-kuka-obstacle", "lsm-kuka-obstacle"),
-}
-#: shipped refiners run on a shipped base per env: ((base, refiner), ...)
-ZOO_REFINED = {
-    "DAMPC-KukaTrackObstacle-v0": (
-        ("dampc-kuka-obstacle", "diffog-kuka-obstacle"),
-        ("dampc-kuka-obstacle", "diffog-matrix-kuka-obstacle"),
-    )
-}
 #: per-step change bound of the shipped refiners [rad/s] (0.1 normalised x 2.3 rad/s)
 MAX_DELTA = 0.23
+
+
+def zoo_policies(env_id: str) -> tuple[str, ...]:
+    """Zoo checkpoints the demo runs on ``env_id``: those whose card names the env, except
+    refiners (cards with a ``base``) and cards marked ``"demo": false``; in name order."""
+    from ampczoo.core.registry import list_policies, zoo_card
+
+    cards = {name: zoo_card(name) for name in list_policies(env=env_id)}
+    return tuple(n for n, c in cards.items() if "base" not in c and c.get("demo", True))
+
+
+def zoo_refined(env_id: str) -> tuple[tuple[str, str], ...]:
+    """(base, refiner) pairs the demo runs on ``env_id``: every zoo refiner of the env on the
+    base its card names (cards marked ``"demo": false`` left out); in refiner name order."""
+    from ampczoo.core.registry import list_policies, zoo_card
+
+    cards = {name: zoo_card(name) for name in list_policies(env=env_id)}
+    return tuple((c["base"], n) for n, c in cards.items() if "base" in c and c.get("demo", True))
 
 
 @dataclass(frozen=True)
@@ -82,23 +89,19 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
     )
     import gymnasium as gym
 
-    import ampczoo  # registers the envs
+    import ampczoo  # noqa: F401  (registers the envs)
     from ampczoo.experts import MPCConfig, MPCExpert
 
     out = make_run_dir("demo", out_root)
     rows, per_method = [], {}
-    shipped = set(ampczoo.list_policies())
     for env_id in DEMO_ENVS:
         obstacle = "Obstacle" in env_id
         env = gym.make(env_id, control_dt=CONTROL_DT)
         contenders = [(f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)))]
-        contenders += [
-            (name, _load_zoo_policy(name)) for name in ZOO_POLICIES[env_id] if name in shipped
-        ]
+        contenders += [(name, _load_zoo_policy(name)) for name in zoo_policies(env_id)]
         contenders += [
             (f"{base} + {refiner}", _refined(base, refiner))
-            for base, refiner in ZOO_REFINED.get(env_id, ())
-            if {base, refiner} <= shipped
+            for base, refiner in zoo_refined(env_id)
         ]
         for label, policy in contenders:
             with single_thread():
@@ -150,10 +153,10 @@ def _load_zoo_policy(name: str):
 
 
 def _refined(base: str, refiner: str):
-    """Zoo base ``base`` behind zoo refiner ``refiner`` (receding horizon, DiffOG.wrap)."""
-    from ampczoo.policies.diffog import DiffOG
+    """Zoo base ``base`` behind zoo refiner ``refiner`` (receding horizon, ChunkRefiner.wrap)."""
+    from ampczoo.policies.refiner import ChunkRefiner
 
-    return DiffOG.wrap(_load_zoo_policy(base), refiner, device="cpu")
+    return ChunkRefiner.wrap(_load_zoo_policy(base), refiner, device="cpu")
 
 
 def _smoothness_columns(results) -> dict[str, float]:

@@ -1,21 +1,35 @@
 """Registry of policy types (lazy string entry points) and the index of the shipped zoo.
 
 ``make_policy("dampc", hidden_dim=256)`` builds a fresh policy from config overrides;
-``load_policy("runs/x/best")`` or ``load_policy("<zoo name>")`` loads a saved one;
-``list_policies(env="DAMPC-KukaTrack-v0")`` names the checkpoints shipped under
-``ampczoo/zoo/<name>/`` (optionally those made for one env) and :func:`zoo_card` reads what a
-checkpoint's ``card.json`` records about it (env, data, training command, measured result).
+``load_policy("runs/x/best")`` or ``load_policy("<zoo name>")`` loads a saved one.
 
-Reading this file tells you every policy type; torch and the policy modules load only when
-used. A new type is one class plus one line here (or a :func:`register_policy` call).
+The zoo: every folder ``ampczoo/zoo/<name>/`` holds ``config.json`` + ``model.safetensors`` +
+``card.json``, and the cards are its only index. ``list_policies(env="DAMPC-KukaTrack-v0")``
+names the checkpoints made for one env (``model="dampc"``: of one policy type) and
+:func:`zoo_card` returns what a checkpoint's card records (schema and validation:
+:mod:`ampczoo.core.card`)::
+
+    env         registered env id it was trained for        model   policy type (= config.json's)
+    base        refiners: the zoo checkpoint they run on    env_kwargs  gym.make kwargs (control_dt)
+    data        {path, command, episodes, samples}          command  the command that trained it
+    date        training date                                selection  "last" | "best"
+    result      {success_rate [%], ci95 [lo, hi], episodes, date, benchmark, page, row,
+                 criterion, base, note} or null             size_bytes, parameters, demo, note
+
+The demo, the benchmarks' default checkpoints and the golden-action test
+(:mod:`ampczoo.benchmarks.golden`) read this index, so shipping a checkpoint is one folder
+with its card. Reading this file tells you every policy type; torch and the policy modules
+load only when used. A new type is one class plus one line here (or a
+:func:`register_policy` call).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
+
+from ampczoo.core.card import CARD_NAME, read_card
 
 #: policy type -> "module:Class". The class has ``config_class`` (a frozen dataclass) and is
 #: built as ``Class(config_class(**overrides))``.
@@ -38,8 +52,6 @@ POLICY_TYPES: dict[str, str] = {
 }
 #: Folder of the shipped checkpoints.
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
-#: Per-checkpoint metadata file of the zoo (next to config.json + model.safetensors).
-CARD_NAME = "card.json"
 
 
 def register_policy(policy_type: str, entry_point: str | type) -> None:
@@ -96,34 +108,76 @@ def make_policy(policy_type: str, **config_overrides: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- the zoo
-def list_policies(env: str | None = None) -> list[str]:
+def list_policies(env: str | None = None, model: str | None = None) -> list[str]:
     """Names of the checkpoints shipped in the package (folders of ``ampczoo/zoo/`` with a
-    config.json); with ``env``, only those whose card names that env id."""
+    config.json), sorted; with ``env`` only those whose card names that env id, with
+    ``model`` only those of that policy type. An ``env`` that is not a registered Gymnasium
+    env id or a ``model`` that is not a policy type raises ValueError (a registered env
+    without zoo checkpoints gives [])."""
+    if env is not None:
+        _check_env_id(env)
+    if model is not None and model not in POLICY_TYPES:
+        raise ValueError(f"unknown policy type {model!r}; choose from {policy_types()}")
+    names = _zoo_names()
+    if env is not None:
+        names = [n for n in names if zoo_card(n)["env"] == env]
+    if model is not None:
+        names = [n for n in names if zoo_card(n)["model"] == model]
+    return names
+
+
+def _zoo_names() -> list[str]:
     if not ZOO_DIR.is_dir():
         return []
-    names = sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
-    if env is None:
-        return names
-    return [n for n in names if zoo_card(n).get("env") == env]
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
 
 
 def zoo_card(name: str) -> dict[str, Any]:
-    """The metadata of zoo checkpoint ``name`` (``card.json``; {} when it has none): ``env``
-    (env id), ``model`` (policy type), ``base`` (refiners: the zoo base they were trained on),
-    ``data``, ``command``, ``result`` (success rate, CI, episodes, results page)."""
+    """The card of zoo checkpoint ``name`` (its ``card.json``; fields in the module docstring
+    and :mod:`ampczoo.core.card`). ValueError when ``name`` is not shipped, has no card or
+    its card is malformed: not the schema, an env id that is not registered, a model other
+    than config.json's type, or a base that is not another shipped checkpoint of that env."""
+    from ampczoo.core.checkpoint import read_config
+
+    if name not in _zoo_names():
+        raise ValueError(f"{name!r} is not a zoo policy (zoo: {_zoo_names() or 'empty'})")
     path = ZOO_DIR / name
-    if not (path / "config.json").is_file():
-        raise ValueError(f"{name!r} is not a zoo policy (zoo: {list_policies() or 'empty'})")
-    file = path / CARD_NAME
-    if not file.is_file():
-        return {}
+    card = read_card(path)
+    if card is None:
+        raise ValueError(f"{path}: no {CARD_NAME} (every zoo checkpoint needs one)")
+    where = f"{path / CARD_NAME}: malformed card"
+    if card["env"] is None:
+        raise ValueError(f"{where}: env must name a registered env id, got null")
     try:
-        card = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file}: corrupt JSON ({exc})") from exc
-    if not isinstance(card, dict):
-        raise ValueError(f"{file}: expected a JSON object")
+        _check_env_id(card["env"])
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    config_type = read_config(path)["type"]
+    if card["model"] != config_type:
+        raise ValueError(f"{where}: model {card['model']!r} != config.json type {config_type!r}")
+    if card["model"] not in POLICY_TYPES:
+        raise ValueError(f"{where}: model {card['model']!r} is not a registered policy type")
+    if "base" in card:
+        _check_base(name, card, where)
     return card
+
+
+def _check_base(name: str, card: dict[str, Any], where: str) -> None:
+    """A refiner's base is another shipped checkpoint with a card of the same env."""
+    base = card["base"]
+    if base == name or base not in _zoo_names():
+        raise ValueError(f"{where}: base {base!r} is not another zoo checkpoint")
+    base_card = read_card(ZOO_DIR / base)
+    if base_card is None or base_card.get("env") != card["env"]:
+        raise ValueError(f"{where}: base {base!r} is not a zoo checkpoint of {card['env']!r}")
+
+
+def _check_env_id(env: str) -> None:
+    """ValueError unless ``env`` is a registered Gymnasium env id."""
+    import gymnasium as gym
+
+    if not isinstance(env, str) or env not in gym.registry:
+        raise ValueError(f"{env!r} is not a registered Gymnasium env id (import ampczoo first)")
 
 
 def resolve_checkpoint(path_or_name: str | Path) -> Path:

@@ -1,71 +1,104 @@
-"""The checkpoints shipped in the package load offline and drive their env."""
+"""The checkpoints shipped in the package load offline, drive their env and still give their
+golden actions; every checkpoint is found through the zoo index (its card), so a newly
+shipped one is covered here without editing this file."""
 
 from __future__ import annotations
+
+import json
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import ampczoo
-from ampczoo.benchmarks.demo import MAX_DELTA, ZOO_POLICIES, ZOO_REFINED
-from ampczoo.robots.kuka import VELOCITY_LIMIT
+from ampczoo.benchmarks import golden
+from ampczoo.benchmarks.demo import DEMO_ENVS, MAX_DELTA, zoo_policies, zoo_refined
 
-SHIPPED = [(env_id, name) for env_id, names in ZOO_POLICIES.items() for name in names]
-
-
-def test_every_demo_policy_is_shipped():
-    assert {name for _, name in SHIPPED} <= set(ampczoo.list_policies())
+ENTRIES = golden.golden_entries()
+PLAIN = [e for e in ENTRIES if not e.refiner]
+REFINED = [e for e in ENTRIES if e.refiner]
 
 
-@pytest.mark.parametrize(("env_id", "name"), SHIPPED)
-def test_shipped_policy_acts_in_its_env(env_id, name):
-    policy = ampczoo.load_policy(name, device="cpu")
-    env = gym.make(env_id, control_dt=0.1)
+def test_golden_entries_cover_the_whole_zoo():
+    """Every shipped checkpoint is in a golden entry: alone, or as a refiner on its base."""
+    covered = {e.policy for e in PLAIN} | {e.refiner for e in REFINED}
+    assert covered == set(ampczoo.list_policies())
+    assert {e.policy for e in REFINED} <= {e.policy for e in PLAIN}
+
+
+def test_demo_rows_come_from_the_index():
+    """The demo runs the non-refiner checkpoints of each KUKA env (not those marked
+    "demo": false) and every refiner on the base its card names."""
+    for env_id in DEMO_ENVS:
+        names = zoo_policies(env_id)
+        assert names and set(names) <= set(ampczoo.list_policies(env=env_id))
+        for name in ampczoo.list_policies(env=env_id):
+            card = ampczoo.zoo_card(name)
+            in_demo = name in names or (card.get("base"), name) in zoo_refined(env_id)
+            assert in_demo == card.get("demo", True), name
+        for base, refiner in zoo_refined(env_id):
+            assert ampczoo.zoo_card(refiner)["base"] == base
+            assert base in names
+
+
+@pytest.mark.parametrize("entry", PLAIN, ids=lambda e: e.name)
+def test_shipped_policy_acts_in_its_env(entry):
+    policy = ampczoo.load_policy(entry.policy, device="cpu")
+    env = gym.make(entry.env, **entry.env_kwargs)
     obs, _ = env.reset(seed=0)
     policy.reset(seed=0)
     assert policy.config.obs_dim == obs.shape[0]
+    high = env.action_space.high
     for _ in range(3):
         action = policy.act(obs)
-        assert action.shape == (7,) and np.all(np.isfinite(action))
-        assert np.all(np.abs(action) <= 1.5 * VELOCITY_LIMIT)
+        assert action.shape == env.action_space.shape and np.all(np.isfinite(action))
+        assert np.all(np.abs(action) <= 1.5 * high)
         obs, *_ = env.step(action)
+    env.close()
 
 
 def test_shipped_actions_match_golden():
-    """Backward compatibility: the shipped weights, features and sampler still give the actions
-    recorded by scripts/regen_zoo_golden.py (rerun it after retraining a checkpoint on purpose)."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("regen", root / "scripts/regen_zoo_golden.py")
-    regen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(regen)
-    golden = json.loads(regen.GOLDEN.read_text())
-    assert set(golden) == {name for _, name in regen.shipped()}
-    for env_id, name in regen.shipped():
-        np.testing.assert_allclose(
-            regen.zoo_actions(env_id, name),
-            golden[name],
-            atol=1e-4,
-            err_msg=f"{name} no longer reproduces its golden actions",
-        )
+    """Backward compatibility: the shipped weights, features and samplers still give the
+    recorded actions (``python -m ampczoo.benchmarks.golden --write`` after retraining on
+    purpose, ``--add`` after shipping a new checkpoint)."""
+    recorded = golden.read_golden()
+    problems = golden.compare_golden(recorded, golden.compute_golden(ENTRIES))
+    assert not problems, "\n".join(problems)
 
 
-REFINED = [
-    (env_id, base, refiner) for env_id, pairs in ZOO_REFINED.items() for base, refiner in pairs
-]
+def test_compare_golden_reports_every_difference():
+    recorded = {"a": [[0.0, 1.0]], "b": [[0.0]], "gone": [[1.0]]}
+    actual = {"a": [[0.0, 1.0 + 2 * golden.ATOL]], "b": [[0.0], [0.0]], "new": [[0.0]]}
+    problems = "\n".join(golden.compare_golden(recorded, actual))
+    for expected in ("a: actions differ", "b: actions of shape", "gone: recorded but", "new: no"):
+        assert expected in problems
+    assert golden.compare_golden(recorded, {"a": [[0.0, 1.0 + golden.ATOL / 2]]}) == [
+        "b: recorded but no longer in the zoo",
+        "gone: recorded but no longer in the zoo",
+    ]
 
 
-@pytest.mark.parametrize(("env_id", "base", "refiner"), REFINED)
-def test_shipped_refiner_keeps_the_change_bound_on_a_shipped_base(env_id, base, refiner):
-    from ampczoo.policies.diffog import DiffOG
+def test_write_golden_only_missing_keeps_recorded_entries(tmp_path, monkeypatch):
+    """``--add`` computes only the entries missing from the file and keeps the others."""
+    entries = PLAIN[:2]
+    monkeypatch.setattr(golden, "golden_entries", lambda: entries)
+    path = tmp_path / "golden.json"
+    kept = [[123.0] * 7]
+    path.write_text(json.dumps({entries[0].name: kept}))
+    table = golden.write_golden(path, only_missing=True)
+    assert list(table) == [e.name for e in entries]
+    assert table[entries[0].name] == kept
+    np.testing.assert_array_equal(table[entries[1].name], golden.golden_actions(entries[1]))
+    assert golden.read_golden(path) == table
 
-    assert {base, refiner} <= set(ampczoo.list_policies())
-    policy = DiffOG.wrap(ampczoo.load_policy(base, device="cpu"), refiner)
+
+@pytest.mark.parametrize("entry", REFINED, ids=lambda e: e.name)
+def test_shipped_refiner_keeps_the_change_bound_on_its_base(entry):
+    from ampczoo.policies.refiner import ChunkRefiner
+
+    policy = ChunkRefiner.wrap(ampczoo.load_policy(entry.policy, device="cpu"), entry.refiner)
     np.testing.assert_allclose(policy.refiner.raw_bound(), MAX_DELTA, rtol=1e-6)
-    env = gym.make(env_id, control_dt=0.1)
+    env = gym.make(entry.env, **entry.env_kwargs)
     obs, _ = env.reset(seed=0)
     policy.reset(seed=0)
     actions = []
@@ -77,14 +110,7 @@ def test_shipped_refiner_keeps_the_change_bound_on_a_shipped_base(env_id, base, 
     assert policy.stats.calls == 8 and policy.stats.interventions > 0
 
 
-THREEDOF = [f"threedof-{arch}-h10" for arch in ("ffn", "lstm", "gru", "transformer")]
-
-
-def test_threedof_policies_are_shipped():
-    assert set(THREEDOF) <= set(ampczoo.list_policies())
-
-
-@pytest.mark.parametrize("name", THREEDOF)
+@pytest.mark.parametrize("name", ampczoo.list_policies(env="ThreeDOF-Reach-v0"))
 def test_threedof_policy_acts_within_torque_bounds(name):
     policy = ampczoo.load_policy(name, device="cpu")
     assert policy.config.history == 10
@@ -96,3 +122,11 @@ def test_threedof_policy_acts_within_torque_bounds(name):
         assert action.shape == (3,) and np.all(np.abs(action) <= env.action_space.high)
         obs, _, _, _, info = env.step(action)
         assert info["action_clipped"] == 0
+
+
+def test_the_four_threedof_architectures_are_shipped():
+    from ampczoo.benchmarks.threedof import ARCHS, zoo_name
+
+    names = [zoo_name(arch) for arch in ARCHS]
+    assert set(names) == set(ampczoo.list_policies(env="ThreeDOF-Reach-v0"))
+    assert [ampczoo.zoo_card(n)["model"] for n in names] == list(ARCHS)

@@ -18,6 +18,7 @@ $py -m ampczoo train "$arch" --data "$data" --out "$run" --policy.history "$hist
   --val-fraction 0.1 --test-fraction 0.1 --seed 0 "${resume[@]}" "$@"
 if [ "$hist" = 10 ]; then
   mkdir -p "ampczoo/zoo/threedof-$arch-h10"
-  cp "$run/best/config.json" "$run/best/model.safetensors" "ampczoo/zoo/threedof-$arch-h10/"
+  cp "$run/best/config.json" "$run/best/model.safetensors" "$run/best/card.json" \
+    "ampczoo/zoo/threedof-$arch-h10/"
   echo "shipped $run/best -> ampczoo/zoo/threedof-$arch-h10"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train a shipped zoo checkpoint from a demonstration store and copy its weights into
-# ampczoo/zoo/<name>/. Usage:
+# Train a shipped zoo checkpoint from a demonstration store and copy it (config.json,
+# model.safetensors and the card.json the training wrote: env, data, command, date; add the
+# measured result to the card after benchmarking it) into ampczoo/zoo/<name>/. Usage:
 #   scripts/train_zoo.sh {lsm|dampc} DATA.zarr ZOO_NAME MAX_STEPS [extra `ampczoo train` flags]
 # SHIP=last (default: the final EMA weights) or SHIP=best (lowest validation loss). The
 # validation loss is dominated by the exploration-noise spread of the demonstrations and
@@ -19,5 +20,5 @@ resume=()
 .venv/bin/ampczoo train "$policy" --data "$data" --out "$run" --epochs 100000 --max-steps "$steps" \
   "${resume[@]}" "$@"
 mkdir -p "ampczoo/zoo/$name"
-cp "$run/$ship/config.json" "$run/$ship/model.safetensors" "ampczoo/zoo/$name/"
+cp "$run/$ship/config.json" "$run/$ship/model.safetensors" "$run/$ship/card.json" "ampczoo/zoo/$name/"
 echo "shipped $run/$ship -> ampczoo/zoo/$name"

@@ -101,7 +101,16 @@ QUICK_CAPS = {
 
 
 def default_checkpoint(kind: str, env: str) -> str:
-    """Zoo name of a checkpoint kind for an env key: e.g. ``dampc-kuka-obstacle``."""
+    """Zoo name of a checkpoint kind ("lsm" | "dampc" | "dampc40") for an env key, from the
+    zoo index: the checkpoint of ``ENVS[env]`` of the kind's policy type whose name starts
+    with ``<kind>-``, e.g. ``dampc-kuka-obstacle``; ``<kind>-kuka[-obstacle]`` if none is
+    shipped (its rows are then skipped with a note)."""
+    from ampczoo.core.registry import list_policies
+
+    model = {"lsm": "lsm", "dampc": "dampc", "dampc40": "dampc"}.get(kind, kind)
+    for name in list_policies(env=ENVS[env], model=model):
+        if name.startswith(f"{kind}-"):
+            return name
     return f"{kind}-kuka" + ("-obstacle" if env == "obstacle" else "")
 
 

@@ -58,7 +58,15 @@ THRESHOLDS = (0.02, 0.03, 0.05)  # [m]
 
 
 def zoo_name(arch: str, history: int = 10) -> str:
-    """Zoo name of a shipped history policy, e.g. ``threedof-gru-h10``."""
+    """Zoo name of the shipped history policy of type ``arch`` with ``history`` steps, from
+    the zoo index (the :data:`ENV_ID` checkpoint of that model whose config has that
+    history), e.g. ``threedof-gru-h10``; ``threedof-<arch>-h<history>`` if none is shipped."""
+    from ampczoo.core.checkpoint import read_config
+    from ampczoo.core.registry import ZOO_DIR, list_policies
+
+    for name in list_policies(env=ENV_ID, model=arch):
+        if read_config(ZOO_DIR / name).get("history") == history:
+            return name
     return f"threedof-{arch}-h{history}"
 
 

@@ -11,6 +11,7 @@ scalars and checkpoints. Output folder (``TrainConfig.out``)::
                              weights, EMA weights, optimizer tensors, RNG state) and
                              train_state.json (step, epoch, optimizer scalars, best loss)
     best/                    the policy with the lowest validation loss so far
+    last/, best/ card.json   what it is: env id, data, command line, date (ampczoo.core.card)
 
 No pickle: optimizer state tensors go to safetensors, its scalars to JSON. ``resume`` restarts
 from ``last/`` at the next epoch; on CPU the continued run equals an uninterrupted one
@@ -448,6 +449,7 @@ class Trainer:
         tmp = self.out / "last.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.eval_policy().save_pretrained(tmp)
+        self._write_card(tmp, "last")
         tensors = _prefixed("model", self.policy)
         if self.ema is not None:
             tensors.update(_prefixed("ema", self.ema.model))
@@ -475,7 +477,25 @@ class Trainer:
             best_tmp = self.out / "best.tmp"
             shutil.rmtree(best_tmp, ignore_errors=True)
             self.eval_policy().save_pretrained(best_tmp)
+            self._write_card(best_tmp, "best")
             _replace_dir(best_tmp, self.out / "best")
+
+    def _write_card(self, folder: Path, selection: str) -> None:
+        """card.json beside a saved checkpoint (:mod:`ampczoo.core.card`): env id and counts
+        of the store, data path, this command line, date, no result yet."""
+        from ampczoo.core.card import training_card, write_card
+
+        config = self.policy.config
+        base = config.base if getattr(config, "mode", "") == "refine" else ""
+        card = training_card(
+            self.cfg.policy,
+            self.cfg.data,
+            self.train_ds.attrs,
+            base=base,
+            selection=selection,
+            parameters=self.policy.num_parameters(),
+        )
+        write_card(folder, card)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

@@ -30,7 +30,7 @@ from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.data.collect import CollectConfig
 from ampczoo.data.collect import Solver as CollectSolver
 from ampczoo.data.store import Episode, EpisodeStore
-from ampczoo.training.supervised import TrainConfig
+from ampczoo.training.supervised import TrainConfig, trainable_policy_types
 
 BOX = str.maketrans({c: " " for c in "│╭╮╰╯─"})
 COMMAND_CONFIGS = [
@@ -42,6 +42,7 @@ COMMAND_CONFIGS = [
     (["bench", "threedof"], ThreeDOFBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
+TRAINABLE = trainable_policy_types()
 
 
 # ----------------------------------------------------------------------------- a toy type
@@ -323,3 +324,11 @@ def test_eval_is_wired_lazily(capsys, monkeypatch):
     module = importlib.import_module(EVAL_MODULE)
     text = run_help(["eval"], capsys, monkeypatch)
     assert_fields_documented(module.EvalConfig, text)
+
+
+@pytest.mark.parametrize("policy", TRAINABLE)
+def test_every_trainable_type_has_a_flag_per_config_field(policy, capsys, monkeypatch):
+    text = run_help(["train", policy], capsys, monkeypatch)
+    for f in dataclasses.fields(registry.config_class(policy)):
+        if f.name != "type":
+            assert "--policy." + f.name.replace("_", "-") in text, f.name

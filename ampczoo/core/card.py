@@ -13,7 +13,7 @@ A card says what a checkpoint is for and where it came from; the shipped zoo
                        of its demonstrations, e.g. {"control_dt": 0.1})          [optional]
     data        dict   the demonstration store: path (str), command (the ``ampczoo collect``
                        line), episodes, samples (kept samples), note             [path required]
-    command     str    the command that trained it
+    command     str    the command that trained it, as it was run (the CLI flags of its date)
     date        str    YYYY-MM-DD of the training                                [optional]
     selection   str    "last" (final, EMA weights) or "best" (lowest validation loss) [optional]
     result      dict   the measured closed-loop result, or null when none yet:

@@ -47,7 +47,9 @@ class PolicyConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown config fields {unknown}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
         return cls(**kwargs)
 
 
@@ -84,6 +86,9 @@ class PretrainedPolicy(Policy, nn.Module):
     types: ClassVar[tuple[str, ...]] = ()
     #: EMA decay the training loop uses unless told otherwise (0 = no EMA).
     default_ema_decay: ClassVar[float] = 0.0
+    #: ``act`` also takes a batch (B, obs_dim) -> (B, action_dim) (False: one observation
+    #: at a time, e.g. recurrent deployment; a batch is then a ValueError).
+    batched: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -100,6 +105,23 @@ class PretrainedPolicy(Policy, nn.Module):
         if config.type not in self.accepted_types():
             raise ValueError(f"config type {config.type!r} is not {self.name!r}")
         self.config = config
+
+    @classmethod
+    def example_config(cls) -> PolicyConfig:
+        """The smallest config of this policy, for tests and docs (tiny networks where the
+        defaults are big; default: the config class's defaults). The contract tests build
+        every registered type from it."""
+        return cls.config_class()
+
+    @property
+    def obs_dim(self) -> int:
+        """Size of the flat observation ``act`` takes."""
+        return int(self.config.obs_dim)  # type: ignore[attr-defined]
+
+    @property
+    def action_dim(self) -> int:
+        """Size of the action ``act`` returns."""
+        return int(self.config.action_dim)  # type: ignore[attr-defined]
 
     @classmethod
     def accepted_types(cls) -> tuple[str, ...]:
@@ -123,7 +145,8 @@ class PretrainedPolicy(Policy, nn.Module):
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         """Store train-split statistics (``DemonstrationDataset.normalization_stats()``)."""
         mode = getattr(self.config, "action_normalization", "element_zscore")
-        self.normalizer.set_stats(stats, mode)  # type: ignore[attr-defined]
+        normalizer: Any = self.normalizer
+        normalizer.set_stats(stats, mode)
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -145,8 +145,9 @@ def check_seeded_determinism(
 
 
 def invalid_actions(space: spaces.Space) -> dict[str, Any]:
-    """Actions the env must refuse, by name: NaN, +inf, -inf and mis-shaped ones (one
-    entry too few or too many, an extra batch axis, a scalar). Empty for non-Box spaces."""
+    """Actions the env must refuse, by name: NaN, +inf, -inf, mis-shaped ones (one entry
+    too few or too many, an extra batch axis, a scalar) and non-numbers (None, text).
+    Empty for non-Box spaces."""
     if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
         return {}
     shape = space.shape
@@ -162,6 +163,8 @@ def invalid_actions(space: spaces.Space) -> dict[str, Any]:
     cases["batch axis"] = np.zeros((1, *shape), space.dtype)
     if shape:
         cases["scalar"] = np.zeros((), space.dtype)
+    cases["None"] = None
+    cases["text"] = "forward"
     return cases
 
 
@@ -211,6 +214,22 @@ def render_modes(env_id: str, **make_kwargs: Any) -> list[str]:
     return list(metadata.get("render_modes", []))
 
 
+def _check_frame(env_id: str, frame: Any) -> None:
+    ok = (
+        isinstance(frame, np.ndarray)
+        and frame.dtype == np.uint8
+        and frame.ndim == 3
+        and frame.shape[2] == 3
+        and frame.shape[0] > 0
+        and frame.shape[1] > 0
+    )
+    if not ok:
+        got = getattr(frame, "shape", None), getattr(frame, "dtype", type(frame))
+        _fail(f"{env_id}: render() must return an (H, W, 3) uint8 array, got {got}")
+    if frame.min() == frame.max():
+        _fail(f"{env_id}: render() returned a blank frame (no offscreen GL?)")
+
+
 def check_render(env_id: str, **make_kwargs: Any) -> None:
     """With ``render_mode="rgb_array"`` (if the env offers it): ``render()`` after reset and
     after a step returns a non-blank (H, W, 3) uint8 array. Nothing to check otherwise."""
@@ -223,24 +242,12 @@ def check_render(env_id: str, **make_kwargs: Any) -> None:
         env.reset(seed=0)
         with _no_warnings("gymnasium's render checker", env_id):
             env_render_passive_checker(env)
-        frames = [env.render()]
+        frames: list[Any] = [env.render()]
         env.action_space.seed(0)
         env.step(env.action_space.sample())
         frames.append(env.render())
         for frame in frames:
-            ok = (
-                isinstance(frame, np.ndarray)
-                and frame.dtype == np.uint8
-                and frame.ndim == 3
-                and frame.shape[2] == 3
-                and frame.shape[0] > 0
-                and frame.shape[1] > 0
-            )
-            if not ok:
-                got = getattr(frame, "shape", None), getattr(frame, "dtype", type(frame))
-                _fail(f"{env_id}: render() must return an (H, W, 3) uint8 array, got {got}")
-            if frame.min() == frame.max():
-                _fail(f"{env_id}: render() returned a blank frame (no offscreen GL?)")
+            _check_frame(env_id, frame)
     finally:
         env.close()
 

@@ -107,6 +107,16 @@ class IKMPCExpert(Policy):
 
     name = "ikmpc"
     config_class = IKMPCConfig
+    #: ``act`` takes one observation at a time (a batch is a ValueError).
+    batched = False
+    #: [q, q̇, p_des] of ThreeDOF-Reach-v0 -> corrective torque (3,) [N m].
+    obs_dim = OBS_DIM
+    action_dim = 3
+
+    @classmethod
+    def example_config(cls) -> IKMPCConfig:
+        """A 5-step horizon (tests and docs)."""
+        return IKMPCConfig(horizon=5)
 
     def __init__(self, config: IKMPCConfig | None = None, ik: IKSolver | None = None):
         self.config = config or IKMPCConfig()

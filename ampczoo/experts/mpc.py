@@ -535,6 +535,8 @@ class MPCExpert(Policy):
 
     name = "mpc"
     config_class = MPCConfig
+    #: ``act`` takes one observation at a time (a batch is a ValueError).
+    batched = False
 
     def __init__(self, config: MPCConfig | None = None):
         self.config = config or MPCConfig()
@@ -555,9 +557,24 @@ class MPCExpert(Policy):
         overrides.setdefault("obstacle", dim == OBS_DIM_OBSTACLE)
         return cls(MPCConfig(**overrides))
 
+    @classmethod
+    def example_config(cls) -> MPCConfig:
+        """A 5-step problem without C code generation (builds in a second; tests, docs)."""
+        return MPCConfig(horizon=5, compile=False)
+
     @property
     def horizon(self) -> int:
         return self.config.horizon
+
+    @property
+    def obs_dim(self) -> int:
+        """Size of the KUKA observation it takes (20 with the obstacle, 16 without)."""
+        return OBS_DIM_OBSTACLE if self.config.obstacle else OBS_DIM
+
+    @property
+    def action_dim(self) -> int:
+        """7 joint velocities [rad/s]."""
+        return NQ
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the warm start (next solve uses a random guess); reseed if ``seed`` given."""

@@ -231,6 +231,24 @@ class DAMPCPolicy(PretrainedPolicy):
         self._seed: int | None = None
         self._cost_expert: Any = None
 
+    @classmethod
+    def example_config(cls) -> DAMPCConfig:
+        """A 2 x 32 denoiser over 4 steps, 4 samples for the selection rules (tests, docs)."""
+        return DAMPCConfig(
+            horizon=4,
+            hidden_dim=32,
+            num_layers=2,
+            time_embed_dim=8,
+            time_hidden_dim=16,
+            obs_hidden_dim=16,
+            num_samples=4,
+            num_clusters=2,
+        )
+
+    @property
+    def action_dim(self) -> int:
+        return ACTION_DIM
+
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> None:
         """Forget the previous sequence (no guidance at the next act); reseed if given."""

@@ -184,6 +184,13 @@ class DiffOG(ChunkRefiner):
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
         self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
 
+    @classmethod
+    def example_config(cls) -> DiffOGConfig:
+        """4-step chunks of 7 actions, one encoder block of width 16 (tests and docs)."""
+        return DiffOGConfig(
+            horizon=4, chunk_len=4, embed_dim=16, num_heads=2, num_layers=1, ff_dim=16
+        )
+
     @property
     def device(self) -> torch.device:
         return self.action_scale.device

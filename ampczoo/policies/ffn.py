@@ -30,6 +30,11 @@ class FFNPolicy(HistoryPolicy):
     def __init__(self, config: FFNConfig | None = None):
         super().__init__(config or FFNConfig())
 
+    @classmethod
+    def example_config(cls) -> FFNConfig:
+        """One hidden layer of 16 over 3 past observations (tests and docs)."""
+        return FFNConfig(history=3, hidden_dim=16, num_layers=1)
+
     def _build_body(self) -> None:
         c = self.config
         layers: list[nn.Module] = []

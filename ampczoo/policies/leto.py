@@ -32,7 +32,7 @@ the next problem, so the DTO problem is recursively feasible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -129,6 +129,7 @@ class LeTOPolicy(PretrainedPolicy):
 
     name = "leto"
     config_class = LeTOConfig
+    batched: ClassVar[bool] = False  # recurrent deployment: one observation per act
     config: LeTOConfig
 
     def __init__(self, config: LeTOConfig | None = None):
@@ -153,6 +154,11 @@ class LeTOPolicy(PretrainedPolicy):
         #: plans whose continuity row was dropped (infeasible), over the policy's lifetime
         self.n_continuity_dropped = 0
         self.reset()
+
+    @classmethod
+    def example_config(cls) -> LeTOConfig:
+        """A 1 x 16 LSTM planning 3-step chunks (tests and docs)."""
+        return LeTOConfig(horizon=4, chunk_len=3, seq_len=4, hidden_dim=16, num_layers=1)
 
     @property
     def sequence_length(self) -> int:
@@ -288,7 +294,10 @@ class LeTOPolicy(PretrainedPolicy):
         return (y[0] * scale).double().cpu().numpy()
 
     def act(self, obs: Any) -> np.ndarray:
-        """Receding horizon: re-plan every T_a steps, execute the plan's next action (D_y,)."""
+        """Receding horizon: re-plan every T_a steps, execute the plan's next action (D_y,).
+        Every observation is validated (ValueError), also between re-plans."""
+        if check_obs(obs, self.config.obs_dim)[1]:
+            raise ValueError("LeTO deployment is recurrent: pass one observation (D,)")
         if not self._plan:
             chunk = self.act_chunk(obs)
             self._plan = list(chunk[: self.config.exec_steps])

@@ -77,6 +77,15 @@ class LSMPolicy(PretrainedPolicy):
         self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
         self.net = mlp(self.obs_input.dim, c.hidden_dim, c.num_layers, c.horizon * ACTION_DIM)
 
+    @classmethod
+    def example_config(cls) -> LSMConfig:
+        """A 2 x 32 MLP predicting 4 steps (tests and docs)."""
+        return LSMConfig(horizon=4, hidden_dim=32, num_layers=2)
+
+    @property
+    def action_dim(self) -> int:
+        return ACTION_DIM
+
     def reset(self, seed: int | None = None) -> None:
         """Stateless: nothing to clear (``seed`` accepted for the common interface)."""
 

@@ -56,6 +56,12 @@ class RecurrentPolicy(HistoryPolicy):
         self.name = config.type  # this instance's registry name (lstm | gru)
         super().__init__(config)
 
+    @classmethod
+    def example_config(cls) -> RecurrentConfig:
+        """One LSTM layer of 16 over 3 past observations (tests and docs; ``type="gru"``
+        for the GRU)."""
+        return RecurrentConfig(history=3, hidden_dim=16, num_layers=1)
+
     def _build_body(self) -> None:
         c = self.config
         self.rnn = CELLS[c.type](self.token_dim, c.hidden_dim, c.num_layers, batch_first=True)

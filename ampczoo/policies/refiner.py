@@ -20,14 +20,20 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy
 from ampczoo.nn.normalization import action_scale
-from ampczoo.wrappers.chunk import ChunkFilterPolicy, resolve_bounds, select_dims
+from ampczoo.wrappers.chunk import (
+    ChunkFilterPolicy,
+    base_action_dim,
+    check_base,
+    resolve_bounds,
+    select_dims,
+)
 
 MODES = ("dataset", "refine")
 
@@ -62,10 +68,10 @@ class RefinerConfig(PolicyConfig):
         if self.chunk_len > self.horizon:
             raise ValueError(f"chunk_len {self.chunk_len} > horizon {self.horizon}")
         select_dims(self.action_dim, self.dims)
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if not self.bound > 0:
-            raise ValueError(f"bound must be > 0, got {self.bound}")
+        if not 0 <= self.alpha < np.inf:
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
+        if not 0 < self.bound < np.inf:
+            raise ValueError(f"bound must be a finite number > 0, got {self.bound}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "refine" and not self.base:
@@ -76,6 +82,8 @@ class ChunkRefiner(PretrainedPolicy):
     """Base of the learned chunk refiners; subclasses implement :meth:`refine_normalized`."""
 
     config: RefinerConfig
+    #: ``act`` runs one observation at a time (receding horizon through the base)
+    batched: ClassVar[bool] = False
 
     def __init__(self, config: RefinerConfig):
         super().__init__(config)
@@ -178,12 +186,20 @@ class ChunkRefiner(PretrainedPolicy):
 
     @classmethod
     def wrap(
-        cls, base: Any, checkpoint: str | Path | RefinerConfig | None = None, device: Any = "cpu"
+        cls,
+        base: Any,
+        checkpoint: str | Path | RefinerConfig | ChunkRefiner | None = None,
+        device: Any = "cpu",
     ) -> RefinedPolicy:
         """A policy running ``base`` (ampczoo policy with act_chunk/act, SB3 model, callable)
-        through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner or a
-        config (fresh, untrained; useful for the static-Q DiffOG)."""
-        if isinstance(checkpoint, RefinerConfig) or checkpoint is None:
+        through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner, a
+        refiner instance, or a config (fresh, untrained; useful for the static-Q DiffOG).
+        ValueError right away for a base that is neither a policy nor a callable, or whose
+        declared action size differs from the refiner's ``action_dim``."""
+        check_base(base)
+        if isinstance(checkpoint, cls):
+            refiner = checkpoint
+        elif isinstance(checkpoint, RefinerConfig) or checkpoint is None:
             refiner = cls(checkpoint or cls.config_class()).eval()  # type: ignore[arg-type]
         else:
             from ampczoo.core.registry import load_policy
@@ -218,7 +234,20 @@ class RefinedPolicy(ChunkFilterPolicy):
 
     def __init__(self, base: Any, refiner: ChunkRefiner):
         super().__init__(base)
+        if not isinstance(refiner, ChunkRefiner):
+            raise ValueError(f"refiner must be a ChunkRefiner, got {type(refiner).__name__}")
+        dim = base_action_dim(base)
+        if dim is not None and dim != refiner.config.action_dim:
+            raise ValueError(
+                f"the base acts in {dim} dimensions, the {refiner.name} refiner in "
+                f"{refiner.config.action_dim}"
+            )
         self.refiner = refiner
+
+    @property
+    def action_dim(self) -> int:
+        """The refiner's (and base's) action size."""
+        return self.refiner.config.action_dim
 
     def refine(
         self,

@@ -55,6 +55,11 @@ class ResidualRefiner(ChunkRefiner):
         D = qp.diff_matrix(c.chunk_len, len(self.dim_index)) @ S
         self.register_buffer("D", D.float(), persistent=False)
 
+    @classmethod
+    def example_config(cls) -> ResidualConfig:
+        """4-step chunks of 7 actions, one hidden layer of 16 (tests and docs)."""
+        return ResidualConfig(horizon=4, chunk_len=4, hidden_dim=16, num_layers=1)
+
     def refine_normalized(self, a, prev=None, bounds=None):
         """a (B, T_p, D_a) -> a + MLP(a); prev and bounds are ignored (no constraints)."""
         if not torch.isfinite(a).all():

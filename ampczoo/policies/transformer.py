@@ -55,6 +55,11 @@ class TransformerPolicy(HistoryPolicy):
     def __init__(self, config: TransformerConfig | None = None):
         super().__init__(config or TransformerConfig())
 
+    @classmethod
+    def example_config(cls) -> TransformerConfig:
+        """One encoder block of width 16 (2 heads) over 3 past observations (tests, docs)."""
+        return TransformerConfig(history=3, d_model=16, num_heads=2, num_layers=1, ff_dim=16)
+
     def _build_body(self) -> None:
         c = self.config
         self.embed = nn.Linear(self.token_dim, c.d_model)

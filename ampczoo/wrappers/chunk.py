@@ -15,6 +15,13 @@ Bounds are "per step" bounds on consecutive actions, d_min*dt <= c_{k+1} - c_k <
 given in raw action units as ``max_delta`` (scalar, (D_c,) or time-varying (T, D_c)) and
 ``min_delta`` (default -max_delta). ``dims`` selects the constrained (continuous) action
 dimensions (selection matrix S); the others pass through unchanged.
+
+Every constructor refuses invalid parameters with ``ValueError`` right away: a base that is
+neither a policy nor a callable, bounds that are not finite or do not admit holding the
+action (``max_delta <= 0``, ``min_delta >= 0``), and vectors whose length does not match
+the base's action size where the base declares it (``action_dim``, or a flat Box
+``action_space``). Each wrapper lists a small working instance (``example_kwargs``) and its
+own invalid cases (``invalid_kwargs``) next to it; the contract tests run them all.
 """
 
 from __future__ import annotations
@@ -22,12 +29,103 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from ampczoo.core.policy import Policy
+
+
+class _FilterOnly:
+    """The base of a filter used only through ``refine`` (the gymnasium wrappers)."""
+
+    def __repr__(self) -> str:
+        return "FILTER_ONLY"
+
+
+#: Pass as the base of a chunk filter used only through ``refine`` (no ``act``).
+FILTER_ONLY: Any = _FilterOnly()
+
+
+def is_policy_like(base: Any) -> bool:
+    """Whether :func:`action_chunk` can get actions out of ``base``."""
+    return (
+        hasattr(base, "act_chunk")
+        or (hasattr(base, "predict") and hasattr(base, "policy"))
+        or hasattr(base, "act")
+        or callable(base)
+    )
+
+
+def check_base(base: Any) -> None:
+    """ValueError unless ``base`` is a policy (``act_chunk`` / ``act`` / SB3 ``predict``) or
+    a callable ``obs -> action or chunk``."""
+    if isinstance(base, gym.Env) or not is_policy_like(base):
+        raise ValueError(
+            "base must be a policy (act_chunk / act / SB3 model) or a callable obs -> action, "
+            f"got {type(base).__name__}"
+        )
+
+
+def base_action_dim(base: Any) -> int | None:
+    """The action size a base declares: its ``action_dim`` (ampczoo policies) or the size of
+    its flat Box ``action_space`` (SB3 models); None if it declares none (plain callables)."""
+    dim = getattr(base, "action_dim", None)
+    if isinstance(dim, int | np.integer) and not isinstance(dim, bool):
+        return int(dim)
+    shape = getattr(getattr(base, "action_space", None), "shape", None)
+    if isinstance(shape, tuple) and len(shape) == 1:
+        return int(shape[0])
+    return None
+
+
+def env_action_dim(env: Any) -> int:
+    """Size of a gymnasium env's flat Box action space; ValueError for anything else."""
+    if not isinstance(env, gym.Env):
+        raise ValueError(f"env must be a gymnasium.Env, got {type(env).__name__}")
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"env needs a flat Box action space, got {space}")
+    return int(space.shape[0])
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    """ValueError unless ``value`` is a finite number > 0 (an int when ``integer``)."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not 0 < value < np.inf:
+        what = "a positive integer" if integer else "a finite number > 0"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _as_finite_array(name: str, value: Any, max_ndim: int = 2) -> np.ndarray:
+    """``value`` as a non-empty finite float64 array of at most ``max_ndim`` axes."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers, got {value!r}") from exc
+    shapes = "scalar, (D_c,) or (T, D_c)" if max_ndim == 2 else "scalar or (D_a,)"
+    if arr.size == 0 or arr.ndim > max_ndim or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a finite {shapes}, got {value!r}")
+    return arr
+
+
+def check_change_bounds(max_delta: Any, min_delta: Any, dim: int | None) -> None:
+    """Constructor check of per-step change bounds: finite, ``max_delta > 0`` and
+    ``min_delta < 0`` (holding the action is always allowed), last axis 1 or ``dim`` (the
+    number of constrained dimensions, when known)."""
+    bounds = {"max_delta": _as_finite_array("max_delta", max_delta)}
+    if min_delta is not None:
+        bounds["min_delta"] = _as_finite_array("min_delta", min_delta)
+    if np.any(bounds["max_delta"] <= 0):
+        raise ValueError(f"max_delta must be > 0, got {max_delta!r}")
+    if "min_delta" in bounds and np.any(bounds["min_delta"] >= 0):
+        raise ValueError(f"min_delta must be < 0, got {min_delta!r}")
+    for name, arr in bounds.items():
+        if dim is not None and arr.ndim and arr.shape[-1] not in (1, dim):
+            raise ValueError(
+                f"{name} has {arr.shape[-1]} values per step for {dim} constrained dimensions"
+            )
 
 
 def action_chunk(base: Any, obs: Any) -> np.ndarray:
@@ -43,7 +141,7 @@ def action_chunk(base: Any, obs: Any) -> np.ndarray:
     elif callable(base):
         out = base(obs)
     else:
-        raise TypeError(f"{type(base).__name__} has no act_chunk/predict/act and is not callable")
+        raise ValueError(f"{type(base).__name__} has no act_chunk/predict/act and is not callable")
     arr = np.asarray(out, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None]
@@ -80,7 +178,10 @@ def resolve_bounds(
 
 def select_dims(action_dim: int, dims: Any) -> np.ndarray:
     """Indices of the constrained dimensions (all when ``dims`` is None)."""
-    idx = np.arange(action_dim) if dims is None else np.asarray(list(dims), dtype=int)
+    try:
+        idx = np.arange(action_dim) if dims is None else np.asarray(list(dims), dtype=int)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"dims must be a sequence of indices, got {dims!r}") from exc
     if (
         idx.size == 0
         or len(set(idx.tolist())) != idx.size
@@ -137,12 +238,27 @@ class InterventionStats:
 class ChunkFilterPolicy(Policy):
     """Receding-horizon wrapper: base chunk -> :meth:`refine` -> first action executed.
 
-    base: anything :func:`action_chunk` accepts. ``stats`` collects the interventions,
-    ``last_info`` describes the last call. Subclasses implement :meth:`refine`."""
+    base: anything :func:`action_chunk` accepts (ValueError otherwise), or
+    :data:`FILTER_ONLY` for a filter used only through :meth:`refine` (the gymnasium
+    wrappers). ``stats`` collects the
+    interventions, ``last_info`` describes the last call. Subclasses implement
+    :meth:`refine`."""
 
     name = "chunk-filter"
+    #: one observation per ``act`` (the filter state is the last executed action)
+    batched: ClassVar[bool] = False
+    #: constructor arguments (besides the base) of a small working instance, for tests/docs
+    example_kwargs: ClassVar[dict[str, Any]] = {}
+    #: argument sets (applied over ``example_kwargs``) the constructor refuses (ValueError),
+    #: beyond the generic ones of the contract tests (a bad base, non-positive or non-finite
+    #: values of the positive ``example_kwargs``, vectors of the wrong length)
+    invalid_kwargs: ClassVar[tuple[dict[str, Any], ...]] = ()
+    #: parameters that take one value per action (or constrained) dimension
+    per_dimension_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, base: Any):
+        if base is not FILTER_ONLY:
+            check_base(base)
         self.base = base
         self.prev_action: np.ndarray | None = None
         self.stats = InterventionStats()
@@ -157,6 +273,17 @@ class ChunkFilterPolicy(Policy):
         **kwargs: Any,
     ) -> np.ndarray:
         """chunk (T, D_a) raw -> refined chunk (T, D_a); prev_action (D_a,) or None."""
+
+    @property
+    def action_dim(self) -> int | None:
+        """The base's action size (None when the base does not declare it)."""
+        return base_action_dim(self.base)
+
+    @property
+    def obs_dim(self) -> int | None:
+        """The base's observation size (None when the base does not declare it)."""
+        dim = getattr(self.base, "obs_dim", None)
+        return int(dim) if isinstance(dim, int | np.integer) else None
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the last executed action and reset the base (if it can be reset)."""
@@ -190,9 +317,16 @@ class ChunkFilterPolicy(Policy):
 class ActionChangeWrapper(gym.ActionWrapper):
     """Constrains the change between consecutive env actions with a chunk filter applied to
     the single action against the previous env action (none after ``reset``). ``info`` gets
-    ``filter_change`` and ``filter_intervened``; ``stats`` accumulates them."""
+    ``filter_change`` and ``filter_intervened``; ``stats`` accumulates them. ``env`` must be
+    a gymnasium env with a flat Box action space (ValueError otherwise)."""
+
+    #: as :class:`ChunkFilterPolicy` (constructor arguments besides the env)
+    example_kwargs: ClassVar[dict[str, Any]] = {}
+    invalid_kwargs: ClassVar[tuple[dict[str, Any], ...]] = ()
+    per_dimension_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, env: gym.Env, refine: Any):
+        env_action_dim(env)
         super().__init__(env)
         self._refine = refine
         self.prev_action: np.ndarray | None = None
@@ -222,7 +356,30 @@ class ActionChangeWrapper(gym.ActionWrapper):
 class ChangeBoundFilter(ChunkFilterPolicy):
     """A model-based filter of the change bounds: subclasses implement :meth:`filter_selected`
     on the selected dims, divided by ``action_scale`` (so tolerances and step sizes are in
-    normalised units, as in the DiffOG appendix)."""
+    normalised units, as in the DiffOG appendix).
+
+    base: the policy (see :class:`ChunkFilterPolicy`). max_delta / min_delta: per-step change
+    bounds [raw action units], > 0 / < 0 (min_delta defaults to -max_delta); scalar, (D_c,)
+    or (T, D_c). dims: constrained action dimensions (None = all). action_scale: > 0,
+    scalar or (D_a,), the divisor that normalises actions."""
+
+    example_kwargs: ClassVar[dict[str, Any]] = {"max_delta": 0.1}
+    invalid_kwargs: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"min_delta": 0.0},
+        {"min_delta": 0.05},
+        {"min_delta": float("nan")},
+        {"max_delta": [0.1, float("inf")]},
+        {"max_delta": "fast"},
+        {"max_delta": []},
+        {"max_delta": np.full((2, 2, 2), 0.1)},
+        {"dims": ()},
+        {"dims": (0, 0)},
+        {"dims": (-1,)},
+        {"dims": (99,)},
+        {"action_scale": [1.0, -1.0]},
+        {"action_scale": [1.0, float("inf")]},
+    )
+    per_dimension_parameters: ClassVar[tuple[str, ...]] = ("max_delta", "action_scale")
 
     def __init__(
         self,
@@ -234,9 +391,29 @@ class ChangeBoundFilter(ChunkFilterPolicy):
     ):
         super().__init__(base)
         self.max_delta, self.min_delta, self.dims = max_delta, min_delta, dims
-        self.action_scale = np.asarray(action_scale, dtype=np.float64)
+        self.action_scale = _as_finite_array("action_scale", action_scale, max_ndim=1)
         if not np.all(self.action_scale > 0):
-            raise ValueError("action_scale must be > 0")
+            raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
+        self.check_action_dim(base_action_dim(base))
+
+    def check_action_dim(self, action_dim: int | None) -> None:
+        """ValueError unless dims, the bounds and action_scale fit ``action_dim`` actions
+        (the gymnasium wrappers pass their env's; None: only what does not depend on it)."""
+        if action_dim is not None:
+            n_c = len(select_dims(action_dim, self.dims))
+        elif self.dims is None:
+            n_c = None
+        else:
+            try:
+                n_c = len(select_dims(max(list(self.dims), default=-1) + 1, self.dims))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"dims must be distinct non-negative indices, got {self.dims!r}"
+                ) from exc
+        check_change_bounds(self.max_delta, self.min_delta, n_c)
+        size = self.action_scale.size
+        if action_dim is not None and size not in (1, action_dim):
+            raise ValueError(f"action_scale has {size} values for {action_dim} action dimensions")
 
     @abc.abstractmethod
     def filter_selected(

@@ -7,12 +7,17 @@ previous action (first step of an episode) c*_0 = c_0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
+from ampczoo.wrappers.chunk import (
+    FILTER_ONLY,
+    ActionChangeWrapper,
+    ChangeBoundFilter,
+    env_action_dim,
+)
 
 
 def clip_chunk(
@@ -44,7 +49,15 @@ class ClippingPolicy(ChangeBoundFilter):
 
 class ClipActionChange(ActionChangeWrapper):
     """``gymnasium.ActionWrapper`` clipping the change between consecutive env actions to
-    [min_delta, max_delta] (raw units; min_delta defaults to -max_delta)."""
+    [min_delta, max_delta] (raw units, > 0 / < 0; min_delta defaults to -max_delta) on the
+    action dimensions ``dims`` (None = all)."""
+
+    example_kwargs: ClassVar[dict[str, Any]] = {"max_delta": 0.1}
+    invalid_kwargs = tuple(c for c in ClippingPolicy.invalid_kwargs if "action_scale" not in c)
+    per_dimension_parameters: ClassVar[tuple[str, ...]] = ("max_delta",)
 
     def __init__(self, env: gym.Env, max_delta: Any, min_delta: Any = None, dims: Any = None):
-        super().__init__(env, ClippingPolicy(None, max_delta, min_delta, dims).refine)
+        action_dim = env_action_dim(env)
+        self.filter = ClippingPolicy(FILTER_ONLY, max_delta, min_delta, dims)
+        self.filter.check_action_dim(action_dim)
+        super().__init__(env, self.filter.refine)

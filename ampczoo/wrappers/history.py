@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -24,19 +24,40 @@ class HistoryObservation(gym.ObservationWrapper):
     Padding at reset: ``"first"`` (default) fills all H rows with the first state; ``"zero"``
     fills the H−1 older rows with zeros. The learned history policies keep the same buffer
     with first-state padding internally, so they take the plain env observation.
+
+    Args:
+        env: a gymnasium env with a flat Box observation space.
+        history: H >= 1 (int).
+        state_dim: 1 .. obs size (int).
+        padding: "first" or "zero".
     """
 
+    #: constructor arguments (besides the env) of a small working instance, for tests/docs
+    example_kwargs: ClassVar[dict[str, Any]] = {"history": 2, "state_dim": 2}
+    #: argument sets (over ``example_kwargs``) the constructor refuses with ValueError
+    invalid_kwargs: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"history": 1.5},
+        {"history": True},
+        {"state_dim": 2.5},
+        {"state_dim": 10**6},
+        {"padding": "none"},
+    )
+    per_dimension_parameters: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, env: gym.Env, history: int, state_dim: int = 6, padding: str = "first"):
-        super().__init__(env)
-        if not isinstance(history, int | np.integer) or history < 1:
-            raise ValueError(f"history must be a positive integer, got {history!r}")
+        if not isinstance(env, gym.Env):
+            raise ValueError(f"env must be a gymnasium.Env, got {type(env).__name__}")
+        for name, value in (("history", history), ("state_dim", state_dim)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         box = env.observation_space
         if not isinstance(box, spaces.Box) or len(box.shape) != 1:
             raise ValueError("HistoryObservation needs a flat Box observation space")
-        if not 0 < state_dim <= box.shape[0]:
+        if state_dim > box.shape[0]:
             raise ValueError(f"state_dim must be in 1..{box.shape[0]}, got {state_dim}")
+        super().__init__(env)
         self.history, self.state_dim, self.padding = int(history), int(state_dim), padding
         s_lo, s_hi = box.low[:state_dim], box.high[:state_dim]
         if padding == "zero":

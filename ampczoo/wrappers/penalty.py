@@ -10,12 +10,18 @@ only as feasible as ``tol``: the remaining violation is counted, not hidden.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.wrappers.chunk import ActionChangeWrapper, ChangeBoundFilter
+from ampczoo.wrappers.chunk import (
+    FILTER_ONLY,
+    ActionChangeWrapper,
+    ChangeBoundFilter,
+    check_positive,
+    env_action_dim,
+)
 
 #: Table XI of the DiffOG paper: task family -> (step size eta, tolerance, max iterations).
 TABLE_XI = {
@@ -53,9 +59,17 @@ def penalty_chunk(
 class PenaltyPolicy(ChangeBoundFilter):
     """Policy wrapper: penalty-based optimisation of the base chunk, receding horizon.
     step_size / tol / max_iter: Table XI (tol in units of the actions divided by
-    ``action_scale``). ``iterations`` lists the iterations of every call."""
+    ``action_scale``; step_size and tol > 0, max_iter a positive integer). ``iterations``
+    lists the iterations of every call."""
 
     name = "penalty"
+    example_kwargs: ClassVar[dict[str, Any]] = {
+        "max_delta": 0.1,
+        "step_size": 0.1,
+        "tol": 0.01,
+        "max_iter": 100,
+    }
+    invalid_kwargs = (*ChangeBoundFilter.invalid_kwargs, {"max_iter": 2.5}, {"tol": "0.1"})
 
     def __init__(
         self,
@@ -69,8 +83,9 @@ class PenaltyPolicy(ChangeBoundFilter):
         max_iter: int = 10000,
     ):
         super().__init__(base, max_delta, min_delta, dims, action_scale)
-        if not (step_size > 0 and tol > 0 and max_iter > 0):
-            raise ValueError("step_size, tol and max_iter must be > 0")
+        check_positive("step_size", step_size)
+        check_positive("tol", tol)
+        check_positive("max_iter", max_iter, integer=True)
         self.step_size, self.tol, self.max_iter = step_size, tol, int(max_iter)
         self.iterations: list[int] = []
 
@@ -84,6 +99,10 @@ class PenaltyActionChange(ActionChangeWrapper):
     """``gymnasium.ActionWrapper`` applying penalty-based optimisation to the change between
     consecutive env actions (see :class:`PenaltyPolicy`)."""
 
+    example_kwargs = PenaltyPolicy.example_kwargs
+    invalid_kwargs = PenaltyPolicy.invalid_kwargs
+    per_dimension_parameters = PenaltyPolicy.per_dimension_parameters
+
     def __init__(
         self,
         env: gym.Env,
@@ -95,7 +114,9 @@ class PenaltyActionChange(ActionChangeWrapper):
         tol: float = 0.004,
         max_iter: int = 10000,
     ):
+        action_dim = env_action_dim(env)
         self.filter = PenaltyPolicy(
-            None, max_delta, min_delta, dims, action_scale, step_size, tol, max_iter
+            FILTER_ONLY, max_delta, min_delta, dims, action_scale, step_size, tol, max_iter
         )
+        self.filter.check_action_dim(action_dim)
         super().__init__(env, self.filter.refine)

@@ -147,7 +147,17 @@ def test_reimporting_the_package_registers_nothing_twice():
 
 def test_invalid_actions_cover_nan_inf_and_shapes():
     cases = invalid_actions(spaces.Box(-1.0, 1.0, (3,), np.float64))
-    assert set(cases) == {"nan", "+inf", "-inf", "too short", "too long", "batch axis", "scalar"}
+    assert set(cases) == {
+        "nan",
+        "+inf",
+        "-inf",
+        "too short",
+        "too long",
+        "batch axis",
+        "scalar",
+        "None",
+        "text",
+    }
     assert cases["too short"].shape == (2,) and cases["too long"].shape == (4,)
     assert cases["batch axis"].shape == (1, 3) and cases["scalar"].shape == ()
     assert invalid_actions(spaces.Discrete(3)) == {}

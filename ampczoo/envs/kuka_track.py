@@ -333,12 +333,19 @@ class KukaTrackEnv(gym.Env):
 
     # ------------------------------------------------------------------ internals
     def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
-        u = np.asarray(action, dtype=np.float64)
-        if u.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {u.shape}")
+        """(action clipped to the bounds, number of clipped components); ValueError for a
+        non-numeric, mis-shaped or non-finite action (the state is not touched)."""
+        box = self.action_space
+        assert isinstance(box, spaces.Box)
+        try:
+            u = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be {box.shape} numbers, got {action!r}") from exc
+        if u.shape != box.shape:
+            raise ValueError(f"action must have shape {box.shape}, got {u.shape}")
         if not np.all(np.isfinite(u)):
             raise ValueError(f"action contains NaN/inf: {u}")
-        clipped = np.clip(u, self.action_space.low, self.action_space.high)
+        clipped = np.clip(u, box.low, box.high)
         return clipped, int(np.count_nonzero(clipped != u))
 
     def _check_q(self, q: Any, name: str) -> np.ndarray:

@@ -355,7 +355,12 @@ class ThreeDOFReachEnv(gym.Env):
         return saturated
 
     def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
-        tau = np.asarray(action, dtype=np.float64)
+        """(torque clipped to ±TORQUE_LIMIT, number of clipped components); ValueError for a
+        non-numeric, mis-shaped or non-finite action (the state is not touched)."""
+        try:
+            tau = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be 3 numbers, got {action!r}") from exc
         if tau.shape != (3,):
             raise ValueError(f"action must have shape (3,), got {tau.shape}")
         if not np.all(np.isfinite(tau)):

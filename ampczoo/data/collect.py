@@ -150,14 +150,52 @@ class CollectConfig:
         for name in ("snr", "control_dt", "max_output_error"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.sigma_min >= 0:
+        if not self.noise_sigma_min >= 0:
             raise ValueError(f"sigma_min must be >= 0, got {self.sigma_min}")
         if self.backend not in ("process", "ray"):
             raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
         if self.max_retries < 0 or self.flush_interval_s < 0:
             raise ValueError("max_retries and flush_interval_s must be >= 0")
-        if ":" not in self.builder:
+        if ":" not in self.builder_spec:
             raise ValueError(f"builder must be 'module:attribute', got {self.builder!r}")
+
+    # The fields left at None are filled by __post_init__; these read them with their types.
+    @property
+    def n_steps(self) -> int:
+        """``steps`` after the env default is applied."""
+        return int(_filled(self.steps, "steps"))
+
+    @property
+    def dt(self) -> float:
+        """``control_dt`` [s] after the env default is applied."""
+        return float(_filled(self.control_dt, "control_dt"))
+
+    @property
+    def noise_snr(self) -> float:
+        """``snr`` after the env default is applied."""
+        return float(_filled(self.snr, "snr"))
+
+    @property
+    def noise_sigma_min(self) -> float:
+        """``sigma_min`` after the env default is applied."""
+        return float(_filled(self.sigma_min, "sigma_min"))
+
+    @property
+    def expert_solver(self) -> str:
+        """``solver`` after the env default is applied."""
+        return str(_filled(self.solver, "solver"))
+
+    @property
+    def builder_spec(self) -> str:
+        """``builder`` after the env default is applied."""
+        return str(_filled(self.builder, "builder"))
+
+
+def _filled(value: Any, name: str) -> Any:
+    """``value`` of a CollectConfig field that ``__post_init__`` fills; ValueError if unset."""
+    if value is None:
+        raise ValueError(f"CollectConfig.{name} has no value and the env has no default")
+    return value
 
 
 @dataclass(frozen=True)
@@ -210,7 +248,7 @@ class MPCBuilder:
         return {
             "control_dt": config.control_dt,
             "simulation": config.simulation,
-            "episode_seconds": config.steps * config.control_dt,
+            "episode_seconds": config.n_steps * config.dt,
         }
 
     @staticmethod
@@ -219,7 +257,7 @@ class MPCBuilder:
         from ampczoo.experts import MPCConfig
 
         return MPCConfig(
-            solver=config.solver,
+            solver=config.expert_solver,
             compile=config.compile,
             obstacle="Obstacle" in config.env,
             seed=config.seed,
@@ -306,7 +344,7 @@ class IKMPCBuilder:
             "terminate_on_success": True,
             "success_pos": COLLECT_SUCCESS_POS,
             "success_vel": COLLECT_SUCCESS_VEL,
-            "episode_seconds": config.steps * config.control_dt,
+            "episode_seconds": config.n_steps * config.dt,
         }
 
     @staticmethod
@@ -314,7 +352,7 @@ class IKMPCBuilder:
         """The :class:`~ampczoo.experts.ikmpc.IKMPCConfig` of the run (dt = control_dt)."""
         from ampczoo.experts.ikmpc import IKMPCConfig
 
-        return IKMPCConfig(solver=config.solver, dt=config.control_dt)
+        return IKMPCConfig(solver=config.expert_solver, dt=config.dt)
 
     def build(self, config: CollectConfig) -> tuple[Any, Any]:
         import gymnasium as gym
@@ -409,7 +447,7 @@ def noisy_action(
 def _episode_hooks(config: CollectConfig) -> Any:
     """The builder's per-sample hooks (``first_input``, ``solution_ok``, ``keep``,
     ``sample``, ``action_limit``); builders without them (test fakes) get the KUKA ones."""
-    builder = load_builder(config.builder)
+    builder = load_builder(config.builder_spec)
     return builder if hasattr(builder, "sample") else MPC_BUILDER
 
 
@@ -431,13 +469,13 @@ def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int
     expert.reset(seed=seed)
     ep = Episode(episode_index, seed, 0)
     rows: list[dict[str, Any]] = []
-    for _ in range(config.steps):
+    for _ in range(config.n_steps):
         obs = np.asarray(obs, dtype=np.float64)
         sol = expert.solve(obs)
         ep.n_steps += 1
         ok = hooks.solution_ok(sol)
         u0 = hooks.first_input(sol) if ok else np.zeros(np.shape(hooks.first_input(sol)))
-        action = noisy_action(u0, rng, config.snr, config.sigma_min, hooks.action_limit)
+        action = noisy_action(u0, rng, config.noise_snr, config.noise_sigma_min, hooks.action_limit)
         if not ok:
             ep.n_failed += 1
         elif not hooks.keep(sol, config):
@@ -472,7 +510,7 @@ def _worker_episode(episode_index: int) -> Episode:
     """Run one episode in a worker process, building env + expert on first use."""
     config = _WORKER["config"]
     if "env" not in _WORKER:
-        _WORKER["env"], _WORKER["expert"] = load_builder(config.builder).build(config)
+        _WORKER["env"], _WORKER["expert"] = load_builder(config.builder_spec).build(config)
     try:
         return run_episode(_WORKER["env"], _WORKER["expert"], config, episode_index)
     except BaseException:
@@ -485,7 +523,7 @@ class _LocalBackend:
 
     def __init__(self, config: CollectConfig):
         self.config = config
-        self.env, self.expert = load_builder(config.builder).build(config)
+        self.env, self.expert = load_builder(config.builder_spec).build(config)
         self.pending: list[int] = []
         self.capacity = 1
 
@@ -497,7 +535,7 @@ class _LocalBackend:
         try:
             return idx, run_episode(self.env, self.expert, self.config, idx)
         except Exception as exc:  # reported by the caller
-            self.env, self.expert = load_builder(self.config.builder).build(self.config)
+            self.env, self.expert = load_builder(self.config.builder_spec).build(self.config)
             return idx, exc
 
     def close(self) -> None:
@@ -547,8 +585,9 @@ class _RayBackend:
             else:
                 ray.init(num_cpus=config.workers, **kwargs)
         actor = ray.remote(num_cpus=1, max_restarts=1)(_RayWorker)
-        self.actors = [actor.remote(config) for _ in range(config.workers)]
-        self.idle = list(self.actors)
+        # Ray actor handles get their .remote methods at run time (no useful static types)
+        self.actors: list[Any] = [actor.remote(config) for _ in range(config.workers)]
+        self.idle: list[Any] = list(self.actors)
         self.capacity = len(self.actors)
         self.refs: dict[Any, tuple[int, Any]] = {}
 
@@ -604,7 +643,7 @@ def _git_commit() -> str | None:
 
 def fingerprint(config: CollectConfig) -> dict[str, Any]:
     """The metadata that determines the data (compared on resume), JSON-compatible."""
-    desc = load_builder(config.builder).describe(config)
+    desc = load_builder(config.builder_spec).describe(config)
     values = {**dataclasses.asdict(config), **desc}
     return jsonable({k: values[k] for k in FINGERPRINT_KEYS})
 
@@ -705,7 +744,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
     store = open_store(config)
     done = set(store.episode_ids().tolist())
     todo = [i for i in range(config.episodes) if i not in done]
-    tally, errors = _Tally(), []
+    tally, errors = _Tally(), list[str]()
     writer = _Writer(store, config.flush_interval_s)
     t0 = time.perf_counter()
     bar = _progress(len(todo), progress)

@@ -212,7 +212,7 @@ class KukaTrackEnv(gym.Env):
             parts["obstacle_centre"] = spaces.Box(-POS_BOUND, POS_BOUND, (3,), np.float64)
             parts["obstacle_radius"] = spaces.Box(0.0, 1.0, (1,), np.float64)
         if self.obs_mode == "dict":
-            return spaces.Dict(parts)
+            return spaces.Dict(dict[str, spaces.Space[Any]](parts))
         low = np.concatenate([b.low for b in parts.values()])
         high = np.concatenate([b.high for b in parts.values()])
         return spaces.Box(low, high, dtype=np.float64)
@@ -220,9 +220,13 @@ class KukaTrackEnv(gym.Env):
     @property
     def q(self) -> np.ndarray:
         """Current joint positions (7,) [rad] (a copy)."""
+        return self._require_q().copy()
+
+    def _require_q(self) -> np.ndarray:
+        """The joint positions (7,) [rad] (no copy); RuntimeError before the first reset."""
         if self._q is None:
             raise RuntimeError("call reset() first")
-        return self._q.copy()
+        return self._q
 
     @property
     def target_pos(self) -> np.ndarray:
@@ -288,7 +292,8 @@ class KukaTrackEnv(gym.Env):
             self.render()
         return self._get_obs(), float(reward), False, truncated, info
 
-    def render(self) -> np.ndarray | None:
+    # gymnasium annotates Env.render with an unbound TypeVar (RenderFrame): a stub bug
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
         """(height, width, 3) uint8 frame for ``"rgb_array"``; draws the window for
         ``"human"``; None (with a gymnasium warning) without a render mode."""
         if self.render_mode is None:
@@ -406,7 +411,9 @@ class KukaTrackEnv(gym.Env):
         return pos.copy(), rot.copy()
 
     def _get_obs(self) -> Any:
-        flat = make_observation(self._q, self._target_pos, self._target_rot, self.obstacle)
+        flat = make_observation(
+            self._require_q(), self._target_pos, self._target_rot, self.obstacle
+        )
         rot6d = flat[kuka.OBS_TARGET_ROT6D]
         flat[kuka.OBS_TARGET_ROT6D] = np.clip(rot6d, -1.0, 1.0)  # guard round-off at +-1
         if self.obs_mode == "flat":
@@ -422,10 +429,11 @@ class KukaTrackEnv(gym.Env):
         return obs
 
     def _get_info(self) -> dict[str, Any]:
-        pos, R = self.chain.ee_pose(self._q)
+        q = self._require_q()
+        pos, R = self.chain.ee_pose(q)
         pos_error = float(np.linalg.norm(pos - self._target_pos))
         rot_error = geodesic_angle(self._target_rot, R)
-        centres = self.chain.sphere_centres_np(self._q)
+        centres = self.chain.sphere_centres_np(q)
         penetration = (
             0.0
             if self.obstacle is None

@@ -279,7 +279,8 @@ class ThreeDOFReachEnv(gym.Env):
             self.render()
         return self._get_obs(), float(reward), terminated, truncated, info
 
-    def render(self) -> np.ndarray | None:
+    # gymnasium annotates Env.render with an unbound TypeVar (RenderFrame): a stub bug
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
         """(height, width, 3) uint8 for ``"rgb_array"``; draws the window for ``"human"``."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode to make()")

@@ -321,6 +321,14 @@ def _bench(args: Sequence[str]) -> int:
     return _run_command(f"bench {args[0]}", BENCHMARKS[args[0]], args[1:])
 
 
+def _headless_rendering() -> None:
+    """Pick MuJoCo's offscreen GL backend (EGL with a GPU, else OSMesa) before any command
+    imports mujoco: the backend is fixed at import (no-op when MUJOCO_GL is set)."""
+    from ampczoo.envs.rendering import configure_mujoco_gl
+
+    configure_mujoco_gl()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ampczoo ARGV``; returns the exit status (0 ok, 1 failed episodes, 2 bad input,
     130 interrupted)."""
@@ -329,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_main_usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
+    _headless_rendering()
     try:
         if name == "train":
             return _train(rest)

@@ -61,6 +61,7 @@ from ampczoo.benchmarks.common import (
     write_table,
 )
 from ampczoo.core.policy import Policy
+from ampczoo.envs.rendering import configure_mujoco_gl
 
 #: Expert registry types ``ampczoo eval`` builds for an env.
 EXPERTS = ("mpc", "ikmpc")
@@ -401,6 +402,7 @@ def _make_env_for(cfg: EvalConfig) -> tuple[Any, bool]:
     """The env, rendering when a video is asked for and offscreen rendering works."""
     if not (cfg.video and cfg.max_videos > 0):
         return make_env(cfg, render=False), False
+    configure_mujoco_gl()  # effective only if mujoco is not imported yet
     env = make_env(cfg, render=True)
     try:
         env.reset(seed=cfg.seed)

@@ -1,9 +1,9 @@
 """ampczoo.data: demonstration collection (noisy MPC expert), Zarr episode store, datasets.
 
-Submodules load lazily (``python -m ampczoo.data.collect`` must not import itself twice, and
-collection must not import torch): :mod:`ampczoo.data.collect` (``collect``,
-``CollectConfig``, ``CollectReport``), :mod:`ampczoo.data.store` (``EpisodeStore``,
-``Episode``), :mod:`ampczoo.data.dataset` (``DemonstrationDataset``, needs torch).
+Submodules load lazily (collection, e.g. ``ampczoo collect`` / ``python -m ampczoo collect``,
+must not import torch): :mod:`ampczoo.data.collect` (``collect``, ``CollectConfig``,
+``CollectReport``), :mod:`ampczoo.data.store` (``EpisodeStore``, ``Episode``),
+:mod:`ampczoo.data.dataset` (``DemonstrationDataset``, needs torch).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
+import re
 import subprocess
 import sys
 import typing
@@ -93,6 +94,21 @@ class ToyPolicy(PretrainedPolicy):
         pass
 
 
+@dataclasses.dataclass(frozen=True)
+class UndocumentedToyConfig(ToyConfig):
+    """A toy config with a field that has no docstring (the help check must catch it)."""
+
+    type: str = "toy-undocumented"
+    depth: int = 2
+
+
+class UndocumentedToyPolicy(ToyPolicy):
+    """The toy policy with :class:`UndocumentedToyConfig`."""
+
+    name = "toy-undocumented"
+    config_class = UndocumentedToyConfig
+
+
 @pytest.fixture
 def toy_type(monkeypatch) -> str:
     """``toy-cli`` registered for this test only (removed again by monkeypatch)."""
@@ -138,6 +154,27 @@ def assert_fields_documented(cls: type, text: str, skip: tuple[str, ...] = ()) -
         assert docs.get(f.name), f"{cls.__name__}.{f.name} has no docstring"
         assert flag(f.name) in text, f.name
         assert docs[f.name] in text, f"help of {f.name!r} missing"
+
+
+def policy_flag_help(args: list[str], capsys, monkeypatch) -> dict[str, str]:
+    """``--policy.*`` flag -> its help text in ``ampczoo ARGS --help``, without the
+    ``(default: ...)`` that tyro appends: a field without a docstring renders as the flag and
+    its metavar followed by nothing but ``(default: ...)`` (or ``(required)``)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli.main([*args, "--help"]) == 0
+    helps: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in capsys.readouterr().out.splitlines():
+        line = raw.strip().strip("│╭╮╰╯").strip()
+        if line.startswith("--policy."):  # "--policy.x METAVAR  help" (help may wrap below)
+            flag_and_help = re.split(r"\s{2,}", line, maxsplit=1)
+            current = helps.setdefault(line.split()[0].rstrip(","), flag_and_help[1:])
+        elif line.startswith(("--", "─")) or not line or raw.lstrip().startswith("╰"):
+            current = None
+        elif current is not None:
+            current.append(line)
+    suffix = re.compile(r"\s*\((default: .*|required)\)$")
+    return {name: suffix.sub("", " ".join(parts)).strip() for name, parts in helps.items()}
 
 
 def tiny_store(path, obs_dim: int = 6, horizon: int = 3):
@@ -243,6 +280,29 @@ def test_literal_choices_match_what_they_name():
     assert typing.get_args(MethodKey) == METHOD_KEYS
     assert typing.get_args(ExpertSolver) == ikmpc.SOLVERS
     assert set(typing.get_args(CollectSolver)) == set(mpc.SOLVERS) | set(ikmpc.SOLVERS)
+    from ampczoo.nn import diffusion, features, normalization, qp
+    from ampczoo.policies import dampc, diffog, leto, lsm, recurrent, refiner
+
+    validated = [
+        (lsm.LSMConfig, "obs_features", features.OBS_FEATURES),
+        (lsm.LSMConfig, "action_normalization", normalization.ACTION_NORMALIZATIONS),
+        (dampc.DAMPCConfig, "obs_features", features.OBS_FEATURES),
+        (dampc.DAMPCConfig, "action_normalization", normalization.ACTION_NORMALIZATIONS),
+        (dampc.DAMPCConfig, "sampler", diffusion.SAMPLERS),
+        (dampc.DAMPCConfig, "selection", dampc.SELECTIONS),
+        (leto.LeTOConfig, "obs_features", features.OBS_FEATURES),
+        (leto.LeTOConfig, "backend", qp.BACKENDS),
+        (recurrent.RecurrentConfig, "type", tuple(recurrent.CELLS)),
+        (recurrent.RecurrentConfig, "recurrent_mode", recurrent.RECURRENT_MODES),
+        (refiner.RefinerConfig, "mode", refiner.MODES),
+        (diffog.DiffOGConfig, "q_mode", diffog.Q_MODES),
+        (diffog.DiffOGConfig, "backend", qp.BACKENDS),
+        (mpc.MPCConfig, "formulation", mpc.FORMULATIONS),
+        (mpc.MPCConfig, "cold_start", mpc.COLD_STARTS),
+    ]
+    for config_class, name, choices in validated:
+        literal = typing.get_type_hints(config_class)[name]
+        assert set(typing.get_args(literal)) == set(choices), (config_class.__name__, name)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -332,3 +392,19 @@ def test_every_trainable_type_has_a_flag_per_config_field(policy, capsys, monkey
     for f in dataclasses.fields(registry.config_class(policy)):
         if f.name != "type":
             assert "--policy." + f.name.replace("_", "-") in text, f.name
+
+
+@pytest.mark.parametrize("policy", TRAINABLE)
+def test_every_policy_flag_has_help_text(policy, capsys, monkeypatch):
+    helps = policy_flag_help(["train", policy], capsys, monkeypatch)
+    fields = [f.name for f in dataclasses.fields(registry.config_class(policy)) if f.name != "type"]
+    assert sorted(helps) == sorted("--policy." + name.replace("_", "-") for name in fields)
+    assert not [name for name, text in helps.items() if not text], "flags without help"
+
+
+def test_undocumented_policy_field_is_a_flag_without_help(monkeypatch, capsys):
+    entry = f"{UndocumentedToyPolicy.__module__}:{UndocumentedToyPolicy.__qualname__}"
+    monkeypatch.setitem(registry.POLICY_TYPES, UndocumentedToyPolicy.name, entry)
+    helps = policy_flag_help(["train", UndocumentedToyPolicy.name], capsys, monkeypatch)
+    assert helps["--policy.depth"] == ""
+    assert helps["--policy.width"] == "hidden units of the toy's single hidden layer"

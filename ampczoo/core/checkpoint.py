@@ -35,6 +35,8 @@ class PolicyConfig:
     its default and validate their fields in ``__post_init__`` (ValueError)."""
 
     type: str = ""
+    """registry name of the policy type (the key of ``POLICY_TYPES``; stored in config.json,
+    it picks the class a checkpoint loads into)"""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of all fields (tuples become lists)."""

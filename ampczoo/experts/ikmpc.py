@@ -38,27 +38,35 @@ OBS_DIM = 9
 
 @dataclass(frozen=True)
 class IKMPCConfig:
-    """horizon: N; dt: Δt of the prediction model [s] (= the env's control period);
-    q_weight / qd_weight: diagonal of Q on position [1/rad²] and velocity [s²/rad²];
-    r_weight: diagonal of R [1/(N m)²] (the defaults give a feedback gain of about
-    10 N m/rad: 1 N m per 0.1 rad of joint error; with Q = 100, R = 0.01 the gain is 10x
-    higher, the expert is as accurate but saturates within 0.1 rad of the goal, and an
-    imitating network has to reproduce that step to hold the target);
-    terminal_factor: Q_N = terminal_factor · Q; solver: one of SOLVERS; torque_limit: τ_max
-    (3,) [N m]; warm_start: seed each solve with the previous solution shifted by one step;
-    max_iter: solver iteration cap; eps: OSQP absolute/relative tolerance."""
+    """Configuration of :class:`IKMPCExpert`, the 3-DOF arm's IK + MPC expert (paper Sec. 3,
+    Eq. 5-9; see the module docstring for the problem)."""
 
     horizon: int = 20
+    """N, prediction horizon [steps]"""
     dt: float = 0.02
+    """Δt of the prediction model [s] (= the env's control period)"""
     q_weight: float = 20.0
+    """diagonal of Q on the joint positions [1/rad²]"""
     qd_weight: float = 2.0
+    """diagonal of Q on the joint velocities [s²/rad²]"""
     r_weight: float = 0.2
+    """diagonal of R [1/(N m)²]. The defaults give a feedback gain of about 10 N m/rad (1 N m
+    per 0.1 rad of joint error); with Q = 100, R = 0.01 the gain is 10x higher, the expert is
+    as accurate but saturates within 0.1 rad of the goal, and an imitating network has to
+    reproduce that step to hold the target."""
     terminal_factor: float = 10.0
+    """Q_N = terminal_factor · Q"""
     solver: str = "osqp"
+    """QP solver: a conic solver of ``ca.qpsol`` (osqp, proxqp, qpoases, hpipm, qrqp) or
+    "ipopt" (the same problem through ``ca.nlpsol``)"""
     torque_limit: tuple[float, float, float] = tuple(TORQUE_LIMIT.tolist())
+    """τ_max, bound of the corrective torque, (3,) [N m] (at most the env's bound)"""
     warm_start: bool = True
+    """seed each solve with the previous solution shifted by one step"""
     max_iter: int = 4000
+    """solver iteration cap"""
     eps: float = 1e-6
+    """OSQP absolute/relative tolerance"""
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or not self.dt > 0:

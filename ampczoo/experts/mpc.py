@@ -68,7 +68,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -123,40 +123,44 @@ WARM_MU_INIT_FATROP = 1e-5
 
 @dataclass(frozen=True)
 class MPCConfig:
-    """Configuration of :class:`MPCExpert`.
-
-    horizon: prediction horizon N [steps]. dt: Euler step of the prediction model [s].
-    q_weight: Q = q_weight * I on ``q_k - q^s_k`` [1/rad^2]. r_weight: R = r_weight * I on
-    ``u_k - u^s_k`` [s^2/rad^2]. w_pos: weight of the squared position error [1/m^2].
-    w_rot: weight of the squared geodesic rotation error [1/rad^2].
-    formulation: "steady_state" (default) or "virtual_trajectory" (see module docstring).
-    solver: "ipopt" (default) or "fatrop". linear_solver: IPOPT linear solver ("mumps";
-    HSL solvers are refused: not in this build). compile: build (and cache) C code of the NLP
-    functions. max_iter: solver iteration limit. tol: solver convergence tolerance.
-    obstacle: build the obstacle constraints (for the obstacle env; the observation must then
-    carry the obstacle). seed: seed of the random initial guesses (None = OS entropy).
-    cold_start: initial guess of a solve without warm start (the first after ``reset`` or
-    after a failure): "random" (paper: u ~ U(+-limit), artificial reference ~ U(joint
-    limits), i.e. any IK solution of the target, a continuum of modes) or "state" (u = 0,
-    every q and the artificial reference at x_t: the local solution nearest the current
-    configuration, still multi-modal through noise and obstacles).
-    """
+    """Configuration of :class:`MPCExpert`, the KUKA tracking MPC of the paper (see the module
+    docstring for the problem)."""
 
     horizon: int = 20
+    """prediction horizon N [steps]"""
     dt: float = 0.1
+    """Euler step of the prediction model [s]"""
     q_weight: float = 1.0
+    """Q = q_weight * I on ``q_k - q^s_k`` [1/rad^2]"""
     r_weight: float = 0.1
+    """R = r_weight * I on ``u_k - u^s_k`` [s^2/rad^2]"""
     w_pos: float = 1000.0
+    """weight of the squared position error [1/m^2]"""
     w_rot: float = 100.0
-    formulation: str = "steady_state"
+    """weight of the squared geodesic rotation error [1/rad^2]"""
+    formulation: Literal["steady_state", "virtual_trajectory"] = "steady_state"
+    """"steady_state" or "virtual_trajectory" (see the module docstring)"""
     solver: str = "ipopt"
+    """NLP solver: "ipopt" or "fatrop" (both through CasADi)"""
     linear_solver: str = "mumps"
+    """IPOPT linear solver ("mumps"; HSL solvers are refused: not in this build)"""
     compile: bool = True
+    """build (and cache) C code of the NLP functions"""
     max_iter: int = 200
+    """solver iteration limit"""
     tol: float = 1e-6
+    """solver convergence tolerance"""
     obstacle: bool = False
+    """build the obstacle constraints (for the obstacle env; the observation must then carry
+    the obstacle)"""
     seed: int | None = None
-    cold_start: str = "random"
+    """seed of the random initial guesses (None = OS entropy)"""
+    cold_start: Literal["random", "state"] = "random"
+    """initial guess of a solve without warm start (the first after ``reset`` or after a
+    failure): "random" (paper: u ~ U(+-limit), artificial reference ~ U(joint limits), i.e.
+    any IK solution of the target, a continuum of modes) or "state" (u = 0, every q and the
+    artificial reference at x_t: the local solution nearest the current configuration, still
+    multi-modal through noise and obstacles)"""
 
     def __post_init__(self) -> None:
         if self.cold_start not in COLD_STARTS:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -45,57 +45,69 @@ _UNSET: Any = object()
 
 @dataclass(frozen=True)
 class DAMPCConfig(PolicyConfig):
-    """DAMPC configuration.
-
-    obs_dim: flat observation size (16, or 20 with obstacle). obs_features: "kinematic"
-    (default: the normalised observation plus :class:`~ampczoo.nn.features.KukaFeatures`,
-    FK, pose error and Jacobian terms) or "raw" (the paper's input, the normalised
-    observation only). action_normalization: "joint_range" (default) or "element_zscore", see
-    :mod:`~ampczoo.nn.normalization`. horizon: N [steps].
-    hidden_dim / num_layers: trunk MLP width and number of hidden layers (paper 1000 / 7).
-    time_embed_dim: sinusoidal embedding size; time_hidden_dim / obs_hidden_dim: widths of the
-    temporal and observation encoders (2-layer MLPs).
-    num_train_timesteps: N_I (paper 5; 40 also supported). num_inference_steps: steps used to
-    sample (divides num_train_timesteps). sampler: "ddpm" | "ddim"; ddim_eta: DDIM noise.
-    clip_sample / clip_sample_range: clamp x0 predictions (normalised units).
-    snr_gamma: Min-SNR gamma; snr_weight_floor: lower bound of the loss weight (the raw
-    Min-SNR weight is 0 at the zero-SNR step).
-    guidance_scale: scale s of the gradient guidance toward the previous sequence (0 = off).
-    early_stop / early_stop_fraction: no noise for steps i <= floor(fraction * K) (Eq. 14).
-    num_samples: L, samples drawn when a selection other than "none" is used (and the default
-    of :meth:`DAMPCPolicy.sample`). selection: default selection rule. num_clusters: clusters
-    of the "cluster" rule. dt: step of the predicted sequence (Euler step of the kinematic
-    rollout for "safe"/"cost") [s]. control_dt: period between act() calls [s] (None = dt);
-    the guidance target is the previous sequence advanced by control_dt / dt steps. Change it
-    on a loaded policy through the ``control_dt`` attribute.
-    """
+    """DAMPC configuration: the diffusion-based approximate MPC of the paper (Sec. IV-B, IV-C,
+    V-C), a denoiser of the MPC input sequence conditioned on the observation."""
 
     type: str = "dampc"
     obs_dim: int = 16
-    obs_features: str = "kinematic"
-    action_normalization: str = "joint_range"
+    """flat observation size (16, or 20 with obstacle)"""
+    obs_features: Literal["kinematic", "raw"] = "kinematic"
+    """network input: "kinematic" (the normalised observation plus
+    :class:`~ampczoo.nn.features.KukaFeatures`, FK, pose error and Jacobian terms) or "raw"
+    (the paper's input, the normalised observation only)"""
+    action_normalization: Literal["joint_range", "element_zscore"] = "joint_range"
+    """normalisation of the input sequence: "joint_range" or "element_zscore" (see
+    :mod:`~ampczoo.nn.normalization`)"""
     horizon: int = 20
+    """N, length of the predicted input sequence [steps]"""
     hidden_dim: int = 256
+    """trunk MLP width (paper 1000)"""
     num_layers: int = 3
+    """number of hidden layers of the trunk MLP (paper 7)"""
     time_embed_dim: int = 32
+    """size of the sinusoidal step embedding (even)"""
     time_hidden_dim: int = 128
+    """width of the temporal encoder (2-layer MLP)"""
     obs_hidden_dim: int = 128
+    """width of the observation encoder (2-layer MLP)"""
     num_train_timesteps: int = 5
+    """N_I, diffusion steps of training (paper 5; 40 also supported)"""
     num_inference_steps: int = 5
-    sampler: str = "ddpm"
+    """steps used to sample (divides num_train_timesteps)"""
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    """sampling method of inference: "ddpm" or "ddim" (DDIM noise: ddim_eta)"""
     ddim_eta: float = 0.0
+    """DDIM noise (0 = deterministic DDIM)"""
     clip_sample: bool = False
+    """clamp x0 predictions to +-clip_sample_range"""
     clip_sample_range: float = 5.0
+    """clamp range of the x0 predictions (normalised units)"""
     snr_gamma: float = 5.0
+    """Min-SNR gamma of the loss weight min(SNR, gamma)"""
     snr_weight_floor: float = 0.1
+    """lower bound of the loss weight (the raw Min-SNR weight is 0 at the zero-SNR step)"""
     guidance_scale: float = 0.3
+    """scale s of the gradient guidance toward the previous sequence (0 = off)"""
     early_stop: bool = True
+    """early stopping of the noise (Eq. 14): no noise for steps i <= floor(early_stop_fraction
+    * K)"""
     early_stop_fraction: float = 0.75
+    """fraction of the K sampling steps without noise when early_stop is on, in [0, 1]"""
     num_samples: int = 100
-    selection: str = "none"
+    """L, samples drawn when a selection other than "none" is used (and the default of
+    :meth:`DAMPCPolicy.sample`)"""
+    selection: Literal["none", "cost", "safe", "cluster"] = "none"
+    """default selection rule among the L samples: "none", "cost" (lowest MPC cost), "safe"
+    (random constraint-satisfying sample) or "cluster" (densest cluster of the samples)"""
     num_clusters: int = 4
+    """clusters of the "cluster" selection rule"""
     dt: float = 0.1
+    """step of the predicted sequence (Euler step of the kinematic rollout for "safe"/"cost")
+    [s]"""
     control_dt: float | None = None
+    """period between act() calls [s] (None = dt); the guidance target is the previous
+    sequence advanced by control_dt / dt steps. Change it on a loaded policy through the
+    ``control_dt`` attribute."""
 
     def __post_init__(self) -> None:
         for name in (

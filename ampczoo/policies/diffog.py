@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -38,24 +39,32 @@ Q_MODES = ("transformer", "matrix", "static")
 
 @dataclass(frozen=True)
 class DiffOGConfig(RefinerConfig):
-    """DiffOG configuration (see :class:`~ampczoo.policies.refiner.RefinerConfig` for the
-    shared fields). q_mode: "transformer" | "matrix" | "static". positional_encoding:
-    sinusoidal encoding of the token index (False = the authors' encoder). embed_dim,
-    num_heads, num_layers, ff_dim, dropout: encoder (paper Table XII: 256, 4, 2, 256, 0.1).
-    eps: epsilon of Algorithm 1 (1e-4); clamp: clamp range of L (10). backend: QP backend
-    ("proxsuite" | "cvxpylayers")."""
+    """DiffOG configuration: a QP whose quadratic term Q is learned by a transformer over the
+    chunk (Xu et al.; paper Eq. 6-7, Algorithm 1, Table XII; shared fields:
+    :class:`~ampczoo.policies.refiner.RefinerConfig`)."""
 
     type: str = "diffog"
-    q_mode: str = "transformer"
+    q_mode: Literal["transformer", "matrix", "static"] = "transformer"
+    """how Q is made: "transformer" (DiffOG), "matrix" (one learned L, the matrix-learning
+    ablation) or "static" (Q = I, nothing learned)"""
     positional_encoding: bool = True
+    """sinusoidal encoding of the token index (False = the authors' encoder, the ablation)"""
     embed_dim: int = 256
+    """token embedding width of the encoder (paper Table XII: 256)"""
     num_heads: int = 4
+    """attention heads of the encoder (paper: 4)"""
     num_layers: int = 2
+    """encoder layers (paper: 2)"""
     ff_dim: int = 256
+    """feed-forward width of the encoder layers (paper: 256)"""
     dropout: float = 0.1
+    """dropout of the encoder layers, in [0, 1) (paper: 0.1)"""
     eps: float = 1e-4
+    """epsilon of Algorithm 1 (added to the diagonal of L and to Q)"""
     clamp: float = 10.0
-    backend: str = "proxsuite"
+    """entries of L are clamped to [-clamp, clamp] (Algorithm 1: 10)"""
+    backend: Literal["proxsuite", "cvxpylayers"] = "proxsuite"
+    """QP backend (see :mod:`ampczoo.nn.qp`)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -12,12 +12,14 @@ from ampczoo.policies.history import HistoryPolicy, HistoryPolicyConfig
 
 @dataclass(frozen=True)
 class FFNConfig(HistoryPolicyConfig):
-    """FFN: ``num_layers`` hidden ReLU layers of width ``hidden_dim`` (see
-    :class:`~ampczoo.policies.history.HistoryPolicyConfig` for the shared fields)."""
+    """FFN history policy (paper Eq. 11): the flattened history through a ReLU MLP (shared
+    fields: :class:`~ampczoo.policies.history.HistoryPolicyConfig`)."""
 
     type: str = "ffn"
     hidden_dim: int = 256
+    """width of each hidden ReLU layer"""
     num_layers: int = 3
+    """number of hidden ReLU layers"""
 
 
 class FFNPolicy(HistoryPolicy):

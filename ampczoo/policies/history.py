@@ -42,20 +42,23 @@ EE_FINE_SCALE = 0.02
 
 @dataclass(frozen=True)
 class HistoryPolicyConfig(PolicyConfig):
-    """Fields shared by the history policies.
-
-    obs_dim: env observation size (9 = [q, q̇, p_des]). action_dim: torque size (3).
-    horizon: N of the expert sequences in the data (only τ*_0 is learned; recorded for
-    reference). history: H, number of past observations the policy sees.
-    torque_limit: post-hoc saturation bound (3,) [N m]. ee_features: add p(q) and
-    p_des − p(q) to every history step (see the module docstring)."""
+    """Fields shared by the history policies of the 3-DOF arm (FFN, LSTM, GRU, Transformer):
+    the last H observations of ``ThreeDOF-Reach-v0`` -> the IK-MPC expert's corrective torque
+    (see the module docstring)."""
 
     obs_dim: int = 9
+    """env observation size (9 = [q, q̇, p_des])"""
     action_dim: int = 3
+    """torque size"""
     horizon: int = 20
+    """N of the expert sequences in the data [steps] (only τ*_0 is learned; recorded for
+    reference)"""
     history: int = 10
+    """H, number of past observations the policy sees"""
     torque_limit: tuple[float, ...] = tuple(TORQUE_LIMIT.tolist())
+    """post-hoc saturation bound of the output, (3,) [N m]"""
     ee_features: bool = True
+    """add p(q) and p_des − p(q) to every history step (see the module docstring)"""
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "horizon", "history"):

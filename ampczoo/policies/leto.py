@@ -32,7 +32,7 @@ the next problem, so the DTO problem is recursively feasible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -50,40 +50,52 @@ KUKA_UPPER = (2.96706, 2.0944, 2.96706, 2.0944, 2.96706, 2.0944, 3.05433)
 
 @dataclass(frozen=True)
 class LeTOConfig(PolicyConfig):
-    """LeTO configuration.
-
-    obs_dim / horizon: observation size and stored sequence length N (set by the trainer).
-    obs_features: "kinematic" | "raw" (as LSM). chunk_len: T_p (6). seq_len: T_s, training
-    window and hidden-state refresh period (12). exec_steps: T_a (1). action_dim: D_y;
-    dims: constrained dims (S; None = all). hidden_dim / num_layers: LSTM. alpha: smoothing
-    weight (1). eps: (1e-4). accel_bound: per-step change bound, normalised (0.1).
-    vel_bound: |S y| bound, normalised (1). dt: chunk step [s] (0.1) for the integration.
-    position_index: first observation index of the positions of the selected dims (None = no
-    position constraints); position_lower / position_upper: their bounds (default KUKA joint
-    limits) [rad]. terminal_braking: add the terminal braking rows (module docstring).
-    backend: QP backend."""
+    """LeTO configuration: an LSTM encoder with a differentiable trajectory-optimisation QP
+    head (Xu & She; paper Eq. 5-10, see the module docstring for the QP)."""
 
     type: str = "leto"
     obs_dim: int = 20
+    """flat observation size (set by the trainer from the data)"""
     horizon: int = 20
-    obs_features: str = "kinematic"
+    """stored sequence length N of the training data [steps] (set by the trainer)"""
+    obs_features: Literal["kinematic", "raw"] = "kinematic"
+    """network input: "kinematic" or "raw" (as LSM, see :mod:`ampczoo.nn.features`)"""
     chunk_len: int = 6
+    """T_p, length of the planned chunk [steps]"""
     seq_len: int = 12
+    """T_s, training window and hidden-state refresh period [steps]"""
     exec_steps: int = 1
+    """T_a, actions executed per plan"""
     action_dim: int = 7
+    """D_y, action size"""
     dims: tuple[int, ...] | None = None
+    """constrained action dimensions, the selection matrix S (None = all)"""
     hidden_dim: int = 256
+    """hidden size of the LSTM"""
     num_layers: int = 2
+    """number of stacked LSTM layers"""
     alpha: float = 1.0
+    """smoothing weight alpha of the QP (the alpha S^T A_diff^T A_diff S term)"""
     eps: float = 1e-4
+    """eps of the QP matrix L L^T + eps I"""
     accel_bound: float = 0.1
+    """a_bound, per-step change bound (normalised units)"""
     vel_bound: float = 1.0
+    """v_bound, bound of |S y| (normalised units)"""
     dt: float = 0.1
+    """step of the chunk, used to integrate the positions [s]"""
     position_index: int | None = 0
+    """first observation index of the positions of the selected dims (None = no position
+    constraints)"""
     position_lower: tuple[float, ...] | None = KUKA_LOWER
+    """lower position bounds of the selected dims, (D_c,) [rad] (the KUKA joint limits)"""
     position_upper: tuple[float, ...] | None = KUKA_UPPER
+    """upper position bounds of the selected dims, (D_c,) [rad] (the KUKA joint limits)"""
     terminal_braking: bool = True
-    backend: str = "proxsuite"
+    """add the terminal braking rows that keep the QP recursively feasible (our addition; see
+    the module docstring)"""
+    backend: Literal["proxsuite", "cvxpylayers"] = "proxsuite"
+    """QP backend (see :mod:`ampczoo.nn.qp`)"""
 
     def __post_init__(self) -> None:
         for name in (

@@ -10,7 +10,7 @@ the paper's 2.8 M).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,23 +36,24 @@ def mlp(in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> nn.Seque
 
 @dataclass(frozen=True)
 class LSMConfig(PolicyConfig):
-    """LSM configuration.
-
-    obs_dim: flat env observation size (16, or 20 with the obstacle). obs_features:
-    "kinematic" (normalised observation + FK/pose-error/Jacobian features, see
-    :mod:`ampczoo.nn.features`) or "raw" (normalised observation only).
-    action_normalization: "joint_range" or "element_zscore" (:mod:`ampczoo.nn.normalization`).
-    horizon: N, length of
-    the predicted input sequence [steps]. hidden_dim / num_layers: MLP width and number of
-    hidden layers."""
+    """LSM configuration: the paper's least-squares baseline (Sec. V-C), an MLP from the
+    observation to the full MPC input sequence."""
 
     type: str = "lsm"
     obs_dim: int = 16
-    obs_features: str = "kinematic"
-    action_normalization: str = "joint_range"
+    """flat env observation size (16, or 20 with the obstacle)"""
+    obs_features: Literal["kinematic", "raw"] = "kinematic"
+    """network input: "kinematic" (normalised observation + FK/pose-error/Jacobian features,
+    see :mod:`ampczoo.nn.features`) or "raw" (normalised observation only)"""
+    action_normalization: Literal["joint_range", "element_zscore"] = "joint_range"
+    """normalisation of the predicted inputs: "joint_range" or "element_zscore" (see
+    :mod:`ampczoo.nn.normalization`)"""
     horizon: int = 20
+    """N, length of the predicted input sequence [steps]"""
     hidden_dim: int = 512
+    """MLP width (units per hidden layer)"""
     num_layers: int = 6
+    """number of hidden layers of the MLP"""
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "horizon", "hidden_dim", "num_layers"):

@@ -5,7 +5,7 @@ the config's ``type`` picks the cell."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -20,18 +20,20 @@ RECURRENT_MODES = ("window", "stateful")
 
 @dataclass(frozen=True)
 class RecurrentConfig(HistoryPolicyConfig):
-    """Stacked LSTM/GRU (other fields: :class:`~ampczoo.policies.history.HistoryPolicyConfig`).
+    """Stacked LSTM/GRU history policy (paper Eq. 12-13; shared fields:
+    :class:`~ampczoo.policies.history.HistoryPolicyConfig`)."""
 
-    type: "lstm" or "gru" (the cell). hidden_dim / num_layers: size of the recurrent stack.
-    recurrent_mode: "window" (default; every ``act`` runs the stack over the buffered H
-    observations from a zero state, exactly as in training, so the history is never dropped
-    between steps) or "stateful" (the hidden state is carried from step to step and only the
-    newest observation is fed; zeroed by ``reset``)."""
-
-    type: str = "lstm"
+    type: Literal["lstm", "gru"] = "lstm"
+    """the cell: "lstm" or "gru" (also the registry name)"""
     hidden_dim: int = 128
+    """hidden size of each recurrent layer"""
     num_layers: int = 2
-    recurrent_mode: str = "window"
+    """number of stacked recurrent layers"""
+    recurrent_mode: Literal["window", "stateful"] = "window"
+    """"window": every ``act`` runs the stack over the buffered H observations from a zero
+    state, exactly as in training, so the history is never dropped between steps;
+    "stateful": the hidden state is carried from step to step and only the newest
+    observation is fed (zeroed by ``reset``)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()

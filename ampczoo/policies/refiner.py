@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -40,25 +40,30 @@ MODES = ("dataset", "refine")
 
 @dataclass(frozen=True)
 class RefinerConfig(PolicyConfig):
-    """Fields shared by the chunk refiners.
-
-    obs_dim / horizon: observation size and stored sequence length N of the training data
-    (set by the trainer). chunk_len: T_p, refined steps (the first T_p of a chunk).
-    action_dim: D_a. dims: constrained/smoothed action dimensions (selection matrix S; None =
-    all). alpha: smoothing weight of (alpha/2)||A_diff S y||^2 (differences per step, in
-    normalised units). bound: per-step change bound d_max dt in normalised units (symmetric).
-    mode: "dataset" | "refine"; base: the frozen base policy of refine mode (zoo name or
-    checkpoint folder)."""
+    """Fields shared by the chunk refiners (DiffOG, residual): a base chunk, normalised per
+    dimension to [-1, 1], is refined to a smooth chunk within per-step change bounds (see the
+    module docstring)."""
 
     obs_dim: int = 20
+    """observation size of the training data (set by the trainer)"""
     horizon: int = 20
+    """stored sequence length N of the training data [steps] (set by the trainer)"""
     chunk_len: int = 16
+    """T_p, refined steps (the first T_p of a chunk; <= horizon)"""
     action_dim: int = 7
+    """D_a, action size"""
     dims: tuple[int, ...] | None = None
+    """constrained/smoothed action dimensions, the selection matrix S (None = all)"""
     alpha: float = 4.0
+    """smoothing weight of (alpha/2)||A_diff S y||^2 (differences per step, in normalised
+    units)"""
     bound: float = 0.1
-    mode: str = "dataset"
+    """per-step change bound d_max dt in normalised units (symmetric)"""
+    mode: Literal["dataset", "refine"] = "dataset"
+    """training mode: "dataset" (input and target the demonstrated chunk) or "refine" (input
+    the chunk of the frozen ``base`` policy, target the demonstrated chunk)"""
     base: str = ""
+    """the frozen base policy of refine mode (zoo name or checkpoint folder)"""
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "horizon", "chunk_len", "action_dim"):

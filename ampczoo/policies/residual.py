@@ -22,12 +22,18 @@ from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
 
 @dataclass(frozen=True)
 class ResidualConfig(RefinerConfig):
-    """Residual refiner: hidden_dim / num_layers of the MLP (a "lightweight MLP")."""
+    """Residual refiner (the DiffOG paper's §IV-F baseline): a "lightweight MLP" predicts a
+    correction of the base chunk, trained with a smoothness penalty (shared fields:
+    :class:`~ampczoo.policies.refiner.RefinerConfig`; ``bound`` is not enforced here)."""
 
     type: str = "residual"
     alpha: float = 0.01
+    """smoothing weight of the penalty (alpha/2)||A_diff S y||^2 (differences per step, in
+    normalised units)"""
     hidden_dim: int = 256
+    """width of each hidden layer of the MLP"""
     num_layers: int = 2
+    """number of hidden layers of the MLP"""
 
     def __post_init__(self) -> None:
         super().__post_init__()

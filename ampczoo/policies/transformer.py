@@ -14,16 +14,22 @@ from ampczoo.policies.history import HistoryPolicy, HistoryPolicyConfig
 
 @dataclass(frozen=True)
 class TransformerConfig(HistoryPolicyConfig):
-    """Transformer: d_model (embedding width), num_heads, num_layers (L encoder blocks),
-    ff_dim (feed-forward width), dropout. The positional encoding is the fixed sinusoidal
-    one of Vaswani et al. over the H history positions."""
+    """Transformer history policy (paper Eq. 14): embedded states plus the fixed sinusoidal
+    positional encoding of Vaswani et al. over the H history positions, L encoder blocks, mean
+    pooling, a linear projection to τ (shared fields:
+    :class:`~ampczoo.policies.history.HistoryPolicyConfig`)."""
 
     type: str = "transformer"
     d_model: int = 64
+    """embedding width (divisible by num_heads)"""
     num_heads: int = 4
+    """attention heads per encoder block"""
     num_layers: int = 2
+    """L, number of encoder blocks"""
     ff_dim: int = 128
+    """feed-forward width of each encoder block"""
     dropout: float = 0.0
+    """dropout of the encoder blocks, in [0, 1)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -29,6 +29,7 @@ from ampczoo.benchmarks.common import (
     summarize_episodes,
     write_episodes_json,
     write_table,
+    write_video,
 )
 
 DEMO_ENVS = ("DAMPC-KukaTrack-v0", "DAMPC-KukaTrackObstacle-v0")
@@ -175,7 +176,6 @@ def _progress(it, desc: str):
 def _record_video(out: Path, solver: str, seed: int) -> Path | None:
     """One obstacle-env episode rendered offscreen; returns the file written or None."""
     import gymnasium as gym
-    import imageio.v2 as imageio
 
     from ampczoo.experts import MPCConfig, MPCExpert
 
@@ -194,11 +194,4 @@ def _record_video(out: Path, solver: str, seed: int) -> Path | None:
     except Exception as exc:  # rendering needs OSMesa/EGL; the demo's numbers stand without it
         print(f"video skipped: rendering unavailable ({exc})")
         return None
-    fps = int(round(1.0 / CONTROL_DT))
-    path = out / "episode.mp4"
-    try:
-        imageio.mimwrite(path, frames, fps=fps, macro_block_size=8)
-    except Exception:  # no ffmpeg: fall back to a GIF
-        path = out / "episode.gif"
-        imageio.mimwrite(path, frames, duration=1000 * CONTROL_DT, loop=0)
-    return path
+    return write_video(frames, out, CONTROL_DT)

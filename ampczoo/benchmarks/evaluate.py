@@ -59,6 +59,7 @@ from ampczoo.benchmarks.common import (
     single_thread,
     wilson_interval,
     write_table,
+    write_video,
 )
 from ampczoo.core.policy import Policy
 from ampczoo.envs.rendering import configure_mujoco_gl
@@ -136,25 +137,14 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------- env
-def ampczoo_env_ids() -> list[str]:
-    """The env ids ampczoo registers."""
-    import gymnasium as gym
-
-    import ampczoo.envs  # noqa: F401  (registers them)
-
-    return sorted(
-        k for k, spec in gym.registry.items() if str(spec.entry_point).startswith("ampczoo.")
-    )
-
-
 def check_env_id(env_id: str) -> None:
     """ValueError (listing ampczoo's env ids) unless ``env_id`` is registered with gymnasium."""
     import gymnasium as gym
 
-    import ampczoo.envs  # noqa: F401
+    from ampczoo.envs import env_ids
 
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; ampczoo's envs: {ampczoo_env_ids()}")
+        raise ValueError(f"unknown env id {env_id!r}; ampczoo's envs: {env_ids()}")
 
 
 def parse_env_kwargs(entries: Sequence[str]) -> dict[str, Any]:
@@ -565,21 +555,6 @@ def plot_errors(rollouts: Sequence[Rollout], path: Path, title: str) -> None:
     fig.suptitle(f"{title}: {len(rollouts)} episodes")
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def write_video(frames: Sequence[np.ndarray], out: Path, control_dt: float) -> Path:
-    """``episode.mp4`` at the control rate (``episode.gif`` when ffmpeg is unavailable)."""
-    import imageio.v2 as imageio
-
-    dt = control_dt if math.isfinite(control_dt) and control_dt > 0 else 0.05
-    path = out / "episode.mp4"
-    try:
-        imageio.mimwrite(path, list(frames), fps=max(1, round(1.0 / dt)), macro_block_size=8)
-    except Exception:  # no ffmpeg: fall back to a GIF
-        path.unlink(missing_ok=True)
-        path = out / "episode.gif"
-        imageio.mimwrite(path, list(frames), duration=1000 * dt, loop=0)
-    return path
 
 
 def _float_or_none(v: Any) -> float | None:

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ampczoo.envs.actions import clip_box_action
 from ampczoo.robots import kuka
 from ampczoo.robots.kinematics import SerialChain, geodesic_angle
 from ampczoo.robots.kuka import (
@@ -340,18 +341,8 @@ class KukaTrackEnv(gym.Env):
     def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
         """(action clipped to the bounds, number of clipped components); ValueError for a
         non-numeric, mis-shaped or non-finite action (the state is not touched)."""
-        box = self.action_space
-        assert isinstance(box, spaces.Box)
-        try:
-            u = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action must be {box.shape} numbers, got {action!r}") from exc
-        if u.shape != box.shape:
-            raise ValueError(f"action must have shape {box.shape}, got {u.shape}")
-        if not np.all(np.isfinite(u)):
-            raise ValueError(f"action contains NaN/inf: {u}")
-        clipped = np.clip(u, box.low, box.high)
-        return clipped, int(np.count_nonzero(clipped != u))
+        assert isinstance(self.action_space, spaces.Box)
+        return clip_box_action(action, self.action_space)
 
     def _check_q(self, q: Any, name: str) -> np.ndarray:
         """Validate a configuration from reset options: (7,), finite, within the joint limits,

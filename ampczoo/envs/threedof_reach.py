@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ampczoo.envs.actions import clip_box_action
 from ampczoo.robots.threedof import (
     ACTUATOR_LIMIT,
     EE_SITE,
@@ -358,16 +359,8 @@ class ThreeDOFReachEnv(gym.Env):
     def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
         """(torque clipped to ±TORQUE_LIMIT, number of clipped components); ValueError for a
         non-numeric, mis-shaped or non-finite action (the state is not touched)."""
-        try:
-            tau = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action must be 3 numbers, got {action!r}") from exc
-        if tau.shape != (3,):
-            raise ValueError(f"action must have shape (3,), got {tau.shape}")
-        if not np.all(np.isfinite(tau)):
-            raise ValueError(f"action contains NaN/inf: {tau}")
-        clipped = np.clip(tau, -TORQUE_LIMIT, TORQUE_LIMIT)
-        return clipped, int(np.count_nonzero(clipped != tau))
+        assert isinstance(self.action_space, spaces.Box)
+        return clip_box_action(action, self.action_space)
 
     def _ik_solver(self) -> Any:
         if self._ik is None:

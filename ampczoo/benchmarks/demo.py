@@ -174,9 +174,11 @@ def _progress(it, desc: str):
 
 
 def _record_video(out: Path, solver: str, seed: int) -> Path | None:
-    """One obstacle-env episode rendered offscreen; returns the file written or None."""
+    """One obstacle-env episode rendered offscreen, with the end-effector path the expert's
+    plan predicts; returns the file written or None."""
     import gymnasium as gym
 
+    from ampczoo.benchmarks.evaluate import PlanPathWrapper
     from ampczoo.experts import MPCConfig, MPCExpert
 
     try:
@@ -189,7 +191,7 @@ def _record_video(out: Path, solver: str, seed: int) -> Path | None:
         )
         frames: list[np.ndarray] = []
         expert = MPCExpert(MPCConfig(solver=solver, obstacle=True))
-        run_episode(env, expert, seed=seed, frame_callback=frames.append)
+        run_episode(PlanPathWrapper(env, expert), expert, seed=seed, frame_callback=frames.append)
         env.close()
     except Exception as exc:  # rendering needs OSMesa/EGL; the demo's numbers stand without it
         print(f"video skipped: rendering unavailable ({exc})")

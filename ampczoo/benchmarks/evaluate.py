@@ -28,7 +28,10 @@ zoo policy's control period), overridden by the config. The run folder ``<out>/e
 - ``episodes.json``: every episode's error, reward and action traces;
 - ``error.png``: the error over time of every episode (position; rotation where reported);
 - ``summary.md`` / ``summary.csv``: the one-row table that is printed;
-- ``episode.mp4`` (GIF without ffmpeg): the first ``max_videos`` episodes, when ``video``.
+- ``episode.mp4`` (GIF without ffmpeg): the first ``max_videos`` episodes, when ``video``;
+  on the KUKA envs with ``draw_plan`` a yellow path shows the end-effector positions that
+  the plan of the last ``act`` predicts (:class:`PlanPathWrapper`, for policies exposing
+  ``planned_inputs()``, see :class:`ampczoo.core.policy.PlansInputs`).
 
 Example::
 
@@ -49,6 +52,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from ampczoo.benchmarks.common import (
@@ -109,6 +113,10 @@ class EvalConfig:
     """render the first max_videos episodes to episode.mp4 (GIF without ffmpeg)"""
     max_videos: int = 1
     """episodes rendered into the video"""
+    draw_plan: bool = True
+    """KUKA envs: draw in the video the end-effector path the policy's own plan predicts
+    after each act (DAMPC, chunk filters / refiners, MPC expert; rendering only, the actions
+    are the same)"""
 
     def __post_init__(self) -> None:
         if not self.policy:
@@ -411,13 +419,72 @@ def _run_episodes(
 
     rollouts: list[Rollout] = []
     frames: list[np.ndarray] = []
+    drawing_env = (
+        PlanPathWrapper(env, loaded.policy) if cfg.draw_plan and can_draw_plan(env) else env
+    )
     bar = tqdm(range(cfg.episodes), desc=f"{loaded.label} on {cfg.env}", unit="episode")
     for i in bar:
-        record = frames.append if render and i < cfg.max_videos else None
-        rollouts.append(rollout(env, loaded.policy, cfg.seed + i, frame_callback=record))
+        recorded = render and i < cfg.max_videos
+        record = frames.append if recorded else None
+        run_env = drawing_env if recorded else env
+        rollouts.append(rollout(run_env, loaded.policy, cfg.seed + i, frame_callback=record))
         n_ok = sum(bool(r.env_success()) for r in rollouts)
         bar.set_postfix(success=f"{n_ok}/{len(rollouts)}")
     return rollouts, frames
+
+
+def can_draw_plan(env: Any) -> bool:
+    """Whether ``env`` draws paths (``set_render_path``) and has KUKA observations."""
+    from ampczoo.robots.kuka import OBS_DIM, OBS_DIM_OBSTACLE
+
+    shape = getattr(env.observation_space, "shape", None)
+    has_path = callable(getattr(env.unwrapped, "set_render_path", None))
+    return has_path and shape in ((OBS_DIM,), (OBS_DIM_OBSTACLE,))
+
+
+def plan_path(policy: Any, obs: np.ndarray) -> np.ndarray | None:
+    """End-effector positions (N+1, 3) [m] that the plan of the policy's last ``act(obs)``
+    predicts from the KUKA observation ``obs`` (see
+    :func:`ampczoo.robots.kuka.planned_ee_path`); None if the policy exposes no plan
+    (:func:`ampczoo.core.policy.planned_inputs`) or one of another input size."""
+    from ampczoo.core.policy import planned_inputs
+    from ampczoo.robots.kuka import OBS_Q, planned_ee_path
+
+    plan = planned_inputs(policy)
+    if plan is None:
+        return None
+    inputs, dt = plan
+    q = np.asarray(obs, float)[OBS_Q]
+    if np.ndim(inputs) != 2 or np.shape(inputs)[1] != len(q):
+        return None
+    return planned_ee_path(q, inputs, dt)
+
+
+class PlanPathWrapper(gym.Wrapper):
+    """Draws the end-effector path of ``policy``'s current plan on a KUKA env: before each
+    ``step`` it sets ``set_render_path(plan_path(policy, obs))`` for the observation the
+    action was chosen on (cleared where the policy exposes no plan). Rendering only: it reads
+    the plan (``planned_inputs()``, a copy) and never calls the policy, so the actions are
+    the same with and without it. ValueError for an env that cannot draw a KUKA path."""
+
+    def __init__(self, env: Any, policy: Any):
+        if not can_draw_plan(env):
+            raise ValueError(f"{env} cannot draw a KUKA end-effector path (set_render_path)")
+        super().__init__(env)
+        self.policy = policy
+        self._obs: np.ndarray | None = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self._obs is not None:
+            self.env.unwrapped.set_render_path(plan_path(self.policy, self._obs))
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._obs = obs
+        return obs, float(reward), terminated, truncated, info
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -3,11 +3,17 @@
 ``act(obs) -> action`` and ``reset(seed=None)``. Trainable policies add
 ``save_pretrained`` / ``from_pretrained`` (config.json + model.safetensors); see the
 approximate-MPC issue.
+
+Policies that act on a plan (an input sequence of which ``act`` applies the first input)
+may also expose that plan: ``planned_inputs() -> (inputs (N, nu), dt [s]) | None``, see
+:class:`PlansInputs` (DAMPC, the chunk filters and refiners, the MPC expert). ``ampczoo
+eval`` draws it in its video.
 """
 
 from __future__ import annotations
 
 import abc
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -38,3 +44,20 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def reset(self, seed: int | None = None) -> None:
         """Clear internal state (warm starts, previous actions, RNN memory); reseed if given."""
+
+
+@runtime_checkable
+class PlansInputs(Protocol):
+    """A policy that exposes the plan of its last ``act``."""
+
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The input sequence (N, nu) chosen at the last single-observation ``act`` (u_0
+        first, the action it returned) and its time step dt [s]; None before the first
+        ``act`` after ``reset`` or without a plan (e.g. a failed solve). A copy: computes
+        nothing, draws no random numbers and leaves the policy's state (and therefore its
+        next actions) unchanged."""
+
+
+def planned_inputs(policy: Any) -> tuple[np.ndarray, float] | None:
+    """``policy.planned_inputs()`` for a :class:`PlansInputs` policy, else None."""
+    return policy.planned_inputs() if isinstance(policy, PlansInputs) else None

@@ -581,8 +581,10 @@ class MPCExpert(Policy):
         return NQ
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the warm start (next solve uses a random guess); reseed if ``seed`` given."""
+        """Forget the warm start (next solve uses a random guess) and the last solution;
+        reseed if ``seed`` given."""
         self._warm = None
+        self.last_solution = None
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
@@ -593,6 +595,16 @@ class MPCExpert(Policy):
             self.n_failures += 1
             return np.zeros(NQ)
         return sol.u[0].copy()
+
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The optimal inputs (N, 7) [rad/s] of the last solve and ``config.dt`` [s] (a copy of
+        ``last_solution.u``; their Euler rollout from x_t is the predicted states
+        ``last_solution.x``, the problem's dynamics constraint); None before the first solve
+        after :meth:`reset` or after a failed one (:class:`~ampczoo.core.policy.PlansInputs`)."""
+        sol = self.last_solution
+        if sol is None or not sol.success:
+            return None
+        return sol.u.copy(), float(self.config.dt)
 
     # ------------------------------------------------------------------ solving
     def _parse(self, obs: np.ndarray) -> KukaObservation:

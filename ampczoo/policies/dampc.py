@@ -270,6 +270,14 @@ class DAMPCPolicy(PretrainedPolicy):
             self._seed = int(seed)
             self._generator = None
 
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The sequence (N, 7) [rad/s] chosen at the last single-observation act and its step
+        ``config.dt`` [s] (a copy of ``prev_sequence``); None after :meth:`reset`
+        (:class:`~ampczoo.core.policy.PlansInputs`)."""
+        if self.prev_sequence is None:
+            return None
+        return self.prev_sequence.copy(), float(self.config.dt)
+
     def _device(self) -> torch.device:
         return self.normalizer.obs_mean.device
 

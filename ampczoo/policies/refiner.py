@@ -219,6 +219,11 @@ class ChunkRefiner(PretrainedPolicy):
         if self._runner is not None:
             self._runner.reset(seed)
 
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The refined chunk of the last :meth:`act` through ``config.base`` and its step
+        (see :meth:`ChunkFilterPolicy.planned_inputs`); None before it."""
+        return None if self._runner is None else self._runner.planned_inputs()
+
     def act(self, obs: Any) -> np.ndarray:
         """Receding-horizon action through ``config.base`` (refine-mode checkpoints); other
         refiners are used through :meth:`wrap`."""

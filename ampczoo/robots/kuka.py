@@ -115,6 +115,28 @@ def batch_collision_free(
     return free
 
 
+def planned_ee_path(q0: np.ndarray, inputs: np.ndarray, dt: float) -> np.ndarray:
+    """End-effector positions (N+1, 3) [m] along a planned joint-velocity sequence.
+
+    q0: (7,) current joint positions [rad]; inputs: (N, 7) planned velocities [rad/s] at
+    step ``dt`` [s]. The joints follow the kinematic env's step q_{k+1} = clip(q_k + dt u_k)
+    to the joint limits; row 0 is the end-effector position at ``q0`` (batched FK).
+    ValueError on other shapes, non-finite values or ``dt <= 0``."""
+    chain = kuka_chain()
+    q = np.asarray(q0, dtype=float)
+    u = np.asarray(inputs, dtype=float)
+    if q.shape != (chain.nq,) or u.ndim != 2 or u.shape[1] != chain.nq:
+        raise ValueError(
+            f"q0 must be ({chain.nq},) and inputs (N, {chain.nq}), got {q.shape} and {u.shape}"
+        )
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(u)) and math.isfinite(dt) and dt > 0):
+        raise ValueError("q0 and inputs must be finite and dt a positive number [s]")
+    qs = [q]
+    for u_k in u:
+        qs.append(np.clip(qs[-1] + dt * u_k, chain.lower, chain.upper))
+    return chain.batch_ee_pose(np.stack(qs))[0]
+
+
 def build_mujoco_spec(obstacle: Obstacle | None, actuated: bool, kv: float = 200.0):
     """MjSpec of the KUKA from the shipped URDF, plus an end-effector site, a target marker
     (mocap), the optional obstacle, a floor, lights and (if ``actuated``) velocity actuators

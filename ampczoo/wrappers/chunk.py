@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from ampczoo.core.policy import Policy
+from ampczoo.core.policy import Policy, planned_inputs
 
 
 class _FilterOnly:
@@ -286,10 +286,21 @@ class ChunkFilterPolicy(Policy):
         return int(dim) if isinstance(dim, int | np.integer) else None
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the last executed action and reset the base (if it can be reset)."""
+        """Forget the last executed action and chunk; reset the base (if it can be reset)."""
         self.prev_action = None
+        self.last_chunk = None
         if hasattr(self.base, "reset") and not hasattr(self.base, "observation_space"):
             self.base.reset(seed=seed)
+
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The refined chunk (T, D_a) of the last :meth:`act` (a copy of ``last_chunk``) and
+        its time step: the step [s] of the base's own plan (``base.planned_inputs()``, e.g.
+        DAMPC's ``config.dt``); None before the first act after :meth:`reset` or when the
+        base exposes no plan (:class:`~ampczoo.core.policy.PlansInputs`)."""
+        base_plan = planned_inputs(self.base)
+        if self.last_chunk is None or base_plan is None:
+            return None
+        return self.last_chunk.copy(), base_plan[1]
 
     def act_chunk(self, obs: Any, **kwargs: Any) -> np.ndarray:
         """The refined chunk (T, D_a) for ``obs`` (does not advance the filter state)."""

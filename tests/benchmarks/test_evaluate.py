@@ -189,3 +189,127 @@ def test_chunk_refiner_runs_on_its_cards_base(tmp_path):
     assert info["base"] == base and info["per_episode"][0]["length"] == 3
     with pytest.raises(ValueError, match="only for chunk refiners"):
         run_eval(EvalConfig(policy="lsm-kuka", env=KUKA, base=base, out=str(tmp_path)))
+
+
+# ----------------------------------------------------------------------------- drawn plans
+def _kuka_dampc():
+    policy = ampczoo.load_policy("dampc-kuka", device="cpu").eval()
+    policy.control_dt = 0.1
+    return policy
+
+
+def test_dampc_exposes_its_plan_without_changing_its_actions():
+    from ampczoo.core.policy import PlansInputs, planned_inputs
+
+    policy = _kuka_dampc()
+    assert isinstance(policy, PlansInputs) and policy.planned_inputs() is None
+    env = gym.make(KUKA, control_dt=0.1, max_episode_steps=4)
+    plain = rollout(env, policy, 7)
+    plans = []
+
+    class Reading:  # reads the plan after every act
+        def reset(self, seed=None):
+            policy.reset(seed)
+
+        def act(self, obs):
+            action = policy.act(obs)
+            plans.append(planned_inputs(policy))
+            plans[-1][0][:] = 0.0  # a copy: changing it must not reach the policy
+            return action
+
+    read = rollout(env, Reading(), 7)
+    np.testing.assert_array_equal(read.actions, plain.actions)
+    inputs, dt = policy.planned_inputs()
+    np.testing.assert_array_equal(inputs, policy.prev_sequence)
+    assert dt == policy.config.dt and inputs.shape == (policy.config.horizon, 7)
+    np.testing.assert_array_equal(inputs[0], read.actions[-1])  # u_0 is the applied action
+    policy.reset()
+    assert policy.planned_inputs() is None
+
+
+def test_chunk_filter_plan_is_its_refined_chunk_at_the_bases_step():
+    from ampczoo.wrappers.clipping import ClippingPolicy
+
+    policy = ClippingPolicy(_kuka_dampc(), max_delta=0.05)
+    obs, _ = gym.make(KUKA).reset(seed=1)
+    policy.reset(seed=1)
+    assert policy.planned_inputs() is None
+    action = policy.act(obs)
+    inputs, dt = policy.planned_inputs()
+    np.testing.assert_array_equal(inputs, policy.last_chunk)
+    np.testing.assert_array_equal(inputs[0], action)
+    assert dt == policy.base.config.dt
+    assert np.all(np.abs(np.diff(inputs, axis=0)) <= 0.05 + 1e-12)  # the clipped chunk
+    policy.reset()
+    assert policy.planned_inputs() is None
+    no_plan = ClippingPolicy(lambda o: np.zeros((4, 7)), max_delta=0.05)  # no step known
+    no_plan.act(obs)
+    assert no_plan.planned_inputs() is None
+
+
+def test_mpc_plan_rolls_out_to_its_predicted_states():
+    from ampczoo.experts import MPCExpert
+    from ampczoo.robots.kuka import kuka_chain, planned_ee_path
+
+    expert = MPCExpert(MPCExpert.example_config())
+    obs, _ = gym.make(KUKA).reset(seed=2)
+    expert.reset(seed=2)
+    assert expert.planned_inputs() is None
+    expert.act(obs)
+    sol = expert.last_solution
+    if not sol.success:
+        assert expert.planned_inputs() is None
+        return
+    inputs, dt = expert.planned_inputs()
+    np.testing.assert_array_equal(inputs, sol.u)
+    path = planned_ee_path(sol.x[0], inputs, dt)
+    np.testing.assert_allclose(path, kuka_chain().batch_ee_pose(sol.x)[0], atol=1e-5)
+
+
+def test_eval_draws_the_plan_in_the_video_only(tmp_path, monkeypatch):
+    import ampczoo.benchmarks.evaluate as evaluate
+
+    videos: dict[bool, list[np.ndarray]] = {}
+    write_video = evaluate.write_video
+    infos = {}
+    for draw in (True, False):
+
+        def keep_frames(frames, *args, draw=draw, **kwargs):
+            videos[draw] = list(frames)
+            return write_video(frames, *args, **kwargs)
+
+        monkeypatch.setattr(evaluate, "write_video", keep_frames)
+        cfg = EvalConfig(
+            policy="dampc-kuka",
+            env=KUKA,
+            episodes=2,
+            max_episode_steps=3,
+            video=True,
+            draw_plan=draw,
+            out=str(tmp_path / str(draw)),
+        )
+        infos[draw] = read_info(run_eval(cfg))
+    if "video" not in infos[True]:
+        pytest.skip("offscreen rendering unavailable")
+    timing = {"act_mean_ms", "act_p95_ms", "eval_s"}
+    for info in infos.values():
+        info["aggregate"] = {k: v for k, v in info["aggregate"].items() if k not in timing}
+        info["per_episode"] = [
+            {k: v for k, v in p.items() if k not in timing} for p in info["per_episode"]
+        ]
+    assert infos[True]["aggregate"] == infos[False]["aggregate"]
+    assert infos[True]["per_episode"] == infos[False]["per_episode"]
+    on, off = videos[True], videos[False]
+    assert len(on) == len(off) == 4  # the reset and 3 steps of the first episode
+    np.testing.assert_array_equal(on[0], off[0])  # no plan before the first act
+    assert all(np.any(a != b) for a, b in zip(on[1:], off[1:], strict=True))
+    actions = {
+        d: [
+            e["action"]
+            for e in json.loads(
+                (next((tmp_path / str(d)).iterdir()) / "episodes.json").read_text()
+            )["episodes"]
+        ]
+        for d in videos
+    }
+    assert actions[True] == actions[False]  # bit-identical rollouts

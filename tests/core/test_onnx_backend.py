@@ -33,7 +33,8 @@ ATOL = 1e-5
 #: and for DAMPC five denoising steps), so float32 kernels of ONNX Runtime and eager torch
 #: cannot agree to 1e-5 there; they agree to ~3e-5, checked at 1e-4
 KINEMATIC_ATOL = 1e-4
-#: registry types with an ONNX graph (a type dropping out of this set is a regression)
+#: registry types that must have an ONNX graph (one dropping out is a regression; a new
+#: type with a graph is checked without being listed)
 EXPORTABLE = {"lsm", "dampc", "ffn", "lstm", "gru", "transformer"}
 ENV_OF_OBS_DIM = {
     9: "ThreeDOF-Reach-v0",
@@ -64,9 +65,10 @@ def recorded_observations(env_id: str, n: int = 4) -> np.ndarray:
     return np.asarray(out)
 
 
-def example_policy(policy_type: str) -> Any:
-    """The type's example policy with non-trivial normalisation statistics."""
-    config = policy_class(policy_type).example_config()
+def example_policy(policy_type: str, **overrides: Any) -> Any:
+    """The type's example policy (config ``overrides`` applied) with non-trivial
+    normalisation statistics."""
+    config = dataclasses.replace(policy_class(policy_type).example_config(), **overrides)
     if "type" in {f.name for f in dataclasses.fields(config)}:
         config = dataclasses.replace(config, type=policy_type)
     torch.manual_seed(0)
@@ -102,28 +104,28 @@ def assert_same_actions(path: Path | str, observations: np.ndarray) -> None:
         )
 
 
-@pytest.mark.parametrize("policy_type", sorted(EXPORTABLE))
-def test_example_policies_act_the_same(policy_type: str, tmp_path: Path) -> None:
-    policy = example_policy(policy_type)
+@pytest.mark.parametrize("policy_type", policy_types())
+def test_every_registry_type_exports_and_acts_the_same_or_names_why(
+    policy_type: str, tmp_path: Path
+) -> None:
+    """The registry contract of the backend: a type with a graph (its example policy, saved
+    and loaded both ways) acts as the torch one; any other raises a ValueError naming itself
+    and the reason, and writes nothing. The types of EXPORTABLE must have a graph."""
+    cls = policy_class(policy_type)
+    # experts are not torch modules: an instance without building the NLP suffices
+    policy = example_policy(policy_type) if hasattr(cls, "onnx_graph") else cls.__new__(cls)
+    try:
+        path = export_onnx(policy, tmp_path / "graph.onnx")
+    except ValueError as err:
+        assert policy_type not in EXPORTABLE, f"{policy_type} lost its ONNX graph: {err}"
+        assert "cannot be exported to ONNX: " in str(err)
+        if hasattr(cls, "onnx_graph"):
+            assert repr(policy_type) in str(err)
+        assert not (tmp_path / "graph.onnx").exists()
+        return
+    assert path.stat().st_size > 0
     policy.save_pretrained(tmp_path / "ckpt")
     assert_same_actions(tmp_path / "ckpt", recorded_observations(ENV_OF_OBS_DIM[policy.obs_dim]))
-
-
-def test_exportable_set_is_the_registry_types_with_a_graph(tmp_path: Path) -> None:
-    """Every registry type either exports or raises a ValueError naming itself and why."""
-    for policy_type in policy_types():
-        cls = policy_class(policy_type)
-        if policy_type in EXPORTABLE:
-            path = example_policy(policy_type).export_onnx(tmp_path / f"{policy_type}.onnx")
-            assert path.stat().st_size > 0
-            continue
-        # experts are not torch modules: an instance without building the NLP suffices
-        policy = example_policy(policy_type) if hasattr(cls, "onnx_graph") else cls.__new__(cls)
-        with pytest.raises(ValueError, match="cannot be exported to ONNX: ") as err:
-            export_onnx(policy, tmp_path / "x.onnx")
-        if hasattr(cls, "onnx_graph"):
-            assert repr(policy_type) in str(err.value)
-        assert not (tmp_path / "x.onnx").exists()
 
 
 def test_non_exportable_checkpoint_refused_by_load_policy(tmp_path: Path) -> None:
@@ -196,3 +198,18 @@ def test_dampc_samples_and_selection_the_same(tmp_path: Path) -> None:
         atol=KINEMATIC_ATOL,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sampler": "ddim", "ddim_eta": 0.5, "obs_features": "raw"},
+        {"early_stop": False, "clip_sample": True, "clip_sample_range": 0.5},
+        {"num_train_timesteps": 8, "num_inference_steps": 4, "obs_features": "raw"},
+    ],
+)
+def test_dampc_sampler_variants_act_the_same(overrides: dict[str, Any], tmp_path: Path) -> None:
+    """The unrolled loop follows the configured sampler, schedule, early stopping, clipping."""
+    policy = example_policy("dampc", **overrides)
+    policy.save_pretrained(tmp_path / "dampc")
+    assert_same_actions(tmp_path / "dampc", recorded_observations("DAMPC-KukaTrack-v0"))

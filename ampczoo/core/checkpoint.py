@@ -144,6 +144,42 @@ class PretrainedPolicy(Policy, nn.Module):
         """batch: {"obs": (B, obs_dim), "u_seq": (B, N, 7)} raw (unnormalised) tensors on the
         policy's device -> (scalar loss, info dict of floats)."""
 
+    # ------------------------------------------------------------------ ONNX
+    #: why this type has no ONNX graph (the ValueError of :meth:`onnx_graph`); a type that
+    #: can be exported overrides :meth:`onnx_graph` and :meth:`act_onnx` instead.
+    onnx_unsupported: ClassVar[str] = "no ONNX graph is defined for this policy type yet"
+
+    def onnx_graph(self) -> Any:
+        """The inference path as an :class:`~ampczoo.core.onnx.OnnxGraph` (module, example
+        inputs, input/output names, dynamic axes) for :meth:`export_onnx`. ValueError naming
+        the reason for a type that cannot be exported."""
+        raise ValueError(
+            f"{self.name!r} policies cannot be exported to ONNX: {self.onnx_unsupported}"
+        )
+
+    def act_onnx(self, run: Any, obs: Any, **kwargs: Any) -> np.ndarray:
+        """``act`` with the graph of :meth:`onnx_graph` run by ``run`` (inputs {name: float32
+        array} -> outputs); used by ``load_policy(..., backend="onnxruntime")``."""
+        raise ValueError(
+            f"{self.name!r} policies cannot be exported to ONNX: {self.onnx_unsupported}"
+        )
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the inference graph (:meth:`onnx_graph`) to the ONNX file ``path``, traced
+        on the CPU in eval mode (a policy on another device is copied; this one's device and
+        training mode are left as they are). ValueError naming the reason for a type that
+        cannot be exported."""
+        from ampczoo.core.onnx import export_onnx
+
+        self.onnx_graph()  # the reason, before copying anything
+        if self.device.type != "cpu":
+            return export_onnx(_cpu_copy(self), path)
+        training = self.training
+        try:
+            return export_onnx(self.eval(), path)
+        finally:
+            self.train(training)
+
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         """Store train-split statistics (``DemonstrationDataset.normalization_stats()``)."""
         mode = getattr(self.config, "action_normalization", "element_zscore")
@@ -179,6 +215,13 @@ class PretrainedPolicy(Policy, nn.Module):
         policy = cls(cls.config_class.from_dict(config))
         policy.load_state_dict(read_weights(path, policy.state_dict()))
         return policy.to(device or default_device()).eval()
+
+
+def _cpu_copy(policy: PretrainedPolicy) -> PretrainedPolicy:
+    """A deep copy of ``policy`` on the CPU in eval mode (for tracing)."""
+    import copy
+
+    return copy.deepcopy(policy).cpu().eval()
 
 
 def read_config(path: Path) -> dict[str, Any]:

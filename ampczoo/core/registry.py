@@ -193,14 +193,44 @@ def resolve_checkpoint(path_or_name: str | Path) -> Path:
     )
 
 
-def load_policy(path_or_name: str | Path, device: Any = None) -> Any:
+def load_policy(
+    path_or_name: str | Path,
+    device: Any = None,
+    backend: str = "torch",
+    num_threads: int = 1,
+) -> Any:
     """Load a checkpoint folder (config.json + model.safetensors) or a zoo checkpoint by
-    name; the class is chosen by the config's ``type``."""
-    from ampczoo.core.checkpoint import read_config
+    name; the class is chosen by the config's ``type``.
 
+    backend: "torch" (default) or "onnxruntime": the policy's inference graph (see
+    :mod:`ampczoo.core.onnx`) runs in an ONNX Runtime session with ``num_threads`` intra-op
+    threads on the CPU (``device`` must then be None or "cpu"); act()/reset() behave as the
+    torch policy's. The ONNX file is exported on first use and cached by a hash of the
+    checkpoint. ValueError for a type that cannot be exported (naming the reason),
+    ImportError when onnxruntime is missing."""
+    from ampczoo.core.checkpoint import read_config
+    from ampczoo.core.onnx import check_backend
+
+    check_backend(backend)
     path = resolve_checkpoint(path_or_name)
     policy_type = read_config(path)["type"]
     cls = policy_class(policy_type)
     if not hasattr(cls, "from_pretrained"):
         raise ValueError(f"policy type {policy_type!r} cannot be loaded from a checkpoint")
-    return cls.from_pretrained(path, device=device)
+    if backend == "torch":
+        return cls.from_pretrained(path, device=device)
+    return _load_onnxruntime(cls, path, device, num_threads)
+
+
+def _load_onnxruntime(cls: Any, path: Path, device: Any, num_threads: int) -> Any:
+    """The checkpoint at ``path`` with its graph in ONNX Runtime (see :func:`load_policy`)."""
+    import torch
+
+    from ampczoo.core.onnx import OnnxRuntimePolicy, cached_onnx, require_onnxruntime
+
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"backend='onnxruntime' runs on the CPU; got device={device!r}")
+    require_onnxruntime()
+    policy = cls.from_pretrained(path, device="cpu")
+    policy.onnx_graph()  # ValueError naming the reason, before anything is written
+    return OnnxRuntimePolicy(policy, cached_onnx(policy, path), num_threads)

@@ -20,6 +20,9 @@ Features (B, FEATURE_DIM), all O(1) in SI units:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,6 +56,36 @@ def rotation_from_6d(r6: torch.Tensor) -> torch.Tensor:
     return torch.stack([c1, c2, torch.linalg.cross(c1, c2)], dim=-1)
 
 
+def cholesky_solve_unrolled(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve A x = b for symmetric positive definite A (B, n, n), b (B, n, 1) -> x (B, n, 1)
+    by a Cholesky factorisation written out in elementwise ops (n small and fixed). Used in
+    exported ONNX graphs, which have no linear-solve operator; equal to
+    ``torch.linalg.solve`` to float32 rounding for the well-conditioned damped systems of
+    :class:`KukaFeatures`."""
+    dtype, A, b = A.dtype, A.double(), b.double()  # float64: nearer LAPACK's float32 result
+    n = A.shape[-1]
+    L: list[list[torch.Tensor]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            s = A[:, i, j]
+            for k in range(j):
+                s = s - L[i][k] * L[j][k]
+            L[i].append(torch.sqrt(s) if i == j else s / L[j][j])
+    y: list[torch.Tensor] = []
+    for i in range(n):  # forward substitution L y = b
+        s = b[:, i, 0]
+        for k in range(i):
+            s = s - L[i][k] * y[k]
+        y.append(s / L[i][i])
+    x: list[torch.Tensor] = [y[0]] * n
+    for i in reversed(range(n)):  # back substitution L^T x = y
+        s = y[i]
+        for k in range(i + 1, n):
+            s = s - L[k][i] * x[k]
+        x[i] = s / L[i][i]
+    return torch.stack(x, dim=-1)[..., None].to(dtype)
+
+
 class KukaFeatures(nn.Module):
     """obs (B, D >= 16) raw flat KUKA observation -> (B, FEATURE_DIM) kinematic features.
 
@@ -69,6 +102,9 @@ class KukaFeatures(nn.Module):
     ee_R: torch.Tensor  # (3, 3) end-effector offset rotation
     ee_p: torch.Tensor  # (3,) end-effector offset translation [m]
     eye6: torch.Tensor  # (6, 6) damping * identity
+    #: linear solve of the damped 6 x 6 system (A (B, 6, 6), b (B, 6, 1)) -> (B, 6, 1);
+    #: the ONNX export replaces it by :func:`cholesky_solve_unrolled` (ONNX has no solve op)
+    solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = staticmethod(torch.linalg.solve)
 
     def __init__(self, damping: float = 0.01):
         super().__init__()
@@ -121,7 +157,7 @@ class KukaFeatures(nn.Module):
         )  # (B, 7, 6) = J^T
         e = torch.cat([e_p, e_r], dim=-1)[..., None]
         jte = (jac_t @ e)[..., 0]
-        dls = (jac_t @ torch.linalg.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, e))[..., 0]
+        dls = (jac_t @ self.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, e))[..., 0]
         return torch.cat(
             [
                 torch.sin(q),
@@ -164,3 +200,17 @@ class ObservationInput(nn.Module):
         if self.features is None:
             return obs_n
         return torch.cat([obs_n, self.features(obs)], dim=-1)
+
+
+@contextlib.contextmanager
+def unrolled_solves(module: nn.Module) -> Iterator[None]:
+    """Within the block, every :class:`KukaFeatures` inside ``module`` solves its damped
+    system with :func:`cholesky_solve_unrolled` (for ONNX export: no solve operator)."""
+    features = [m for m in module.modules() if isinstance(m, KukaFeatures)]
+    for m in features:
+        m.solve = cholesky_solve_unrolled
+    try:
+        yield
+    finally:
+        for m in features:
+            del m.solve

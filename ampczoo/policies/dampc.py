@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import diffusion
-from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.nn.features import ObservationInput, check_obs_features, unrolled_solves
 from ampczoo.nn.normalization import Normalizer, check_action_normalization
 from ampczoo.nn.sequence import shift_sequence
 
@@ -491,6 +492,126 @@ class DAMPCPolicy(PretrainedPolicy):
                 )
             )
         return self._cost_expert
+
+    # ------------------------------------------------------------------ ONNX
+    def _graph_tables(self) -> tuple[diffusion.StepTables, tuple[float, ...]]:
+        """Step tables of the configured sampler and the per-step noise std after early
+        stopping (0 where no noise is added: the steps the graph takes no noise for)."""
+        c = self.config
+        tables = diffusion.step_tables(
+            c.sampler,
+            c.num_train_timesteps,
+            c.num_inference_steps,
+            c.ddim_eta if c.sampler == "ddim" else 0.0,
+        )
+        i_min = (
+            diffusion.early_stop_min_step(tables.num_steps, c.early_stop_fraction)
+            if c.early_stop
+            else 0
+        )
+        sigma = tuple(s if i > i_min else 0.0 for s, i in zip(tables.sigma, tables.i, strict=True))
+        return tables, sigma
+
+    def onnx_graph(self) -> OnnxGraph:
+        """The whole sampling path of the configured sampler, steps, early stopping and
+        clipping, unrolled: inputs obs (B, D) raw, noise (K+1, B, L, N*7) standard normal
+        draws (x_{N_I}, then one per step; steps without noise ignore theirs),
+        prev_sequence (N, 7) [rad/s] the guidance target (already shifted) and
+        guidance_scale () (0 = unguided) -> seqs (B, L, N, 7) [rad/s]. Gradient guidance is
+        analytic (:func:`~ampczoo.nn.diffusion.guide_x0`), so it is part of the graph."""
+        c = self.config
+        tables, sigma = self._graph_tables()
+        clip = c.clip_sample_range if c.clip_sample else None
+
+        def graph(obs, noise, prev_sequence, guidance_scale):  # type: ignore[no-untyped-def]
+            with unrolled_solves(self):
+                obs_f = self.net.obs_features(self.encode(obs))[:, None]  # (B, 1, H)
+            time_f = self.net.time_features(torch.tensor(tables.t))  # (K, H)
+            x_prev = self.normalizer.u(prev_sequence[None])[0]  # (P,)
+            params = self.net.trunk_params()
+            x = noise[0]
+            for k in range(tables.num_steps):
+                x0 = self.net.trunk(x, time_f[k] + obs_f, params)
+                if tables.a[k] > 1e-8:  # as guide_x0: the zero-SNR step is unguided
+                    x0 = x0 + guidance_scale * (x_prev - x / math.sqrt(tables.a[k]))
+                if clip is not None:
+                    x0 = x0.clamp(-clip, clip)
+                out = x0 * tables.c_x0[k] + x * tables.c_xt[k]
+                if sigma[k] > 0.0:
+                    out = out + sigma[k] * noise[k + 1]
+                x = out
+            return self.normalizer.u_inverse(x)
+
+        P = c.horizon * ACTION_DIM
+        example = (
+            self.normalizer.obs_mean.expand(2, -1).clone(),
+            torch.zeros(tables.num_steps + 1, 2, 3, P),
+            torch.zeros(c.horizon, ACTION_DIM),
+            torch.tensor(c.guidance_scale, dtype=torch.float32),
+        )
+        axes = {"obs": {0: "B"}, "noise": {1: "B", 2: "L"}, "seqs": {0: "B", 1: "L"}}
+        names = ["obs", "noise", "prev_sequence", "guidance_scale"]
+        return OnnxGraph(GraphModule(self, graph), example, names, ["seqs"], axes)
+
+    def act_onnx(
+        self,
+        run: GraphRunner,
+        obs: Any,
+        *,
+        guidance_scale: float | None = None,
+        num_samples: int | None = None,
+        selection: str | None = None,
+        generator: torch.Generator | None = None,
+        **fixed: Any,
+    ) -> np.ndarray:
+        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``: the same noise
+        draws from the same generator, guidance memory and selection. ``sampler`` and
+        ``early_stop`` are fixed in the graph: other values than the config's raise
+        ValueError."""
+        c = self.config
+        for name, value in fixed.items():
+            if name not in ("sampler", "early_stop"):
+                raise TypeError(f"act() got an unexpected keyword argument {name!r}")
+            if value is not None and value != getattr(c, name):
+                raise ValueError(
+                    f"the ONNX graph is built for {name}={getattr(c, name)!r}; load the policy "
+                    f"with backend='torch' to sample with {name}={value!r}"
+                )
+        selection = selection or c.selection
+        _check_choice("selection", selection, SELECTIONS)
+        L = num_samples or (1 if selection == "none" else c.num_samples)
+        arr, batched = check_obs(obs, c.obs_dim)
+        prev = None if batched else self._shifted_prev()
+        scale = c.guidance_scale if guidance_scale is None else guidance_scale
+        seqs = run(
+            {
+                "obs": arr,
+                "noise": self._graph_noise(len(arr), int(L), generator),
+                "prev_sequence": np.zeros((c.horizon, ACTION_DIM)) if prev is None else prev,
+                "guidance_scale": np.asarray(0.0 if prev is None else scale),
+            }
+        )[0].astype(np.float64)
+        if batched:
+            idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
+            return np.stack([s[i][0] for s, i in zip(seqs, idx, strict=True)])
+        chosen = seqs[0][self.select(obs, seqs[0], selection)]
+        self.prev_sequence = chosen
+        return chosen[0].copy()
+
+    def _graph_noise(self, B: int, L: int, generator: torch.Generator | None) -> np.ndarray:
+        """(K+1, B, L, N*7) noise drawn as the torch path draws it: x_{N_I} first, then one
+        draw per step with noise, in order, from ``generator`` (default: the policy's)."""
+        tables, sigma = self._graph_tables()
+        gen = generator or self.generator()
+        shape = (B * L, self.config.horizon * ACTION_DIM)
+        draws = [torch.randn(shape, generator=gen, device=self._device())]
+        for s in sigma:
+            draws.append(
+                torch.randn(shape, generator=gen, device=self._device())
+                if s > 0.0
+                else torch.zeros(shape)
+            )
+        return torch.stack([d.cpu() for d in draws]).reshape(len(draws), B, L, -1).numpy()
 
 
 def rollout(q: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:

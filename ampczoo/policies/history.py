@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn.normalization import copy_stats
 from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, TORQUE_LIMIT, forward_kinematics
 
@@ -176,4 +177,24 @@ class HistoryPolicy(PretrainedPolicy):
         tau = self(torch.from_numpy(hist).to(self.device))
         tau = torch.maximum(torch.minimum(tau, self.tau_limit), -self.tau_limit)
         out = tau.cpu().numpy().astype(np.float64)
+        return out if batched else out[0]
+
+    # ------------------------------------------------------------------ ONNX
+    def onnx_graph(self) -> OnnxGraph:
+        """obs_history (B, H, 9) raw -> tau (B, 3) [N m] saturated: token features,
+        normalisation, network (the history buffer stays in Python, :meth:`push`)."""
+
+        def graph(obs_history: torch.Tensor) -> torch.Tensor:
+            tau = self(obs_history)
+            return torch.maximum(torch.minimum(tau, self.tau_limit), -self.tau_limit)
+
+        c = self.config
+        example = self.obs_mean.expand(2, c.history, -1).clone()
+        axes = {"obs_history": {0: "B"}, "tau": {0: "B"}}
+        return OnnxGraph(GraphModule(self, graph), (example,), ["obs_history"], ["tau"], axes)
+
+    def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``."""
+        hist, batched = self.push(obs)
+        out = run({"obs_history": hist})[0].astype(np.float64)
         return out if batched else out[0]

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
-from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
+from ampczoo.nn.features import ObservationInput, check_obs_features, unrolled_solves
 from ampczoo.nn.normalization import Normalizer, check_action_normalization
 
 ACTION_DIM = 7
@@ -118,3 +119,26 @@ class LSMPolicy(PretrainedPolicy):
     def act(self, obs: Any) -> np.ndarray:
         """obs (D,) -> u_0 (7,), or (B, D) -> (B, 7) [rad/s]."""
         return self.sample(obs)[..., 0, :]
+
+    # ------------------------------------------------------------------ ONNX
+    def onnx_graph(self) -> OnnxGraph:
+        """obs (B, obs_dim) raw -> seq (B, N, 7) [rad/s]: features, normalisation, MLP."""
+
+        def graph(obs: torch.Tensor) -> torch.Tensor:
+            with unrolled_solves(self):
+                return self(obs)
+
+        example = self.normalizer.obs_mean.expand(2, -1).clone()
+        return OnnxGraph(
+            GraphModule(self, graph),
+            (example,),
+            ["obs"],
+            ["seq"],
+            {"obs": {0: "B"}, "seq": {0: "B"}},
+        )
+
+    def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``."""
+        arr, batched = check_obs(obs, self.config.obs_dim)
+        seq = run({"obs": arr})[0].astype(np.float64)[:, 0]
+        return seq if batched else seq[0]

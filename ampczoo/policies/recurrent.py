@@ -91,3 +91,14 @@ class RecurrentPolicy(HistoryPolicy):
         tau = torch.maximum(torch.minimum(tau, self.tau_limit), -self.tau_limit)
         res = tau.cpu().numpy().astype(np.float64)
         return res if batched else res[0]
+
+    def onnx_graph(self) -> Any:
+        """As :meth:`HistoryPolicy.onnx_graph` in "window" mode; ValueError in "stateful" mode
+        (its RNN state carried across calls is not part of the exported graph yet)."""
+        if self.config.recurrent_mode != "window":
+            raise ValueError(
+                f"{self.name!r} policies in recurrent_mode={self.config.recurrent_mode!r} "
+                "cannot be exported to ONNX: the RNN state carried across act() calls is not "
+                "part of the graph (use recurrent_mode='window')"
+            )
+        return super().onnx_graph()

@@ -130,11 +130,14 @@ def solve_qp(
     upper: torch.Tensor,
     backend: str = "proxsuite",
     feas_tol: float = 1e-6,
+    workspace: ProxQPWorkspace | None = None,
 ) -> torch.Tensor:
     """Batched differentiable QP: min 1/2 z^T Q z + p^T z s.t. lower <= G z <= upper.
 
     Q (B, n, n) or (n, n) symmetric positive definite; p (B, n); G (B, m, n) or (m, n);
     lower / upper (B, m) or (m,) (+-inf allowed). Q is symmetrised (Q + Q^T) / 2.
+    workspace: forward-only ProxSuite solves reuse its solvers, warm-started from its
+    previous solve (see :class:`ProxQPWorkspace`); None: a fresh solver per problem.
     Returns z* (B, n) in p's dtype/device.
     Raises ValueError on non-finite inputs, lower > upper, or a solution violating the
     constraints by more than ``feas_tol`` (infeasible or failed)."""
@@ -163,7 +166,10 @@ def solve_qp(
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
     solver: QPSolver
     if backend == "proxsuite" and not needs_grad:
-        solver = _solve_proxsuite_nograd  # same solver and settings, no autograd machinery
+        # same solver and settings, no autograd machinery
+        def solver(*args: torch.Tensor) -> torch.Tensor:
+            return _solve_proxsuite_nograd(*args, workspace=workspace)
+
     else:
         solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers
     Q64, p64, G64, lower64, upper64 = (
@@ -243,12 +249,14 @@ def _solve_proxsuite_nograd(
     lower: torch.Tensor,
     upper: torch.Tensor,
     tol: float = 1e-6,
+    workspace: ProxQPWorkspace | None = None,
 ) -> torch.Tensor:
     """Forward-only solves (inference). Each problem first gets its unconstrained minimiser
     z = -Q^-1 p (batched Cholesky): when it satisfies every row to ``INACTIVE_TOL`` it is
     the QP's solution (KKT with zero multipliers) and ProxQP is skipped. The others go to
-    ProxQP with the settings of :func:`_solve_proxsuite`, without its preconditioner unless
-    that solve misses the constraints by more than ``tol``."""
+    ProxQP with the settings of :func:`_solve_proxsuite` (through ``workspace`` when given),
+    without its preconditioner unless that solve misses the constraints by more than
+    ``tol`` (then a fresh solver with it)."""
     z = _unconstrained_minimisers(Q, p)
     Gz = torch.bmm(G, z.unsqueeze(-1)).squeeze(-1)
     inside = ((Gz >= lower - INACTIVE_TOL) & (Gz <= upper + INACTIVE_TOL)).all(dim=1)
@@ -258,9 +266,14 @@ def _solve_proxsuite_nograd(
     UNCONSTRAINED_SOLVES["proxqp"] += len(todo)
     Qn, pn, Gn, ln, un = (t.detach().numpy() for t in (Q, p, G, lower, upper))
     for i in todo:
-        x = _proxqp(Qn[i], pn[i], Gn[i], ln[i], un[i], precondition=False)
+        if workspace is None:
+            x = _proxqp(Qn[i], pn[i], Gn[i], ln[i], un[i], precondition=False)
+        else:
+            x = workspace.solve(Qn[i], pn[i], Gn[i], ln[i], un[i])
         Gx = Gn[i] @ x
         if (ln[i] - Gx).max(initial=0.0) > tol or (Gx - un[i]).max(initial=0.0) > tol:
+            if workspace is not None:
+                workspace.clear()  # no warm start from a failed solve
             x = _proxqp(Qn[i], pn[i], Gn[i], ln[i], un[i], precondition=True)
         z[i] = torch.from_numpy(x)
     return z
@@ -274,14 +287,20 @@ def _unconstrained_minimisers(Q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
-    """One dense ProxQP solve (numpy float64) -> x (n,)."""
+def _dense_proxqp(n: int, m: int) -> Any:
+    """A dense ProxQP solver for n variables and m inequality rows, with the settings of
+    every solve here (eps_abs 1e-10, 2000 iterations, rho 5e-5)."""
     import proxsuite
 
-    n, m = Q.shape[0], G.shape[0]
     solver = proxsuite.proxqp.dense.QP(n, 0, m)
     solver.settings.eps_abs, solver.settings.max_iter = 1e-10, 2000
     solver.settings.default_rho = solver.settings.refactor_rho_threshold = 5e-5
+    return solver
+
+
+def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
+    """One dense ProxQP solve (numpy float64) -> x (n,)."""
+    solver = _dense_proxqp(Q.shape[0], G.shape[0])
     solver.init(
         H=Q,
         g=p,
@@ -295,6 +314,62 @@ def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
     )
     solver.solve()
     return solver.results.x
+
+
+class ProxQPWorkspace:
+    """Dense ProxQP solvers kept across forward-only solves, one per problem shape (n, m):
+    ``init`` on the first solve, then ``update`` (same settings, no preconditioner) and
+    ``solve`` warm-started from the previous solve's primal and dual result
+    (``WARM_START_WITH_PREVIOUS_RESULT``). For a receding-horizon refiner the previous solve
+    is the previous chunk's: fewer iterations, the same solution to the solver's tolerance
+    (eps_abs 1e-10; tests/nn/test_qp.py compares with fresh solves). Not thread-safe: one
+    per runner. A copy or a pickle starts empty."""
+
+    def __init__(self) -> None:
+        self._solvers: dict[tuple[int, int], Any] = {}
+
+    def clear(self) -> None:
+        """Forget the solvers (the next solve of each shape starts cold)."""
+        self._solvers.clear()
+
+    def solve(self, Q: Any, p: Any, G: Any, lower: Any, upper: Any) -> Any:
+        """min 1/2 x^T Q x + p^T x s.t. lower <= G x <= upper (numpy float64) -> x (n,)."""
+        import proxsuite
+
+        key = (Q.shape[0], G.shape[0])
+        solver = self._solvers.get(key)
+        if solver is None:
+            solver = _dense_proxqp(*key)
+            solver.settings.initial_guess = (
+                proxsuite.proxqp.InitialGuess.WARM_START_WITH_PREVIOUS_RESULT
+            )
+            solver.init(
+                H=Q,
+                g=p,
+                A=None,
+                b=None,
+                C=G,
+                l=lower,
+                u=upper,
+                rho=5e-5,
+                compute_preconditioner=False,
+            )
+            self._solvers[key] = solver
+        else:
+            solver.update(
+                H=Q, g=p, A=None, b=None, C=G, l=lower, u=upper, update_preconditioner=False
+            )
+        solver.solve()
+        return solver.results.x.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ProxQPWorkspace:
+        return ProxQPWorkspace()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._solvers = {}
 
 
 def _cvx_layer(n: int, m: int) -> Any:

@@ -28,9 +28,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import qp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
 
@@ -104,6 +106,23 @@ def spd_from_tril(tri: torch.Tensor, n: int, eps: float, clamp: float) -> torch.
     return 0.5 * (Q + Q.transpose(-1, -2))
 
 
+def spd_from_tril_gathered(tri: torch.Tensor, n: int, eps: float, clamp: float) -> torch.Tensor:
+    """:func:`spd_from_tril` written with a mask and one gather instead of index_copy and an
+    indexed assignment (which the ONNX exporter does not translate): the same values, for
+    the ONNX graph."""
+    i, j = np.tril_indices(n)  # numpy: constants of the traced graph
+    on_diag = torch.from_numpy(i == j).to(tri.device)
+    v = torch.where(on_diag, torch.exp(torch.where(on_diag, tri, 0.0)) + eps, tri)
+    # L.flatten()[r * n + c] = v[k] for the k-th (r, c) of tril_indices, else the zero slot
+    index_np = np.full(n * n, len(i), dtype=np.int64)
+    index_np[i * n + j] = np.arange(len(i))
+    index = torch.from_numpy(index_np)
+    padded = torch.cat([v.clamp(-clamp, clamp), torch.zeros_like(v[..., :1])], dim=-1)
+    L = padded[..., index.to(tri.device)].reshape(*tri.shape[:-1], n, n)
+    Q = L @ L.transpose(-1, -2) + eps * torch.eye(n, dtype=tri.dtype, device=tri.device)
+    return 0.5 * (Q + Q.transpose(-1, -2))
+
+
 def fused_encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> torch.Tensor:
     """Inference (eval, no grad, no mask) through the fused kernel that
     ``nn.TransformerEncoderLayer.forward`` itself calls on its fast path, without that
@@ -155,15 +174,17 @@ class QEncoder(nn.Module):
         nn.init.zeros_(self.head.weight)  # start at L = I (Q ~ I): the static-Q solution
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, fused: bool = True) -> torch.Tensor:
         """a (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2), ``torch.tril_indices``
-        order."""
+        order. fused=False: never the fused kernel (it has no ONNX form; the ONNX graph
+        traces the library layers' plain ops, the same function)."""
         h = self.proj(a)
         if self.use_pe:
             h = h + self.pe
         # the conditions of nn.TransformerEncoderLayer's own fast path that can apply here
         fused = (
-            not (self.training or torch.is_grad_enabled())
+            fused
+            and not (self.training or torch.is_grad_enabled())
             and self.encoder.layers[0].self_attn.num_heads % 2 == 0
         )
         for layer in self.encoder.layers:  # = self.encoder(h): no mask, no final norm
@@ -191,7 +212,12 @@ class DiffOG(ChunkRefiner):
         D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
         self.register_buffer("G_diff", D, persistent=False)
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
+        # the rows with the continuity constraint (c_0 first), built once
+        self.register_buffer("G_continuity", torch.cat([S[:Dc], D]), persistent=False)
         self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
+        #: ProxQP solvers reused across inference solves, warm-started from the previous
+        #: chunk's solution (cleared by :meth:`clear_warm_start`, e.g. at an episode start)
+        self.qp_workspace = qp.ProxQPWorkspace()
 
     @classmethod
     def example_config(cls) -> DiffOGConfig:
@@ -204,36 +230,86 @@ class DiffOG(ChunkRefiner):
     def device(self) -> torch.device:
         return self.action_scale.device
 
-    def cost_matrix(self, a: torch.Tensor) -> torch.Tensor:
-        """a (B, T_p, D_a) normalised -> Q (B, n, n) (without the smoothing term)."""
-        c, B = self.config, len(a)
+    def cost_matrix(self, a: torch.Tensor, fused: bool = True) -> torch.Tensor:
+        """a (B, T_p, D_a) normalised -> Q (B, n, n) (without the smoothing term).
+        fused=False: the exportable ops (:meth:`QEncoder.forward`,
+        :func:`spd_from_tril_gathered`), the same function."""
+        c, B = self.config, a.shape[0]
         n = c.chunk_len * c.action_dim
+        spd = spd_from_tril if fused else spd_from_tril_gathered
         if c.q_mode == "transformer":
-            return spd_from_tril(self.q_encoder(a), n, c.eps, c.clamp)
+            return spd(self.q_encoder(a, fused), n, c.eps, c.clamp)
         if c.q_mode == "matrix":
             i, j = torch.tril_indices(n, n, device=a.device)
-            return spd_from_tril(self.L_raw[i, j], n, c.eps, c.clamp).expand(B, n, n)
+            return spd(self.L_raw[i, j], n, c.eps, c.clamp).expand(B, n, n)
         return torch.eye(n, device=a.device).expand(B, n, n)
 
     def refine_normalized(self, a, prev=None, bounds=None):
+        self._check_chunks(a)
+        Q = self.cost_matrix(a).double() + self.smooth
+        y = self.solve(Q, -a.reshape(len(a), -1).double(), prev, bounds)
+        return y.to(a.dtype).view(a.shape)
+
+    def _check_chunks(self, a: torch.Tensor) -> None:
         c = self.config
-        B, T, Da = a.shape
-        if T != c.chunk_len or Da != c.action_dim:
+        if tuple(a.shape[1:]) != (c.chunk_len, c.action_dim):
             raise ValueError(
                 f"chunks must be (B, {c.chunk_len}, {c.action_dim}), got {tuple(a.shape)}"
             )
         if not torch.isfinite(a).all():
             raise ValueError("chunk contains NaN/inf")
-        Q = self.cost_matrix(a).double() + self.smooth
-        b = self.bounds_tensor(None, T) if bounds is None else bounds.double().cpu()
-        b = b.to(a.device)
+
+    def solve(
+        self,
+        Q: torch.Tensor,
+        p: torch.Tensor,
+        prev: torch.Tensor | None = None,
+        bounds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The QP of the module docstring: Q (B, n, n) with the smoothing term, p (B, n)
+        float64, prev (B, D_c) or None, bounds (T_p, D_c) or None -> y (B, n) float64."""
+        c, B = self.config, len(p)
+        b = self.bounds_tensor(None, c.chunk_len) if bounds is None else bounds.double().cpu()
+        b = b.to(p.device)
         G, hi = self.G_diff, b[1:].reshape(-1)
         if prev is not None:
-            G = torch.cat([self.G_first, G])
+            G = self.G_continuity
             hi_b = hi.expand(B, -1)
             lower = torch.cat([prev.double() - b[0], -hi_b], dim=1)
             upper = torch.cat([prev.double() + b[0], hi_b], dim=1)
         else:
             lower, upper = -hi, hi
-        y = qp.solve_qp(Q, -a.reshape(B, -1).double(), G, lower, upper, backend=c.backend)
-        return y.to(a.dtype).view(B, T, Da)
+        return qp.solve_qp(Q, p, G, lower, upper, backend=c.backend, workspace=self.qp_workspace)
+
+    def clear_warm_start(self) -> None:
+        """The next inference QP starts cold (see :attr:`qp_workspace`)."""
+        self.qp_workspace.clear()
+
+    # ------------------------------------------------------------------ ONNX
+    def onnx_graph(self) -> OnnxGraph:
+        """a (B, T_p, D_a) normalised float32 -> the QP's ``Q`` (B, n, n) float64 (encoder,
+        Q head, Algorithm 1, + the smoothing term) and ``p`` = -a flattened (B, n) float64;
+        the QP itself is solved in Python (:meth:`solve`)."""
+
+        def graph(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            Q = self.cost_matrix(a, fused=False).double() + self.smooth
+            return Q, -a.reshape(a.shape[0], -1).double()
+
+        c = self.config
+        example = torch.zeros(2, c.chunk_len, c.action_dim)
+        axes = {"a": {0: "B"}, "Q": {0: "B"}, "p": {0: "B"}}
+        return OnnxGraph(GraphModule(self, graph), (example,), ["a"], ["Q", "p"], axes)
+
+    def refine_normalized_onnx(
+        self,
+        run: GraphRunner,
+        a: np.ndarray,
+        prev: torch.Tensor | None = None,
+        bounds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`refine_normalized` with the graph of :meth:`onnx_graph` run by ``run``:
+        a (B, T_p, D_a) float32 array -> refined (B, T_p, D_a) float32 tensor."""
+        self._check_chunks(torch.from_numpy(a))
+        Q, p = run({"a": a})
+        y = self.solve(torch.from_numpy(Q), torch.from_numpy(p), prev, bounds)
+        return y.float().view(a.shape)

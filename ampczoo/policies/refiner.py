@@ -18,6 +18,7 @@ single-step base's action is held for T_p steps to form a chunk.
 from __future__ import annotations
 
 import abc
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy
+from ampczoo.core.onnx import GraphRunner, OnnxRuntimePolicy
 from ampczoo.nn.normalization import action_scale
 from ampczoo.wrappers.chunk import (
     ChunkFilterPolicy,
@@ -162,13 +164,18 @@ class ChunkRefiner(PretrainedPolicy):
 
     @torch.no_grad()
     def refine(
-        self, chunk: np.ndarray, prev_action: np.ndarray | None = None, bound: Any = None
+        self,
+        chunk: np.ndarray,
+        prev_action: np.ndarray | None = None,
+        bound: Any = None,
+        run: GraphRunner | None = None,
     ) -> np.ndarray:
         """chunk (T, D_a) raw -> refined (T, D_a) raw. The first T_p steps are refined (a
         shorter chunk is padded by holding its last action and cut back; steps beyond T_p are
         returned unchanged). prev_action (D_a,) raw: continuity constraint (None: dropped).
         bound: per-step change bound in normalised units for this call (scalar, (D_c,) or
-        (T_p, D_c), row 0 = continuity), default config.bound."""
+        (T_p, D_c), row 0 = continuity), default config.bound. run: the graph of
+        :meth:`onnx_graph` (ONNX Runtime, see :meth:`wrap`) instead of torch."""
         chunk = np.asarray(chunk, dtype=np.float64)
         c, T = self.config, len(chunk)
         if chunk.ndim != 2 or chunk.shape[1] != c.action_dim or not np.isfinite(chunk).all():
@@ -176,18 +183,36 @@ class ChunkRefiner(PretrainedPolicy):
         Tp = c.chunk_len
         padded = np.concatenate([chunk[:Tp], np.repeat(chunk[-1:], max(Tp - T, 0), axis=0)])
         scale = self.action_scale.cpu().double().numpy()
-        a = torch.as_tensor(padded / scale, dtype=torch.float32, device=self.device)[None]
+        a = (padded / scale).astype(np.float32)[None]
         prev = None
         if prev_action is not None:
             p = np.asarray(prev_action, dtype=np.float64)
             if p.shape != (c.action_dim,) or not np.isfinite(p).all():
                 raise ValueError(f"prev_action must be finite ({c.action_dim},), got {p.shape}")
             prev = torch.as_tensor((p / scale)[self.dim_index], device=self.device)[None]
-        y = self.refine_normalized(a, prev, self.bounds_tensor(bound, Tp))[0]
+        bounds = self.bounds_tensor(bound, Tp)
+        if run is None:
+            a_t = torch.as_tensor(a, device=self.device)
+            y = self.refine_normalized(a_t, prev, bounds)[0]
+        else:
+            y = self.refine_normalized_onnx(run, a, prev, bounds)[0]
         out = chunk.copy()
         n = min(T, Tp)
         out[:n] = y.double().cpu().numpy()[:n] * scale
         return out
+
+    def refine_normalized_onnx(
+        self,
+        run: GraphRunner,
+        a: np.ndarray,
+        prev: torch.Tensor | None = None,
+        bounds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`refine_normalized` with the graph of :meth:`onnx_graph` run by ``run``:
+        a (B, T_p, D_a) float32 array -> refined (B, T_p, D_a) float32 tensor."""
+        raise ValueError(
+            f"{self.name!r} policies cannot be exported to ONNX: {self.onnx_unsupported}"
+        )
 
     @classmethod
     def wrap(
@@ -195,13 +220,24 @@ class ChunkRefiner(PretrainedPolicy):
         base: Any,
         checkpoint: str | Path | RefinerConfig | ChunkRefiner | None = None,
         device: Any = "cpu",
+        backend: str = "torch",
+        num_threads: int = 1,
     ) -> RefinedPolicy:
         """A policy running ``base`` (ampczoo policy with act_chunk/act, SB3 model, callable)
         through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner, a
         refiner instance, or a config (fresh, untrained; useful for the static-Q DiffOG).
+        backend "onnxruntime": the refiner's graph (:meth:`onnx_graph`) runs in ONNX Runtime
+        with ``num_threads`` intra-op threads (CPU; the QP stays in Python); a checkpoint's
+        graph is cached as in ``load_policy(..., backend="onnxruntime")``, an instance's or
+        config's is exported anew. The base runs on its own backend.
         ValueError right away for a base that is neither a policy nor a callable, or whose
         declared action size differs from the refiner's ``action_dim``."""
+        from ampczoo.core.onnx import check_backend
+
+        check_backend(backend)
         check_base(base)
+        if backend == "onnxruntime" and torch.device(device).type != "cpu":
+            raise ValueError(f"backend='onnxruntime' runs on the CPU; got device={device!r}")
         if isinstance(checkpoint, cls):
             refiner = checkpoint
         elif isinstance(checkpoint, RefinerConfig) or checkpoint is None:
@@ -212,7 +248,14 @@ class ChunkRefiner(PretrainedPolicy):
             refiner = load_policy(checkpoint, device=device)
             if not isinstance(refiner, cls):
                 raise ValueError(f"{checkpoint}: a {type(refiner).__name__}, not a {cls.__name__}")
-        return RefinedPolicy(base, refiner)
+        if backend == "torch":
+            return RefinedPolicy(base, refiner)
+        folder = checkpoint if isinstance(checkpoint, str | Path) else None
+        return RefinedPolicy(base, refiner, run=refiner_runtime(refiner, folder, num_threads).run)
+
+    def clear_warm_start(self) -> None:
+        """Forget any state carried from the previous chunk's solve (DiffOG: the QP's warm
+        start); called when a runner starts an episode. Default: nothing carried."""
 
     def reset(self, seed: int | None = None) -> None:
         """Reset the refine-mode base runner (see :meth:`act`)."""
@@ -231,8 +274,16 @@ class ChunkRefiner(PretrainedPolicy):
             raise ValueError(
                 f"{self.name} has no base policy: use {type(self).__name__}.wrap(base, checkpoint)"
             )
-        if self._runner is None:
+        if self._runner is None or self._runner.run is not None:
             self._runner = RefinedPolicy(self.base_policy(), self)
+        return self._runner.act(obs)
+
+    def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act` with the refiner's graph run by ``run`` (the base on torch)."""
+        if not self.config.base:
+            return self.act(obs)  # the ValueError
+        if self._runner is None or self._runner.run != run:
+            self._runner = RefinedPolicy(self.base_policy(), self, run=run)
         return self._runner.act(obs)
 
 
@@ -242,7 +293,7 @@ class RefinedPolicy(ChunkFilterPolicy):
 
     name = "refined"
 
-    def __init__(self, base: Any, refiner: ChunkRefiner):
+    def __init__(self, base: Any, refiner: ChunkRefiner, run: GraphRunner | None = None):
         super().__init__(base)
         if not isinstance(refiner, ChunkRefiner):
             raise ValueError(f"refiner must be a ChunkRefiner, got {type(refiner).__name__}")
@@ -253,11 +304,19 @@ class RefinedPolicy(ChunkFilterPolicy):
                 f"{refiner.config.action_dim}"
             )
         self.refiner = refiner
+        #: the refiner's graph in ONNX Runtime (see :meth:`ChunkRefiner.wrap`); None: torch
+        self.run = run
 
     @property
     def action_dim(self) -> int:
         """The refiner's (and base's) action size."""
         return self.refiner.config.action_dim
+
+    def reset(self, seed: int | None = None) -> None:
+        """As :meth:`ChunkFilterPolicy.reset`; the refiner's next solve starts cold, so an
+        episode's actions do not depend on the previous episode."""
+        super().reset(seed)
+        self.refiner.clear_warm_start()
 
     def refine(
         self,
@@ -265,4 +324,23 @@ class RefinedPolicy(ChunkFilterPolicy):
         prev_action: np.ndarray | None,
         bound: Any = None,
     ) -> np.ndarray:
-        return self.refiner.refine(chunk, prev_action, bound)
+        return self.refiner.refine(chunk, prev_action, bound, run=self.run)
+
+
+def refiner_runtime(
+    refiner: ChunkRefiner, checkpoint: str | Path | None, num_threads: int = 1
+) -> OnnxRuntimePolicy:
+    """``refiner`` with its graph in an ONNX Runtime session: the cached file of the
+    checkpoint folder / zoo name ``checkpoint``, or (None) a file exported now (its own
+    temporary folder, removed once the session has read it)."""
+    from ampczoo.core.onnx import cached_onnx, require_onnxruntime
+    from ampczoo.core.registry import resolve_checkpoint
+
+    require_onnxruntime()
+    refiner.onnx_graph()  # ValueError naming the reason, before anything is written
+    if checkpoint is not None:
+        path = cached_onnx(refiner, resolve_checkpoint(checkpoint))
+        return OnnxRuntimePolicy(refiner, path, num_threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = refiner.export_onnx(Path(tmp) / "refiner.onnx")
+        return OnnxRuntimePolicy(refiner, path, num_threads)

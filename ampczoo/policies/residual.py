@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import qp
 from ampczoo.policies.lsm import mlp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
@@ -70,8 +72,27 @@ class ResidualRefiner(ChunkRefiner):
         """a (B, T_p, D_a) -> a + MLP(a); prev and bounds are ignored (no constraints)."""
         if not torch.isfinite(a).all():
             raise ValueError("chunk contains NaN/inf")
-        flat = a.reshape(len(a), -1)
+        return self._corrected(a)
+
+    def _corrected(self, a: torch.Tensor) -> torch.Tensor:
+        """a (B, T_p, D_a) -> a + MLP(a) (the graph of :meth:`onnx_graph`)."""
+        flat = a.flatten(1)
         return (flat + self.net(flat)).view_as(a)
+
+    def onnx_graph(self) -> OnnxGraph:
+        """a (B, T_p, D_a) normalised float32 -> ``y`` = a + MLP(a) (B, T_p, D_a): the whole
+        refinement."""
+        c = self.config
+        example = torch.zeros(2, c.chunk_len, c.action_dim)
+        axes = {"a": {0: "B"}, "y": {0: "B"}}
+        module = GraphModule(self, self._corrected)
+        return OnnxGraph(module, (example,), ["a"], ["y"], axes)
+
+    def refine_normalized_onnx(self, run: GraphRunner, a, prev=None, bounds=None):
+        """:meth:`refine_normalized` with its graph run by ``run`` (a float32 array)."""
+        if not np.isfinite(a).all():
+            raise ValueError("chunk contains NaN/inf")
+        return torch.from_numpy(run({"a": a})[0])
 
     def extra_loss(self, y):
         smooth = 0.5 * self.config.alpha * ((y.reshape(len(y), -1) @ self.D.T) ** 2).sum(1)

@@ -1,8 +1,11 @@
 """The ONNX Runtime backend: ``load_policy(..., backend="onnxruntime")`` acts as the torch
 policy (actions within 1e-5 on recorded env observations, DAMPC with the same seeded noise
-and guidance memory), for every exportable registry type (built from ``example_config()``)
-and the shipped lsm-kuka-obstacle, dampc-kuka-obstacle and threedof-gru-h10; the cached
-graph is rebuilt when the checkpoint changes; types without a graph name the reason."""
+and guidance memory), for every exportable registry type (built from ``example_config()``;
+the refiners in refine mode on a tiny LSM base) and the shipped lsm-kuka-obstacle,
+dampc-kuka-obstacle and threedof-gru-h10; ``DiffOG.wrap(..., backend="onnxruntime")`` with
+the shipped diffog-kuka-obstacle and diffog-matrix-kuka-obstacle on dampc-kuka-obstacle
+acts as the torch wrap; the cached graph is rebuilt when the checkpoint changes; types
+without a graph name the reason."""
 
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ import ampczoo
 from ampczoo.core.checkpoint import WEIGHTS_NAME
 from ampczoo.core.onnx import OnnxRuntimePolicy, cache_dir, export_onnx
 from ampczoo.core.registry import ZOO_DIR, policy_class, policy_types
+from ampczoo.nn import qp
+from ampczoo.policies.diffog import DiffOG
+from ampczoo.policies.refiner import ChunkRefiner, RefinedPolicy
+from ampczoo.policies.residual import ResidualRefiner
 
 pytest.importorskip("onnxruntime")
 
@@ -35,7 +42,7 @@ ATOL = 1e-5
 KINEMATIC_ATOL = 1e-4
 #: registry types that must have an ONNX graph (one dropping out is a regression; a new
 #: type with a graph is checked without being listed)
-EXPORTABLE = {"lsm", "dampc", "ffn", "lstm", "gru", "transformer"}
+EXPORTABLE = {"lsm", "dampc", "ffn", "lstm", "gru", "transformer", "diffog", "residual"}
 ENV_OF_OBS_DIM = {
     9: "ThreeDOF-Reach-v0",
     16: "DAMPC-KukaTrack-v0",
@@ -77,9 +84,20 @@ def example_policy(policy_type: str, **overrides: Any) -> Any:
         for name, buf in policy.named_buffers():
             if name.endswith(("obs_mean", "u_mean", "tau_mean")):
                 buf.add_(0.05 * torch.randn_like(buf))
-            elif name.endswith(("obs_std", "u_std", "tau_std")):
+            elif name.endswith(("obs_std", "u_std", "tau_std", "action_scale")):
                 buf.mul_(1.0 + 0.5 * torch.rand_like(buf))
+        if isinstance(policy, ChunkRefiner):
+            # the refiners start at the identity (zero output layers): leave it
+            for param in policy.parameters():
+                if not param.any():
+                    param.normal_(std=0.05)
     return policy.eval()
+
+
+def tiny_base(directory: Path) -> Path:
+    """A saved example LSM of the obstacle env (raw features), the refiners' test base."""
+    base = example_policy("lsm", obs_dim=20, obs_features="raw")
+    return base.save_pretrained(directory)
 
 
 def assert_same_actions(path: Path | str, observations: np.ndarray) -> None:
@@ -112,8 +130,14 @@ def test_every_registry_type_exports_and_acts_the_same_or_names_why(
     and loaded both ways) acts as the torch one; any other raises a ValueError naming itself
     and the reason, and writes nothing. The types of EXPORTABLE must have a graph."""
     cls = policy_class(policy_type)
+    overrides: dict[str, Any] = {}
+    if issubclass(cls, ChunkRefiner):  # acts through its base: refine mode on a tiny one
+        # bounds tight enough that DiffOG's QPs have active constraints (ProxQP runs)
+        overrides = {"mode": "refine", "base": str(tiny_base(tmp_path / "base")), "bound": 0.005}
     # experts are not torch modules: an instance without building the NLP suffices
-    policy = example_policy(policy_type) if hasattr(cls, "onnx_graph") else cls.__new__(cls)
+    policy = (
+        example_policy(policy_type, **overrides) if hasattr(cls, "onnx_graph") else cls.__new__(cls)
+    )
     try:
         path = export_onnx(policy, tmp_path / "graph.onnx")
     except ValueError as err:
@@ -129,12 +153,12 @@ def test_every_registry_type_exports_and_acts_the_same_or_names_why(
 
 
 def test_non_exportable_checkpoint_refused_by_load_policy(tmp_path: Path) -> None:
-    base = example_policy("diffog")
-    base.save_pretrained(tmp_path / "diffog")
-    with pytest.raises(ValueError, match="'diffog' policies cannot be exported to ONNX"):
-        ampczoo.load_policy(tmp_path / "diffog", backend="onnxruntime")
+    base = example_policy("leto")
+    base.save_pretrained(tmp_path / "leto")
+    with pytest.raises(ValueError, match="'leto' policies cannot be exported to ONNX"):
+        ampczoo.load_policy(tmp_path / "leto", backend="onnxruntime")
     with pytest.raises(ValueError, match="backend must be one of"):
-        ampczoo.load_policy(tmp_path / "diffog", backend="tensorrt")
+        ampczoo.load_policy(tmp_path / "leto", backend="tensorrt")
 
 
 def test_stateful_recurrent_mode_names_the_reason() -> None:
@@ -213,3 +237,76 @@ def test_dampc_sampler_variants_act_the_same(overrides: dict[str, Any], tmp_path
     policy = example_policy("dampc", **overrides)
     policy.save_pretrained(tmp_path / "dampc")
     assert_same_actions(tmp_path / "dampc", recorded_observations("DAMPC-KukaTrack-v0"))
+
+
+def assert_same_refined_actions(
+    torch_wrap: RefinedPolicy, ort_wrap: RefinedPolicy, observations: np.ndarray
+) -> None:
+    """The torch and onnxruntime wraps (separate refiners and bases, reset alike) act the
+    same along the observations, with the continuity row from the second step on."""
+    assert ort_wrap.run is not None and torch_wrap.run is None
+    for policy in (torch_wrap, ort_wrap):
+        policy.reset(seed=7)
+    for obs in observations:
+        a, b = torch_wrap.act(obs), ort_wrap.act(obs)
+        assert b.shape == a.shape == (7,)
+        np.testing.assert_allclose(b, a, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"q_mode": "matrix", "bound": 0.005},
+        {"q_mode": "static", "bound": 0.005},
+        {"positional_encoding": False, "dims": (0, 2, 5), "bound": 0.02},
+    ],
+)
+def test_diffog_variants_wrap_the_same(overrides: dict[str, Any], tmp_path: Path) -> None:
+    """DiffOG.wrap(base, folder, backend="onnxruntime") for each way of making Q, with a
+    subset of constrained dimensions; bounds tight enough that every QP goes to ProxQP."""
+    example_policy("diffog", **overrides).save_pretrained(tmp_path / "diffog")
+    base = ampczoo.load_policy(tiny_base(tmp_path / "base"), device="cpu")
+    torch_wrap = DiffOG.wrap(base, tmp_path / "diffog")
+    ort_wrap = DiffOG.wrap(base, tmp_path / "diffog", backend="onnxruntime")
+    observations = recorded_observations("DAMPC-KukaTrackObstacle-v0")
+    before = qp.UNCONSTRAINED_SOLVES["proxqp"]
+    assert_same_refined_actions(torch_wrap, ort_wrap, observations)
+    assert qp.UNCONSTRAINED_SOLVES["proxqp"] - before == 2 * len(observations)
+
+
+def test_refiner_instance_wraps_without_cache(tmp_path: Path, onnx_cache: Path) -> None:
+    """A refiner instance (no checkpoint) gets its graph exported anew, nothing cached; a
+    base on another device or a refiner type mismatch is refused."""
+    refiner = example_policy("residual")
+    base = ampczoo.load_policy(tiny_base(tmp_path / "base"), device="cpu")
+    ort_wrap = ResidualRefiner.wrap(base, refiner, backend="onnxruntime")
+    assert_same_refined_actions(
+        ResidualRefiner.wrap(base, refiner),
+        ort_wrap,
+        recorded_observations("DAMPC-KukaTrackObstacle-v0"),
+    )
+    assert not onnx_cache.exists() or not list(onnx_cache.glob("*.onnx"))
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        DiffOG.wrap(base, None, device="meta", backend="onnxruntime")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DiffOG.wrap(base, None, backend="tensorrt")
+
+
+def test_refiner_without_base_names_wrap() -> None:
+    policy = ampczoo.load_policy("diffog-matrix-kuka-obstacle", backend="onnxruntime")
+    obs = recorded_observations("DAMPC-KukaTrackObstacle-v0")[0]
+    with pytest.raises(ValueError, match=r"has no base policy: use DiffOG.wrap"):
+        policy.act(obs)
+
+
+@pytest.mark.parametrize("name", ["diffog-kuka-obstacle", "diffog-matrix-kuka-obstacle"])
+def test_zoo_refiners_on_dampc_wrap_the_same(name: str) -> None:
+    """The shipped refiners on the shipped DAMPC (torch, seeded alike) over a few steps."""
+    observations = recorded_observations("DAMPC-KukaTrackObstacle-v0", n=5)
+    torch_wrap = DiffOG.wrap(ampczoo.load_policy("dampc-kuka-obstacle", device="cpu"), name)
+    ort_wrap = DiffOG.wrap(
+        ampczoo.load_policy("dampc-kuka-obstacle", device="cpu"), name, backend="onnxruntime"
+    )
+    before = qp.UNCONSTRAINED_SOLVES["proxqp"]
+    assert_same_refined_actions(torch_wrap, ort_wrap, observations)
+    assert qp.UNCONSTRAINED_SOLVES["proxqp"] > before  # active change bounds

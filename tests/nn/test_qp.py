@@ -128,3 +128,33 @@ def test_forward_only_solve_skips_proxqp_only_when_the_bounds_are_inactive():
     assert torch.allclose(fast[1], closed, atol=1e-12)
     ref = qp.solve_qp(Q, p.clone().requires_grad_(), G, lo, up).detach()
     assert torch.allclose(fast, ref, atol=1e-8)
+
+
+def test_workspace_warm_started_solves_equal_fresh_ones():
+    """A sequence of related QPs (a drifting linear term, as consecutive chunks give) solved
+    through one ProxQPWorkspace (init once, update + warm start) equals fresh solves; a
+    problem of another shape gets its own solver; copies and pickles start empty."""
+    import copy
+    import pickle
+
+    Q, p, G, lo, up = _random_qp(B=1, n=12, m=10, bound=0.05, seed=5)
+    workspace = qp.ProxQPWorkspace()
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for _ in range(6):
+            p = p + 0.1 * torch.randn(p.shape, generator=g, dtype=F64)
+            before = qp.UNCONSTRAINED_SOLVES["proxqp"]
+            warm = qp.solve_qp(Q, p, G, lo, up, workspace=workspace)
+            assert qp.UNCONSTRAINED_SOLVES["proxqp"] == before + 1  # active bounds
+            fresh = qp.solve_qp(Q, p, G, lo, up)
+            assert torch.allclose(warm, fresh, atol=1e-8, rtol=0)
+        assert len(workspace._solvers) == 1
+        other = _random_qp(B=1, n=12, m=4, bound=0.05, seed=7)
+        assert torch.allclose(
+            qp.solve_qp(*other, workspace=workspace), qp.solve_qp(*other), atol=1e-8, rtol=0
+        )
+    assert len(workspace._solvers) == 2
+    assert not copy.deepcopy(workspace)._solvers
+    assert not pickle.loads(pickle.dumps(workspace))._solvers
+    workspace.clear()
+    assert not workspace._solvers

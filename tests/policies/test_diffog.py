@@ -234,3 +234,29 @@ def test_cli_train_dataset_and_refine_modes(tmp_path):
     assert refined.act(np.zeros(16)).shape == (7,)  # runs through its base
     assert refined.action_scale.min() > 0.2  # joint-range scale from the data
     assert qp.NAN_GRADIENTS["proxsuite"] == 0
+
+
+def test_warm_started_refine_equals_cold_and_reset_starts_cold():
+    """Receding-horizon refinement warm-starts each QP from the previous chunk's solution:
+    the same actions as cold solves (a fresh refiner per step), and after reset the episode
+    repeats exactly."""
+    torch.manual_seed(0)
+    m = DiffOG(DiffOGConfig(**SMALL, bound=0.02)).eval()
+    torch.nn.init.normal_(m.q_encoder.head.weight, std=0.1)
+    chunks = [np.cumsum(c.numpy(), axis=0) for c in _chunks(6, T=5, seed=3)]
+    wrapped = DiffOG.wrap(lambda obs: chunks[int(obs[0])], m)
+
+    def episode():
+        wrapped.reset()
+        return np.stack([wrapped.act(np.full(4, k)) for k in range(len(chunks))])
+
+    first = episode()
+    assert len(m.qp_workspace._solvers) == 2  # without and with the continuity row
+    np.testing.assert_array_equal(episode(), first)
+    cold = []
+    prev = None
+    for chunk in chunks:
+        m.clear_warm_start()
+        cold.append(m.refine(chunk, prev)[0])
+        prev = cold[-1]
+    np.testing.assert_allclose(first, np.stack(cold), atol=1e-8, rtol=0)

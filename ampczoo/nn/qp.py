@@ -167,8 +167,10 @@ def solve_qp(
     solver: QPSolver
     if backend == "proxsuite" and not needs_grad:
         # same solver and settings, no autograd machinery
-        def solver(*args: torch.Tensor) -> torch.Tensor:
-            return _solve_proxsuite_nograd(*args, workspace=workspace)
+        def solver(
+            Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lo: torch.Tensor, up: torch.Tensor
+        ) -> torch.Tensor:
+            return _solve_proxsuite_nograd(Q, p, G, lo, up, workspace=workspace)
 
     else:
         solver = _solve_proxsuite if backend == "proxsuite" else _solve_cvxpylayers

@@ -2,8 +2,9 @@
 ONNX Runtime, next to the MPC expert's warm solve measured in the same run (issue 16).
 
 For every env named by the selected checkpoints' cards (with the card's ``env_kwargs``), the
-env's expert (KUKA envs: the MPC expert, ``MPCExpert.for_env``, compiled; 3-DOF arm: the
-IK-MPC expert) runs ``--episodes`` closed-loop episodes from reset seeds ``seed ..``: its
+env's expert (KUKA envs: the MPC expert, ``MPCExpert.for_env``, compiled, ``--mpc-solver``
+fatrop, first guess from the state, as ``ampczoo bench kuka``; 3-DOF arm: the IK-MPC expert,
+OSQP) runs ``--episodes`` closed-loop episodes from reset seeds ``seed ..``: its
 ``act()`` wall times after the first step of each episode are the *warm solve* times, and
 the observations it visits are the recorded observations every policy of that env is timed
 on (the same observations, in the same order, for every backend).
@@ -95,6 +96,9 @@ class SpeedBenchConfig:
     """intra-op threads per row (0 = every core)"""
     sample_selection: Selection = "cost"
     """DAMPC's rule picking one of the L samples at batch > 1"""
+    mpc_solver: Literal["fatrop", "ipopt"] = "fatrop"
+    """NLP solver of the KUKA MPC expert (compiled, warm-started along the episode, first
+    guess from the state: as ``ampczoo bench kuka``)"""
     episodes: int = 10
     """expert episodes per env: their warm solves and visited observations"""
     calls: int = 500
@@ -129,6 +133,10 @@ class SpeedBenchConfig:
             raise ValueError(f"batch_sizes must be non-empty and >= 1, got {self.batch_sizes}")
         if not self.threads or min(self.threads) < 0:
             raise ValueError(f"threads must be non-empty and >= 0 (0 = all), got {self.threads}")
+        if self.sample_selection not in ("cost", "cluster", "safe", "none"):
+            raise ValueError(f"unknown sample_selection {self.sample_selection!r}")
+        if self.mpc_solver not in ("fatrop", "ipopt"):
+            raise ValueError(f"mpc_solver must be fatrop or ipopt, got {self.mpc_solver!r}")
         if min(self.episodes, self.calls, self.batch_calls) < 1 or self.warmup < 0:
             raise ValueError("episodes, calls and batch_calls must be >= 1 and warmup >= 0")
 
@@ -145,8 +153,9 @@ class SpeedBenchConfig:
 # ----------------------------------------------------------------------------- recording
 @dataclass
 class Recording:
-    """The expert's closed loops on one env: episodes as (seed, observations (T+1, D)) and
-    warm act() times [s] (the first step of each episode, a cold start, left out)."""
+    """The expert's closed loops on one env: expert label ("mpc (fatrop)"), episodes as
+    (seed, observations (T+1, D)) and warm act() times [s] (the first step of each episode,
+    a cold start, left out)."""
 
     env_id: str
     expert: str
@@ -159,15 +168,16 @@ class Recording:
         return np.concatenate([obs for _, obs in self.episodes])
 
 
-def make_expert(env_id: str, env: Any) -> Any:
-    """The expert of ``env_id`` (:data:`ENV_EXPERTS`) for ``env``."""
+def make_expert(env_id: str, env: Any, mpc_solver: str = "fatrop") -> Any:
+    """The expert of ``env_id`` (:data:`ENV_EXPERTS`) for ``env``: the compiled MPC expert
+    with ``mpc_solver`` and a first guess from the state, or the IK-MPC expert (OSQP)."""
     from ampczoo.core.registry import make_policy, policy_class
 
     kind = ENV_EXPERTS.get(env_id)
     if kind is None:
         raise ValueError(f"no expert known for {env_id!r}; known: {sorted(ENV_EXPERTS)}")
     if kind == "mpc":
-        return policy_class("mpc").for_env(env)
+        return policy_class("mpc").for_env(env, solver=mpc_solver, compile=True, cold_start="state")
     return make_policy(kind, dt=float(env.unwrapped.control_dt))
 
 
@@ -179,13 +189,14 @@ def record_expert(env_id: str, env_kwargs: dict[str, Any], cfg: SpeedBenchConfig
 
     env = gym.make(env_id, **env_kwargs)
     try:
-        expert = make_expert(env_id, env)
+        expert = make_expert(env_id, env, cfg.mpc_solver)
         runs = [rollout(env, expert, cfg.seed + i) for i in range(cfg.episodes)]
     finally:
         env.close()
     episodes = [(r.seed, np.asarray(r.observations, float)) for r in runs]
     warm = np.concatenate([r.act_times[1:] for r in runs])
-    return Recording(env_id, ENV_EXPERTS[env_id], episodes, warm)
+    label = f"{ENV_EXPERTS[env_id]} ({expert.config.solver})"
+    return Recording(env_id, label, episodes, warm)
 
 
 # ----------------------------------------------------------------------------- timing

@@ -92,8 +92,8 @@ def test_speedups_from_the_same_run(run):
     _, out = run
     experts = {r["env"]: r for r in read_csv(out / "experts.csv")}
     assert set(experts) == {"ThreeDOF-Reach-v0", "DAMPC-KukaTrackObstacle-v0"}
-    assert experts["ThreeDOF-Reach-v0"]["expert"] == "ikmpc"
-    assert experts["DAMPC-KukaTrackObstacle-v0"]["expert"] == "mpc"
+    assert experts["ThreeDOF-Reach-v0"]["expert"] == "ikmpc (osqp)"
+    assert experts["DAMPC-KukaTrackObstacle-v0"]["expert"] == "mpc (fatrop)"
     assert int(experts["DAMPC-KukaTrackObstacle-v0"]["warm solves"]) == 49  # 50 steps - cold
     for r in read_csv(out / "speed.csv"):
         e = experts[r["env"]]
@@ -139,6 +139,8 @@ def test_every_zoo_env_has_an_expert():
         {"batch_calls": 0},
         {"episodes": 0},
         {"warmup": -1},
+        {"sample_selection": "best"},
+        {"mpc_solver": "osqp"},
     ],
 )
 def test_invalid_config(kwargs):
@@ -161,6 +163,6 @@ def test_cli_help_lists_the_fields(capsys, monkeypatch):
     text = capsys.readouterr().out
     for flag in ("--policies", "--backends", "--batch-sizes", "--threads", "--calls"):
         assert flag in text, flag
-    assert "--sample-selection" in text and "--quick" in text
+    assert "--sample-selection" in text and "--mpc-solver" in text and "--quick" in text
     assert cli.main(["bench", "speed", "--calls", "0"]) == 2
     assert "calls" in capsys.readouterr().err

@@ -166,3 +166,20 @@ def test_cli_help_lists_the_fields(capsys, monkeypatch):
     assert "--sample-selection" in text and "--mpc-solver" in text and "--quick" in text
     assert cli.main(["bench", "speed", "--calls", "0"]) == 2
     assert "calls" in capsys.readouterr().err
+
+
+def test_variants_add_gpu_rows_only_with_cuda(monkeypatch):
+    import torch
+
+    from ampczoo.benchmarks import speed
+
+    cfg = SpeedBenchConfig(threads=(1,))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = speed.variants(cfg)
+    assert {(v.backend, v.device) for v in cpu} == {("torch", "cpu"), ("onnxruntime", "cpu")}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(speed, "ort_cuda_available", lambda: False)
+    assert speed.variants(cfg) == [*cpu, speed.Variant("torch", "cuda", 1)]
+    monkeypatch.setattr(speed, "ort_cuda_available", lambda: True)
+    assert speed.variants(cfg)[-1] == speed.Variant("onnxruntime", "cuda", 1)
+    assert all(v.device == "cpu" for v in speed.variants(SpeedBenchConfig(cuda=False)))

@@ -79,6 +79,11 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.threedof:run_threedof_bench",
         "3-DOF arm: IK-MPC expert vs FFN / LSTM / GRU / Transformer",
     ),
+    "speed": Command(
+        "ampczoo.benchmarks.speed:SpeedBenchConfig",
+        "ampczoo.benchmarks.speed:run_speed_bench",
+        "inference time of every zoo policy, torch vs onnxruntime, vs the warm MPC solve",
+    ),
 }
 TRAIN_HELP = "train a policy type of the registry on a demonstration store"
 #: errors of a config or a run reported as "ampczoo CMD: error: ..." (exit status 2)

@@ -25,6 +25,7 @@ from ampczoo.benchmarks.constraints import ConstraintsBenchConfig
 from ampczoo.benchmarks.demo import DemoConfig
 from ampczoo.benchmarks.kuka import METHOD_KEYS, KukaBenchConfig, MethodKey
 from ampczoo.benchmarks.mpc import MPCBenchConfig
+from ampczoo.benchmarks.speed import SpeedBenchConfig
 from ampczoo.benchmarks.threedof import ExpertSolver, ThreeDOFBenchConfig
 from ampczoo.core import registry
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
@@ -41,6 +42,7 @@ COMMAND_CONFIGS = [
     (["bench", "kuka"], KukaBenchConfig),
     (["bench", "constraints"], ConstraintsBenchConfig),
     (["bench", "threedof"], ThreeDOFBenchConfig),
+    (["bench", "speed"], SpeedBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
 TRAINABLE = trainable_policy_types()

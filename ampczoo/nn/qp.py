@@ -303,6 +303,13 @@ def _dense_proxqp(n: int, m: int) -> Any:
 def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
     """One dense ProxQP solve (numpy float64) -> x (n,)."""
     solver = _dense_proxqp(Q.shape[0], G.shape[0])
+    _init(solver, Q, p, G, lower, upper, precondition)
+    solver.solve()
+    return solver.results.x
+
+
+def _init(solver: Any, Q: Any, p: Any, G: Any, lower: Any, upper: Any, precondition: bool) -> None:
+    """Load the problem min 1/2 x^T Q x + p^T x s.t. lower <= G x <= upper into ``solver``."""
     solver.init(
         H=Q,
         g=p,
@@ -314,8 +321,6 @@ def _proxqp(Q, p, G, lower, upper, precondition: bool) -> Any:
         rho=5e-5,
         compute_preconditioner=precondition,
     )
-    solver.solve()
-    return solver.results.x
 
 
 class ProxQPWorkspace:
@@ -345,17 +350,7 @@ class ProxQPWorkspace:
             solver.settings.initial_guess = (
                 proxsuite.proxqp.InitialGuess.WARM_START_WITH_PREVIOUS_RESULT
             )
-            solver.init(
-                H=Q,
-                g=p,
-                A=None,
-                b=None,
-                C=G,
-                l=lower,
-                u=upper,
-                rho=5e-5,
-                compute_preconditioner=False,
-            )
+            _init(solver, Q, p, G, lower, upper, precondition=False)
             self._solvers[key] = solver
         else:
             solver.update(

@@ -79,6 +79,11 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.threedof:run_threedof_bench",
         "3-DOF arm: IK-MPC expert vs FFN / LSTM / GRU / Transformer",
     ),
+    "scripted": Command(
+        "ampczoo.benchmarks.scripted:ScriptedBenchConfig",
+        "ampczoo.benchmarks.scripted:run_scripted_bench",
+        "scripted experts of the manipulation suites: success on held-out seeds, spread",
+    ),
     "speed": Command(
         "ampczoo.benchmarks.speed:SpeedBenchConfig",
         "ampczoo.benchmarks.speed:run_speed_bench",

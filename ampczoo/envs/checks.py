@@ -64,7 +64,7 @@ def check_gymnasium(env_id: str, **make_kwargs: Any) -> None:
 
 def check_sb3(env_id: str, **make_kwargs: Any) -> None:
     """stable-baselines3's ``check_env`` (needs stable-baselines3: ``pip install
-    ampczoo[dev]``)."""
+    ampczoo[rl]``)."""
     from stable_baselines3.common.env_checker import check_env
 
     env = gym.make(env_id, **make_kwargs)

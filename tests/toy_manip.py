@@ -101,8 +101,14 @@ class ToyManipEnv(gym.Env):
             self.suite_env.set_state(np.asarray(options["sim_state"], np.float64))
         else:
             self.suite_env.set_state(
-                np.array([0, *self.np_random.uniform(-0.5, 0.5, 2), *self.np_random.uniform(
-                    -1.4, 1.4, 2), 0.0])
+                np.array(
+                    [
+                        0,
+                        *self.np_random.uniform(-0.5, 0.5, 2),
+                        *self.np_random.uniform(-1.4, 1.4, 2),
+                        0.0,
+                    ]
+                )
             )
         return self._obs(), {"success": self.suite_env.success()}
 
@@ -129,9 +135,7 @@ class ToyController:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, np.float64)
-        move = self.gain * (obs[0:2] - obs[2:4]) + 0.05 * self.diversity * self.rng.normal(
-            size=2
-        )
+        move = self.gain * (obs[0:2] - obs[2:4]) + 0.05 * self.diversity * self.rng.normal(size=2)
         return np.clip(np.array([*move, 1.0]), -1.0, 1.0)
 
 

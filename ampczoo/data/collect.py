@@ -635,7 +635,7 @@ def env_description(env: Any) -> dict[str, Any]:
 
 
 def _policy_source(name: str) -> str:
-    """"type" (registered policy type or ``scripted``) or "checkpoint" (folder / zoo name)."""
+    """ "type" (registered policy type or ``scripted``) or "checkpoint" (folder / zoo name)."""
     from ampczoo.core.registry import policy_types
 
     return "type" if name == DEFAULT_POLICY or name in policy_types() else "checkpoint"
@@ -945,9 +945,7 @@ def open_store(config: CollectConfig) -> EpisodeStore:
     old = store.attrs.get("fingerprint")
     if config.resume and old is not None:
         bad = [
-            f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}"
-            for k in fp
-            if old.get(k) != fp[k]
+            f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}" for k in fp if old.get(k) != fp[k]
         ]
         if bad:
             raise ValueError(f"cannot resume {path}: metadata mismatch: " + "; ".join(bad))

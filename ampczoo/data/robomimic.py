@@ -39,6 +39,7 @@ import json
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -489,3 +490,63 @@ def _write_masks(f: Any, meta: dict[str, Any], names: list[str], episodes: list[
     for mask_name, part in (("train", "train"), ("valid", "val")):
         chosen = [by_id[i].encode() for i in sorted(split[part])]
         group.create_dataset(mask_name, data=np.array(chosen, dtype="S"))
+
+
+# ----------------------------------------------------------------------------- CLI
+@dataclass(frozen=True)
+class ImportRobomimicConfig:
+    """``ampczoo data import-robomimic FILE.hdf5 OUT.zarr``: a robomimic HDF5 file into a new
+    Zarr episode store (trainable with ``ampczoo train``)."""
+
+    file: str
+    """robomimic HDF5 file (e.g. a low_dim.hdf5 or image.hdf5)"""
+    out: str
+    """Zarr episode store to create"""
+    env: str | None = None
+    """env id the file must be for (None = the env its env_args name)"""
+    obs_keys: tuple[str, ...] = ()
+    """low-dim obs keys of the flat observation, in this order (empty = the env's obs_layout)"""
+
+    def __post_init__(self) -> None:
+        if not self.file or not self.out:
+            raise ValueError("file and out are required")
+
+
+@dataclass(frozen=True)
+class ExportRobomimicConfig:
+    """``ampczoo data export-robomimic STORE.zarr FILE.hdf5``: an episode store (imported or
+    collected) as a robomimic HDF5 file."""
+
+    store: str
+    """Zarr episode store to export"""
+    file: str
+    """robomimic HDF5 file to write"""
+    overwrite: bool = False
+    """replace an existing file"""
+
+    def __post_init__(self) -> None:
+        if not self.store or not self.file:
+            raise ValueError("store and file are required")
+
+
+def run_import(cfg: ImportRobomimicConfig) -> int:
+    """``ampczoo data import-robomimic``: import, print what was stored."""
+    store = import_robomimic(cfg.file, cfg.out, cfg.env, cfg.obs_keys or None)
+    layout = store.attrs["obs_layout"]
+    print(
+        f"imported {store.n_episodes} demos ({store.n_samples} samples) from {cfg.file} into "
+        f"{cfg.out}\n  env {store.attrs['env']}; obs = {' + '.join(layout)} "
+        f"({max(b for _, b in layout.values())} values); arrays {store.keys}"
+    )
+    return 0
+
+
+def run_export(cfg: ExportRobomimicConfig) -> int:
+    """``ampczoo data export-robomimic``: export, print the file written."""
+    out = export_robomimic(cfg.store, cfg.file, overwrite=cfg.overwrite)
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        n, total = len(f["data"]), int(f["data"].attrs["total"])
+    print(f"exported {n} demos ({total} samples) from {cfg.store} to {out}")
+    return 0

@@ -180,6 +180,24 @@ def test_imported_store_trains_a_small_lsm(toy, tmp_path):
     assert state["step"] == 2 * -(-len(train) // 8)  # two epochs of batches of 8
 
 
+def test_cli_import_export_round_trip(toy, tmp_path, capsys):
+    from ampczoo import cli
+
+    src = write_robomimic_file(tmp_path / "f.hdf5")
+    store, back = str(tmp_path / "s.zarr"), str(tmp_path / "back.hdf5")
+    assert cli.main(["data", "import-robomimic", str(src), store, "--env", toy]) == 0
+    assert "imported 3 demos (21 samples)" in capsys.readouterr().out
+    assert cli.main(["data", "export-robomimic", store, back]) == 0
+    assert f"exported 3 demos (21 samples) from {store}" in capsys.readouterr().out
+    assert_same_files(src, back)
+    assert cli.main(["data", "export-robomimic", store, back]) == 2
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert cli.main(["data", "export-robomimic", store, back, "--overwrite"]) == 0
+    args = ["data", "import-robomimic", str(src), str(tmp_path / "x.zarr"), "--env", "Other-v0"]
+    assert cli.main(args) == 2
+    assert "expected Other-v0" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- collected
 def test_collected_store_exports_in_the_env_layout(toy, tmp_path):
     from ampczoo.data.collect import CollectConfig, collect

@@ -23,6 +23,7 @@ import ampczoo
 from ampczoo import cli
 from ampczoo.benchmarks.constraints import ConstraintsBenchConfig
 from ampczoo.benchmarks.demo import DemoConfig
+from ampczoo.benchmarks.envs import EnvBenchConfig
 from ampczoo.benchmarks.kuka import METHOD_KEYS, KukaBenchConfig, MethodKey
 from ampczoo.benchmarks.mpc import MPCBenchConfig
 from ampczoo.benchmarks.speed import SpeedBenchConfig
@@ -43,6 +44,7 @@ COMMAND_CONFIGS = [
     (["bench", "constraints"], ConstraintsBenchConfig),
     (["bench", "threedof"], ThreeDOFBenchConfig),
     (["bench", "speed"], SpeedBenchConfig),
+    (["bench", "envs"], EnvBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
 TRAINABLE = trainable_policy_types()

@@ -575,7 +575,7 @@ class PolicyBuilder:
             action = np.asarray(policy.act(flat if flat is not None else obs), np.float64)
             next_obs, reward, terminated, truncated, info = env.step(action)
             success = bool(info.get("success", False))
-            row = observation_row("obs", flat, extras)
+            row: dict[str, Any] = observation_row("obs", flat, extras)
             row.update(observation_row("next_obs", *split_observation(next_obs, layout)))
             row.update(
                 action=action,
@@ -747,7 +747,7 @@ def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int
     builder = load_builder(config.builder_spec)
     if hasattr(builder, "run_episode"):  # the builder runs its own episodes
         return builder.run_episode(env, expert, config, episode_index)
-    hooks = builder if hasattr(builder, "sample") else MPC_BUILDER
+    hooks: Any = builder if hasattr(builder, "sample") else MPC_BUILDER
     seed = episode_seed(config.seed, episode_index)
     rng = noise_rng(config.seed, episode_index)
     obs, _ = env.reset(seed=seed)

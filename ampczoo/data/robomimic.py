@@ -132,7 +132,7 @@ def env_info(env_id: str) -> tuple[dict[str, tuple[int, int]] | None, dict[str, 
 
     env = gym.make(env_id)
     try:
-        base = env.unwrapped
+        base: Any = env.unwrapped
         layout = getattr(base, "obs_layout", None)
         env_args = base.env_args() if callable(getattr(base, "env_args", None)) else None
     finally:

@@ -38,6 +38,7 @@ import datetime
 import importlib
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import threading
 import time
@@ -110,8 +111,9 @@ class CollectConfig:
     """N_e episodes (episode ids 0 .. N_e-1)"""
     steps: int | None = None
     """N_d expert steps per episode (None = 80 KUKA, 200 ThreeDOF-Reach-v0)"""
-    out: str = "data/kuka_track.zarr"
-    """path of the Zarr store"""
+    out: str | None = None
+    """path of the Zarr store (None = data/kuka_track.zarr for the MPC builders, else
+    data/<env id, lower case>.zarr, e.g. data/robomimic_can.zarr)"""
     workers: int = 1
     """parallel workers (1 = in this process)"""
     seed: int = 0
@@ -171,6 +173,8 @@ class CollectConfig:
                 object.__setattr__(self, name, value)
         if self.steps is None and self.builder_spec == POLICY_BUILDER_SPEC:
             object.__setattr__(self, "steps", default_episode_steps(self.env))
+        if self.out is None:
+            object.__setattr__(self, "out", default_out(self.env, self.builder_spec))
         for name in ("episodes", "steps", "workers", "chunk_len"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -245,6 +249,15 @@ def env_defaults(env_id: str, policy: str | None, builder: str | None) -> dict[s
     ):
         return POLICY_DEFAULTS
     return KUKA_DEFAULTS
+
+
+def default_out(env_id: str, builder: str) -> str:
+    """Default store path: data/kuka_track.zarr (MPC builders, as before), else
+    data/<id, lower case>.zarr ("MetaWorld-ShelfPlace-v0" -> data/metaworld_shelfplace.zarr)."""
+    if builder != POLICY_BUILDER_SPEC:
+        return "data/kuka_track.zarr"
+    name = re.sub(r"-v\d+$", "", registered_id(env_id)).replace("-", "_")
+    return f"data/{name.lower()}.zarr"
 
 
 def default_episode_steps(env_id: str) -> int:
@@ -936,7 +949,7 @@ def fingerprint(config: CollectConfig) -> dict[str, Any]:
 
 def open_store(config: CollectConfig) -> EpisodeStore:
     """Open (resume) or create the store of a run, checking metadata and overwrites."""
-    path = Path(config.out)
+    path = Path(str(config.out))
     fp = fingerprint(config)
     non_empty = any(path.iterdir()) if path.is_dir() else path.exists()
     if non_empty and not is_episode_store(path):

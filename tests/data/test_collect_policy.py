@@ -46,11 +46,13 @@ def assert_same_stores(a: EpisodeStore, b: EpisodeStore) -> None:
 
 
 def test_defaults_pick_the_policy_builder_and_the_env_horizon(toy):
-    cfg = CollectConfig(env=toy, out="x.zarr")
+    cfg = CollectConfig(env=toy)
     assert cfg.builder == POLICY_BUILDER_SPEC and cfg.steps == toy_manip.MAX_STEPS
+    assert cfg.out == "data/toymanip.zarr"  # not the KUKA default
     assert (cfg.snr, cfg.solver, cfg.control_dt) == (None, None, None)  # MPC-only fields
     kuka = CollectConfig()
     assert (kuka.builder, kuka.steps, kuka.snr) == ("ampczoo.data.collect:MPC_BUILDER", 80, 0.8)
+    assert kuka.out == CollectConfig(env="ThreeDOF-Reach-v0").out == "data/kuka_track.zarr"
     with pytest.raises(ValueError, match="not registered"):
         CollectConfig(env="NoSuchEnv-v0", policy="scripted")
     with pytest.raises(ValueError, match="env_kwargs must be a dict"):

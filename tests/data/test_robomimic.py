@@ -284,7 +284,11 @@ def test_robomimic_lift_collect_export_import(tmp_path):
     from ampczoo.data.collect import CollectConfig, collect
 
     cfg = CollectConfig(
-        env="Robomimic-Lift-v0", episodes=1, out=str(tmp_path / "lift.zarr"), keep_failed=True
+        env="Robomimic-Lift-v0",
+        episodes=1,
+        steps=30,  # a short, probably unfinished episode: kept with keep_failed
+        out=str(tmp_path / "lift.zarr"),
+        keep_failed=True,
     )
     store = EpisodeStore(collect(cfg, progress=False).path, "r")
     assert "sim_state" in store.keys and store.attrs["env_args"]["env_name"] == "Lift"

@@ -11,8 +11,9 @@ else its one default mode):
 
 and collection throughput: ``ampczoo collect`` of ``collect_episodes`` episodes with 1 and 2
 workers (episodes/min and env steps/s, counted from the start of the backend, so the workers'
-start-up and env / expert construction are included), with the env's scripted expert where it
-has one, else its default expert (the MPC of the KUKA envs, the IK-MPC of the 3-DOF arm).
+start-up and env / expert construction are included; one-time costs are not: an untimed
+1-step collection runs first), with the env's scripted expert where it has one, else its
+default expert (the MPC of the KUKA envs, the IK-MPC of the 3-DOF arm).
 
 Writes ``step.md`` / ``step.csv``, ``collection.md`` / ``collection.csv`` and ``envs.json``
 into ``runs/envs-<date>/`` and prints the tables and the command.
@@ -63,6 +64,9 @@ class EnvBenchConfig:
     """cap on the steps of a collected episode (None = the env's default)"""
     collect_kwargs: dict[str, bool | int | float | str] = field(default_factory=dict, hash=False)
     """further CollectConfig fields of the collection runs, e.g. ``compile False``"""
+    warmup: bool = True
+    """before the timed collection runs, an untimed one of 1 episode x 1 step per env, so
+    one-time costs (compiling the MPC's NLP to C, numba) are not counted"""
     seed: int = 0
     """seed of the resets, the random actions and the collection"""
     quick: bool = False
@@ -192,20 +196,38 @@ def step_row(env_id: str, mode: str | None, env: Any, cfg: EnvBenchConfig) -> di
 
 
 # ----------------------------------------------------------------------------- collection
-def collection_row(env_id: str, workers: int, cfg: EnvBenchConfig, tmp: Path) -> dict[str, Any]:
-    """One row of the collection table: ``ampczoo collect`` with ``workers`` workers."""
-    from ampczoo.data.collect import CollectConfig, collect
+def collect_config(
+    env_id: str, workers: int, cfg: EnvBenchConfig, out: Path, episodes: int, steps: int | None
+) -> Any:
+    """The CollectConfig of a collection run of the benchmark."""
+    from ampczoo.data.collect import CollectConfig
 
-    config = CollectConfig(
+    return CollectConfig(
         env=env_id,
-        episodes=cfg.collect_episodes,
+        episodes=episodes,
         workers=workers,
         seed=cfg.seed,
-        steps=cfg.collect_steps,
-        out=str(tmp / f"{env_id.replace(':', '_')}-w{workers}.zarr"),
+        steps=steps,
+        out=str(out),
         keep_failed=True,
         **cfg.collect_kwargs,  # type: ignore[arg-type]
     )
+
+
+def warm_up(env_id: str, cfg: EnvBenchConfig, tmp: Path) -> None:
+    """An untimed 1-episode, 1-step collection (compiles and caches what it needs)."""
+    from ampczoo.data.collect import collect
+
+    out = tmp / f"{env_id.replace(':', '_')}-warmup.zarr"
+    collect(collect_config(env_id, 1, cfg, out, 1, 1), progress=False)
+
+
+def collection_row(env_id: str, workers: int, cfg: EnvBenchConfig, tmp: Path) -> dict[str, Any]:
+    """One row of the collection table: ``ampczoo collect`` with ``workers`` workers."""
+    from ampczoo.data.collect import collect
+
+    out = tmp / f"{env_id.replace(':', '_')}-w{workers}.zarr"
+    config = collect_config(env_id, workers, cfg, out, cfg.collect_episodes, cfg.collect_steps)
     report = collect(config, progress=False)
     wall = max(report.wall_time_s, 1e-9)
     failed = report.episodes_failed
@@ -246,6 +268,11 @@ def bench_env(env_id: str, cfg: EnvBenchConfig, tmp: Path) -> tuple[list, list, 
             notes.append(f"{env_id} ({mode or 'default'}): {type(exc).__name__}: {exc}")
         finally:
             env.close()
+    if cfg.collect_episodes and cfg.warmup:
+        try:
+            warm_up(env_id, cfg, tmp)
+        except Exception as exc:
+            notes.append(f"{env_id} collection warm-up: {type(exc).__name__}: {exc}")
     for workers in cfg.workers if cfg.collect_episodes else ():
         try:
             collection.append(collection_row(env_id, workers, cfg, tmp))

@@ -172,6 +172,7 @@ class OnnxRuntimePolicy:
     def __init__(self, policy: Any, onnx_path: str | Path, num_threads: int = 1):
         self.policy = policy
         self.onnx_path = Path(onnx_path)
+        self.num_threads = num_threads
         self.session = inference_session(onnx_path, num_threads)
         self._output_names = [o.name for o in self.session.get_outputs()]
 
@@ -188,10 +189,24 @@ class OnnxRuntimePolicy:
         """As the torch policy's ``reset``."""
         self.policy.reset(seed)
 
+    def _act_chunk(self, obs: Any, **kwargs: Any) -> np.ndarray:
+        """As the torch policy's ``act_chunk`` (the whole chunk), with the graph run by ONNX
+        Runtime (the chunk refiners take their base's chunk from it)."""
+        return np.asarray(self.policy.act_chunk_onnx(self.run, obs, **kwargs))
+
     def __getattr__(self, name: str) -> Any:
         if name == "policy":  # not yet set (during unpickling / __init__ errors)
             raise AttributeError(name)
+        if name == "act_chunk" and hasattr(self.policy, "act_chunk"):
+            # never the torch network's chunk behind an onnxruntime policy's back
+            return self._act_chunk if hasattr(self.policy, "act_chunk_onnx") else self._no_chunk
         return getattr(self.policy, name)
+
+    def _no_chunk(self, obs: Any, **kwargs: Any) -> np.ndarray:
+        raise ValueError(
+            f"{type(self.policy).__name__} has no act_chunk through its ONNX graph "
+            "(act_chunk_onnx); load it with backend='torch' for its chunks"
+        )
 
     def __repr__(self) -> str:
         return f"OnnxRuntimePolicy({self.policy.name!r}, {self.onnx_path.name})"

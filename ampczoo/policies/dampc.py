@@ -553,7 +553,12 @@ class DAMPCPolicy(PretrainedPolicy):
         names = ["obs", "noise", "prev_sequence", "guidance_scale"]
         return OnnxGraph(GraphModule(self, graph), example, names, ["seqs"], axes)
 
-    def act_onnx(
+    def act_onnx(self, run: GraphRunner, obs: Any, **kwargs: Any) -> np.ndarray:
+        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run`` (see
+        :meth:`act_chunk_onnx`)."""
+        return self.act_chunk_onnx(run, obs, **kwargs)[..., 0, :].copy()
+
+    def act_chunk_onnx(
         self,
         run: GraphRunner,
         obs: Any,
@@ -564,8 +569,8 @@ class DAMPCPolicy(PretrainedPolicy):
         generator: torch.Generator | None = None,
         **fixed: Any,
     ) -> np.ndarray:
-        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``: the same noise
-        draws from the same generator, guidance memory and selection. ``sampler`` and
+        """:meth:`act_chunk` with the graph of :meth:`onnx_graph` run by ``run``: the same
+        noise draws from the same generator, guidance memory and selection. ``sampler`` and
         ``early_stop`` are fixed in the graph: other values than the config's raise
         ValueError."""
         c = self.config
@@ -593,10 +598,10 @@ class DAMPCPolicy(PretrainedPolicy):
         )[0].astype(np.float64)
         if batched:
             idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
-            return np.stack([s[i][0] for s, i in zip(seqs, idx, strict=True)])
+            return np.stack([s[i] for s, i in zip(seqs, idx, strict=True)])
         chosen = seqs[0][self.select(obs, seqs[0], selection)]
         self.prev_sequence = chosen
-        return chosen[0].copy()
+        return chosen
 
     def _graph_noise(self, B: int, L: int, generator: torch.Generator | None) -> np.ndarray:
         """(K+1, B, L, N*7) noise drawn as the torch path draws it: x_{N_I} first, then one

@@ -98,6 +98,7 @@ class ChunkRefiner(PretrainedPolicy):
         self.register_buffer("action_scale", torch.ones(c.action_dim))
         self.dim_index = select_dims(c.action_dim, c.dims)
         self._base: Any = None
+        self._base_onnx: Any = None
         self._runner: RefinedPolicy | None = None
 
     # ------------------------------------------------------------------ interface
@@ -137,6 +138,20 @@ class ChunkRefiner(PretrainedPolicy):
             # object.__setattr__: the base must not become a submodule (state dict)
             object.__setattr__(self, "_base", load_policy(self.config.base, device="cpu"))
         return self._base
+
+    def base_policy_onnx(self, num_threads: int = 1) -> Any:
+        """The frozen base of refine mode loaded with ``backend="onnxruntime"`` (its chunks
+        through its graph), loaded once; the torch base (:meth:`base_policy`) when its type
+        has no graph."""
+        if self._base_onnx is None:
+            from ampczoo.core.registry import load_policy
+
+            try:
+                base = load_policy(self.config.base, backend="onnxruntime", num_threads=num_threads)
+            except ValueError:  # a base type without a graph: its torch network
+                base = self.base_policy()
+            object.__setattr__(self, "_base_onnx", base)
+        return self._base_onnx
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean squared error between the refined chunk and the demonstrated chunk
@@ -279,11 +294,14 @@ class ChunkRefiner(PretrainedPolicy):
         return self._runner.act(obs)
 
     def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
-        """:meth:`act` with the refiner's graph run by ``run`` (the base on torch)."""
+        """:meth:`act` with the refiner's graph run by ``run`` and the base loaded with
+        ``backend="onnxruntime"`` too (:meth:`base_policy_onnx`), with the refiner
+        session's number of threads."""
         if not self.config.base:
             return self.act(obs)  # the ValueError
         if self._runner is None or self._runner.run != run:
-            self._runner = RefinedPolicy(self.base_policy(), self, run=run)
+            threads = getattr(getattr(run, "__self__", None), "num_threads", 1)
+            self._runner = RefinedPolicy(self.base_policy_onnx(threads), self, run=run)
         return self._runner.act(obs)
 
 

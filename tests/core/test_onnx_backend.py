@@ -42,7 +42,7 @@ ATOL = 1e-5
 KINEMATIC_ATOL = 1e-4
 #: registry types that must have an ONNX graph (one dropping out is a regression; a new
 #: type with a graph is checked without being listed)
-EXPORTABLE = {"lsm", "dampc", "ffn", "lstm", "gru", "transformer", "diffog", "residual"}
+EXPORTABLE = {"lsm", "dampc", "leto", "ffn", "lstm", "gru", "transformer", "diffog", "residual"}
 ENV_OF_OBS_DIM = {
     9: "ThreeDOF-Reach-v0",
     16: "DAMPC-KukaTrack-v0",
@@ -120,6 +120,38 @@ def assert_same_actions(path: Path | str, observations: np.ndarray) -> None:
         np.testing.assert_allclose(
             ort_policy.act(observations), torch_policy.act(observations), atol=atol, rtol=0
         )
+    assert_same_chunks(torch_policy, ort_policy, observations, atol)
+
+
+def counting_runs(ort_policy: OnnxRuntimePolicy) -> list[int]:
+    """Count the graph runs of ``ort_policy`` from now on (one entry per run)."""
+    calls: list[int] = []
+    run = ort_policy.run
+
+    def counted(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        calls.append(1)
+        return run(inputs)
+
+    ort_policy.run = counted  # type: ignore[method-assign]
+    return calls
+
+
+def assert_same_chunks(
+    torch_policy: Any, ort_policy: OnnxRuntimePolicy, observations: np.ndarray, atol: float
+) -> None:
+    """A policy with ``act_chunk`` (the chunk refiners' base) has it through its graph too:
+    one graph run per chunk, equal chunks; one without has none behind the backend either."""
+    if not hasattr(torch_policy, "act_chunk"):
+        assert not hasattr(ort_policy, "act_chunk")
+        return
+    calls = counting_runs(ort_policy)
+    for policy in (torch_policy, ort_policy):
+        policy.reset(seed=9)
+    for obs in observations:
+        a, b = torch_policy.act_chunk(obs), ort_policy.act_chunk(obs)
+        assert b.shape == a.shape and b.ndim == 2
+        np.testing.assert_allclose(b, a, atol=atol, rtol=0)
+    assert len(calls) == len(observations)
 
 
 @pytest.mark.parametrize("policy_type", policy_types())
@@ -153,12 +185,12 @@ def test_every_registry_type_exports_and_acts_the_same_or_names_why(
 
 
 def test_non_exportable_checkpoint_refused_by_load_policy(tmp_path: Path) -> None:
-    base = example_policy("leto")
-    base.save_pretrained(tmp_path / "leto")
-    with pytest.raises(ValueError, match="'leto' policies cannot be exported to ONNX"):
-        ampczoo.load_policy(tmp_path / "leto", backend="onnxruntime")
+    example_policy("gru", recurrent_mode="stateful").save_pretrained(tmp_path / "gru")
+    with pytest.raises(ValueError, match="'gru' policies in recurrent_mode='stateful' cannot"):
+        ampczoo.load_policy(tmp_path / "gru", backend="onnxruntime")
     with pytest.raises(ValueError, match="backend must be one of"):
-        ampczoo.load_policy(tmp_path / "leto", backend="tensorrt")
+        ampczoo.load_policy(tmp_path / "gru", backend="tensorrt")
+    assert not list(cache_dir().glob("*.onnx"))
 
 
 def test_stateful_recurrent_mode_names_the_reason() -> None:
@@ -310,3 +342,24 @@ def test_zoo_refiners_on_dampc_wrap_the_same(name: str) -> None:
     before = qp.UNCONSTRAINED_SOLVES["proxqp"]
     assert_same_refined_actions(torch_wrap, ort_wrap, observations)
     assert qp.UNCONSTRAINED_SOLVES["proxqp"] > before  # active change bounds
+
+
+def test_zoo_refiner_on_onnxruntime_base_takes_its_chunk_from_the_graph() -> None:
+    """DiffOG.wrap of a base loaded with backend="onnxruntime": the base's chunk comes from
+    its graph (one run per step), the actions equal the all-torch wrap's (kinematic-feature
+    tolerance: the base's chunk is the DAMPC graph's)."""
+    name, observations = (
+        "diffog-kuka-obstacle",
+        recorded_observations("DAMPC-KukaTrackObstacle-v0", n=5),
+    )
+    torch_wrap = DiffOG.wrap(ampczoo.load_policy("dampc-kuka-obstacle", device="cpu"), name)
+    base = ampczoo.load_policy("dampc-kuka-obstacle", backend="onnxruntime")
+    calls = counting_runs(base)
+    ort_wrap = DiffOG.wrap(base, name, backend="onnxruntime")
+    for policy in (torch_wrap, ort_wrap):
+        policy.reset(seed=7)
+    for obs in observations:
+        np.testing.assert_allclose(
+            ort_wrap.act(obs), torch_wrap.act(obs), atol=KINEMATIC_ATOL, rtol=0
+        )
+    assert len(calls) == len(observations)

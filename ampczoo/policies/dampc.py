@@ -243,6 +243,8 @@ class DAMPCPolicy(PretrainedPolicy):
         self._generator: torch.Generator | None = None
         self._seed: int | None = None
         self._cost_expert: Any = None
+        self._noise_buffer: torch.Tensor | None = None
+        self._draw_rows: list[int] | None = None
 
     @classmethod
     def example_config(cls) -> DAMPCConfig:
@@ -605,18 +607,34 @@ class DAMPCPolicy(PretrainedPolicy):
 
     def _graph_noise(self, B: int, L: int, generator: torch.Generator | None) -> np.ndarray:
         """(K+1, B, L, N*7) noise drawn as the torch path draws it: x_{N_I} first, then one
-        draw per step with noise, in order, from ``generator`` (default: the policy's)."""
-        tables, sigma = self._graph_tables()
+        draw per step with noise, in order, from ``generator`` (default: the policy's).
+
+        On the CPU the draws go into one buffer kept across calls of the same size (rows of
+        steps without noise stay zero): the returned array is overwritten by the next call."""
         gen = generator or self.generator()
         shape = (B * L, self.config.horizon * ACTION_DIM)
-        draws = [torch.randn(shape, generator=gen, device=self._device())]
-        for s in sigma:
-            draws.append(
-                torch.randn(shape, generator=gen, device=self._device())
-                if s > 0.0
-                else torch.zeros(shape)
-            )
-        return torch.stack([d.cpu() for d in draws]).reshape(len(draws), B, L, -1).numpy()
+        device = self._device()
+        buf = self._noise_buffer
+        if device.type != "cpu" or buf is None or buf.shape[1:] != shape:
+            buf = torch.zeros((self._graph_steps() + 1, *shape))
+            self._noise_buffer = buf if device.type == "cpu" else None
+        for k in self._noise_draws():
+            if device.type == "cpu":
+                torch.randn(shape, generator=gen, out=buf[k])
+            else:
+                buf[k] = torch.randn(shape, generator=gen, device=device).cpu()
+        return buf.numpy().reshape(len(buf), B, L, -1)
+
+    def _noise_draws(self) -> list[int]:
+        """Rows of the graph's noise input that get a draw: 0 (x_{N_I}) and k + 1 for every
+        step k with noise (cached: the config is frozen)."""
+        if self._draw_rows is None:
+            _, sigma = self._graph_tables()
+            self._draw_rows = [0] + [k + 1 for k, s in enumerate(sigma) if s > 0.0]
+        return self._draw_rows
+
+    def _graph_steps(self) -> int:
+        return self._graph_tables()[0].num_steps
 
 
 def rollout(q: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:

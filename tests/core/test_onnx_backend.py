@@ -363,3 +363,50 @@ def test_zoo_refiner_on_onnxruntime_base_takes_its_chunk_from_the_graph() -> Non
             ort_wrap.act(obs), torch_wrap.act(obs), atol=KINEMATIC_ATOL, rtol=0
         )
     assert len(calls) == len(observations)
+
+
+def test_int8_refiner_is_an_option_that_keeps_the_bounds(tmp_path: Path, onnx_cache: Path) -> None:
+    """precision="int8" (quantised weight matrices) runs its own cached graph, moves the
+    actions a little and keeps every change bound (the QP's); float32 stays the default and
+    the option needs the onnxruntime backend."""
+    example_policy("diffog", bound=0.005).save_pretrained(tmp_path / "diffog")
+    base = ampczoo.load_policy(tiny_base(tmp_path / "base"), device="cpu")
+    wraps = {
+        p: DiffOG.wrap(base, tmp_path / "diffog", backend="onnxruntime", precision=p)
+        for p in ("float32", "int8")
+    }
+    assert len(list(onnx_cache.glob("*-int8.onnx"))) == 1
+    observations = recorded_observations("DAMPC-KukaTrackObstacle-v0")
+    actions = {}
+    for p, policy in wraps.items():
+        policy.reset(seed=7)
+        actions[p] = np.stack([policy.act(obs) for obs in observations])
+    step = np.abs(np.diff(actions["int8"], axis=0))
+    assert np.all(step <= wraps["int8"].refiner.raw_bound() + 1e-6)
+    difference = np.abs(actions["int8"] - actions["float32"]).max()
+    assert 0 < difference < 0.05 * np.abs(actions["float32"]).max()
+    with pytest.raises(ValueError, match="needs backend='onnxruntime'"):
+        DiffOG.wrap(base, tmp_path / "diffog", precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        DiffOG.wrap(base, tmp_path / "diffog", backend="onnxruntime", precision="fp8")
+
+
+def test_qp_fast_path_skips_only_the_input_checks() -> None:
+    """solve_qp(check_inputs=False) (DiffOG's validated refine) gives the checked solve's
+    solution and still refuses a solution that violates the constraints."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(1, 6, 6, generator=g, dtype=torch.float64)
+    Q = A @ A.transpose(1, 2) + torch.eye(6, dtype=torch.float64)
+    p = torch.randn(1, 6, generator=g, dtype=torch.float64)
+    G = torch.eye(6, dtype=torch.float64)
+    lo, up = -0.05 * torch.ones(6, dtype=torch.float64), 0.05 * torch.ones(6, dtype=torch.float64)
+    with torch.no_grad():
+        checked = qp.solve_qp(Q, p, G, lo, up)
+        fast = qp.solve_qp(Q, p, G, lo, up, check_inputs=False)
+        assert torch.equal(fast, checked) and float(checked.abs().max()) == pytest.approx(0.05)
+        with pytest.raises(ValueError, match="infeasible, lower"):
+            qp.solve_qp(Q, p, G, up, lo)
+        with pytest.raises(
+            ValueError, match="infeasible or not solved"
+        ):  # the same rows, unchecked
+            qp.solve_qp(Q, p, G, up, lo, check_inputs=False)

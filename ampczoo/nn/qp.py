@@ -139,9 +139,10 @@ def solve_qp(
     lower / upper (B, m) or (m,) (+-inf allowed). Q is symmetrised (Q + Q^T) / 2.
     workspace: forward-only ProxSuite solves reuse its solvers, warm-started from its
     previous solve (see :class:`ProxQPWorkspace`); None: a fresh solver per problem.
-    check_inputs: False skips the input checks (shapes, finite values, lower <= upper) for
-    a caller that has made its inputs so already (DiffOG's receding-horizon refine: the
-    same shapes every call, bounds and chunk validated); the solution is still checked.
+    check_inputs: False skips the input checks (shapes, finite values, lower <= upper) and
+    the symmetrisation for a caller that has made its inputs so already (DiffOG's
+    receding-horizon refine: the same shapes every call, bounds and chunk validated, Q
+    symmetric by construction); the solution is still checked.
     Returns z* (B, n) in p's dtype/device.
     Raises ValueError on non-finite inputs, lower > upper, or a solution violating the
     constraints by more than ``feas_tol`` (infeasible or failed)."""
@@ -154,7 +155,7 @@ def solve_qp(
     lower, upper = _expand(lower, B, 2, "lower"), _expand(upper, B, 2, "upper")
     if check_inputs:
         _check_inputs(Q, p, G, lower, upper)
-    Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
+        Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
     solver: QPSolver
     if backend == "proxsuite" and not needs_grad:
@@ -299,7 +300,8 @@ def _unconstrained_minimisers(Q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """-Q^-1 p per batch element (B, n); NaN where Q is not positive definite."""
     L, info = torch.linalg.cholesky_ex(Q)
     z = torch.cholesky_solve(-p.unsqueeze(-1), L).squeeze(-1)
-    z[info > 0] = float("nan")
+    if bool(info.any()):
+        z[info > 0] = float("nan")
     return z
 
 

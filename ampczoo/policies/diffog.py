@@ -212,6 +212,8 @@ class DiffOG(ChunkRefiner):
         D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
         self.register_buffer("G_diff", D, persistent=False)
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
+        # the rows with the continuity row first (inference): built once, not per call
+        self.register_buffer("G_continuity", torch.cat([S[:Dc], D]), persistent=False)
         self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
         #: ProxQP solvers reused across inference solves, warm-started from the previous
         #: chunk's solution (cleared by :meth:`clear_warm_start`, e.g. at an episode start)
@@ -288,7 +290,7 @@ class DiffOG(ChunkRefiner):
         b = b.to(p.device)
         G, hi = self.G_diff, b[1:].reshape(-1)
         if prev is not None:
-            G = torch.cat([self.G_first, G])
+            G = self.G_continuity
             hi_b = hi.expand(B, -1)
             lower = torch.cat([prev.double() - b[0], -hi_b], dim=1)
             upper = torch.cat([prev.double() + b[0], hi_b], dim=1)

@@ -99,7 +99,7 @@ class ChunkRefiner(PretrainedPolicy):
         self.dim_index = select_dims(c.action_dim, c.dims)
         self._base: Any = None
         self._base_onnx: Any = None
-        self._default_bounds: dict[int, torch.Tensor] = {}
+        self._default_bounds: dict[tuple[int, float], torch.Tensor] = {}
         self._runner: RefinedPolicy | None = None
 
     # ------------------------------------------------------------------ interface
@@ -175,9 +175,10 @@ class ChunkRefiner(PretrainedPolicy):
     def bounds_tensor(self, bound: Any, rows: int) -> torch.Tensor:
         """Per-call bounds (scalar, (D_c,) or (rows, D_c), normalised) -> (rows, D_c)."""
         if bound is None:  # the config's: the same tensor every call (not written to)
-            cached = self._default_bounds.get(rows)
+            key = (rows, self.config.bound)
+            cached = self._default_bounds.get(key)
             if cached is None:
-                cached = self._default_bounds[rows] = self.bounds_tensor(self.config.bound, rows)
+                cached = self._default_bounds[key] = self.bounds_tensor(self.config.bound, rows)
             return cached
         lo, hi = resolve_bounds(bound, None, rows, len(self.dim_index))
         return torch.as_tensor(hi, dtype=torch.float64)

@@ -28,7 +28,6 @@ import torch
 
 import ampczoo
 import ampczoo.envs  # noqa: F401  (registers the env ids)
-from ampczoo.core.onnx import inference_session
 from ampczoo.nn import qp
 from ampczoo.policies.diffog import DiffOG
 
@@ -225,7 +224,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="timed calls per hot path")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    _ = inference_session  # the backend's own session settings are those profiled
     observations = recorded_observations()
     print(
         "| hot path (onnxruntime, 1 thread) | wall median [ms] | wall p95 [ms] | CPU median "

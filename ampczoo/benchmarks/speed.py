@@ -30,8 +30,8 @@ for batch > 1) after ``--warmup`` untimed ones; ``speed-up p95`` / ``speed-up ma
 expert's warm p95 / max divided by the row's; ``max |Δa| vs torch``: largest absolute
 difference between the row's actions and the torch CPU row's with the same batch and threads
 (same observations, same seeds), so the table shows that the backend computes the same
-thing. Types without an ONNX graph (refiners for now, :data:`REFINER_BACKENDS`) are listed
-under "not timed" with the reason.
+thing. A variant that cannot run (a type without an ONNX graph) is listed under "not timed"
+with the reason.
 
 Outputs in ``<out>/bench-speed-<date>/``: ``speed.md`` / ``speed.csv`` (the table),
 ``experts.md`` / ``.csv`` (warm solve times), ``speed_p95.png`` (p95 per row, log scale,
@@ -66,9 +66,9 @@ ENV_EXPERTS = {
     "DAMPC-KukaTrackObstacle-v0": "mpc",
     "ThreeDOF-Reach-v0": "ikmpc",
 }
-#: backends the refiners (DiffOG, residual) can run on; "onnxruntime" joins once
-#: ``ChunkRefiner.wrap(..., backend=...)`` exists (issue 16)
-REFINER_BACKENDS: tuple[str, ...] = ("torch",)
+#: backends the refiners (DiffOG, residual) run on: with "onnxruntime" the refiner's graph
+#: (``ChunkRefiner.wrap(..., backend="onnxruntime")``) and the base's (its ``act_chunk``)
+REFINER_BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
 #: caps applied by ``quick``
 QUICK_CAPS = {"episodes": 1, "calls": 20, "batch_calls": 5, "warmup": 2}
 
@@ -309,13 +309,13 @@ def load(name: str, v: Variant) -> Any:
     if not is_refiner(name):
         return _load_plain(name, v)
     if v.backend not in REFINER_BACKENDS:
-        raise ValueError("no ONNX graph of the refiners yet (DiffOG.wrap(..., backend=...))")
+        raise ValueError(f"the refiners run on {REFINER_BACKENDS}, not {v.backend!r}")
     card = zoo_card(name)
     base = _load_plain(card["base"], v)
     cls = policy_class(card["model"])
     if v.backend == "torch":
         return cls.wrap(base, name, device=v.device)
-    return cls.wrap(base, name, device=v.device, backend=v.backend)
+    return cls.wrap(base, name, device=v.device, backend=v.backend, num_threads=v.threads)
 
 
 def _load_plain(name: str, v: Variant) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -36,6 +37,10 @@ EXPORT_VERSION = "1"
 #: ONNX opset of the exported graphs.
 OPSET = 17
 BACKENDS = ("torch", "onnxruntime")
+#: weight precisions of a graph run by ONNX Runtime: "float32" (the exported graph, the
+#: default) or "int8" (:func:`quantized_onnx`: an option for the refiners, see
+#: ``ChunkRefiner.wrap``; it changes the actions, which tests and docs measure)
+PRECISIONS = ("float32", "int8")
 
 #: run(inputs {name: float32 array}) -> outputs, in the graph's output order.
 GraphRunner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
@@ -134,6 +139,49 @@ def cached_onnx(policy: Any, checkpoint: str | Path) -> Path:
     return path
 
 
+def check_precision(precision: str) -> None:
+    """ValueError unless ``precision`` is one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def quantized_onnx(path: str | Path, precision: str = "int8") -> Path:
+    """``path`` for "float32"; for "int8" the graph with every weight matrix (MatMul / Gemm
+    with a constant operand) quantised to int8 by ONNX Runtime's dynamic quantisation
+    (``onnxruntime.quantization.quantize_dynamic``; activations quantised per call, every
+    other operator, e.g. the products of two activations, left in float), written once
+    next to it as ``<stem>-int8.onnx``."""
+    check_precision(precision)
+    path = Path(path)
+    if precision == "float32":
+        return path
+    out = path.with_name(f"{path.stem}-{precision}.onnx")
+    if out.is_file():
+        return out
+    require_onnxruntime()
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(path))
+    weights = {init.name for init in model.graph.initializer}
+    nodes = [
+        n.name
+        for n in model.graph.node
+        if n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input)
+    ]
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        logging.disable(logging.WARNING)  # its advice to pre-process (shape inference)
+        quantize_dynamic(path, tmp, weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+        os.replace(tmp, out)
+    finally:
+        logging.disable(logging.NOTSET)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
+
+
 def require_onnxruntime() -> Any:
     """The onnxruntime module; ImportError naming the package when it is not installed."""
     try:
@@ -172,6 +220,7 @@ class OnnxRuntimePolicy:
     def __init__(self, policy: Any, onnx_path: str | Path, num_threads: int = 1):
         self.policy = policy
         self.onnx_path = Path(onnx_path)
+        self.num_threads = num_threads
         self.session = inference_session(onnx_path, num_threads)
         self._output_names = [o.name for o in self.session.get_outputs()]
 
@@ -188,10 +237,24 @@ class OnnxRuntimePolicy:
         """As the torch policy's ``reset``."""
         self.policy.reset(seed)
 
+    def _act_chunk(self, obs: Any, **kwargs: Any) -> np.ndarray:
+        """As the torch policy's ``act_chunk`` (the whole chunk), with the graph run by ONNX
+        Runtime (the chunk refiners take their base's chunk from it)."""
+        return np.asarray(self.policy.act_chunk_onnx(self.run, obs, **kwargs))
+
     def __getattr__(self, name: str) -> Any:
         if name == "policy":  # not yet set (during unpickling / __init__ errors)
             raise AttributeError(name)
+        if name == "act_chunk" and hasattr(self.policy, "act_chunk"):
+            # never the torch network's chunk behind an onnxruntime policy's back
+            return self._act_chunk if hasattr(self.policy, "act_chunk_onnx") else self._no_chunk
         return getattr(self.policy, name)
+
+    def _no_chunk(self, obs: Any, **kwargs: Any) -> np.ndarray:
+        raise ValueError(
+            f"{type(self.policy).__name__} has no act_chunk through its ONNX graph "
+            "(act_chunk_onnx); load it with backend='torch' for its chunks"
+        )
 
     def __repr__(self) -> str:
         return f"OnnxRuntimePolicy({self.policy.name!r}, {self.onnx_path.name})"

@@ -131,6 +131,7 @@ def solve_qp(
     backend: str = "proxsuite",
     feas_tol: float = 1e-6,
     workspace: ProxQPWorkspace | None = None,
+    check_inputs: bool = True,
 ) -> torch.Tensor:
     """Batched differentiable QP: min 1/2 z^T Q z + p^T z s.t. lower <= G z <= upper.
 
@@ -138,6 +139,10 @@ def solve_qp(
     lower / upper (B, m) or (m,) (+-inf allowed). Q is symmetrised (Q + Q^T) / 2.
     workspace: forward-only ProxSuite solves reuse its solvers, warm-started from its
     previous solve (see :class:`ProxQPWorkspace`); None: a fresh solver per problem.
+    check_inputs: False skips the input checks (shapes, finite values, lower <= upper) and
+    the symmetrisation for a caller that has made its inputs so already (DiffOG's
+    receding-horizon refine: the same shapes every call, bounds and chunk validated, Q
+    symmetric by construction); the solution is still checked.
     Returns z* (B, n) in p's dtype/device.
     Raises ValueError on non-finite inputs, lower > upper, or a solution violating the
     constraints by more than ``feas_tol`` (infeasible or failed)."""
@@ -148,21 +153,9 @@ def solve_qp(
     B, n = p.shape
     Q, G = _expand(Q, B, 3, "Q"), _expand(G, B, 3, "G")
     lower, upper = _expand(lower, B, 2, "lower"), _expand(upper, B, 2, "upper")
-    if (
-        Q.shape[1:] != (n, n)
-        or G.shape[2] != n
-        or lower.shape != (B, G.shape[1])
-        or upper.shape != lower.shape
-    ):
-        raise ValueError(
-            f"QP shapes do not match: Q {tuple(Q.shape)}, p {tuple(p.shape)}, "
-            f"G {tuple(G.shape)}, bounds {tuple(lower.shape)}"
-        )
-    for name, t in (("Q", Q), ("p", p), ("G", G)):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"QP input {name} contains NaN/inf")
-    check_bounds(lower, upper, "QP bounds")
-    Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
+    if check_inputs:
+        _check_inputs(Q, p, G, lower, upper)
+        Q = 0.5 * (Q + Q.transpose(1, 2))  # gradients w.r.t. Q are symmetric in every backend
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (Q, p, G, lower, upper))
     solver: QPSolver
     if backend == "proxsuite" and not needs_grad:
@@ -182,6 +175,28 @@ def solve_qp(
         raise ValueError(f"QP solver ({backend}) returned NaN/inf")
     _check_solution(z.detach(), G64.detach(), lower64.detach(), upper64.detach(), feas_tol, backend)
     return z.to(p.device, p.dtype)
+
+
+def _check_inputs(
+    Q: torch.Tensor, p: torch.Tensor, G: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+) -> None:
+    """ValueError unless the batched QP inputs have matching shapes, Q, p and G are finite
+    and lower <= upper."""
+    B, n = p.shape
+    if (
+        Q.shape[1:] != (n, n)
+        or G.shape[2] != n
+        or lower.shape != (B, G.shape[1])
+        or upper.shape != lower.shape
+    ):
+        raise ValueError(
+            f"QP shapes do not match: Q {tuple(Q.shape)}, p {tuple(p.shape)}, "
+            f"G {tuple(G.shape)}, bounds {tuple(lower.shape)}"
+        )
+    for name, t in (("Q", Q), ("p", p), ("G", G)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"QP input {name} contains NaN/inf")
+    check_bounds(lower, upper, "QP bounds")
 
 
 def _expand(t: torch.Tensor, B: int, ndim: int, name: str) -> torch.Tensor:
@@ -285,7 +300,8 @@ def _unconstrained_minimisers(Q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """-Q^-1 p per batch element (B, n); NaN where Q is not positive definite."""
     L, info = torch.linalg.cholesky_ex(Q)
     z = torch.cholesky_solve(-p.unsqueeze(-1), L).squeeze(-1)
-    z[info > 0] = float("nan")
+    if bool(info.any()):
+        z[info > 0] = float("nan")
     return z
 
 

@@ -243,6 +243,8 @@ class DAMPCPolicy(PretrainedPolicy):
         self._generator: torch.Generator | None = None
         self._seed: int | None = None
         self._cost_expert: Any = None
+        self._noise_buffer: torch.Tensor | None = None
+        self._draw_rows: list[int] | None = None
 
     @classmethod
     def example_config(cls) -> DAMPCConfig:
@@ -553,7 +555,12 @@ class DAMPCPolicy(PretrainedPolicy):
         names = ["obs", "noise", "prev_sequence", "guidance_scale"]
         return OnnxGraph(GraphModule(self, graph), example, names, ["seqs"], axes)
 
-    def act_onnx(
+    def act_onnx(self, run: GraphRunner, obs: Any, **kwargs: Any) -> np.ndarray:
+        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run`` (see
+        :meth:`act_chunk_onnx`)."""
+        return self.act_chunk_onnx(run, obs, **kwargs)[..., 0, :].copy()
+
+    def act_chunk_onnx(
         self,
         run: GraphRunner,
         obs: Any,
@@ -564,8 +571,8 @@ class DAMPCPolicy(PretrainedPolicy):
         generator: torch.Generator | None = None,
         **fixed: Any,
     ) -> np.ndarray:
-        """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``: the same noise
-        draws from the same generator, guidance memory and selection. ``sampler`` and
+        """:meth:`act_chunk` with the graph of :meth:`onnx_graph` run by ``run``: the same
+        noise draws from the same generator, guidance memory and selection. ``sampler`` and
         ``early_stop`` are fixed in the graph: other values than the config's raise
         ValueError."""
         c = self.config
@@ -593,25 +600,41 @@ class DAMPCPolicy(PretrainedPolicy):
         )[0].astype(np.float64)
         if batched:
             idx = [self.select(o, s, selection) for o, s in zip(arr, seqs, strict=True)]
-            return np.stack([s[i][0] for s, i in zip(seqs, idx, strict=True)])
+            return np.stack([s[i] for s, i in zip(seqs, idx, strict=True)])
         chosen = seqs[0][self.select(obs, seqs[0], selection)]
         self.prev_sequence = chosen
-        return chosen[0].copy()
+        return chosen
 
     def _graph_noise(self, B: int, L: int, generator: torch.Generator | None) -> np.ndarray:
         """(K+1, B, L, N*7) noise drawn as the torch path draws it: x_{N_I} first, then one
-        draw per step with noise, in order, from ``generator`` (default: the policy's)."""
-        tables, sigma = self._graph_tables()
+        draw per step with noise, in order, from ``generator`` (default: the policy's).
+
+        On the CPU the draws go into one buffer kept across calls of the same size (rows of
+        steps without noise stay zero): the returned array is overwritten by the next call."""
         gen = generator or self.generator()
         shape = (B * L, self.config.horizon * ACTION_DIM)
-        draws = [torch.randn(shape, generator=gen, device=self._device())]
-        for s in sigma:
-            draws.append(
-                torch.randn(shape, generator=gen, device=self._device())
-                if s > 0.0
-                else torch.zeros(shape)
-            )
-        return torch.stack([d.cpu() for d in draws]).reshape(len(draws), B, L, -1).numpy()
+        device = self._device()
+        buf = self._noise_buffer
+        if device.type != "cpu" or buf is None or buf.shape[1:] != shape:
+            buf = torch.zeros((self._graph_steps() + 1, *shape))
+            self._noise_buffer = buf if device.type == "cpu" else None
+        for k in self._noise_draws():
+            if device.type == "cpu":
+                torch.randn(shape, generator=gen, out=buf[k])
+            else:
+                buf[k] = torch.randn(shape, generator=gen, device=device).cpu()
+        return buf.numpy().reshape(len(buf), B, L, -1)
+
+    def _noise_draws(self) -> list[int]:
+        """Rows of the graph's noise input that get a draw: 0 (x_{N_I}) and k + 1 for every
+        step k with noise (cached: the config is frozen)."""
+        if self._draw_rows is None:
+            _, sigma = self._graph_tables()
+            self._draw_rows = [0] + [k + 1 for k, s in enumerate(sigma) if s > 0.0]
+        return self._draw_rows
+
+    def _graph_steps(self) -> int:
+        return self._graph_tables()[0].num_steps
 
 
 def rollout(q: np.ndarray, U: np.ndarray, dt: float) -> np.ndarray:

@@ -212,6 +212,8 @@ class DiffOG(ChunkRefiner):
         D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
         self.register_buffer("G_diff", D, persistent=False)
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
+        # the rows with the continuity row first (inference): built once, not per call
+        self.register_buffer("G_continuity", torch.cat([S[:Dc], D]), persistent=False)
         self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
         #: ProxQP solvers reused across inference solves, warm-started from the previous
         #: chunk's solution (cleared by :meth:`clear_warm_start`, e.g. at an episode start)
@@ -257,27 +259,53 @@ class DiffOG(ChunkRefiner):
         if not torch.isfinite(a).all():
             raise ValueError("chunk contains NaN/inf")
 
+    def _refine_checked(self, a, prev, bounds, run):
+        """As :meth:`ChunkRefiner._refine_checked`, without the QP's input checks (the
+        chunk, continuity row and bounds are validated by :meth:`refine`; Q is the graph's
+        symmetric positive definite matrix of a finite chunk; the shapes are this
+        refiner's): the solution is still checked against the constraints."""
+        a_t = torch.from_numpy(a)
+        self._check_chunks(a_t)
+        if run is None:
+            Q = self.cost_matrix(a_t.to(self.device)).double() + self.smooth
+            p = -a_t.reshape(len(a_t), -1).double().to(self.device)
+        else:
+            Q, p = (torch.from_numpy(x) for x in run({"a": a}))
+        y = self.solve(Q, p, prev, bounds, check_inputs=False)
+        return y.to(a_t.dtype).view(a_t.shape)
+
     def solve(
         self,
         Q: torch.Tensor,
         p: torch.Tensor,
         prev: torch.Tensor | None = None,
         bounds: torch.Tensor | None = None,
+        check_inputs: bool = True,
     ) -> torch.Tensor:
         """The QP of the module docstring: Q (B, n, n) with the smoothing term, p (B, n)
-        float64, prev (B, D_c) or None, bounds (T_p, D_c) or None -> y (B, n) float64."""
+        float64, prev (B, D_c) or None, bounds (T_p, D_c) or None -> y (B, n) float64.
+        check_inputs: see :func:`~ampczoo.nn.qp.solve_qp`."""
         c, B = self.config, len(p)
         b = self.bounds_tensor(None, c.chunk_len) if bounds is None else bounds.double().cpu()
         b = b.to(p.device)
         G, hi = self.G_diff, b[1:].reshape(-1)
         if prev is not None:
-            G = torch.cat([self.G_first, G])
+            G = self.G_continuity
             hi_b = hi.expand(B, -1)
             lower = torch.cat([prev.double() - b[0], -hi_b], dim=1)
             upper = torch.cat([prev.double() + b[0], hi_b], dim=1)
         else:
             lower, upper = -hi, hi
-        return qp.solve_qp(Q, p, G, lower, upper, backend=c.backend, workspace=self.qp_workspace)
+        return qp.solve_qp(
+            Q,
+            p,
+            G,
+            lower,
+            upper,
+            backend=c.backend,
+            workspace=self.qp_workspace,
+            check_inputs=check_inputs,
+        )
 
     def clear_warm_start(self) -> None:
         """The next inference QP starts cold (see :attr:`qp_workspace`)."""

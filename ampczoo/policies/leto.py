@@ -31,6 +31,7 @@ the next problem, so the DTO problem is recursively feasible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -39,8 +40,9 @@ import torch
 from torch import nn
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import qp
-from ampczoo.nn.features import ObservationInput, check_obs_features
+from ampczoo.nn.features import ObservationInput, check_obs_features, unrolled_solves
 from ampczoo.nn.normalization import Normalizer, action_scale
 
 #: KUKA LBR iiwa 14 joint limits [rad] of the shipped URDF (tests check them).
@@ -275,21 +277,32 @@ class LeTOPolicy(PretrainedPolicy):
         """Clear the LSTM state, the plan and the last executed action."""
         self._state: Any = None
         self._steps = 0
-        self._plan: list[np.ndarray] = []
+        self._planned: list[np.ndarray] = []
         self.prev_action: np.ndarray | None = None
 
-    @torch.no_grad()
     def act_chunk(self, obs: Any) -> np.ndarray:
         """Plan for one observation (D,) -> chunk (T_p, D_y) raw; advances the LSTM state
         (reset every T_s steps) and uses the continuity constraint to the last executed
         action."""
+        return self._plan(obs, self._encode_torch)
+
+    def _encode_torch(self, o: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """o (1, obs_dim) raw, LSTM state -> (e (1, n), next state) with the torch modules."""
+        e, state = self.encode(o[:, None], state)
+        return e[:, 0], state
+
+    @torch.no_grad()
+    def _plan(
+        self, obs: Any, encode: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+    ) -> np.ndarray:
+        """:meth:`act_chunk` with the encoder step ``encode`` (torch or the ONNX graph)."""
         arr, batched = check_obs(obs, self.config.obs_dim)
         if batched:
             raise ValueError("LeTO deployment is recurrent: pass one observation (D,)")
         if self._steps % self.config.seq_len == 0:
             self._state = None
         o = torch.from_numpy(arr).to(self.device)
-        e, self._state = self.encode(o[:, None], self._state)
+        e, self._state = encode(o, self._state)
         self._steps += 1
         scale = self.action_scale
         prev = None
@@ -297,22 +310,63 @@ class LeTOPolicy(PretrainedPolicy):
             prev = torch.as_tensor(self.prev_action, dtype=torch.float32, device=self.device)
             prev = (prev / scale)[self.selected_dims()][None]
         try:
-            y = self.dto(e[:, 0], o, prev)
+            y = self.dto(e, o, prev)
         except ValueError:
             if prev is None:
                 raise
             self.n_continuity_dropped += 1
-            y = self.dto(e[:, 0], o, None)
+            y = self.dto(e, o, None)
         return (y[0] * scale).double().cpu().numpy()
 
     def act(self, obs: Any) -> np.ndarray:
         """Receding horizon: re-plan every T_a steps, execute the plan's next action (D_y,).
         Every observation is validated (ValueError), also between re-plans."""
+        return self._act(obs, self.act_chunk)
+
+    def _act(self, obs: Any, act_chunk: Callable[[Any], np.ndarray]) -> np.ndarray:
         if check_obs(obs, self.config.obs_dim)[1]:
             raise ValueError("LeTO deployment is recurrent: pass one observation (D,)")
-        if not self._plan:
-            chunk = self.act_chunk(obs)
-            self._plan = list(chunk[: self.config.exec_steps])
-        action = self._plan.pop(0)
+        if not self._planned:
+            chunk = act_chunk(obs)
+            self._planned = list(chunk[: self.config.exec_steps])
+        action = self._planned.pop(0)
         self.prev_action = action
         return action.copy()
+
+    # ------------------------------------------------------------------ ONNX
+    def onnx_graph(self) -> OnnxGraph:
+        """One encoder step: obs (B, obs_dim) raw, h (layers, B, H), c (layers, B, H) the
+        LSTM state -> e (B, n) the QP's linear-term input, h_next, c_next: features,
+        normalisation, input layer, LSTM, output layer. The DTO layer (a QP whose bounds
+        depend on the observed positions and the last executed action) is solved in Python
+        by ProxSuite, as DiffOG's: it is not a graph."""
+
+        def graph(obs, h, c):  # type: ignore[no-untyped-def]
+            with unrolled_solves(self):
+                e, (h_next, c_next) = self.encode(obs[:, None], (h, c))
+            return e[:, 0], h_next, c_next
+
+        c = self.config
+        state = torch.zeros(c.num_layers, 2, c.hidden_dim)
+        example = (self.normalizer.obs_mean.expand(2, -1).clone(), state, state.clone())
+        axes = {name: {0: "B"} for name in ("obs", "e")}
+        axes.update({name: {1: "B"} for name in ("h", "c", "h_next", "c_next")})
+        names = (["obs", "h", "c"], ["e", "h_next", "c_next"])
+        return OnnxGraph(GraphModule(self, graph), example, *names, axes)
+
+    def act_chunk_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act_chunk` with the encoder step of :meth:`onnx_graph` run by ``run``."""
+
+        def encode(o: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+            c = self.config
+            if state is None:
+                zeros = np.zeros((c.num_layers, len(o), c.hidden_dim), np.float32)
+                state = (zeros, zeros)
+            e, h, cell = run({"obs": o.cpu().numpy(), "h": state[0], "c": state[1]})
+            return torch.from_numpy(e).to(self.device), (h, cell)
+
+        return self._plan(obs, encode)
+
+    def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act` with the encoder step of :meth:`onnx_graph` run by ``run``."""
+        return self._act(obs, lambda o: self.act_chunk_onnx(run, o))

@@ -141,8 +141,12 @@ class LSMPolicy(PretrainedPolicy):
             {"obs": {0: "B"}, "seq": {0: "B"}},
         )
 
+    def act_chunk_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
+        """:meth:`act_chunk` with the graph of :meth:`onnx_graph` run by ``run``."""
+        arr, batched = check_obs(obs, self.config.obs_dim)
+        seq = run({"obs": arr})[0].astype(np.float64)
+        return seq if batched else seq[0]
+
     def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
         """:meth:`act` with the graph of :meth:`onnx_graph` run by ``run``."""
-        arr, batched = check_obs(obs, self.config.obs_dim)
-        seq = run({"obs": arr})[0].astype(np.float64)[:, 0]
-        return seq if batched else seq[0]
+        return self.act_chunk_onnx(run, obs)[..., 0, :]

@@ -98,6 +98,8 @@ class ChunkRefiner(PretrainedPolicy):
         self.register_buffer("action_scale", torch.ones(c.action_dim))
         self.dim_index = select_dims(c.action_dim, c.dims)
         self._base: Any = None
+        self._base_onnx: Any = None
+        self._default_bounds: dict[tuple[int, float], torch.Tensor] = {}
         self._runner: RefinedPolicy | None = None
 
     # ------------------------------------------------------------------ interface
@@ -138,6 +140,20 @@ class ChunkRefiner(PretrainedPolicy):
             object.__setattr__(self, "_base", load_policy(self.config.base, device="cpu"))
         return self._base
 
+    def base_policy_onnx(self, num_threads: int = 1) -> Any:
+        """The frozen base of refine mode loaded with ``backend="onnxruntime"`` (its chunks
+        through its graph), loaded once; the torch base (:meth:`base_policy`) when its type
+        has no graph."""
+        if self._base_onnx is None:
+            from ampczoo.core.registry import load_policy
+
+            try:
+                base = load_policy(self.config.base, backend="onnxruntime", num_threads=num_threads)
+            except ValueError:  # a base type without a graph: its torch network
+                base = self.base_policy()
+            object.__setattr__(self, "_base_onnx", base)
+        return self._base_onnx
+
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean squared error between the refined chunk and the demonstrated chunk
         (normalised), plus :meth:`extra_loss`."""
@@ -158,8 +174,13 @@ class ChunkRefiner(PretrainedPolicy):
     # ------------------------------------------------------------------ inference
     def bounds_tensor(self, bound: Any, rows: int) -> torch.Tensor:
         """Per-call bounds (scalar, (D_c,) or (rows, D_c), normalised) -> (rows, D_c)."""
-        b = self.config.bound if bound is None else bound
-        lo, hi = resolve_bounds(b, None, rows, len(self.dim_index))
+        if bound is None:  # the config's: the same tensor every call (not written to)
+            key = (rows, self.config.bound)
+            cached = self._default_bounds.get(key)
+            if cached is None:
+                cached = self._default_bounds[key] = self.bounds_tensor(self.config.bound, rows)
+            return cached
+        lo, hi = resolve_bounds(bound, None, rows, len(self.dim_index))
         return torch.as_tensor(hi, dtype=torch.float64)
 
     @torch.no_grad()
@@ -191,15 +212,26 @@ class ChunkRefiner(PretrainedPolicy):
                 raise ValueError(f"prev_action must be finite ({c.action_dim},), got {p.shape}")
             prev = torch.as_tensor((p / scale)[self.dim_index], device=self.device)[None]
         bounds = self.bounds_tensor(bound, Tp)
-        if run is None:
-            a_t = torch.as_tensor(a, device=self.device)
-            y = self.refine_normalized(a_t, prev, bounds)[0]
-        else:
-            y = self.refine_normalized_onnx(run, a, prev, bounds)[0]
+        y = self._refine_checked(a, prev, bounds, run)[0]
         out = chunk.copy()
         n = min(T, Tp)
         out[:n] = y.double().cpu().numpy()[:n] * scale
         return out
+
+    def _refine_checked(
+        self,
+        a: np.ndarray,
+        prev: torch.Tensor | None,
+        bounds: torch.Tensor,
+        run: GraphRunner | None,
+    ) -> torch.Tensor:
+        """:meth:`refine`'s normalised step on inputs it has validated: a (1, T_p, D_a)
+        float32 array, prev (1, D_c) or None, bounds (T_p, D_c) -> refined (1, T_p, D_a)
+        tensor, with torch (``run`` None) or the graph. A refiner may skip its own input
+        checks here (DiffOG: the QP's)."""
+        if run is None:
+            return self.refine_normalized(torch.as_tensor(a, device=self.device), prev, bounds)
+        return self.refine_normalized_onnx(run, a, prev, bounds)
 
     def refine_normalized_onnx(
         self,
@@ -222,6 +254,7 @@ class ChunkRefiner(PretrainedPolicy):
         device: Any = "cpu",
         backend: str = "torch",
         num_threads: int = 1,
+        precision: str = "float32",
     ) -> RefinedPolicy:
         """A policy running ``base`` (ampczoo policy with act_chunk/act, SB3 model, callable)
         through this refiner: ``checkpoint`` is a folder / zoo name of a trained refiner, a
@@ -230,11 +263,18 @@ class ChunkRefiner(PretrainedPolicy):
         with ``num_threads`` intra-op threads (CPU; the QP stays in Python); a checkpoint's
         graph is cached as in ``load_policy(..., backend="onnxruntime")``, an instance's or
         config's is exported anew. The base runs on its own backend.
+        precision (onnxruntime only): "float32" (default, the method) or "int8": the graph's
+        weight matrices quantised to int8 (:func:`~ampczoo.core.onnx.quantized_onnx`), an
+        option that changes Q and so the actions (the constraints still hold: they are the
+        QP's); docs/results/speed.md measures it.
         ValueError right away for a base that is neither a policy nor a callable, or whose
         declared action size differs from the refiner's ``action_dim``."""
-        from ampczoo.core.onnx import check_backend
+        from ampczoo.core.onnx import check_backend, check_precision
 
         check_backend(backend)
+        check_precision(precision)
+        if precision != "float32" and backend != "onnxruntime":
+            raise ValueError(f"precision={precision!r} needs backend='onnxruntime'")
         check_base(base)
         if backend == "onnxruntime" and torch.device(device).type != "cpu":
             raise ValueError(f"backend='onnxruntime' runs on the CPU; got device={device!r}")
@@ -251,7 +291,8 @@ class ChunkRefiner(PretrainedPolicy):
         if backend == "torch":
             return RefinedPolicy(base, refiner)
         folder = checkpoint if isinstance(checkpoint, str | Path) else None
-        return RefinedPolicy(base, refiner, run=refiner_runtime(refiner, folder, num_threads).run)
+        runtime = refiner_runtime(refiner, folder, num_threads, precision)
+        return RefinedPolicy(base, refiner, run=runtime.run)
 
     def clear_warm_start(self) -> None:
         """Forget any state carried from the previous chunk's solve (DiffOG: the QP's warm
@@ -279,11 +320,14 @@ class ChunkRefiner(PretrainedPolicy):
         return self._runner.act(obs)
 
     def act_onnx(self, run: GraphRunner, obs: Any) -> np.ndarray:
-        """:meth:`act` with the refiner's graph run by ``run`` (the base on torch)."""
+        """:meth:`act` with the refiner's graph run by ``run`` and the base loaded with
+        ``backend="onnxruntime"`` too (:meth:`base_policy_onnx`), with the refiner
+        session's number of threads."""
         if not self.config.base:
             return self.act(obs)  # the ValueError
         if self._runner is None or self._runner.run != run:
-            self._runner = RefinedPolicy(self.base_policy(), self, run=run)
+            threads = getattr(getattr(run, "__self__", None), "num_threads", 1)
+            self._runner = RefinedPolicy(self.base_policy_onnx(threads), self, run=run)
         return self._runner.act(obs)
 
 
@@ -328,19 +372,23 @@ class RefinedPolicy(ChunkFilterPolicy):
 
 
 def refiner_runtime(
-    refiner: ChunkRefiner, checkpoint: str | Path | None, num_threads: int = 1
+    refiner: ChunkRefiner,
+    checkpoint: str | Path | None,
+    num_threads: int = 1,
+    precision: str = "float32",
 ) -> OnnxRuntimePolicy:
     """``refiner`` with its graph in an ONNX Runtime session: the cached file of the
     checkpoint folder / zoo name ``checkpoint``, or (None) a file exported now (its own
-    temporary folder, removed once the session has read it)."""
-    from ampczoo.core.onnx import cached_onnx, require_onnxruntime
+    temporary folder, removed once the session has read it); ``precision`` "int8": its
+    quantised copy (:func:`~ampczoo.core.onnx.quantized_onnx`, cached beside it)."""
+    from ampczoo.core.onnx import cached_onnx, quantized_onnx, require_onnxruntime
     from ampczoo.core.registry import resolve_checkpoint
 
     require_onnxruntime()
     refiner.onnx_graph()  # ValueError naming the reason, before anything is written
     if checkpoint is not None:
-        path = cached_onnx(refiner, resolve_checkpoint(checkpoint))
+        path = quantized_onnx(cached_onnx(refiner, resolve_checkpoint(checkpoint)), precision)
         return OnnxRuntimePolicy(refiner, path, num_threads)
     with tempfile.TemporaryDirectory() as tmp:
-        path = refiner.export_onnx(Path(tmp) / "refiner.onnx")
+        path = quantized_onnx(refiner.export_onnx(Path(tmp) / "refiner.onnx"), precision)
         return OnnxRuntimePolicy(refiner, path, num_threads)

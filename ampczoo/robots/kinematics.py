@@ -125,20 +125,33 @@ class SerialChain:
         return np.stack(self.sphere_centres(q, np))
 
     def batch_link_transforms(self, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised FK. qs: (M, nq) -> rotations (M, nq+1, 3, 3), positions (M, nq+1, 3)."""
+        """Vectorised FK. qs: (M, nq) -> rotations (M, nq+1, 3, 3), positions (M, nq+1, 3).
+
+        Joint i's rotation Rj rot(q_i) = Rj + sin q_i (Rj K) + (1 - cos q_i) (Rj K^2)
+        (Rodrigues, K the axis' cross-product matrix) with the three constant matrices
+        precomputed: one batched product per joint."""
         qs = np.atleast_2d(np.asarray(qs, dtype=float))
         M = qs.shape[0]
-        R, p = np.broadcast_to(np.eye(3), (M, 3, 3)), np.zeros((M, 3))
-        Rs, ps = [R], [p]
-        for i, ((Rj, pj), axis) in enumerate(zip(self.placements, self.axes, strict=True)):
-            K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-            c, s = np.cos(qs[:, i])[:, None, None], np.sin(qs[:, i])[:, None, None]
-            rot = np.eye(3) + s * K + (1 - c) * (K @ K)
-            p = p + R @ pj
-            R = R @ Rj @ rot
-            Rs.append(R)
-            ps.append(p)
-        return np.stack(Rs, axis=1), np.stack(ps, axis=1)
+        Rs, ps = np.empty((M, self.nq + 1, 3, 3)), np.empty((M, self.nq + 1, 3))
+        Rs[:, 0], ps[:, 0] = np.eye(3), 0.0
+        c, s = np.cos(qs)[:, :, None, None], np.sin(qs)[:, :, None, None]
+        for i, (Rj, RjK, RjK2, pj) in enumerate(self._rodrigues_terms()):
+            ps[:, i + 1] = ps[:, i] + Rs[:, i] @ pj
+            np.matmul(Rs[:, i], Rj + s[:, i] * RjK + (1.0 - c[:, i]) * RjK2, out=Rs[:, i + 1])
+        return Rs, ps
+
+    def _rodrigues_terms(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(Rj, Rj K, Rj K^2, pj) per joint (cached)."""
+        terms = self.__dict__.get("_terms")
+        if terms is None:
+            terms = []
+            for (Rj, pj), axis in zip(self.placements, self.axes, strict=True):
+                K = np.array(
+                    [[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]]
+                )
+                terms.append((Rj, Rj @ K, Rj @ K @ K, pj))
+            self.__dict__["_terms"] = terms
+        return terms
 
     def batch_sphere_centres(self, qs: np.ndarray) -> np.ndarray:
         """Vectorised sphere centres: qs (M, nq) -> (M, S, 3) [m]."""

@@ -42,7 +42,7 @@ ATOL = 1e-5
 KINEMATIC_ATOL = 1e-4
 #: registry types that must have an ONNX graph (one dropping out is a regression; a new
 #: type with a graph is checked without being listed)
-EXPORTABLE = {"lsm", "dampc", "ffn", "lstm", "gru", "transformer", "diffog", "residual"}
+EXPORTABLE = {"lsm", "dampc", "leto", "ffn", "lstm", "gru", "transformer", "diffog", "residual"}
 ENV_OF_OBS_DIM = {
     9: "ThreeDOF-Reach-v0",
     16: "DAMPC-KukaTrack-v0",
@@ -120,6 +120,38 @@ def assert_same_actions(path: Path | str, observations: np.ndarray) -> None:
         np.testing.assert_allclose(
             ort_policy.act(observations), torch_policy.act(observations), atol=atol, rtol=0
         )
+    assert_same_chunks(torch_policy, ort_policy, observations, atol)
+
+
+def counting_runs(ort_policy: OnnxRuntimePolicy) -> list[int]:
+    """Count the graph runs of ``ort_policy`` from now on (one entry per run)."""
+    calls: list[int] = []
+    run = ort_policy.run
+
+    def counted(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        calls.append(1)
+        return run(inputs)
+
+    ort_policy.run = counted  # type: ignore[method-assign]
+    return calls
+
+
+def assert_same_chunks(
+    torch_policy: Any, ort_policy: OnnxRuntimePolicy, observations: np.ndarray, atol: float
+) -> None:
+    """A policy with ``act_chunk`` (the chunk refiners' base) has it through its graph too:
+    one graph run per chunk, equal chunks; one without has none behind the backend either."""
+    if not hasattr(torch_policy, "act_chunk"):
+        assert not hasattr(ort_policy, "act_chunk")
+        return
+    calls = counting_runs(ort_policy)
+    for policy in (torch_policy, ort_policy):
+        policy.reset(seed=9)
+    for obs in observations:
+        a, b = torch_policy.act_chunk(obs), ort_policy.act_chunk(obs)
+        assert b.shape == a.shape and b.ndim == 2
+        np.testing.assert_allclose(b, a, atol=atol, rtol=0)
+    assert len(calls) == len(observations)
 
 
 @pytest.mark.parametrize("policy_type", policy_types())
@@ -153,12 +185,12 @@ def test_every_registry_type_exports_and_acts_the_same_or_names_why(
 
 
 def test_non_exportable_checkpoint_refused_by_load_policy(tmp_path: Path) -> None:
-    base = example_policy("leto")
-    base.save_pretrained(tmp_path / "leto")
-    with pytest.raises(ValueError, match="'leto' policies cannot be exported to ONNX"):
-        ampczoo.load_policy(tmp_path / "leto", backend="onnxruntime")
+    example_policy("gru", recurrent_mode="stateful").save_pretrained(tmp_path / "gru")
+    with pytest.raises(ValueError, match="'gru' policies in recurrent_mode='stateful' cannot"):
+        ampczoo.load_policy(tmp_path / "gru", backend="onnxruntime")
     with pytest.raises(ValueError, match="backend must be one of"):
-        ampczoo.load_policy(tmp_path / "leto", backend="tensorrt")
+        ampczoo.load_policy(tmp_path / "gru", backend="tensorrt")
+    assert not list(cache_dir().glob("*.onnx"))
 
 
 def test_stateful_recurrent_mode_names_the_reason() -> None:
@@ -310,3 +342,71 @@ def test_zoo_refiners_on_dampc_wrap_the_same(name: str) -> None:
     before = qp.UNCONSTRAINED_SOLVES["proxqp"]
     assert_same_refined_actions(torch_wrap, ort_wrap, observations)
     assert qp.UNCONSTRAINED_SOLVES["proxqp"] > before  # active change bounds
+
+
+def test_zoo_refiner_on_onnxruntime_base_takes_its_chunk_from_the_graph() -> None:
+    """DiffOG.wrap of a base loaded with backend="onnxruntime": the base's chunk comes from
+    its graph (one run per step), the actions equal the all-torch wrap's (kinematic-feature
+    tolerance: the base's chunk is the DAMPC graph's)."""
+    name, observations = (
+        "diffog-kuka-obstacle",
+        recorded_observations("DAMPC-KukaTrackObstacle-v0", n=5),
+    )
+    torch_wrap = DiffOG.wrap(ampczoo.load_policy("dampc-kuka-obstacle", device="cpu"), name)
+    base = ampczoo.load_policy("dampc-kuka-obstacle", backend="onnxruntime")
+    calls = counting_runs(base)
+    ort_wrap = DiffOG.wrap(base, name, backend="onnxruntime")
+    for policy in (torch_wrap, ort_wrap):
+        policy.reset(seed=7)
+    for obs in observations:
+        np.testing.assert_allclose(
+            ort_wrap.act(obs), torch_wrap.act(obs), atol=KINEMATIC_ATOL, rtol=0
+        )
+    assert len(calls) == len(observations)
+
+
+def test_int8_refiner_is_an_option_that_keeps_the_bounds(tmp_path: Path, onnx_cache: Path) -> None:
+    """precision="int8" (quantised weight matrices) runs its own cached graph, moves the
+    actions a little and keeps every change bound (the QP's); float32 stays the default and
+    the option needs the onnxruntime backend."""
+    example_policy("diffog", bound=0.005).save_pretrained(tmp_path / "diffog")
+    base = ampczoo.load_policy(tiny_base(tmp_path / "base"), device="cpu")
+    wraps = {
+        p: DiffOG.wrap(base, tmp_path / "diffog", backend="onnxruntime", precision=p)
+        for p in ("float32", "int8")
+    }
+    assert len(list(onnx_cache.glob("*-int8.onnx"))) == 1
+    observations = recorded_observations("DAMPC-KukaTrackObstacle-v0")
+    actions = {}
+    for p, policy in wraps.items():
+        policy.reset(seed=7)
+        actions[p] = np.stack([policy.act(obs) for obs in observations])
+    step = np.abs(np.diff(actions["int8"], axis=0))
+    assert np.all(step <= wraps["int8"].refiner.raw_bound() + 1e-6)
+    difference = np.abs(actions["int8"] - actions["float32"]).max()
+    assert 0 < difference < 0.05 * np.abs(actions["float32"]).max()
+    with pytest.raises(ValueError, match="needs backend='onnxruntime'"):
+        DiffOG.wrap(base, tmp_path / "diffog", precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        DiffOG.wrap(base, tmp_path / "diffog", backend="onnxruntime", precision="fp8")
+
+
+def test_qp_fast_path_skips_only_the_input_checks() -> None:
+    """solve_qp(check_inputs=False) (DiffOG's validated refine) gives the checked solve's
+    solution and still refuses a solution that violates the constraints."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(1, 6, 6, generator=g, dtype=torch.float64)
+    Q = A @ A.transpose(1, 2) + torch.eye(6, dtype=torch.float64)
+    p = torch.randn(1, 6, generator=g, dtype=torch.float64)
+    G = torch.eye(6, dtype=torch.float64)
+    lo, up = -0.05 * torch.ones(6, dtype=torch.float64), 0.05 * torch.ones(6, dtype=torch.float64)
+    with torch.no_grad():
+        checked = qp.solve_qp(Q, p, G, lo, up)
+        fast = qp.solve_qp(Q, p, G, lo, up, check_inputs=False)
+        assert torch.equal(fast, checked) and float(checked.abs().max()) == pytest.approx(0.05)
+        with pytest.raises(ValueError, match="infeasible, lower"):
+            qp.solve_qp(Q, p, G, up, lo)
+        with pytest.raises(
+            ValueError, match="infeasible or not solved"
+        ):  # the same rows, unchecked
+            qp.solve_qp(Q, p, G, up, lo, check_inputs=False)

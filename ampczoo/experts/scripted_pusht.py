@@ -50,8 +50,12 @@ APPROACH_MARGIN = 6.0
 ARRIVE_TOLERANCE = 3.0
 #: A new contact replaces the current one only when its rate is this many times higher.
 SWITCH_FACTOR = 1.6
+#: Contacts tried per step when the best ones cannot be reached.
+MAX_TRIES = 5
 #: Std of the commanded-target noise at diversity 1, far from the goal [px].
 NOISE_STD = 2.0
+#: Pose error [px] above which the noise has its full std.
+NOISE_ERROR_SCALE = 48.0
 
 
 def rotation(theta: float) -> np.ndarray:
@@ -118,26 +122,34 @@ def _away(p: np.ndarray, obstacle: Any) -> np.ndarray:
     return v / n if n > 1e-6 else np.array([1.0, 0.0])
 
 
-def _hull_waypoint(a: np.ndarray, b: np.ndarray, hull: Any) -> np.ndarray:
+def _hull_waypoint(a: np.ndarray, b: np.ndarray, hull: Any) -> np.ndarray | None:
     """First vertex of the shortest path a -> b around the convex polygon ``hull`` (a and b
-    outside it)."""
+    outside it) that stays in the arena; None when there is none."""
     verts = np.array(hull.exterior.coords)[:-1]
-    inner = hull.buffer(-0.5)
+    inner = hull.buffer(-4.0)  # grazing the outline is fine
     n = len(verts)
-    seen_a = [i for i in range(n) if _clear(a, verts[i], inner)]
-    seen_b = [j for j in range(n) if _clear(verts[j], b, inner)]
+    ok = np.all((verts > 0.0) & (verts < 512.0), axis=1)
+    # a vertex the agent stands on is no waypoint: the path goes on from there
+    seen_a = [
+        i
+        for i in range(n)
+        if ok[i] and np.linalg.norm(verts[i] - a) > 3.0 and _clear(a, verts[i], inner)
+    ]
+    seen_b = [j for j in range(n) if ok[j] and _clear(verts[j], b, inner)]
     edge = np.linalg.norm(np.roll(verts, -1, axis=0) - verts, axis=1)
-    best, first = np.inf, verts[0]
+    best, first = np.inf, None
     for i in seen_a:
         for j in seen_b:
-            ccw = sum(edge[(i + k) % n] for k in range((j - i) % n))
-            cw = float(edge.sum()) - ccw
-            length = np.linalg.norm(verts[i] - a) + min(ccw, cw) + np.linalg.norm(b - verts[j])
-            if length < best:
-                best, first = length, verts[i]
-    if np.linalg.norm(first - a) < 2.0:  # at that vertex already: head to the next one
-        i = int(np.argmin(np.linalg.norm(verts - a, axis=1)))
-        first = verts[(i + 1) % n]
+            for step in (1, -1):  # around either way, through arena vertices only
+                k, along = i, 0.0
+                while k != j and ok[k]:
+                    along += edge[k] if step == 1 else edge[(k - 1) % n]
+                    k = (k + step) % n
+                if k != j:
+                    continue
+                length = np.linalg.norm(verts[i] - a) + along + np.linalg.norm(b - verts[j])
+                if length < best:
+                    best, first = length, verts[i]
     return first
 
 
@@ -239,27 +251,27 @@ class PushTScripted:
             raise ValueError(f"obs must be ({self.obs_dim},) finite numbers, got {obs!r}")
         agent, block = obs[:2], obs[2:5]
         rate, depth = self._plan(agent, block)
-        choice = self._choose(rate)
-        if choice != self._contact:
-            self._pushing = False
-        self._contact = choice
-        if choice is None:
-            return agent.copy()
-        points, normals, cog = self._world(block)
-        c, n = points[choice], normals[choice]
-        pre = c + n * (AGENT_RADIUS + self.margin)
-        if not self._pushing and np.linalg.norm(agent - pre) < ARRIVE_TOLERANCE + self.margin:
-            self._pushing = True
-        if self._pushing:
-            push = min(depth[choice], PUSH_STEP)
-            target = c + n * (AGENT_RADIUS - push)
+        points, normals, _ = self._world(block)
+        for _ in range(MAX_TRIES):
+            choice = self._choose(rate)
+            if choice != self._contact:
+                self._pushing = False
+            self._contact = choice
+            if choice is None:
+                return agent.copy()
+            target = self._target(agent, block, points[choice], normals[choice], depth[choice])
+            if target is not None:
+                break
+            rate[choice] = 0.0  # no way there: next best contact
         else:
-            target = self._walk(agent, pre, block)
-        return np.clip(target + self._next_noise(), 0.0, 512.0)
+            return agent.copy()
+        error = float(np.linalg.norm(self._error(block)))
+        return np.clip(target + self._next_noise(error), 0.0, 512.0)
 
-    def _walk(self, agent: np.ndarray, goal: np.ndarray, block: np.ndarray) -> np.ndarray:
+    def _walk(self, agent: np.ndarray, goal: np.ndarray, block: np.ndarray) -> np.ndarray | None:
         """Next target toward ``goal`` (the pre-contact point): straight when the way is
-        clear of the T, else around the T's (inflated) convex hull."""
+        clear of the T, else around the T's (inflated) convex hull; None when the arena
+        walls close both ways around."""
         t, body, outline = self._shapes(block)
         if _clear(agent, goal, body):
             return self._toward(agent, goal)
@@ -273,7 +285,8 @@ class PushTScripted:
             stage = stage + 8.0 * normal
         if _clear(agent, stage, outline):
             return self._toward(agent, stage)
-        return self._toward(agent, _hull_waypoint(agent, stage, outline))
+        via = _hull_waypoint(agent, stage, outline)
+        return None if via is None else self._toward(agent, via)
 
     def _toward(self, agent: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """Target making the PD-tracked agent walk toward ``goal`` at about ``speed``."""
@@ -299,6 +312,21 @@ class PushTScripted:
         assert self._contact is not None
         return rotation(block[2]) @ self._local_normals[self._contact]
 
-    def _next_noise(self) -> np.ndarray:
-        self._noise = 0.7 * self._noise + self.noise_std * 0.71 * self._rng.standard_normal(2)
+    def _target(
+        self, agent: np.ndarray, block: np.ndarray, c: np.ndarray, n: np.ndarray, depth: float
+    ) -> np.ndarray | None:
+        """Commanded position: walk to the pre-contact point of contact (c, n), then push
+        by ``depth`` [px] (at most :data:`PUSH_STEP` ahead); None when unreachable."""
+        pre = c + n * (AGENT_RADIUS + self.margin)
+        if not self._pushing and np.linalg.norm(agent - pre) < ARRIVE_TOLERANCE + self.margin:
+            self._pushing = True
+        if self._pushing:
+            return c + n * (AGENT_RADIUS - min(depth, PUSH_STEP))
+        return self._walk(agent, pre, block)
+
+    def _next_noise(self, error: float) -> np.ndarray:
+        """Correlated target noise [px], its std shrinking with the pose ``error`` [px]
+        (a quarter of it within 12 px of the goal pose)."""
+        std = self.noise_std * float(np.clip(error / NOISE_ERROR_SCALE, 0.25, 1.0))
+        self._noise = 0.7 * self._noise + std * 0.71 * self._rng.standard_normal(2)
         return self._noise

@@ -109,9 +109,7 @@ register_env(
     max_episode_steps=METAWORLD_MAX_EPISODE_STEPS,
 )
 # Push-T (gym-pusht)
-register_env(
-    "PushT-v0", "ampczoo.envs.pusht:PushTEnv", max_episode_steps=PUSHT_MAX_EPISODE_STEPS
-)
+register_env("PushT-v0", "ampczoo.envs.pusht:PushTEnv", max_episode_steps=PUSHT_MAX_EPISODE_STEPS)
 
 __all__ = [
     "ENVS",

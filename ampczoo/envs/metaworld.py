@@ -107,8 +107,8 @@ class MetaWorldEnv(gym.Env):
     =======  =======================  ====================================================  ====
 
     Bounds: the hand within Meta-World's hand box, the gripper in [-1, 1], object positions
-    ±10 m and quaternions ±1 (Meta-World: unbounded), the goal within the task's goal box (observations are clipped to these
-    bounds, as Meta-World does after every step).
+    ±10 m and quaternions ±1 (Meta-World: unbounded), the goal within the task's goal box
+    (observations are clipped to these bounds, as Meta-World does after every step).
 
     ``obs_mode="dict"``: a ``Dict`` of the entries of ``obs_layout`` (same values).
     ``obs_mode="image"``: the dict plus ``<camera>_image`` (``image_size`` x ``image_size`` x
@@ -146,7 +146,7 @@ class MetaWorldEnv(gym.Env):
         cameras: cameras of the image observation (names in :data:`CAMERAS`).
         image_size: side of the image observations [pixels].
         render_mode: None or "rgb_array".
-        render_camera, width, height: camera and size [pixels] of ``render()``.
+        render_camera, width, height: camera and size [pixels] of ``render()`` (256 x 256).
 
     Exposed (``env.unwrapped``): ``suite_env`` (the Meta-World env object), ``obs_layout``,
     ``task``, ``control_dt`` [s], :meth:`get_sim_state`, :meth:`env_args`.
@@ -166,8 +166,8 @@ class MetaWorldEnv(gym.Env):
         image_size: int = 84,
         render_mode: str | None = None,
         render_camera: str = "corner2",
-        width: int = 480,
-        height: int = 480,
+        width: int = 256,
+        height: int = 256,
     ):
         from ampczoo.envs.rendering import configure_mujoco_gl
 
@@ -407,7 +407,7 @@ def _low_dim_space(env: Any) -> spaces.Box:
 
 def _clean_info(info: dict[str, Any]) -> dict[str, Any]:
     """Meta-World's info with ``success`` as bool and numbers as Python floats."""
-    out = {k: float(v) if np.isscalar(v) else v for k, v in info.items()}
+    out = {k: float(v) if isinstance(v, int | float | np.number) else v for k, v in info.items()}
     out["success"] = bool(info.get("success", False))
     return out
 

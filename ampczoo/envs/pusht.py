@@ -81,7 +81,9 @@ class PushTEnv(gym.Env):
 
     **Reset**: ``reset(seed=s)``: agent and block positions and the block angle drawn from
     ``s`` (gym-pusht's ranges; deterministic). ``options={"sim_state": v}``: v (10,) from
-    :meth:`get_sim_state` restores the state exactly; a legacy (5,) state of the Push-T
+    :meth:`get_sim_state` restores the state exactly (the next steps agree bit for bit when
+    the agent does not touch the block; in contact to a fraction of a pixel, as pymunk's
+    cached contact impulses are not part of the state); a legacy (5,) state of the Push-T
     datasets [agent x, y, block x, y, angle] is set as gym-pusht's ``reset_to_state`` does
     (positions, then one 0.01 s physics step).
 
@@ -162,9 +164,7 @@ class PushTEnv(gym.Env):
         else:
             state = _check_sim_state(state)
             if len(state) == LEGACY_STATE_DIM:
-                _, info = self.suite_env.reset(
-                    seed=inner_seed, options={"reset_to_state": state}
-                )
+                _, info = self.suite_env.reset(seed=inner_seed, options={"reset_to_state": state})
             else:
                 _, info = self.suite_env.reset(seed=inner_seed)
                 self._set_exact_state(state)

@@ -123,6 +123,8 @@ class MetaWorldScripted:
         obs = np.asarray(obs, np.float64)
         if obs.shape != (self.obs_dim,):
             raise ValueError(f"obs must have shape ({self.obs_dim},), got {obs.shape}")
+        if not np.all(np.isfinite(obs)):
+            raise ValueError("obs contains NaN/inf")
         hand = obs[:3]
         if self._via is None:
             self._via = hand + self.via_offset

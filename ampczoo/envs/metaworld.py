@@ -128,7 +128,8 @@ class MetaWorldEnv(gym.Env):
 
     **Reset**: ``reset(seed=s)`` draws the task's object / goal positions from ``s``
     (deterministic; independent of earlier episodes). ``options={"sim_state": v}`` restores a
-    state from :meth:`get_sim_state` (the observation equals the one at storing time).
+    state from :meth:`get_sim_state` (the observation equals the one at storing time; the
+    steps after it agree with the original ones to about 1e-12).
 
     **Sim state** (:meth:`get_sim_state`, flat float64): the task's random vector (object and
     goal placement, Meta-World's ``_last_rand_vec``), MuJoCo's full integration state

@@ -33,9 +33,11 @@ INSTALL_HINT = "pip install 'ampczoo[pusht]'"
 
 
 def import_gym_pusht() -> Any:
-    """gym-pusht's env module (ImportError naming the extra to install when missing)."""
+    """gym-pusht's env module (ImportError naming the extra to install when missing).
+
+    Frames are drawn on pygame surfaces, never in a window, so no display and no
+    ``SDL_VIDEODRIVER`` are needed (checked headless)."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no window: frames are drawn offscreen
     try:
         from gym_pusht.envs import pusht
     except ImportError as exc:

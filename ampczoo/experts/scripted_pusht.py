@@ -19,6 +19,8 @@ Every step the controller (re)plans greedily:
 Human-like variation per episode (``reset(seed)``, spread scaled by ``config.diversity``):
 walking speed, approach margin, the angle weight L, a random pick among near-best contacts,
 and small correlated noise on the commanded target (shrinking near the goal).
+
+Geometry (paths around the T) uses shapely, which gym-pusht installs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ INERTIA = 3000.0
 GOAL = np.array([256.0, 256.0, np.pi / 4])
 #: Length converting angle error [rad] into px in the pushing cost.
 ANGLE_LENGTH = 70.0
-#: Radius of the circle around the CoG clear of the T for the agent [px] (T reaches 77 px).
+#: Radius around the CoG clear of the T for the agent [px] (the T reaches 77 px): the planner
+#: estimates walks around the T along this circle.
 ORBIT_RADIUS = 77.0 + AGENT_RADIUS + 12.0
 #: Longest planned push per contact [px] and per step of 0.1 s [px].
 MAX_PUSH = 40.0

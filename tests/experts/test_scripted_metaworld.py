@@ -69,3 +69,18 @@ def test_bad_observation_is_refused():
     expert = make_policy("scripted", env_id="MetaWorld-ShelfPlace-v0")
     with pytest.raises(ValueError, match="shape"):
         expert.act(np.zeros(38))
+
+
+@pytest.mark.filterwarnings("ignore:Constant.*may be too high")
+def test_stick_pull_fix_solves_a_placement_metaworlds_policy_leaves_short():
+    env = gym.make("MetaWorld-StickPull-v0")
+    policy = metaworld_policy("stick-pull-v3")
+    obs, info = env.reset(seed=100_020)
+    for _ in range(300):
+        obs, _, terminated, _, info = env.step(np.clip(policy.get_action(obs), -1, 1))
+        if terminated:
+            break
+    assert not info["success"]  # the thermos stays short of the goal
+    expert = make_policy("scripted", env_id="MetaWorld-StickPull-v0", diversity=0.0)
+    assert rollout(env, expert, 100_020).infos[-1]["success"]
+    env.close()

@@ -23,6 +23,7 @@ import ampczoo
 from ampczoo import cli
 from ampczoo.benchmarks.constraints import ConstraintsBenchConfig
 from ampczoo.benchmarks.demo import DemoConfig
+from ampczoo.benchmarks.envs import EnvBenchConfig
 from ampczoo.benchmarks.kuka import METHOD_KEYS, KukaBenchConfig, MethodKey
 from ampczoo.benchmarks.mpc import MPCBenchConfig
 from ampczoo.benchmarks.speed import SpeedBenchConfig
@@ -43,6 +44,7 @@ COMMAND_CONFIGS = [
     (["bench", "constraints"], ConstraintsBenchConfig),
     (["bench", "threedof"], ThreeDOFBenchConfig),
     (["bench", "speed"], SpeedBenchConfig),
+    (["bench", "envs"], EnvBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
 TRAINABLE = trainable_policy_types()
@@ -318,6 +320,15 @@ def test_literal_choices_match_what_they_name():
         (["bench", "nope"], "unknown benchmark 'nope'; choose from ['mpc', 'kuka'"),
         (["train", "nope"], "unknown policy type 'nope'; choose from ['dampc'"),
         (["train", "mpc"], "'mpc' is not a trainable policy type (an expert?)"),
+        (["data", "nope"], "unknown command 'nope'; choose from ['import-robomimic'"),
+        (
+            ["data", "import-robomimic", "missing.hdf5", "x.zarr"],
+            "ampczoo data import-robomimic: error: no file missing.hdf5",
+        ),
+        (
+            ["data", "export-robomimic", "missing.zarr", "x.hdf5"],
+            "ampczoo data export-robomimic: error: missing.zarr is not an episode store",
+        ),
     ],
 )
 def test_invalid_input_exits_2_with_a_message(args, message, capsys):
@@ -365,7 +376,7 @@ def test_python_dash_m_ampczoo_help_is_fast_and_light():
         [sys.executable, "-m", "ampczoo", "--help"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    for command in ("demo", "collect", "train", "bench", "eval"):
+    for command in ("demo", "collect", "train", "bench", "data", "eval"):
         assert f"\n  {command} " in proc.stdout
     code = "import sys; from ampczoo.cli import main; main(['--help']); print(sorted(sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -410,3 +421,31 @@ def test_undocumented_policy_field_is_a_flag_without_help(monkeypatch, capsys):
     helps = policy_flag_help(["train", UndocumentedToyPolicy.name], capsys, monkeypatch)
     assert helps["--policy.depth"] == ""
     assert helps["--policy.width"] == "hidden units of the toy's single hidden layer"
+
+
+# ----------------------------------------------------------------------------- data
+@pytest.mark.parametrize(
+    "sub,config_name,positional",
+    [
+        ("import-robomimic", "ImportRobomimicConfig", ("file", "out")),
+        ("export-robomimic", "ExportRobomimicConfig", ("store", "file")),
+    ],
+)
+def test_data_commands_take_positional_paths_and_document_every_field(
+    sub, config_name, positional, capsys, monkeypatch
+):
+    from ampczoo.data import robomimic
+
+    cls = getattr(robomimic, config_name)
+    assert cli.DATA_COMMANDS[sub].config == f"ampczoo.data.robomimic:{config_name}"
+    text = run_help(["data", sub], capsys, monkeypatch)
+    usage = f"usage: ampczoo data {sub} [-h] {' '.join(p.upper() for p in positional)}"
+    assert usage in text
+    assert_fields_documented(cls, text, skip=positional)
+    docs = attribute_docstrings(cls)
+    assert all(docs[name] in text for name in positional)
+    args = ["a", "b"] + (["--obs-keys", "object", "x"] if sub == "import-robomimic" else [])
+    cfg = cli.parse_config(cls, args, positional=positional)
+    assert (getattr(cfg, positional[0]), getattr(cfg, positional[1])) == ("a", "b")
+    if sub == "import-robomimic":
+        assert cfg.obs_keys == ("object", "x") and cfg.env is None

@@ -3,7 +3,9 @@
 Submodules load lazily (collection, e.g. ``ampczoo collect`` / ``python -m ampczoo collect``,
 must not import torch): :mod:`ampczoo.data.collect` (``collect``, ``CollectConfig``,
 ``CollectReport``), :mod:`ampczoo.data.store` (``EpisodeStore``, ``Episode``),
-:mod:`ampczoo.data.dataset` (``DemonstrationDataset``, needs torch).
+:mod:`ampczoo.data.dataset` (``DemonstrationDataset``, needs torch),
+:mod:`ampczoo.data.robomimic` (``import_robomimic``, ``export_robomimic``: robomimic HDF5
+files, via h5py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ _EXPORTS = {
     "EpisodeStore": "store",
     "Episode": "store",
     "DemonstrationDataset": "dataset",
+    "import_robomimic": "robomimic",
+    "export_robomimic": "robomimic",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -19,7 +19,12 @@ The env id picks the builder (env + expert) and the defaults of ``steps``, ``con
 ``snr``, ``sigma_min`` and ``solver`` (:data:`ENV_DEFAULTS`): the KUKA envs run the
 :class:`~ampczoo.experts.MPCExpert` (velocity commands, stored u* (N, 7)); ``ThreeDOF-Reach-v0``
 runs the :class:`~ampczoo.experts.ikmpc.IKMPCExpert` (corrective torques, stored τ* (N, 3)),
-episodes ending at success (``terminate_on_success``) or after ``steps``.
+episodes ending at success (``terminate_on_success``) or after ``steps``. Any other
+registered env whose policy is an ``act(obs)`` policy -- the env's scripted expert
+(``make_policy("scripted", env_id=...)``, the manipulation suites) or ``--policy`` (a
+registered type, a checkpoint folder or a zoo name) -- runs through the :class:`PolicyBuilder`:
+it stores per step the observation, action, reward, done, success and the sim state, and keeps
+only the episodes that end in success unless ``keep_failed``.
 
 Run as ``ampczoo collect --episodes 10 --out data/kuka.zarr`` (flags: ``ampczoo collect
 --help``).
@@ -33,10 +38,11 @@ import datetime
 import importlib
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -60,6 +66,14 @@ FINGERPRINT_KEYS = (
 )
 DEFAULT_BUILDER = "ampczoo.data.collect:MPC_BUILDER"
 IKMPC_BUILDER_SPEC = "ampczoo.data.collect:IKMPC_BUILDER"
+POLICY_BUILDER_SPEC = "ampczoo.data.collect:POLICY_BUILDER"
+#: Policy of the :class:`PolicyBuilder` when ``--policy`` is not given.
+DEFAULT_POLICY = "scripted"
+#: Defaults of envs collected with an ``act(obs)`` policy (an env with a scripted expert, or
+#: ``--policy`` given); ``steps`` then defaults to the env's ``max_episode_steps``.
+POLICY_DEFAULTS: dict[str, Any] = {"builder": POLICY_BUILDER_SPEC}
+#: Fields that only the MPC builders use (left None for the policy builder).
+MPC_ONLY_FIELDS = ("snr", "sigma_min", "solver", "control_dt")
 #: Per-env defaults of the fields left at None (envs not listed get the KUKA ones).
 KUKA_DEFAULTS = {
     "builder": DEFAULT_BUILDER,
@@ -97,8 +111,9 @@ class CollectConfig:
     """N_e episodes (episode ids 0 .. N_e-1)"""
     steps: int | None = None
     """N_d expert steps per episode (None = 80 KUKA, 200 ThreeDOF-Reach-v0)"""
-    out: str = "data/kuka_track.zarr"
-    """path of the Zarr store"""
+    out: str | None = None
+    """path of the Zarr store (None = data/kuka_track.zarr for the MPC builders, else
+    data/<env id, lower case>.zarr, e.g. data/robomimic_can.zarr)"""
     workers: int = 1
     """parallel workers (1 = in this process)"""
     seed: int = 0
@@ -139,19 +154,38 @@ class CollectConfig:
     builder: str | None = None
     """"module:attribute" naming the :class:`Builder` that makes env + expert (None = the
     env's default)"""
+    policy: str | None = None
+    """the acting policy of envs without an MPC expert: a registered policy type
+    (``scripted``, ...), a checkpoint folder or a zoo name (None = the env's scripted expert)"""
+    policy_kwargs: dict[str, bool | int | float | str] = field(default_factory=dict, hash=False)
+    """config fields of a registered policy type, e.g. ``diversity 0.5`` (``env_id`` is
+    filled in for types that have it)"""
+    env_kwargs: dict[str, bool | int | float | str] = field(default_factory=dict, hash=False)
+    """extra ``gym.make`` keywords, e.g. ``obs_mode image`` or ``terminate_on_success False``"""
+    keep_failed: bool = False
+    """policy builder: also store the episodes that do not end in success (they are always
+    counted: ``n_failed`` = 1 per failed episode)"""
 
     def __post_init__(self) -> None:
-        for name, value in ENV_DEFAULTS.get(self.env, KUKA_DEFAULTS).items():
+        defaults = env_defaults(self.env, self.policy, self.builder)
+        for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        if self.steps is None and self.builder_spec == POLICY_BUILDER_SPEC:
+            object.__setattr__(self, "steps", default_episode_steps(self.env))
+        if self.out is None:
+            object.__setattr__(self, "out", default_out(self.env, self.builder_spec))
         for name in ("episodes", "steps", "workers", "chunk_len"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("snr", "control_dt", "max_output_error"):
-            if not getattr(self, name) > 0:
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.noise_sigma_min >= 0:
+        if self.sigma_min is not None and not self.sigma_min >= 0:
             raise ValueError(f"sigma_min must be >= 0, got {self.sigma_min}")
+        for name in ("policy_kwargs", "env_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
         if self.backend not in ("process", "ray"):
             raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
         if self.max_retries < 0 or self.flush_interval_s < 0:
@@ -191,6 +225,64 @@ class CollectConfig:
         return str(_filled(self.builder, "builder"))
 
 
+def has_scripted_expert(env_id: str) -> bool:
+    """Whether ``env_id`` (optionally "module:id") has a scripted expert
+    (:data:`ampczoo.experts.scripted.SCRIPTED_CONTROLLERS`)."""
+    from ampczoo.experts.scripted import SCRIPTED_CONTROLLERS
+
+    return registered_id(env_id) in SCRIPTED_CONTROLLERS
+
+
+def registered_id(env_id: str) -> str:
+    """The Gymnasium id of ``env_id`` given as "module:id" (gym.make's form) or "id"."""
+    return env_id.split(":")[-1]
+
+
+def env_defaults(env_id: str, policy: str | None, builder: str | None) -> dict[str, Any]:
+    """Defaults of the fields left None: :data:`ENV_DEFAULTS` for the 3-DOF arm,
+    :data:`POLICY_DEFAULTS` for an env with a scripted expert or a ``policy`` (unless another
+    builder is given), else the KUKA ones (also for unknown ids with a custom builder)."""
+    if env_id in ENV_DEFAULTS:
+        return ENV_DEFAULTS[env_id]
+    if builder in (None, POLICY_BUILDER_SPEC) and (
+        policy is not None or builder == POLICY_BUILDER_SPEC or has_scripted_expert(env_id)
+    ):
+        return POLICY_DEFAULTS
+    return KUKA_DEFAULTS
+
+
+def default_out(env_id: str, builder: str) -> str:
+    """Default store path: data/kuka_track.zarr (MPC builders, as before), else
+    data/<id, lower case>.zarr ("MetaWorld-ShelfPlace-v0" -> data/metaworld_shelfplace.zarr)."""
+    if builder != POLICY_BUILDER_SPEC:
+        return "data/kuka_track.zarr"
+    name = re.sub(r"-v\d+$", "", registered_id(env_id)).replace("-", "_")
+    return f"data/{name.lower()}.zarr"
+
+
+def default_episode_steps(env_id: str) -> int:
+    """The registered ``max_episode_steps`` of ``env_id`` (ValueError when it has none)."""
+    spec = env_spec(env_id)
+    if not spec.max_episode_steps:
+        raise ValueError(f"env {env_id!r} has no max_episode_steps: pass --steps")
+    return int(spec.max_episode_steps)
+
+
+def env_spec(env_id: str) -> Any:
+    """Gymnasium's spec of ``env_id`` ("module:id" imports the module first, as gym.make);
+    ValueError when it is not registered."""
+    import gymnasium as gym
+
+    import ampczoo.envs  # noqa: F401  (registers the env ids)
+
+    module, _, name = env_id.rpartition(":")
+    if module:
+        importlib.import_module(module)
+    if name not in gym.registry:
+        raise ValueError(f"env {env_id!r} is not registered (ampczoo ids: ampczoo.envs.env_ids())")
+    return gym.spec(name)
+
+
 def _filled(value: Any, name: str) -> Any:
     """``value`` of a CollectConfig field that ``__post_init__`` fills; ValueError if unset."""
     if value is None:
@@ -214,16 +306,31 @@ class CollectReport:
     solves_per_s: float
     store_counts: dict[str, int]
     errors: tuple[str, ...] = ()
+    episodes_failed: int | None = None
+    """policy builder: episodes of this call that did not end in success (None: MPC
+    builders, where ``n_failed`` counts failed solves)"""
+    failed_kept: bool = False
+    """policy builder: whether those episodes were stored (``keep_failed``)"""
 
     def __str__(self) -> str:
         lines = [
             f"collected {self.episodes} episodes into {self.path} "
             f"({self.episodes_skipped} already stored) in {self.wall_time_s:.1f} s",
-            f"  solves {self.n_solves} ({self.solves_per_s:.1f}/s), kept "
-            f"{self.samples_kept}, dropped (output error) {self.n_dropped_output_error}, "
-            f"failed {self.n_failed}",
-            f"  store: {self.store_counts}",
         ]
+        if self.episodes_failed is None:
+            lines.append(
+                f"  solves {self.n_solves} ({self.solves_per_s:.1f}/s), kept "
+                f"{self.samples_kept}, dropped (output error) {self.n_dropped_output_error}, "
+                f"failed {self.n_failed}"
+            )
+        else:
+            stored = "stored (keep_failed)" if self.failed_kept else "not stored"
+            lines.append(
+                f"  successful {self.episodes - self.episodes_failed}, failed "
+                f"{self.episodes_failed} ({stored}); steps {self.n_solves} "
+                f"({self.solves_per_s:.1f}/s), samples kept {self.samples_kept}"
+            )
+        lines.append(f"  store: {self.store_counts}")
         lines += [f"  ERROR {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -407,6 +514,198 @@ class IKMPCBuilder:
 IKMPC_BUILDER = IKMPCBuilder()
 
 
+class PolicyBuilder:
+    """Any registered env (``gym.make(env, max_episode_steps=steps, **env_kwargs)``) and a
+    policy with ``act(obs)`` / ``reset(seed)``: the env's scripted expert by default, else
+    ``config.policy`` (registered type, checkpoint folder or zoo name).
+
+    Rows (one per env step, T = steps of the episode)::
+
+        obs (D,)          flat observation (dict observations: the ``obs_layout`` keys
+                          concatenated; the other keys, e.g. camera images, as obs.<key>)
+        next_obs (D,)     the observation after the step (next_obs.<key> likewise)
+        action (A,)       the action applied
+        reward ()         float64
+        done ()           int64, 1 when the episode ends here or succeeds (robomimic's
+                          done_mode 2)
+        success ()        bool, ``info["success"]`` after the step
+        sim_state (S,)    ``env.unwrapped.get_sim_state()`` before the step (envs that have it)
+
+    An episode succeeds when ``info["success"]`` holds after its last step; one that does not
+    gets ``n_failed = 1`` and is stored only with ``keep_failed`` (its meta row always is, so
+    a resumed run does not repeat it). Reset seeds are 31-bit (any env's seeding takes them)."""
+
+    @staticmethod
+    def env_kwargs(config: CollectConfig) -> dict[str, Any]:
+        """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
+        return dict(config.env_kwargs)
+
+    @staticmethod
+    def policy_name(config: CollectConfig) -> str:
+        return config.policy or DEFAULT_POLICY
+
+    def build(self, config: CollectConfig) -> tuple[Any, Any]:
+        return self.make_env(config), make_act_policy(
+            self.policy_name(config), config.env, dict(config.policy_kwargs)
+        )
+
+    def make_env(self, config: CollectConfig) -> Any:
+        import gymnasium as gym
+
+        import ampczoo.envs  # noqa: F401  (registers the env ids)
+
+        return gym.make(config.env, max_episode_steps=config.n_steps, **self.env_kwargs(config))
+
+    def describe(self, config: CollectConfig) -> dict[str, Any]:
+        """env_kwargs, expert_config ({"policy", "config"}), keep_failed and, where the env has
+        them, its ``obs_layout`` and robomimic ``env_args`` (the env is made once)."""
+        env = self.make_env(config)
+        try:
+            extra = env_description(env)
+        finally:
+            env.close()
+        return {
+            "env_kwargs": self.env_kwargs(config),
+            "expert_config": policy_description(
+                self.policy_name(config), config.env, dict(config.policy_kwargs)
+            ),
+            "keep_failed": config.keep_failed,
+            **extra,
+        }
+
+    def run_episode(self, env: Any, policy: Any, config: CollectConfig, index: int) -> Episode:
+        """Episode ``index``: reset both with its seed, act until ``steps`` or the env ends."""
+        seed = episode_seed(config.seed, index) & 0x7FFFFFFF
+        obs, _ = env.reset(seed=seed)
+        policy.reset(seed=seed)
+        base = env.unwrapped
+        layout = getattr(base, "obs_layout", None)
+        get_state = getattr(base, "get_sim_state", None)
+        ep, rows = Episode(index, seed, 0), list[dict[str, Any]]()
+        for _ in range(config.n_steps):
+            state = None if get_state is None else np.asarray(get_state(), np.float64)
+            flat, extras = split_observation(obs, layout)
+            action = np.asarray(policy.act(flat if flat is not None else obs), np.float64)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            success = bool(info.get("success", False))
+            row: dict[str, Any] = observation_row("obs", flat, extras)
+            row.update(observation_row("next_obs", *split_observation(next_obs, layout)))
+            row.update(
+                action=action,
+                reward=np.float64(reward),
+                done=np.int64(terminated or truncated or success),
+                success=np.bool_(success),
+            )
+            if state is not None:
+                row["sim_state"] = state
+            rows.append(row)
+            ep.n_steps += 1
+            obs = next_obs
+            if terminated or truncated:
+                break
+        ep.n_failed = int(not (rows and bool(rows[-1]["success"])))
+        keep = rows and (config.keep_failed or not ep.n_failed)
+        ep.data = {k: np.stack([r[k] for r in rows]) for k in rows[0]} if keep else {}
+        return ep
+
+
+POLICY_BUILDER = PolicyBuilder()
+
+
+def split_observation(obs: Any, layout: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """(flat, extras) of an observation: an array is the flat vector itself; a dict gives
+    the ``layout`` keys concatenated in layout order (None without a layout) and every other
+    key as an extra."""
+    if not isinstance(obs, dict):
+        return np.asarray(obs), {}
+    keys = list(layout or ())
+    flat = None
+    if keys and all(k in obs for k in keys):
+        flat = np.concatenate([np.ravel(np.asarray(obs[k], np.float64)) for k in keys])
+    extras = {k: np.asarray(v) for k, v in obs.items() if flat is None or k not in keys}
+    return flat, extras
+
+
+def observation_row(
+    prefix: str, flat: np.ndarray | None, extras: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """{prefix: flat, prefix.<key>: extra} (copies)."""
+    row = {f"{prefix}.{k}": v.copy() for k, v in extras.items()}
+    if flat is not None:
+        row[prefix] = flat.copy()
+    return row
+
+
+def env_description(env: Any) -> dict[str, Any]:
+    """{"obs_layout": {key: [start, stop]}, "env_args": {...}} of an env, where it has them."""
+    base = env.unwrapped
+    out: dict[str, Any] = {}
+    if getattr(base, "obs_layout", None) is not None:
+        out["obs_layout"] = {k: [int(a), int(b)] for k, (a, b) in base.obs_layout.items()}
+    if callable(getattr(base, "env_args", None)):
+        out["env_args"] = jsonable(base.env_args())
+    return out
+
+
+def _policy_source(name: str) -> str:
+    """ "type" (registered policy type or ``scripted``) or "checkpoint" (folder / zoo name)."""
+    from ampczoo.core.registry import policy_types
+
+    return "type" if name == DEFAULT_POLICY or name in policy_types() else "checkpoint"
+
+
+def _type_kwargs(name: str, env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` plus ``env_id`` for types whose config has that field."""
+    from ampczoo.core.registry import config_class
+
+    cls = _scripted_config() if name == DEFAULT_POLICY else config_class(name)
+    if "env_id" in {f.name for f in dataclasses.fields(cls)}:
+        kwargs = {"env_id": registered_id(env_id), **kwargs}
+    return kwargs
+
+
+def _scripted_config() -> Any:
+    from ampczoo.experts.scripted import ScriptedConfig
+
+    return ScriptedConfig
+
+
+def make_act_policy(name: str, env_id: str, kwargs: dict[str, Any]) -> Any:
+    """The acting policy: ``scripted`` (the manipulation suites' scripted experts), another
+    registered type built from ``kwargs`` (+ ``env_id`` where its config has it), or a
+    checkpoint folder / zoo name loaded with :func:`ampczoo.load_policy`."""
+    from ampczoo.core.registry import load_policy, make_policy
+
+    if _policy_source(name) == "checkpoint":
+        if kwargs:
+            raise ValueError(f"policy_kwargs apply to registered types, not to {name!r}")
+        return load_policy(name, device="cpu")
+    kwargs = _type_kwargs(name, env_id, kwargs)
+    if name == DEFAULT_POLICY:  # built directly: the experts layer's ``scripted`` type
+        from ampczoo.experts.scripted import ScriptedExpert
+
+        return ScriptedExpert(_scripted_config()(**kwargs))
+    return make_policy(name, **kwargs)
+
+
+def policy_description(name: str, env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """{"policy": name, "config": its config as a dict} without building the policy
+    (a checkpoint's config.json)."""
+    if _policy_source(name) == "checkpoint":
+        from ampczoo.core.checkpoint import read_config
+        from ampczoo.core.registry import resolve_checkpoint
+
+        return {"policy": name, "config": read_config(resolve_checkpoint(name))}
+    kwargs = _type_kwargs(name, env_id, kwargs)
+    if name == DEFAULT_POLICY:
+        config = _scripted_config()(**kwargs)
+    else:
+        from ampczoo.core.registry import make_config
+
+        config = make_config(name, **kwargs)
+    return {"policy": name, "config": dataclasses.asdict(config)}
+
+
 def load_builder(spec: str) -> Builder:
     """Resolve a "module:attribute" builder spec."""
     module, _, attr = spec.partition(":")
@@ -444,13 +743,6 @@ def noisy_action(
     )
 
 
-def _episode_hooks(config: CollectConfig) -> Any:
-    """The builder's per-sample hooks (``first_input``, ``solution_ok``, ``keep``,
-    ``sample``, ``action_limit``); builders without them (test fakes) get the KUKA ones."""
-    builder = load_builder(config.builder_spec)
-    return builder if hasattr(builder, "sample") else MPC_BUILDER
-
-
 def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     if not rows:
         return {}
@@ -461,8 +753,14 @@ def _stack(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 def run_episode(env: Any, expert: Any, config: CollectConfig, episode_index: int) -> Episode:
     """Run episode ``episode_index`` with the noisy expert (until ``steps`` solves or the env
-    terminates/truncates); returns the kept samples."""
-    hooks = _episode_hooks(config)
+    terminates/truncates); returns the kept samples. The builder's per-sample hooks
+    (``first_input``, ``solution_ok``, ``keep``, ``sample``, ``action_limit``) shape the
+    rows (builders without them, test fakes, get the KUKA ones); a builder with its own
+    ``run_episode`` (:class:`PolicyBuilder`) runs the episode instead."""
+    builder = load_builder(config.builder_spec)
+    if hasattr(builder, "run_episode"):  # the builder runs its own episodes
+        return builder.run_episode(env, expert, config, episode_index)
+    hooks: Any = builder if hasattr(builder, "sample") else MPC_BUILDER
     seed = episode_seed(config.seed, episode_index)
     rng = noise_rng(config.seed, episode_index)
     obs, _ = env.reset(seed=seed)
@@ -645,12 +943,13 @@ def fingerprint(config: CollectConfig) -> dict[str, Any]:
     """The metadata that determines the data (compared on resume), JSON-compatible."""
     desc = load_builder(config.builder_spec).describe(config)
     values = {**dataclasses.asdict(config), **desc}
-    return jsonable({k: values[k] for k in FINGERPRINT_KEYS})
+    keys = FINGERPRINT_KEYS + tuple(k for k in desc if k not in FINGERPRINT_KEYS)
+    return jsonable({k: values[k] for k in keys})
 
 
 def open_store(config: CollectConfig) -> EpisodeStore:
     """Open (resume) or create the store of a run, checking metadata and overwrites."""
-    path = Path(config.out)
+    path = Path(str(config.out))
     fp = fingerprint(config)
     non_empty = any(path.iterdir()) if path.is_dir() else path.exists()
     if non_empty and not is_episode_store(path):
@@ -659,9 +958,7 @@ def open_store(config: CollectConfig) -> EpisodeStore:
     old = store.attrs.get("fingerprint")
     if config.resume and old is not None:
         bad = [
-            f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}"
-            for k in FINGERPRINT_KEYS
-            if old.get(k) != fp[k]
+            f"{k}: stored {old.get(k)!r} != requested {fp[k]!r}" for k in fp if old.get(k) != fp[k]
         ]
         if bad:
             raise ValueError(f"cannot resume {path}: metadata mismatch: " + "; ".join(bad))
@@ -757,6 +1054,9 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
         if backend is not None:
             backend.close()
     wall = time.perf_counter() - t0
+    per_episode = hasattr(load_builder(config.builder_spec), "run_episode")
+    if per_episode:
+        store.update_attrs(episode_outcomes(store))
     return CollectReport(
         str(store.path),
         tally.episodes,
@@ -769,7 +1069,16 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
         tally.solves / max(wall, 1e-9),
         store.counts(),
         tuple(errors),
+        tally.failed if per_episode else None,
+        config.keep_failed,
     )
+
+
+def episode_outcomes(store: EpisodeStore) -> dict[str, int]:
+    """Policy-builder stores: {"episodes_successful", "episodes_failed"} over the stored
+    episodes (a failed episode has n_failed = 1, whether its rows were kept or not)."""
+    failed = int(np.count_nonzero(store.meta("n_failed")))
+    return {"episodes_successful": store.n_episodes - failed, "episodes_failed": failed}
 
 
 def _drive(

@@ -45,6 +45,12 @@ class DemonstrationDataset(Dataset):
     observation (as :class:`ampczoo.wrappers.HistoryObservation`). Windows follow the stored
     rows: a sample the collection dropped (failed solve) is skipped, not padded.
     Episodes (not samples) are split, so train, val and test never share an episode.
+
+    Stores of per-step actions (``ampczoo collect`` with a policy, robomimic imports: an
+    ``action`` array and no ``u_seq``) serve as ``u_seq`` the chunk of the next
+    ``action_horizon`` actions of the episode (A_t .. A_{t+N-1}, the episode's last action
+    repeated past its end, as diffusion policy's padding). Episodes stored without rows (failed
+    ones of a collection) contribute no samples.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class DemonstrationDataset(Dataset):
         seed: int = 0,
         history: int = 0,
         test_fraction: float = 0.0,
+        action_horizon: int = 1,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -65,10 +72,13 @@ class DemonstrationDataset(Dataset):
             )
         if history < 0:
             raise ValueError(f"history must be >= 0, got {history}")
+        if int(action_horizon) != action_horizon or action_horizon < 1:
+            raise ValueError(f"action_horizon must be a positive integer, got {action_horizon}")
         store = EpisodeStore(path, mode="r")
         self.path, self.split = Path(path), split
         self.val_fraction, self.seed = val_fraction, seed
         self.test_fraction, self.history = test_fraction, int(history)
+        self.action_horizon = int(action_horizon)
         self.attrs = store.attrs
         ids = store.episode_ids()
         chosen = split_episodes(ids, val_fraction, seed, test_fraction)[split]
@@ -78,7 +88,7 @@ class DemonstrationDataset(Dataset):
         self.sample_episode = sample_episode[mask]
         all_obs = store.read("obs") if store.n_samples else np.zeros((0, 0))
         self.obs = all_obs[mask]
-        self.u_seq = store.read("u_seq")[mask] if store.n_samples else np.zeros((0, 0, 7))
+        self.u_seq = self._sequences(store, self.action_horizon)[mask]
         self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
         self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
         #: history > 0 only: (T, D) observations of every stored row, (len, H) window rows
@@ -87,6 +97,24 @@ class DemonstrationDataset(Dataset):
         if self.history:
             self._all_obs_t = torch.from_numpy(all_obs.astype(np.float32))
             self._window_idx = torch.from_numpy(self._windows(store, self.history)[mask])
+
+    @staticmethod
+    def _sequences(store: EpisodeStore, action_horizon: int) -> np.ndarray:
+        """(T, N, nu) of every stored row: ``u_seq``, or the action chunks (see the class
+        docstring) of a store of per-step actions."""
+        if not store.n_samples:
+            return np.zeros((0, 0, 7))
+        keys = store.keys
+        if "u_seq" in keys:
+            return store.read("u_seq")
+        if "action" not in keys:
+            raise ValueError(f"{store.path} has neither u_seq nor action arrays; stored: {keys}")
+        actions = store.read("action")
+        actions = actions.reshape(len(actions), -1)
+        ends = store.episode_ends
+        row_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))  # (T,) exclusive
+        rows = np.arange(len(actions))[:, None] + np.arange(action_horizon)[None]
+        return actions[np.minimum(rows, row_end[:, None] - 1)]
 
     @staticmethod
     def _windows(store: EpisodeStore, history: int) -> np.ndarray:
@@ -161,7 +189,12 @@ class DemonstrationDataset(Dataset):
 
     def _train_twin(self) -> DemonstrationDataset:
         return DemonstrationDataset(
-            self.path, "train", self.val_fraction, self.seed, test_fraction=self.test_fraction
+            self.path,
+            "train",
+            self.val_fraction,
+            self.seed,
+            test_fraction=self.test_fraction,
+            action_horizon=self.action_horizon,
         )
 
 

@@ -4,7 +4,8 @@ The paper's baseline (Sec. V-C): an MLP maps the observation (x_t, target positi
 rotation[, obstacle]) to u*_{.|t} (N x 7) and is run receding-horizon (u_0 is applied). The
 paper's network has 6 layers and 2.8 M parameters; here width and depth are config fields
 with default 6 hidden layers x 512 (1.39 M parameters for N = 20, obs 16; 6 x 740 gives
-the paper's 2.8 M).
+the paper's 2.8 M). With ``action_dim`` (nu, default 7) and ``obs_features="raw"`` it is a
+generic chunk regressor, obs -> N x nu, e.g. on a store of manipulation demonstrations.
 """
 
 from __future__ import annotations
@@ -51,13 +52,16 @@ class LSMConfig(PolicyConfig):
     :mod:`ampczoo.nn.normalization`)"""
     horizon: int = 20
     """N, length of the predicted input sequence [steps]"""
+    action_dim: int = ACTION_DIM
+    """size of one input (7 KUKA joint velocities; from the data when trained, e.g. a
+    manipulation store's action size with ``obs_features="raw"``)"""
     hidden_dim: int = 512
     """MLP width (units per hidden layer)"""
     num_layers: int = 6
     """number of hidden layers of the MLP"""
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "horizon", "hidden_dim", "num_layers"):
+        for name in ("obs_dim", "horizon", "action_dim", "hidden_dim", "num_layers"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -75,9 +79,9 @@ class LSMPolicy(PretrainedPolicy):
     def __init__(self, config: LSMConfig | None = None):
         super().__init__(config or LSMConfig())
         c = self.config
-        self.normalizer = Normalizer(c.obs_dim, c.horizon, ACTION_DIM)
+        self.normalizer = Normalizer(c.obs_dim, c.horizon, c.action_dim)
         self.obs_input = ObservationInput(c.obs_dim, c.obs_features)
-        self.net = mlp(self.obs_input.dim, c.hidden_dim, c.num_layers, c.horizon * ACTION_DIM)
+        self.net = mlp(self.obs_input.dim, c.hidden_dim, c.num_layers, c.horizon * c.action_dim)
 
     @classmethod
     def example_config(cls) -> LSMConfig:
@@ -86,13 +90,13 @@ class LSMPolicy(PretrainedPolicy):
 
     @property
     def action_dim(self) -> int:
-        return ACTION_DIM
+        return int(self.config.action_dim)
 
     def reset(self, seed: int | None = None) -> None:
         """Stateless: nothing to clear (``seed`` accepted for the common interface)."""
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, obs_dim) raw -> predicted sequences (B, N, 7) [rad/s]."""
+        """obs (B, obs_dim) raw -> predicted sequences (B, N, nu) [KUKA: rad/s]."""
         return self.normalizer.u_inverse(self.net(self.encode(obs)))
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
@@ -107,22 +111,22 @@ class LSMPolicy(PretrainedPolicy):
 
     @torch.inference_mode()
     def sample(self, obs: Any) -> np.ndarray:
-        """obs (D,) -> (N, 7) or (B, D) -> (B, N, 7) predicted sequences [rad/s]."""
+        """obs (D,) -> (N, nu) or (B, D) -> (B, N, nu) predicted sequences [rad/s]."""
         arr, batched = check_obs(obs, self.config.obs_dim)
         seq = self(torch.from_numpy(arr).to(self.device)).cpu().numpy().astype(np.float64)
         return seq if batched else seq[0]
 
     def act_chunk(self, obs: Any) -> np.ndarray:
-        """The whole predicted chunk: obs (D,) -> (N, 7) or (B, D) -> (B, N, 7) [rad/s]."""
+        """The whole predicted chunk: obs (D,) -> (N, nu) or (B, D) -> (B, N, nu) [rad/s]."""
         return self.sample(obs)
 
     def act(self, obs: Any) -> np.ndarray:
-        """obs (D,) -> u_0 (7,), or (B, D) -> (B, 7) [rad/s]."""
+        """obs (D,) -> u_0 (nu,), or (B, D) -> (B, nu) [rad/s]."""
         return self.sample(obs)[..., 0, :]
 
     # ------------------------------------------------------------------ ONNX
     def onnx_graph(self) -> OnnxGraph:
-        """obs (B, obs_dim) raw -> seq (B, N, 7) [rad/s]: features, normalisation, MLP."""
+        """obs (B, obs_dim) raw -> seq (B, N, nu) [rad/s]: features, normalisation, MLP."""
 
         def graph(obs: torch.Tensor) -> torch.Tensor:
             with unrolled_solves(self):

@@ -227,7 +227,8 @@ class Trainer:
         seed_everything(cfg.seed)
         fields = config_fields(cfg.policy)
         history = int(cfg.policy_overrides.get("history", fields.get("history", 0)))
-        kw = {"history": history, "test_fraction": cfg.test_fraction}
+        horizon = int(cfg.policy_overrides.get("horizon", fields.get("horizon", 1)))
+        kw = {"history": history, "test_fraction": cfg.test_fraction, "action_horizon": horizon}
         self.train_ds = DemonstrationDataset(cfg.data, "train", cfg.val_fraction, cfg.seed, **kw)
         self.val_ds = DemonstrationDataset(cfg.data, "val", cfg.val_fraction, cfg.seed, **kw)
         self.test_ds = DemonstrationDataset(cfg.data, "test", cfg.val_fraction, cfg.seed, **kw)

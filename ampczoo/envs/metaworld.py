@@ -29,6 +29,8 @@ OBS_MODES = ("low_dim", "dict", "image")
 CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 #: Cameras mounted rolled by 180 degrees in Meta-World's scene: their frames are turned.
 UPSIDE_DOWN_CAMERAS = frozenset({"corner", "corner2", "corner3", "corner4"})
+#: Side of the shadow map of the offscreen renderers [px] (Meta-World's model: 4096).
+SHADOW_MAP_SIZE = 1024
 RESET_OPTIONS = frozenset({"sim_state"})
 #: Flat 39-D observation: name -> (start, stop); see the class docstring.
 OBS_LAYOUT: OrderedDict[str, tuple[int, int]] = OrderedDict(
@@ -138,7 +140,8 @@ class MetaWorldEnv(gym.Env):
 
     **Rendering**: ``render_mode="rgb_array"`` returns (height, width, 3) uint8 from
     ``render_camera``. The ``corner*`` cameras are mounted upside down in Meta-World's scene;
-    their frames (observations and renders) are turned by 180 degrees, floor down.
+    their frames (observations and renders) are turned by 180 degrees, floor down. The shadow
+    map is 1024 px (Meta-World's 4096 doubles the frame cost of software GL).
 
     Args:
         task: Meta-World v3 task name.
@@ -362,8 +365,11 @@ class MetaWorldEnv(gym.Env):
         if key not in self._renderers:
             from ampczoo.envs.rendering import _make_offscreen
 
-            vis = self.suite_env.model.vis.global_
+            model = self.suite_env.model
+            vis = model.vis.global_
             vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
+            quality = model.vis.quality  # Meta-World's 4096 shadow map halves software GL
+            quality.shadowsize = min(quality.shadowsize, SHADOW_MAP_SIZE)
             self._renderers[key] = _make_offscreen(self.suite_env.model, width, height)
         renderer = self._renderers[key]
         renderer.update_scene(self.suite_env.data, camera=camera)

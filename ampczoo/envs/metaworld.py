@@ -397,6 +397,9 @@ def _make_suite_env(env_cls: type) -> Any:
     env._set_task_called = True
     env._freeze_rand_vec = False
     env.seeded_rand_vec = True
+    # the episode length is gymnasium's max_episode_steps (500 registered), not Meta-World's
+    # hard stop, so longer episodes (gym.make(..., max_episode_steps=1000)) run too
+    env.max_path_length = 2**62
     return env
 
 

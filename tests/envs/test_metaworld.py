@@ -109,6 +109,14 @@ def test_bad_sim_states_and_options_are_refused():
     env.close()
 
 
+def test_episodes_longer_than_metaworlds_500_steps_run():
+    env = gym.make("MetaWorld-Disassemble-v0", max_episode_steps=502)
+    env.reset(seed=0)
+    out = _steps(env, 502)
+    assert out[-1][3] and not any(step[3] for step in out[:-1])  # truncated at 502 only
+    env.close()
+
+
 def test_out_of_range_actions_are_clipped_and_counted():
     env = gym.make("MetaWorld-ShelfPlace-v0")
     env.reset(seed=0)

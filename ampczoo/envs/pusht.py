@@ -183,12 +183,12 @@ class PushTEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         assert isinstance(self.action_space, spaces.Box)
         u, n_clipped = clip_box_action(action, self.action_space)
-        _, reward, _, _, info = self.suite_env.step(u)
+        state, reward, _, _, info = self.suite_env.step(u)
         info["success"] = bool(info["is_success"])
         info["coverage"] = float(info["coverage"])
         info["action_clipped"] = n_clipped
         terminated = bool(self.terminate_on_success and info["success"])
-        return self._format_obs(), float(reward), terminated, False, info
+        return self._format_obs(state), float(reward), terminated, False, info
 
     # gymnasium annotates Env.render with an unbound TypeVar (RenderFrame): a stub bug
     def render(self) -> np.ndarray | None:  # type: ignore[override]
@@ -245,10 +245,13 @@ class PushTEnv(gym.Env):
         block.velocity, block.angular_velocity = (s[7], s[8]), s[9]
         self.suite_env.space.reindex_shapes_for_body(block)
 
-    def _low_dim_obs(self) -> np.ndarray:
-        agent, block = self.suite_env.agent, self.suite_env.block
-        obs = np.array([*agent.position, *block.position, block.angle % (2 * np.pi)])
-        return np.clip(obs, self._low_dim_space.low, self._low_dim_space.high)
+    def _low_dim_obs(self, state: np.ndarray | None = None) -> np.ndarray:
+        """(5,) observation: gym-pusht's ``state`` observation (read from the bodies when
+        None), clipped to the bounds."""
+        if state is None:
+            agent, block = self.suite_env.agent, self.suite_env.block
+            state = np.array([*agent.position, *block.position, block.angle % (2 * np.pi)])
+        return np.clip(state, self._low_dim_space.low, self._low_dim_space.high)
 
     def _make_observation_space(self) -> spaces.Space:
         if self.obs_mode == "low_dim":
@@ -263,8 +266,8 @@ class PushTEnv(gym.Env):
             entries["image"] = spaces.Box(0, 255, (side, side, 3), np.uint8)
         return spaces.Dict(entries)
 
-    def _format_obs(self) -> Any:
-        obs = self._low_dim_obs()
+    def _format_obs(self, state: np.ndarray | None = None) -> Any:
+        obs = self._low_dim_obs(state)
         if self.obs_mode == "low_dim":
             return obs
         out: dict[str, np.ndarray] = {

@@ -28,6 +28,11 @@ KUKA_MAX_EPISODE_STEPS = 250
 #: Steps of the 4 s episode of ThreeDOF-Reach-v0 at its default control period of 0.02 s.
 THREEDOF_MAX_EPISODE_STEPS = 200
 
+#: Steps of a Meta-World episode (its ``max_path_length``, 0.0125 s each).
+METAWORLD_MAX_EPISODE_STEPS = 500
+#: Steps of a Push-T episode (0.1 s each), as gym-pusht and Diffusion Policy.
+PUSHT_MAX_EPISODE_STEPS = 300
+
 #: env id -> the arguments it was registered with (entry point and gymnasium's keywords).
 ENVS: dict[str, dict[str, Any]] = {}
 
@@ -84,9 +89,33 @@ register_env(
     max_episode_steps=THREEDOF_MAX_EPISODE_STEPS,
 )
 
+# Meta-World (metaworld 3.x; ids and tasks: ampczoo.envs.metaworld.VERY_HARD_TASKS)
+for _env_id, _task in (
+    ("MetaWorld-PickPlaceWall-v0", "pick-place-wall-v3"),
+    ("MetaWorld-ShelfPlace-v0", "shelf-place-v3"),
+    ("MetaWorld-Disassemble-v0", "disassemble-v3"),
+    ("MetaWorld-StickPush-v0", "stick-push-v3"),
+    ("MetaWorld-StickPull-v0", "stick-pull-v3"),
+):
+    register_env(
+        _env_id,
+        "ampczoo.envs.metaworld:MetaWorldEnv",
+        max_episode_steps=METAWORLD_MAX_EPISODE_STEPS,
+        kwargs={"task": _task},
+    )
+register_env(
+    "MetaWorld-v0",
+    "ampczoo.envs.metaworld:MetaWorldEnv",
+    max_episode_steps=METAWORLD_MAX_EPISODE_STEPS,
+)
+# Push-T (gym-pusht)
+register_env("PushT-v0", "ampczoo.envs.pusht:PushTEnv", max_episode_steps=PUSHT_MAX_EPISODE_STEPS)
+
 __all__ = [
     "ENVS",
     "KUKA_MAX_EPISODE_STEPS",
+    "METAWORLD_MAX_EPISODE_STEPS",
+    "PUSHT_MAX_EPISODE_STEPS",
     "THREEDOF_MAX_EPISODE_STEPS",
     "env_ids",
     "register_env",

@@ -28,9 +28,13 @@ SCRIPTED_CONTROLLERS: dict[str, str] = {
     # robomimic tasks (robosuite): ampczoo.experts.scripted_robomimic
     #
     # Meta-World very-hard tasks: ampczoo.experts.scripted_metaworld
-    #
+    "MetaWorld-PickPlaceWall-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",
+    "MetaWorld-ShelfPlace-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",
+    "MetaWorld-Disassemble-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",
+    "MetaWorld-StickPush-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",
+    "MetaWorld-StickPull-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",
     # Push-T: ampczoo.experts.scripted_pusht
-    #
+    "PushT-v0": "ampczoo.experts.scripted_pusht:PushTScripted",
 }
 
 

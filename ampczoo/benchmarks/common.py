@@ -500,16 +500,19 @@ def plot_position_heatmaps(
     plt.close(fig)
 
 
-def write_video(frames: Sequence[np.ndarray], out: Path, control_dt: float) -> Path:
-    """``episode.mp4`` at the control rate (``episode.gif`` when ffmpeg is unavailable)."""
+def write_video(
+    frames: Sequence[np.ndarray], out: Path, control_dt: float, name: str = "episode"
+) -> Path:
+    """``<name>.mp4`` in ``out`` at the control rate (``<name>.gif`` when ffmpeg is
+    unavailable)."""
     import imageio.v2 as imageio
 
     dt = control_dt if math.isfinite(control_dt) and control_dt > 0 else 0.05
-    path = out / "episode.mp4"
+    path = out / f"{name}.mp4"
     try:
         imageio.mimwrite(path, list(frames), fps=max(1, round(1.0 / dt)), macro_block_size=8)
     except Exception:  # no ffmpeg: fall back to a GIF
         path.unlink(missing_ok=True)
-        path = out / "episode.gif"
+        path = out / f"{name}.gif"
         imageio.mimwrite(path, list(frames), duration=1000 * dt, loop=0)
     return path

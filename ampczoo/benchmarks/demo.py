@@ -7,7 +7,9 @@ their card names (:func:`zoo_refined`: the constraint layer, DiffOG), prints the
 table (with the change between consecutive commands: du/dt max and the share of steps above
 :data:`MAX_DELTA`) and writes into ``runs/demo-<date>/``: ``metrics.md/.csv``,
 ``episodes.json``, ``tracking_error.png`` and an MP4 (GIF if ffmpeg is unavailable) of one
-episode of the obstacle env.
+episode of the obstacle env, and ``manipulation.mp4``: one scripted-expert episode of a
+manipulation task (``--manipulation-env``, the scripted experts of
+:mod:`ampczoo.experts.scripted`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class DemoConfig:
     """parent folder of the run folder runs/demo-<date>/"""
     video: bool = True
     """render one obstacle-env episode to MP4 (GIF without ffmpeg)"""
+    manipulation_env: str = "PushT-v0"
+    """manipulation task of the scripted-expert episode and video ("" to skip)"""
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -138,6 +142,8 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
     )
     if video:
         _record_video(out, solver, seed)
+    if cfg.manipulation_env:
+        _manipulation_episode(out, cfg.manipulation_env, seed, video)
     print(table)
     print(f"wrote {out}  (command: {command_line()})")
     return out
@@ -197,3 +203,35 @@ def _record_video(out: Path, solver: str, seed: int) -> Path | None:
         print(f"video skipped: rendering unavailable ({exc})")
         return None
     return write_video(frames, out, CONTROL_DT)
+
+
+def _manipulation_episode(out: Path, env_id: str, seed: int, video: bool) -> dict | None:
+    """One episode of ``env_id``'s scripted expert (rendered to ``manipulation.mp4`` when
+    ``video``); prints and returns {env, success, steps, video} or None when the suite is not
+    installed (the message names the extra)."""
+    import gymnasium as gym
+
+    from ampczoo.benchmarks.common import rollout
+    from ampczoo.core.registry import make_policy
+
+    try:
+        env = gym.make(env_id, render_mode="rgb_array" if video else None)
+    except ImportError as exc:
+        print(f"manipulation episode skipped: {exc}")
+        return None
+    frames: list[np.ndarray] = []
+    expert = make_policy("scripted", env_id=env_id)
+    try:
+        r = rollout(env, expert, seed, frame_callback=frames.append if video else None)
+    finally:
+        env.close()
+    dt = 1.0 / float(env.metadata.get("render_fps") or 20)
+    path = write_video(frames, out, dt, name="manipulation") if video and frames else None
+    summary = {
+        "env": env_id,
+        "success": bool(r.infos[-1].get("success", False)),
+        "steps": len(r.actions),
+        "video": str(path) if path else None,
+    }
+    print(f"scripted expert on {env_id} (seed {seed}): {summary}")
+    return summary

@@ -139,13 +139,15 @@ class ConditionalUnet1D(nn.Module):
         cond = torch.cat([self.step_encoder(t), cond], dim=-1)
         h = x.transpose(1, 2)
         skips = []  # the first level's output is not used (as in the paper's code)
-        for res1, res2, down in self.down:  # type: ignore[misc]
+        for level in self.down:
+            res1, res2, down = level[0], level[1], level[2]
             h = res2(res1(h, cond), cond)
             skips.append(h)
             h = down(h)
         for res in self.mid:
             h = res(h, cond)
-        for res1, res2, up in self.up:  # type: ignore[misc]
+        for level in self.up:
+            res1, res2, up = level[0], level[1], level[2]
             h = torch.cat([h, skips.pop()], dim=1)
             h = up(res2(res1(h, cond), cond))
         return self.final(h).transpose(1, 2)

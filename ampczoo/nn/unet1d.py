@@ -16,6 +16,7 @@ embedding width, 256 in the paper).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -140,14 +141,14 @@ class ConditionalUnet1D(nn.Module):
         h = x.transpose(1, 2)
         skips = []  # the first level's output is not used (as in the paper's code)
         for level in self.down:
-            res1, res2, down = level[0], level[1], level[2]
+            res1, res2, down = cast(nn.ModuleList, level)
             h = res2(res1(h, cond), cond)
             skips.append(h)
             h = down(h)
         for res in self.mid:
             h = res(h, cond)
         for level in self.up:
-            res1, res2, up = level[0], level[1], level[2]
+            res1, res2, up = cast(nn.ModuleList, level)
             h = torch.cat([h, skips.pop()], dim=1)
             h = up(res2(res1(h, cond), cond))
         return self.final(h).transpose(1, 2)

@@ -33,11 +33,11 @@ class SinusoidalPosEmb(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
+        t = t if t.is_floating_point() else t.float()
         freq = torch.exp(
-            torch.arange(half, device=t.device, dtype=torch.float32)
-            * (-math.log(10000.0) / (half - 1))
+            torch.arange(half, device=t.device, dtype=t.dtype) * (-math.log(10000.0) / (half - 1))
         )
-        arg = t.float()[:, None] * freq[None]
+        arg = t[:, None] * freq[None]
         return torch.cat([arg.sin(), arg.cos()], dim=-1)
 
 
@@ -137,7 +137,7 @@ class ConditionalUnet1D(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x (B, T, A) noisy actions, t (B,) diffusion steps, cond (B, C) -> (B, T, A)."""
-        cond = torch.cat([self.step_encoder(t), cond], dim=-1)
+        cond = torch.cat([self.step_encoder(t.to(x.dtype)), cond], dim=-1)
         h = x.transpose(1, 2)
         skips = []  # the first level's output is not used (as in the paper's code)
         for level in self.down:

@@ -95,13 +95,14 @@ class DiffusionPolicyConfig(PolicyConfig):
     """features per camera and step"""
     image_channels: tuple[int, ...] = (32, 64, 64)
     """channels of the stride-2 convolutions of each camera encoder"""
-    down_dims: tuple[int, ...] = (64, 128, 256)
-    """U-Net channels per level (the paper: (256, 512, 1024))"""
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    """U-Net channels per level (default sized for CPU training, 1.2M parameters; the
+    paper: (256, 512, 1024) with step_embed_dim 256, 65M)"""
     kernel_size: int = 5
     """U-Net temporal convolution kernel"""
     n_groups: int = 8
     """GroupNorm groups (down_dims and image_channels must be multiples)"""
-    step_embed_dim: int = 128
+    step_embed_dim: int = 64
     """diffusion-step embedding width (the paper: 256); even"""
     num_train_timesteps: int = 100
     """DDPM training steps (squared-cosine schedule)"""

@@ -316,3 +316,24 @@ def test_checkpoint_on_another_env_layout_is_refused():
     with pytest.raises(ValueError, match=r"obs_dim 4.*obs_dim 5"):
         tiny().check_env(env)
     env.close()
+
+
+def test_eval_refuses_a_checkpoint_of_another_layout():
+    """``ampczoo eval``'s fit check runs the policy's layout check (both layouts named) and
+    accepts a matching checkpoint (its probe act runs)."""
+    import gymnasium as gym
+    import toy_manip
+
+    from ampczoo.benchmarks.evaluate import LoadedPolicy, check_fit
+
+    env = gym.make(toy_manip.GYM_ID)
+    layout = tuple((k, a, b) for k, (a, b) in toy_manip.LAYOUT.items())
+    good = tiny(obs_dim=5, action_dim=3, obs_layout=layout)
+    check_fit(LoadedPolicy(good, "checkpoint", "dp", (5,), (3,)), env, toy_manip.GYM_ID, 0)
+    other = (("object", 0, 3), ("robot0_eef_pos", 3, 5))
+    bad = tiny(obs_dim=5, action_dim=3, obs_layout=other, env_id="Robomimic-Can-v0")
+    with pytest.raises(
+        ValueError, match=r"does not fit .*Robomimic-Can-v0.*object:0-3.*object:0-2"
+    ):
+        check_fit(LoadedPolicy(bad, "checkpoint", "dp", (5,), (3,)), env, toy_manip.GYM_ID, 0)
+    env.close()

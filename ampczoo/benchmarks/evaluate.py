@@ -342,12 +342,8 @@ def _set_control_dt(policy: Any, env: Any) -> Any:
     return policy
 
 
-def check_fit(loaded: LoadedPolicy, env: Any, env_id: str, seed: int) -> None:
-    """ValueError unless the policy fits the env: card env, declared observation / action
-    sizes, and one probe ``act`` on the reset observation of ``seed``."""
-    what = f"policy {loaded.label!r} does not fit {env_id}"
-    if loaded.card_env is not None and loaded.card_env != env_id:
-        raise ValueError(f"{what}: its zoo card names env {loaded.card_env}")
+def check_shapes(loaded: LoadedPolicy, env: Any, what: str) -> None:
+    """ValueError unless the policy's declared observation / action shapes are the env's."""
     obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
     if loaded.obs_shape is not None and tuple(loaded.obs_shape) != tuple(obs_shape or ()):
         raise ValueError(
@@ -357,6 +353,24 @@ def check_fit(loaded: LoadedPolicy, env: Any, env_id: str, seed: int) -> None:
         raise ValueError(
             f"{what}: it outputs actions of shape {loaded.action_shape}, the env takes {act_shape}"
         )
+
+
+def check_fit(loaded: LoadedPolicy, env: Any, env_id: str, seed: int) -> None:
+    """ValueError unless the policy fits the env: card env, declared observation / action
+    sizes (or the policy's own ``check_env(env)``, e.g. Diffusion Policy's layout check), and
+    one probe ``act`` on the reset observation of ``seed``."""
+    what = f"policy {loaded.label!r} does not fit {env_id}"
+    if loaded.card_env is not None and loaded.card_env != env_id:
+        raise ValueError(f"{what}: its zoo card names env {loaded.card_env}")
+    check_env = getattr(loaded.policy, "check_env", None)
+    if callable(check_env):  # the policy's own layout check (Diffusion Policy)
+        try:
+            check_env(env)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+    else:
+        check_shapes(loaded, env, what)
+    act_shape = env.action_space.shape
     obs, _ = env.reset(seed=seed)
     try:
         loaded.policy.reset(seed=seed)

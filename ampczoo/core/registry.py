@@ -47,6 +47,8 @@ POLICY_TYPES: dict[str, str] = {
     "lstm": "ampczoo.policies.recurrent:RecurrentPolicy",
     "gru": "ampczoo.policies.recurrent:RecurrentPolicy",
     "transformer": "ampczoo.policies.transformer:TransformerPolicy",
+    # manipulation
+    "diffusion_policy": "ampczoo.policies.diffusion_policy:DiffusionPolicy",
     # chunk refiners (wrap any base policy)
     "diffog": "ampczoo.policies.diffog:DiffOG",
     "residual": "ampczoo.policies.residual:ResidualRefiner",

@@ -49,8 +49,14 @@ class DemonstrationDataset(Dataset):
     Stores of per-step actions (``ampczoo collect`` with a policy, robomimic imports: an
     ``action`` array and no ``u_seq``) serve as ``u_seq`` the chunk of the next
     ``action_horizon`` actions of the episode (A_t .. A_{t+N-1}, the episode's last action
-    repeated past its end, as diffusion policy's padding). Episodes stored without rows (failed
-    ones of a collection) contribute no samples.
+    repeated past its end, as diffusion policy's padding). ``action_lead = L`` starts the chunk
+    L steps earlier (A_{t-L} .. A_{t-L+N-1}, the episode's first action repeated before its
+    start): Diffusion Policy predicts from the first of its T_o observations (L = T_o − 1).
+    Episodes stored without rows (failed ones of a collection) contribute no samples.
+
+    ``image_keys``: stored per-step arrays ``obs.<key>`` (e.g. camera images (84, 84, 3) uint8)
+    served as ``images.<key>``: (H, ...) windows like ``obs_history`` (history > 0), else the
+    sample's own (...); kept in memory as stored (uint8 stays uint8).
     """
 
     def __init__(
@@ -62,6 +68,8 @@ class DemonstrationDataset(Dataset):
         history: int = 0,
         test_fraction: float = 0.0,
         action_horizon: int = 1,
+        action_lead: int = 0,
+        image_keys: tuple[str, ...] = (),
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -74,11 +82,14 @@ class DemonstrationDataset(Dataset):
             raise ValueError(f"history must be >= 0, got {history}")
         if int(action_horizon) != action_horizon or action_horizon < 1:
             raise ValueError(f"action_horizon must be a positive integer, got {action_horizon}")
+        if int(action_lead) != action_lead or action_lead < 0:
+            raise ValueError(f"action_lead must be an integer >= 0, got {action_lead}")
         store = EpisodeStore(path, mode="r")
         self.path, self.split = Path(path), split
         self.val_fraction, self.seed = val_fraction, seed
         self.test_fraction, self.history = test_fraction, int(history)
-        self.action_horizon = int(action_horizon)
+        self.action_horizon, self.action_lead = int(action_horizon), int(action_lead)
+        self.image_keys = tuple(image_keys)
         self.attrs = store.attrs
         ids = store.episode_ids()
         chosen = split_episodes(ids, val_fraction, seed, test_fraction)[split]
@@ -88,7 +99,7 @@ class DemonstrationDataset(Dataset):
         self.sample_episode = sample_episode[mask]
         all_obs = store.read("obs") if store.n_samples else np.zeros((0, 0))
         self.obs = all_obs[mask]
-        self.u_seq = self._sequences(store, self.action_horizon)[mask]
+        self.u_seq = self._sequences(store, self.action_horizon, self.action_lead)[mask]
         self._obs_t = torch.from_numpy(self.obs.astype(np.float32))
         self._u_t = torch.from_numpy(self.u_seq.astype(np.float32))
         #: history > 0 only: (T, D) observations of every stored row, (len, H) window rows
@@ -97,24 +108,46 @@ class DemonstrationDataset(Dataset):
         if self.history:
             self._all_obs_t = torch.from_numpy(all_obs.astype(np.float32))
             self._window_idx = torch.from_numpy(self._windows(store, self.history)[mask])
+        #: image_keys only: key -> (T, ...) stored array of every row (as stored)
+        self._images = self._read_images(store, self.image_keys)
+        self._rows = torch.from_numpy(np.flatnonzero(mask))
 
     @staticmethod
-    def _sequences(store: EpisodeStore, action_horizon: int) -> np.ndarray:
+    def _read_images(store: EpisodeStore, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """{key: (T, ...) tensor of data/obs.<key>}; ValueError naming a missing array."""
+        out = {}
+        for key in keys:
+            name = f"obs.{key}"
+            if name not in store.keys:
+                raise ValueError(f"{store.path} has no array {name!r}; stored: {store.keys}")
+            out[key] = torch.from_numpy(np.ascontiguousarray(store.read(name)))
+        return out
+
+    @staticmethod
+    def _sequences(store: EpisodeStore, action_horizon: int, action_lead: int = 0) -> np.ndarray:
         """(T, N, nu) of every stored row: ``u_seq``, or the action chunks (see the class
         docstring) of a store of per-step actions."""
         if not store.n_samples:
             return np.zeros((0, 0, 7))
         keys = store.keys
         if "u_seq" in keys:
+            if action_lead:
+                raise ValueError(
+                    f"{store.path} stores planned sequences u_seq; action_lead needs a store of "
+                    "per-step actions"
+                )
             return store.read("u_seq")
         if "action" not in keys:
             raise ValueError(f"{store.path} has neither u_seq nor action arrays; stored: {keys}")
         actions = store.read("action")
         actions = actions.reshape(len(actions), -1)
         ends = store.episode_ends
-        row_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))  # (T,) exclusive
-        rows = np.arange(len(actions))[:, None] + np.arange(action_horizon)[None]
-        return actions[np.minimum(rows, row_end[:, None] - 1)]
+        lengths = np.diff(np.concatenate([[0], ends]))
+        row_end = np.repeat(ends, lengths)  # (T,) exclusive
+        row_start = row_end - np.repeat(lengths, lengths)
+        rows = np.arange(len(actions))[:, None] - action_lead + np.arange(action_horizon)[None]
+        rows = np.clip(rows, row_start[:, None], row_end[:, None] - 1)
+        return actions[rows]
 
     @staticmethod
     def _windows(store: EpisodeStore, history: int) -> np.ndarray:
@@ -131,6 +164,9 @@ class DemonstrationDataset(Dataset):
         out = {"obs": self._obs_t[idx], "u_seq": self._u_t[idx]}
         if self._all_obs_t is not None and self._window_idx is not None:
             out["obs_history"] = self._all_obs_t[self._window_idx[idx]]
+        for key, arr in self._images.items():
+            rows = self._window_idx[idx] if self._window_idx is not None else self._rows[idx]
+            out[f"images.{key}"] = arr[rows]
         return out
 
     @staticmethod
@@ -195,6 +231,7 @@ class DemonstrationDataset(Dataset):
             self.seed,
             test_fraction=self.test_fraction,
             action_horizon=self.action_horizon,
+            action_lead=self.action_lead,
         )
 
 

@@ -1,4 +1,5 @@
-"""Noise schedule and a fast, vectorised x0-prediction sampler (DDPM / DDIM) for DAMPC.
+"""Noise schedules: a fast, vectorised x0-prediction sampler (DDPM / DDIM) for DAMPC, and
+Diffusion Policy's epsilon-prediction schedulers (:func:`make_epsilon_scheduler`).
 
 The schedule comes from ``diffusers`` (cosine "squaredcos_cap_v2" betas, rescaled to zero
 terminal SNR after Lin et al. 2024, ``prediction_type="sample"``). Calling the schedulers'
@@ -55,6 +56,29 @@ def make_scheduler(
     if sampler == "ddpm":
         return DDPMScheduler(variance_type="fixed_small", **kwargs)
     return DDIMScheduler(set_alpha_to_one=True, **kwargs)
+
+
+def make_epsilon_scheduler(sampler: str, num_train_timesteps: int = 100, clip_sample: bool = True):
+    """Diffusion Policy's scheduler (Chi et al. 2023): epsilon prediction, squared-cosine
+    betas (no zero-SNR rescaling), DDPM variance "fixed_small", predicted x0 clipped to
+    [-1, 1] (actions are min-max normalised), DDIM with ``set_alpha_to_one`` and "leading"
+    timestep spacing; the samplers' ``step()`` is used as is (diffusers imported here)."""
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    kwargs = dict(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=BETA_SCHEDULE,
+        prediction_type="epsilon",
+        clip_sample=clip_sample,
+        clip_sample_range=1.0,
+        timestep_spacing="leading",
+    )
+    if sampler == "ddpm":
+        return DDPMScheduler(variance_type="fixed_small", **kwargs)
+    return DDIMScheduler(set_alpha_to_one=True, steps_offset=0, **kwargs)
 
 
 def alphas_cumprod(num_train_timesteps: int) -> torch.Tensor:

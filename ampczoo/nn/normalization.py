@@ -101,3 +101,42 @@ def copy_stats(module: torch.nn.Module, pairs: tuple[tuple[str, Any], ...]) -> N
         if name.endswith("std") and not bool(torch.all(t > 0)):
             raise ValueError(f"normalisation stat {name} must be > 0")
         buf.copy_(t)
+
+
+class MinMaxNormalizer(nn.Module):
+    """Per-element min-max scaling to [-1, 1] (Diffusion Policy's normaliser):
+    x_n = (x - center) / half_range with center = (max + min) / 2, half_range = (max - min) / 2.
+    Elements whose range is below ``min_range`` (constant in the data) are only centred
+    (half_range 1), so they map to 0 instead of dividing by ~0.
+
+    Buffers ``center`` and ``half_range`` of ``shape`` (identity until :meth:`set_range`);
+    they are saved with the weights."""
+
+    center: torch.Tensor
+    half_range: torch.Tensor
+
+    def __init__(self, shape: tuple[int, ...] | int, min_range: float = 1e-4):
+        super().__init__()
+        self.min_range = float(min_range)
+        self.register_buffer("center", torch.zeros(shape))
+        self.register_buffer("half_range", torch.ones(shape))
+
+    def set_range(self, lo: Any, hi: Any) -> None:
+        """Set the statistics from element-wise min ``lo`` and max ``hi`` (shape of the
+        buffers; ValueError on a shape mismatch, NaN/inf or lo > hi)."""
+        lo_a, hi_a = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        if not (np.all(np.isfinite(lo_a)) and np.all(np.isfinite(hi_a))):
+            raise ValueError("normalisation range contains NaN/inf")
+        if np.any(lo_a > hi_a):
+            raise ValueError("normalisation range: min > max somewhere")
+        half = (hi_a - lo_a) / 2.0
+        half = np.where(2.0 * half < self.min_range, 1.0, half)
+        copy_stats(self, (("center", (hi_a + lo_a) / 2.0), ("half_range", half)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., *shape) raw -> normalised ([-1, 1] over the data it was fitted on)."""
+        return (x - self.center) / self.half_range
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., *shape) normalised -> raw."""
+        return x * self.half_range + self.center

@@ -151,6 +151,110 @@ def config_fields(policy: str) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(config_class)}
 
 
+def dataset_kwargs(policy: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`~ampczoo.data.DemonstrationDataset` arguments a policy type trains on: its
+    class's ``dataset_kwargs(fields)`` where it has one (Diffusion Policy: observation and
+    action windows), else ``history`` and ``action_horizon`` = the config's ``horizon``."""
+    fields = {**config_fields(policy), **overrides}
+    hook = getattr(policy_class(policy), "dataset_kwargs", None)
+    if hook is not None:
+        return dict(hook(fields))
+    history = fields.get("history", 0)
+    horizon = fields.get("horizon", 1)
+    return {
+        "history": int(history) if isinstance(history, int) else 0,
+        "action_horizon": int(horizon) if isinstance(horizon, int) else 1,
+    }
+
+
+class _LossModule(nn.Module):
+    """forward(batch) = policy.loss(batch), so DDP can wrap the loss of any policy."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        return self.policy.loss(batch)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Data-parallel training under ``torchrun`` (torch DDP; gloo on CPU, NCCL on CUDA).
+
+    Every process holds the whole model and the same data order; each optimizer step's global
+    batch (``batch_size`` rows) is split into ``world`` contiguous shards, one per process,
+    and DDP averages the gradients, each shard's loss weighted by its share of the batch, so
+    the update equals one process's on the whole batch. Only rank 0 writes files."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> DistContext:
+        """From torchrun's WORLD_SIZE / RANK / LOCAL_RANK (one process without them); joins
+        the process group."""
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_world_size(), dist.get_rank(), local_rank)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run folder."""
+        return self.rank == 0
+
+    def wrap(self, policy: nn.Module) -> Any:
+        """batch -> (loss, info): ``policy.loss``, through DDP when world > 1."""
+        if self.world == 1:
+            return policy.loss  # type: ignore[operator]
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda = next(policy.parameters()).device.type == "cuda"
+        return DistributedDataParallel(
+            _LossModule(policy),
+            device_ids=[self.local_rank] if cuda else None,
+            broadcast_buffers=False,
+        )
+
+    def shard(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(this process's rows of the global batch ``idx``, their positions in it)."""
+        if self.world == 1:
+            return idx, torch.arange(len(idx))
+        rows = torch.arange(len(idx)).tensor_split(self.world)[self.rank]
+        return idx[rows], rows
+
+    def global_mean(self, loss: torch.Tensor, share: float) -> torch.Tensor:
+        """The global batch's mean loss from this shard's mean and its ``share`` of it."""
+        if self.world == 1:
+            return loss
+        import torch.distributed as dist
+
+        total = (loss * share).clone()
+        dist.all_reduce(total)
+        return total
+
+
+class _NullWriter:
+    """TensorBoard writer of the processes that do not write (rank > 0)."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -224,11 +328,14 @@ class Trainer:
 
         self.cfg, self.out = cfg, Path(cfg.out)
         self.device = torch.device(cfg.device) if cfg.device else default_device()
+        self.dist = DistContext.from_env(self.device)
+        if self.dist.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         seed_everything(cfg.seed)
-        fields = config_fields(cfg.policy)
-        history = int(cfg.policy_overrides.get("history", fields.get("history", 0)))
-        horizon = int(cfg.policy_overrides.get("horizon", fields.get("horizon", 1)))
-        kw = {"history": history, "test_fraction": cfg.test_fraction, "action_horizon": horizon}
+        kw = {
+            **dataset_kwargs(cfg.policy, cfg.policy_overrides),
+            "test_fraction": cfg.test_fraction,
+        }
         self.train_ds = DemonstrationDataset(cfg.data, "train", cfg.val_fraction, cfg.seed, **kw)
         self.val_ds = DemonstrationDataset(cfg.data, "val", cfg.val_fraction, cfg.seed, **kw)
         self.test_ds = DemonstrationDataset(cfg.data, "test", cfg.val_fraction, cfg.seed, **kw)
@@ -248,17 +355,34 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _build(self) -> None:
         cfg = self.cfg
-        overrides = {"obs_dim": self.train_ds.obs_dim, "horizon": self.train_ds.horizon}
-        if "action_dim" in config_fields(cfg.policy):
-            overrides["action_dim"] = int(self.train_ds.u_seq.shape[2])
+        overrides = self.data_fields()
         overrides.update(cfg.policy_overrides)
         self.policy: PretrainedPolicy = make_policy(cfg.policy, **overrides)
         self.policy.set_normalization(self.train_ds.normalization_stats())
         self.policy.to(self.device)
         self._make_optim()
-        self.out.mkdir(parents=True, exist_ok=True)
-        cfg_json = json.dumps(dataclasses.asdict(cfg), indent=2, default=str)
-        (self.out / "train_config.json").write_text(cfg_json + "\n")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg_json = json.dumps(dataclasses.asdict(cfg), indent=2, default=str)
+            (self.out / "train_config.json").write_text(cfg_json + "\n")
+
+    def data_fields(self) -> dict[str, Any]:
+        """Config fields that come from the data: obs_dim, horizon and, where the config has
+        them, action_dim, the env id and the env's obs_layout recorded in the store."""
+        fields = config_fields(self.cfg.policy)
+        out: dict[str, Any] = {"obs_dim": self.train_ds.obs_dim}
+        if "horizon" in fields:
+            out["horizon"] = self.train_ds.horizon
+        if "action_dim" in fields:
+            out["action_dim"] = int(self.train_ds.u_seq.shape[2])
+        attrs = self.train_ds.attrs
+        if "env_id" in fields and isinstance(attrs.get("env"), str):
+            out["env_id"] = attrs["env"]
+        if "obs_layout" in fields and isinstance(attrs.get("obs_layout"), dict):
+            out["obs_layout"] = tuple(
+                (k, int(a), int(b)) for k, (a, b) in attrs["obs_layout"].items()
+            )
+        return out
 
     def _make_optim(self) -> None:
         cfg = self.cfg
@@ -267,6 +391,7 @@ class Trainer:
         )
         decay = cfg.ema_decay if cfg.ema_decay is not None else self.policy.default_ema_decay
         self.ema = EMA(self.policy, decay) if decay > 0 else None
+        self.loss_fn = self.dist.wrap(self.policy)
 
     def _restore(self, last: Path) -> None:
         from safetensors.torch import load_file
@@ -325,7 +450,11 @@ class Trainer:
         """Train to ``epochs`` (or ``max_steps``); returns a summary dict."""
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+        writer: Any = (
+            SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+            if self.dist.is_main
+            else _NullWriter()
+        )
         val = math.nan
         try:
             while (
@@ -349,7 +478,7 @@ class Trainer:
             "stopped_early": self._patience_done(),
             "out": str(self.out),
         }
-        if len(self.test_ds) and (self.out / "best").is_dir():
+        if self.dist.is_main and len(self.test_ds) and (self.out / "best").is_dir():
             best = policy_class(self.cfg.policy).from_pretrained(
                 self.out / "best", device=self.device
             )
@@ -384,12 +513,17 @@ class Trainer:
         self.policy.train()
         losses = []
         bar = tqdm(
-            range(0, n, cfg.batch_size), desc=f"epoch {self.epoch}", leave=False, disable=None
+            range(0, n, cfg.batch_size),
+            desc=f"epoch {self.epoch}",
+            leave=False,
+            disable=None if self.dist.is_main else True,
         )
         for start in bar:
             if self._steps_done():
                 break
             idx = rows[perm[start : start + cfg.batch_size]]
+            if len(idx) < self.dist.world:  # too few rows to give every process one
+                continue
             loss, info = self._train_step(idx)
             losses.append(loss)
             bar.set_postfix(loss=f"{loss:.4g}")
@@ -400,14 +534,21 @@ class Trainer:
         return float(np.mean(losses)) if losses else math.nan
 
     def _train_step(self, idx: torch.Tensor) -> tuple[float, dict[str, float]]:
-        batch = self.batch(self.train_ds, idx)
+        shard, rows = self.dist.shard(idx)
+        batch = self.batch(self.train_ds, shard)
+        if self.dist.world > 1:
+            batch["global_rows"] = rows.to(self.device)
+            batch["global_size"] = torch.tensor(len(idx))
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
-        loss, info = self.policy.loss(batch)
+        loss, info = self.loss_fn(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}")
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over processes: weighting each shard's mean loss by its
+        # share of the global batch gives the gradient of the global batch mean
+        (loss * (self.dist.world * len(shard) / len(idx))).backward()
+        loss = self.dist.global_mean(loss.detach(), len(shard) / len(idx))
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
         self.opt.step()
@@ -447,6 +588,10 @@ class Trainer:
     def _checkpoint(self, val: float) -> None:
         from safetensors.torch import save_file
 
+        if not self.dist.is_main:  # the same bookkeeping, no files
+            self.stale = 0 if val < self.best else self.stale + 1
+            self.best = min(self.best, val)
+            return
         tmp = self.out / "last.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.eval_policy().save_pretrained(tmp)

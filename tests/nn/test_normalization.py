@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ampczoo.nn.normalization import Normalizer, action_scale
+from ampczoo.nn.normalization import MinMaxNormalizer, Normalizer, action_scale
 
 
 def stats_of(u_seq: np.ndarray, obs: np.ndarray) -> dict:
@@ -51,3 +51,24 @@ def test_unknown_mode_raises(data):
     u, obs = data
     with pytest.raises(ValueError, match="action_normalization"):
         action_scale(stats_of(u, obs)["u_seq"], "minmax")
+
+
+def test_min_max_normalizer_round_trip():
+    """Data map into [-1, 1] (min -> -1, max -> +1), the inverse recovers them, constant
+    elements map to 0, and bad ranges are refused."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)) * [1.0, 10.0, 0.0] + [0.0, -5.0, 2.5]
+    norm = MinMaxNormalizer(3)
+    norm.set_range(x.min(0), x.max(0))
+    t = torch.as_tensor(x, dtype=torch.float32)
+    y = norm(t)
+    torch.testing.assert_close(y[:, :2].min(0).values, torch.tensor([-1.0, -1.0]))
+    torch.testing.assert_close(y[:, :2].max(0).values, torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(y[:, 2], torch.zeros(50))
+    torch.testing.assert_close(norm.inverse(y), t, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="min > max"):
+        norm.set_range([0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="NaN"):
+        norm.set_range([0.0, np.nan, 0.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        norm.set_range([0.0, 0.0], [1.0, 1.0])

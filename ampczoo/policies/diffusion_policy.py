@@ -1,0 +1,483 @@
+"""Diffusion Policy (Chi et al. 2023, the CNN-based variant; DiffOG's base policy).
+
+The policy denoises an action sequence of T_p = ``pred_horizon`` steps conditioned on the last
+T_o = ``obs_horizon`` observations and executes T_a = ``action_horizon`` of them before it
+plans again (receding horizon over chunks):
+
+* noise model: the FiLM-conditioned temporal U-Net of :mod:`ampczoo.nn.unet1d`; the
+  conditioning is the flattened T_o-step observation feature (the min-max normalised low-dim
+  observation, plus a small CNN feature per camera of ``image_keys``, :mod:`ampczoo.nn.vision`)
+  and the diffusion-step embedding;
+* training: epsilon prediction, DDPM with the squared-cosine schedule and
+  ``num_train_timesteps`` (100) steps: loss = MSE(eps_theta(x_t, t, obs), eps) at a uniformly
+  drawn t; actions and low-dim observations min-max normalised to [-1, 1] per dimension (the
+  statistics live in the checkpoint); the training loop keeps an EMA of the weights
+  (``default_ema_decay``), which is what gets saved and acts;
+* inference: diffusers' DDIM (default, ``num_inference_steps`` = 10) or DDPM sampler
+  (:func:`ampczoo.nn.diffusion.make_epsilon_scheduler`), x0 clipped to [-1, 1].
+
+Chunk semantics (as the paper): the predicted sequence A_{t-T_o+1} .. A_{t-T_o+T_p} starts at
+the first observation of the history; the action for "now" is index T_o − 1, and ``act``
+executes indices T_o − 1 .. T_o + T_a − 2 one per call. ``act(obs)`` keeps the history of the
+last T_o observations (after ``reset()`` padded with the first observation) and the queue of
+planned actions; it samples a new chunk when the queue is empty. ``act_chunk(obs)`` observes
+and plans now, returning the executable chunk (T_p − T_o + 1, A) whose first row is the
+action for this step (the refiners' chunk API: :class:`ampczoo.wrappers.chunk.
+ChunkFilterPolicy` re-plans through it every step); a later ``act`` continues that plan.
+``act_chunk`` of explicit histories (B, T_o, D) is stateless. ``planned_inputs()`` returns
+the rest of the current plan, from the action returned last.
+
+Observations: the env's flat low-dim vector (D,) / (B, D); a policy with cameras takes a dict
+holding the ``obs_layout`` keys and the ``image_keys`` images (H, W, C) uint8 (or with a
+leading batch axis). Training batches (the one loop, ``ampczoo train diffusion_policy --data
+STORE``) are windows {"obs_history": (B, T_o, D), "u_seq": (B, T_p, A)[, "images.<key>":
+(B, T_o, H, W, C)]} served by :class:`~ampczoo.data.DemonstrationDataset` (``action_lead`` =
+T_o − 1, padding with the episode's first/last action as the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.nn.diffusion import SAMPLERS, make_epsilon_scheduler
+from ampczoo.nn.normalization import MinMaxNormalizer
+from ampczoo.nn.unet1d import ConditionalUnet1D
+from ampczoo.nn.vision import ImageEncoder
+
+_POSITIVE_INTS = (
+    "obs_dim",
+    "action_dim",
+    "obs_horizon",
+    "pred_horizon",
+    "action_horizon",
+    "kernel_size",
+    "n_groups",
+    "step_embed_dim",
+    "num_train_timesteps",
+    "num_inference_steps",
+    "image_feature_dim",
+)
+
+
+@dataclass(frozen=True)
+class DiffusionPolicyConfig(PolicyConfig):
+    """Diffusion Policy (Chi et al. 2023): a FiLM-conditioned 1-D U-Net denoises T_p actions
+    from T_o observations; T_a of them are executed per plan (see the module docstring)."""
+
+    type: str = "diffusion_policy"
+    obs_dim: int = 10
+    """D, size of the flat low-dim observation (set from the data by the trainer)"""
+    action_dim: int = 7
+    """A, action size (set from the data by the trainer)"""
+    obs_horizon: int = 2
+    """T_o, observations the policy conditions on [steps] (>= 1)"""
+    pred_horizon: int = 16
+    """T_p, predicted actions per plan [steps]; divisible by 2^(len(down_dims) - 1)"""
+    action_horizon: int = 8
+    """T_a, actions executed per plan [steps] (<= T_p − T_o + 1)"""
+    obs_layout: tuple[tuple[str, int, int], ...] = ()
+    """(key, start, stop) of each part of the flat observation, in order: the env's
+    ``obs_layout`` the data were recorded with (set from the store by the trainer; checked
+    against the env's by :meth:`DiffusionPolicy.check_env`). Empty = unknown"""
+    env_id: str = ""
+    """env id of the training data (set from the store by the trainer; informational)"""
+    image_keys: tuple[str, ...] = ()
+    """camera observation keys (e.g. "agentview_image"); each gets its own CNN encoder"""
+    image_shape: tuple[int, int, int] = (84, 84, 3)
+    """(H, W, C) of every camera image"""
+    image_feature_dim: int = 64
+    """features per camera and step"""
+    image_channels: tuple[int, ...] = (32, 64, 64)
+    """channels of the stride-2 convolutions of each camera encoder"""
+    down_dims: tuple[int, ...] = (32, 64, 128)
+    """U-Net channels per level (default sized for CPU training, 1.2M parameters; the
+    paper: (256, 512, 1024) with step_embed_dim 256, 65M)"""
+    kernel_size: int = 5
+    """U-Net temporal convolution kernel"""
+    n_groups: int = 8
+    """GroupNorm groups (down_dims and image_channels must be multiples)"""
+    step_embed_dim: int = 64
+    """diffusion-step embedding width (the paper: 256); even"""
+    num_train_timesteps: int = 100
+    """DDPM training steps (squared-cosine schedule)"""
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+    """inference sampler (diffusers' DDIMScheduler, eta 0, or DDPMScheduler)"""
+    num_inference_steps: int = 10
+    """denoising steps at inference (<= num_train_timesteps)"""
+    control_dt: float = 0.05
+    """env step [s] the plan is drawn with (``planned_inputs``; robomimic 20 Hz)"""
+
+    def __post_init__(self) -> None:
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.action_horizon > self.pred_horizon - self.obs_horizon + 1:
+            raise ValueError(
+                f"action_horizon T_a={self.action_horizon} must be <= pred_horizon − "
+                f"obs_horizon + 1 = {self.pred_horizon - self.obs_horizon + 1} (T_p="
+                f"{self.pred_horizon}, T_o={self.obs_horizon})"
+            )
+        levels = len(self.down_dims)
+        if not levels or any(not isinstance(d, int) or d <= 0 for d in self.down_dims):
+            raise ValueError(f"down_dims must be positive integers, got {self.down_dims}")
+        if any(d % self.n_groups for d in (*self.down_dims, *self.image_channels)):
+            raise ValueError(
+                f"down_dims {self.down_dims} and image_channels {self.image_channels} must be "
+                f"multiples of n_groups={self.n_groups}"
+            )
+        if self.pred_horizon % 2 ** (levels - 1):
+            raise ValueError(
+                f"pred_horizon {self.pred_horizon} must be divisible by 2^(len(down_dims)-1) = "
+                f"{2 ** (levels - 1)}"
+            )
+        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
+            raise ValueError(f"step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError(
+                f"num_inference_steps {self.num_inference_steps} > num_train_timesteps "
+                f"{self.num_train_timesteps}"
+            )
+        if not 0 < self.control_dt < np.inf:
+            raise ValueError(f"control_dt must be a finite number > 0, got {self.control_dt}")
+        self._check_layout()
+        if self.image_keys:
+            if len(set(self.image_keys)) != len(self.image_keys) or not all(self.image_keys):
+                raise ValueError(f"image_keys must be distinct names, got {self.image_keys}")
+            if not self.obs_layout:
+                raise ValueError("a policy with image_keys needs obs_layout (the low-dim keys)")
+            if len(self.image_shape) != 3 or any(int(s) <= 0 for s in self.image_shape):
+                raise ValueError(f"image_shape must be (H, W, C) > 0, got {self.image_shape}")
+            if not self.image_channels:
+                raise ValueError("image_channels must not be empty")
+
+    def _check_layout(self) -> None:
+        """obs_layout: (key, start, stop) triples tiling [0, obs_dim) in order."""
+        layout = tuple(tuple(entry) for entry in self.obs_layout)
+        object.__setattr__(self, "obs_layout", layout)
+        end = 0
+        for entry in layout:
+            if len(entry) != 3 or not isinstance(entry[0], str) or entry[1] != end:
+                raise ValueError(
+                    f"obs_layout must be (key, start, stop) triples tiling [0, obs_dim), got "
+                    f"{self.obs_layout}"
+                )
+            end = int(entry[2])
+        if layout and end != self.obs_dim:
+            raise ValueError(f"obs_layout covers {end} values, obs_dim is {self.obs_dim}")
+
+
+class DiffusionPolicy(PretrainedPolicy):
+    """Diffusion Policy: conditional 1-D U-Net denoiser of action chunks, receding horizon
+    over T_a executed actions (see the module docstring)."""
+
+    name = "diffusion_policy"
+    config_class = DiffusionPolicyConfig
+    config: DiffusionPolicyConfig
+    default_ema_decay: ClassVar[float] = 0.999
+    onnx_unsupported: ClassVar[str] = (
+        "its inference is an iterative diffusers sampler (no single graph)"
+    )
+
+    def __init__(self, config: DiffusionPolicyConfig | None = None):
+        super().__init__(config or DiffusionPolicyConfig())
+        c = self.config
+        self.obs_norm = MinMaxNormalizer(c.obs_dim)
+        self.action_norm = MinMaxNormalizer(c.action_dim)
+        self.image_encoders = nn.ModuleDict(
+            {
+                key: ImageEncoder(
+                    c.image_shape[2], c.image_feature_dim, c.image_channels, c.n_groups
+                )
+                for key in c.image_keys
+            }
+        )
+        feature = c.obs_dim + len(c.image_keys) * c.image_feature_dim
+        self.model = ConditionalUnet1D(
+            c.action_dim,
+            c.obs_horizon * feature,
+            tuple(c.down_dims),
+            c.kernel_size,
+            c.n_groups,
+            c.step_embed_dim,
+        )
+        self.model.check_horizon(c.pred_horizon)
+        self.scheduler = make_epsilon_scheduler(c.sampler, c.num_train_timesteps)
+        train_sched = make_epsilon_scheduler("ddpm", c.num_train_timesteps)
+        a = train_sched.alphas_cumprod.float()
+        self.register_buffer("sqrt_alpha", a.sqrt(), persistent=False)
+        self.register_buffer("sqrt_one_minus_alpha", (1.0 - a).sqrt(), persistent=False)
+        self._generator: torch.Generator | None = None
+        self._seed: int | None = None
+        self._obs_buf: np.ndarray | None = None  # (B, T_o, D) raw low-dim observations
+        self._img_buf: dict[str, np.ndarray] = {}  # key -> (B, T_o, H, W, C)
+        self._plan: np.ndarray | None = None  # (B, T_p − T_o + 1, A) executable chunk
+        self._pos = 0  # index into _plan of the next action to execute
+
+    @classmethod
+    def example_config(cls) -> DiffusionPolicyConfig:
+        """A tiny U-Net over 8 predicted steps (tests and docs)."""
+        return DiffusionPolicyConfig(
+            obs_dim=4,
+            action_dim=2,
+            pred_horizon=8,
+            action_horizon=4,
+            down_dims=(8, 16),
+            step_embed_dim=8,
+            num_inference_steps=3,
+        )
+
+    @staticmethod
+    def dataset_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
+        """The :class:`~ampczoo.data.DemonstrationDataset` windows of a config with these
+        ``fields`` (defaults and overrides): T_o observations, T_p actions starting at the
+        first of them, the camera arrays."""
+        t_o = int(fields["obs_horizon"])
+        return {
+            "history": t_o,
+            "action_horizon": int(fields["pred_horizon"]),
+            "action_lead": t_o - 1,
+            "image_keys": tuple(fields.get("image_keys", ())),
+        }
+
+    # ------------------------------------------------------------------ normalisation
+    def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """Per-dimension min/max of the train split (``DemonstrationDataset.
+        normalization_stats()``): observations (D,), actions over every chunk step."""
+        u = stats["u_seq"]
+        self.obs_norm.set_range(stats["obs"]["min"], stats["obs"]["max"])
+        lo, hi = np.asarray(u["min"]), np.asarray(u["max"])
+        self.action_norm.set_range(
+            lo.reshape(-1, lo.shape[-1]).min(0), hi.reshape(-1, hi.shape[-1]).max(0)
+        )
+
+    # ------------------------------------------------------------------ network
+    def encode(self, obs_history: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """obs_history (B, T_o, D) raw, images {key: (B, T_o, H, W, C)} -> (B, T_o * F)
+        conditioning (normalised low-dim obs and camera features per step, flattened)."""
+        B, T = obs_history.shape[:2]
+        parts = [self.obs_norm(obs_history)]
+        for key, encoder in self.image_encoders.items():
+            img = images[key]
+            parts.append(encoder(img.reshape(B * T, *img.shape[2:])).view(B, T, -1))
+        return torch.cat(parts, dim=-1).flatten(1)
+
+    def _check_batch(self, batch: dict[str, torch.Tensor]) -> None:
+        c = self.config
+        hist, u = batch["obs_history"], batch["u_seq"]
+        if hist.ndim != 3 or tuple(hist.shape[1:]) != (c.obs_horizon, c.obs_dim):
+            raise ValueError(
+                f"obs_history must be (B, T_o={c.obs_horizon}, D={c.obs_dim}), got "
+                f"{tuple(hist.shape)}"
+            )
+        if u.ndim != 3 or tuple(u.shape[1:]) != (c.pred_horizon, c.action_dim):
+            raise ValueError(
+                f"u_seq must be (B, T_p={c.pred_horizon}, A={c.action_dim}), got {tuple(u.shape)}"
+            )
+        for key in c.image_keys:
+            if f"images.{key}" not in batch:
+                raise ValueError(f"batch lacks camera images 'images.{key}'")
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Epsilon-prediction MSE at a uniformly drawn diffusion step (global torch RNG;
+        with ``global_rows`` / ``global_size`` in the batch, the draws of a global batch of
+        that size are made and this shard's rows taken, so data-parallel shards see the
+        noise one process would)."""
+        self._check_batch(batch)
+        x0 = self.action_norm(batch["u_seq"])
+        images = {k: batch[f"images.{k}"] for k in self.config.image_keys}
+        cond = self.encode(batch["obs_history"], images)
+        noise, t = self._draw(x0, batch)
+        x_t = self.sqrt_alpha[t, None, None] * x0 + self.sqrt_one_minus_alpha[t, None, None] * noise
+        loss = torch.mean((self.model(x_t, t, cond) - noise) ** 2)
+        return loss, {"mse": float(loss.detach())}
+
+    def _draw(
+        self, x0: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noise like x0, steps (B,)) from the global RNG (see :meth:`loss`)."""
+        rows = batch.get("global_rows")
+        n = len(x0) if rows is None else int(batch["global_size"])
+        noise = torch.randn((n, *x0.shape[1:]), device=x0.device, dtype=x0.dtype)
+        t = torch.randint(0, self.config.num_train_timesteps, (n,), device=x0.device)
+        if rows is None:
+            return noise, t
+        return noise[rows], t[rows]
+
+    # ------------------------------------------------------------------ sampling
+    def generator(self) -> torch.Generator:
+        """The acting generator on the policy's device (seeded by ``reset(seed)``)."""
+        if self._generator is None or self._generator.device != self.device:
+            self._generator = torch.Generator(self.device)
+            if self._seed is None:
+                self._generator.seed()
+            else:
+                self._generator.manual_seed(self._seed)
+        return self._generator
+
+    @torch.inference_mode()
+    def sample(
+        self, obs_history: np.ndarray, images: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """obs_history (B, T_o, D) raw (images {key: (B, T_o, H, W, C)}) -> predicted action
+        sequences (B, T_p, A) float64 raw, index T_o − 1 = the current step."""
+        c, dev = self.config, self.device
+        hist = torch.as_tensor(obs_history, dtype=torch.float32, device=dev)
+        imgs = {k: torch.as_tensor(v, device=dev) for k, v in (images or {}).items()}
+        cond = self.encode(hist, imgs)
+        gen = self.generator()
+        x = torch.randn(
+            (len(hist), c.pred_horizon, c.action_dim), generator=gen, device=dev, dtype=cond.dtype
+        )
+        self.scheduler.set_timesteps(c.num_inference_steps, device=dev)
+        for t in self.scheduler.timesteps:
+            eps = self.model(x, t.expand(len(x)).to(dev), cond)
+            x = self.scheduler.step(eps, t, x, generator=gen).prev_sample
+        return self.action_norm.inverse(x).double().cpu().numpy()
+
+    # ------------------------------------------------------------------ acting
+    def reset(self, seed: int | None = None) -> None:
+        """Clear the observation history and the action queue; reseed the sampler."""
+        self._obs_buf, self._img_buf = None, {}
+        self._plan, self._pos = None, 0
+        self._seed = None if seed is None else int(seed)
+        self._generator = None
+
+    def split_obs(self, obs: Any) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
+        """Validate an observation: (low-dim (B, D) float32, images {key: (B, H, W, C)},
+        batched). Flat arrays for low-dim policies; dicts (``obs_layout`` keys + cameras) for
+        any. ValueError naming what is wrong (shape, NaN/inf, missing key)."""
+        c = self.config
+        if isinstance(obs, dict):
+            missing = [k for k, *_ in c.obs_layout if k not in obs] if c.obs_layout else ["?"]
+            missing += [k for k in c.image_keys if k not in obs]
+            if missing:
+                raise ValueError(
+                    f"dict observation lacks {missing} (needs obs_layout keys "
+                    f"{[k for k, *_ in c.obs_layout]} and cameras {list(c.image_keys)})"
+                )
+            parts = [np.asarray(obs[k], np.float32) for k, *_ in c.obs_layout]
+            batched = parts[0].ndim == 2
+            flat = np.concatenate([p if batched else p.reshape(-1) for p in parts], axis=-1)
+        elif c.image_keys:
+            raise ValueError(f"this policy needs a dict observation with cameras {c.image_keys}")
+        else:
+            flat = obs
+        arr, batched = check_obs(flat, c.obs_dim)
+        images = {}
+        for key in c.image_keys:
+            img = np.asarray(obs[key])
+            want = tuple(c.image_shape)
+            if img.shape[-3:] != want or img.ndim != (4 if batched else 3):
+                raise ValueError(f"camera {key!r} must be {want} per observation, got {img.shape}")
+            if img.dtype != np.uint8 and not np.all(np.isfinite(img)):
+                raise ValueError(f"camera {key!r} contains NaN/inf")
+            images[key] = img if batched else img[None]
+        return arr, images, batched
+
+    def _observe(self, obs: Any) -> bool:
+        """Validate ``obs`` and push it into the history (first-observation padding after a
+        reset); returns whether it is a batch."""
+        arr, images, batched = self.split_obs(obs)
+        T = self.config.obs_horizon
+        if self._obs_buf is not None and self._obs_buf.shape[0] != arr.shape[0]:
+            raise ValueError(
+                f"batch size changed from {self._obs_buf.shape[0]} to {arr.shape[0]} "
+                "without reset()"
+            )
+        if self._obs_buf is None:
+            self._obs_buf = np.repeat(arr[:, None], T, axis=1)
+            self._img_buf = {k: np.repeat(v[:, None], T, axis=1) for k, v in images.items()}
+        else:
+            self._obs_buf = np.concatenate([self._obs_buf[:, 1:], arr[:, None]], axis=1)
+            self._img_buf = {
+                k: np.concatenate([self._img_buf[k][:, 1:], v[:, None]], axis=1)
+                for k, v in images.items()
+            }
+        return batched
+
+    def _replan(self) -> np.ndarray:
+        """Sample from the current history: the executable chunk (B, T_p − T_o + 1, A)."""
+        assert self._obs_buf is not None
+        seqs = self.sample(self._obs_buf, self._img_buf)
+        self._plan, self._pos = seqs[:, self.config.obs_horizon - 1 :], 0
+        return self._plan
+
+    def act(self, obs: Any) -> np.ndarray:
+        """obs (D,) -> action (A,) float64, or a batch (B, D) -> (B, A): the next action of
+        the queue, planning T_p actions when the T_a of the last plan are used up."""
+        batched = self._observe(obs)
+        if self._plan is None or self._pos >= self.config.action_horizon:
+            self._replan()
+        assert self._plan is not None
+        action = self._plan[:, self._pos].copy()
+        self._pos += 1
+        return action if batched else action[0]
+
+    def act_chunk(self, obs: Any) -> np.ndarray:
+        """Observe ``obs`` (D,) / (B, D) and plan now: the executable chunk (T_p − T_o + 1, A)
+        / (B, ...), row 0 the action for this step; the queue continues from row 1 (a
+        following ``act`` executes row 1 unless T_a rows are used). An explicit history
+        (B, T_o, D) is sampled without touching the policy's state."""
+        arr = obs if isinstance(obs, dict) else np.asarray(obs)
+        if not isinstance(arr, dict) and arr.ndim == 3 and not self.config.image_keys:
+            c = self.config
+            if arr.shape[1:] != (c.obs_horizon, c.obs_dim) or not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"observation histories must be finite (B, {c.obs_horizon}, {c.obs_dim}), "
+                    f"got {arr.shape}"
+                )
+            return self.sample(arr.astype(np.float32))[:, c.obs_horizon - 1 :]
+        batched = self._observe(obs)
+        chunk = self._replan().copy()
+        self._pos = 1
+        return chunk if batched else chunk[0]
+
+    def planned_inputs(self) -> tuple[np.ndarray, float] | None:
+        """The rest of the current plan (T, A), from the action returned last, and
+        ``config.control_dt`` [s]; None before the first act after reset or for a batch."""
+        if self._plan is None or self._plan.shape[0] != 1:
+            return None
+        return self._plan[0, max(self._pos - 1, 0) :].copy(), float(self.config.control_dt)
+
+    # ------------------------------------------------------------------ env check
+    def check_env(self, env: Any) -> None:
+        """ValueError naming both layouts unless ``env`` (a gymnasium env) gives the
+        observation layout and takes the action size this checkpoint was trained with."""
+        c = self.config
+        base = env.unwrapped
+        env_layout = getattr(base, "obs_layout", None)
+        layout = (
+            tuple((k, int(a), int(b)) for k, (a, b) in env_layout.items()) if env_layout else None
+        )
+        space = env.observation_space
+        shape = getattr(space, "shape", None)
+        env_obs_dim = (
+            int(shape[0]) if shape and len(shape) == 1 else (layout[-1][2] if layout else None)
+        )
+        act_shape = getattr(env.action_space, "shape", None) or ()
+        env_action_dim = int(act_shape[0]) if len(act_shape) == 1 else None
+        problems = env_obs_dim != c.obs_dim or env_action_dim != c.action_dim
+        problems = problems or bool(c.obs_layout and layout and layout != c.obs_layout)
+        if problems:
+            env_id = getattr(getattr(env, "spec", None), "id", None) or type(base).__name__
+            raise ValueError(
+                f"checkpoint trained on {c.env_id or 'an unnamed env'} (obs layout "
+                f"{_layout_str(c.obs_layout)}, obs_dim {c.obs_dim}, action_dim {c.action_dim}) "
+                f"does not fit env {env_id} (obs layout {_layout_str(layout)}, obs_dim "
+                f"{env_obs_dim}, action_dim {env_action_dim})"
+            )
+
+
+def _layout_str(layout: Any) -> str:
+    if not layout:
+        return "unknown"
+    return "[" + ", ".join(f"{k}:{a}-{b}" for k, a, b in layout) + "]"

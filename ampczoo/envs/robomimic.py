@@ -39,6 +39,9 @@ ROBOMIMIC_OSC_POSE: dict[str, Any] = {
 #: Control frequency [Hz] of every task (one step = 0.05 s).
 CONTROL_FREQ = 20
 OBS_MODES = ("low_dim", "dict", "image")
+#: Seed of numpy's global generator while robosuite builds the model (draws made then, such as
+#: Lift's cube size, are the same in every instance).
+MODEL_SEED = 0
 RESET_OPTIONS = frozenset({"sim_state"})
 #: robomimic's low-dim keys of one arm, in robomimic's order after "object".
 ARM_KEYS = ("eef_pos", "eef_quat", "gripper_qpos")
@@ -144,6 +147,29 @@ def import_robosuite() -> Any:
             "the Robomimic-* envs need robosuite 1.5: pip install 'ampczoo[robosuite]'"
         ) from exc
     return robosuite
+
+
+#: Bound of every position, relative vector and finger position in the observation [m] (the
+#: scene spans ~2 m; quaternions are bounded by 1, flags lie in [0, 1]).
+POS_BOUND = 10.0
+
+
+def sensor_bounds(name: str) -> tuple[float, float]:
+    """(low, high) of every entry of observable / arm key ``name``."""
+    if name.endswith("quat"):
+        return -1.0, 1.0
+    if name in FLAG_SENSORS:
+        return 0.0, 1.0
+    return -POS_BOUND, POS_BOUND
+
+
+def low_dim_bounds(task: RobomimicTask) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) arrays of the flat low-dim vector of ``task``, entry by entry."""
+    names = [(n, sensor_size(n)) for n in task.object_sensors]
+    names += [(k, ARM_KEY_SIZES[k.split("_", 1)[1]]) for k in low_dim_keys(task)[1:]]
+    low = np.concatenate([np.full(size, sensor_bounds(n)[0]) for n, size in names])
+    high = np.concatenate([np.full(size, sensor_bounds(n)[1]) for n, size in names])
+    return low, high
 
 
 def low_dim_keys(task: RobomimicTask) -> list[str]:
@@ -324,10 +350,12 @@ class RobomimicEnv(gym.Env):
         self.image_size, self.render_camera = image_size, render_camera
         self.render_width, self.render_height = render_width, render_height
         self.obs_layout = make_layout(self.spec_task)
-        self._low_dim = sum(stop - start for start, stop in self.obs_layout.values())
+        self._low, self._high = low_dim_bounds(self.spec_task)
+        self._arm_keys = low_dim_keys(self.spec_task)[1:]
         self._env_kwargs = self._suite_kwargs()
         robosuite = import_robosuite()
-        self.suite_env = robosuite.make(self.spec_task.env_name, **self._env_kwargs)
+        with global_numpy_seed(MODEL_SEED):  # e.g. Lift's cube size is drawn at build time
+            self.suite_env = robosuite.make(self.spec_task.env_name, **self._env_kwargs)
         self.action_space = spaces.Box(-1.0, 1.0, (self.suite_env.action_dim,), np.float64)
         self.observation_space = self._make_observation_space()
         self._raw: dict[str, Any] | None = None
@@ -367,10 +395,11 @@ class RobomimicEnv(gym.Env):
         return {"env_name": self.spec_task.env_name, "type": 1, "env_kwargs": kwargs}
 
     def _make_observation_space(self) -> spaces.Space:
+        low, high = low_dim_bounds(self.spec_task)
         if self.obs_mode == "low_dim":
-            return spaces.Box(-np.inf, np.inf, (self._low_dim,), np.float64)
+            return spaces.Box(low, high, dtype=np.float64)
         items: dict[str, spaces.Space] = {
-            key: spaces.Box(-np.inf, np.inf, (stop - start,), np.float64)
+            key: spaces.Box(low[start:stop], high[start:stop], dtype=np.float64)
             for key, (start, stop) in self.obs_layout.items()
         }
         if self.obs_mode == "image":
@@ -387,16 +416,15 @@ class RobomimicEnv(gym.Env):
             * np.asarray(raw[name], dtype=np.float64).reshape(-1)
             for name in task.object_sensors
         ]
-        out = {"object": np.concatenate(parts)}
-        for key in list(self.obs_layout)[1:]:
-            out[key] = np.asarray(raw[key], dtype=np.float64).reshape(-1)
-        return out
+        parts += [np.asarray(raw[key], dtype=np.float64).reshape(-1) for key in self._arm_keys]
+        flat = np.clip(np.concatenate(parts), self._low, self._high)  # quaternions: 1 + 1e-16
+        return {key: flat[start:stop] for key, (start, stop) in self.obs_layout.items()}
 
     def _observation(self, raw: dict[str, Any]) -> Any:
         parts = self._low_dim_dict(raw)
         if self.obs_mode == "low_dim":
             return np.concatenate(list(parts.values()))
-        obs: dict[str, np.ndarray] = dict(parts)
+        obs: dict[str, np.ndarray] = {key: part.copy() for key, part in parts.items()}
         if self.obs_mode == "image":
             for camera in self.spec_task.cameras:
                 key = f"{camera}_image"

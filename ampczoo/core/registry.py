@@ -37,6 +37,7 @@ POLICY_TYPES: dict[str, str] = {
     # experts
     "mpc": "ampczoo.experts.mpc:MPCExpert",
     "ikmpc": "ampczoo.experts.ikmpc:IKMPCExpert",
+    "scripted": "ampczoo.experts.scripted:ScriptedExpert",
     # KUKA approximate MPC
     "lsm": "ampczoo.policies.lsm:LSMPolicy",
     "dampc": "ampczoo.policies.dampc:DAMPCPolicy",

@@ -395,23 +395,38 @@ class SquareController(PickController):
         yaw = yaw_of(R) + self.style.yaw_offset * 0.3
         return handle, nearest_yaw(yaw, gripper_yaw(arm.rot), np.pi)
 
+    @staticmethod
+    def nut_goal_yaw(nut_yaw: float) -> float:
+        """Nut heading [rad] to insert with: a multiple of 90° (the peg's square) with the
+        handle pointing sideways or toward the robot, the closest one to ``nut_yaw``."""
+        options = [np.pi / 2, np.pi, -np.pi / 2]
+        candidates = [nearest_yaw(o, nut_yaw, 2 * np.pi) for o in options]
+        return float(min(candidates, key=lambda c: abs(c - nut_yaw)))
+
     def after_lift(self, obs: np.ndarray, arm: Arm) -> np.ndarray:
-        s, yaw = self.style, self.memory["yaw"]
+        s = self.style
         centre, R = self.nut(obs)
-        # the eef must go where it puts the nut centre over the peg
-        offset = arm.pos - centre
-        goal_centre = np.array([*SQUARE_PEG[:2], self.carry_z + s.lift - 0.0])
+        # turn the gripper so that the nut's square hole lines up with the peg (90° symmetric)
+        # and its handle does not point away from the robot (out of the Panda's reach)
+        nut_yaw = yaw_of(R)
+        goal_yaw = self.memory.setdefault("nut_goal_yaw", self.nut_goal_yaw(nut_yaw))
+        yaw = gripper_yaw(arm.rot) + goal_yaw - nut_yaw
+        offset = arm.pos - centre  # the eef goes where it puts the nut centre over the peg
+        xy_error = float(np.linalg.norm(centre[:2] - SQUARE_PEG[:2]))
+        aligned = abs(goal_yaw - nut_yaw) < 0.05
         if self.phase == 4:  # carry over the peg (nut centre above it)
-            target = goal_centre + offset
-            target[2] = self.carry_z + s.lift
-            if np.linalg.norm(centre[:2] - SQUARE_PEG[:2]) < 0.006:
+            target = np.array([*SQUARE_PEG[:2], self.carry_z + s.lift - 0.04]) + offset
+            target[2] = max(target[2], 0.97)
+            if xy_error < 0.004 and aligned:
                 self.next_phase()
-            return self.track(arm, target, yaw, CLOSE, speed=0.6 * s.speed)
-        if self.phase == 5:  # lower around the peg
-            target = np.array([*SQUARE_PEG[:2], 0.83]) + offset
-            if centre[2] < 0.86 or self.phase_steps > 60:
+            speed = s.speed if xy_error > 0.05 else 0.3
+            return self.track(arm, target, yaw, CLOSE, speed=speed)
+        if self.phase == 5:  # lower around the peg, re-centring when off
+            z = 0.83 if xy_error < 0.006 else centre[2]
+            target = np.array([*SQUARE_PEG[:2], z]) + offset
+            if centre[2] < 0.86 or self.phase_steps > 80:
                 self.next_phase()
-            return self.track(arm, target, yaw, CLOSE, speed=0.4 * s.speed)
+            return self.track(arm, target, yaw, CLOSE, speed=0.3)
         if self.phase == 6:  # release
             if self.phase_steps >= 6:
                 self.next_phase()

@@ -356,7 +356,9 @@ class RobomimicEnv(gym.Env):
         robosuite = import_robosuite()
         with global_numpy_seed(MODEL_SEED):  # e.g. Lift's cube size is drawn at build time
             self.suite_env = robosuite.make(self.spec_task.env_name, **self._env_kwargs)
-        self.action_space = spaces.Box(-1.0, 1.0, (self.suite_env.action_dim,), np.float64)
+        self.action_space: spaces.Box = spaces.Box(
+            -1.0, 1.0, (self.suite_env.action_dim,), np.float64
+        )
         self.observation_space = self._make_observation_space()
         self._raw: dict[str, Any] | None = None
 

@@ -29,6 +29,7 @@ SCRIPTED_CONTROLLERS: dict[str, str] = {
     "Robomimic-Lift-v0": "ampczoo.experts.scripted_robomimic:LiftController",
     "Robomimic-Can-v0": "ampczoo.experts.scripted_robomimic:CanController",
     "Robomimic-Square-v0": "ampczoo.experts.scripted_robomimic:SquareController",
+    "Robomimic-Transport-v0": "ampczoo.experts.scripted_robomimic:TransportController",
     #
     # Meta-World very-hard tasks: ampczoo.experts.scripted_metaworld
     #

@@ -432,3 +432,232 @@ class SquareController(PickController):
                 self.next_phase()
             return self.track(arm, arm.pos, yaw, OPEN, speed=0.1)
         return self.track(arm, arm.pos + np.array([0, 0, 0.05]), yaw, OPEN)
+
+
+#: Robot bases of Transport (robosuite "opposed"): robot0 at y = -0.81 facing +y, robot1 at
+#: y = +0.81 facing -y; OSC deltas are in these frames.
+TRANSPORT_BASE_ROT = (rot_z(np.pi / 2), rot_z(-np.pi / 2))
+#: Where robot0 puts the start bin's lid down: the free table corner on its side [m].
+TRANSPORT_LID_DROP = np.array([-0.17, -0.45])
+#: The hammer (payload) handle runs along its body z axis, the head at z = +0.116 m.
+HAMMER_GRIPS = (-0.065, 0.06)
+#: Hand-over point: handle centre, height [m]; the handle lies along world y there.
+HANDOVER = np.array([0.0, -0.02, 1.0])
+
+
+@dataclass
+class Waypoint:
+    """One step of an arm's script: move toward ``target(obs)`` (3,) [m] with gripper yaw
+    ``yaw(obs)`` [rad] and ``gripper`` until within ``tol`` [m] (and ``until(obs)``), or for
+    ``steps`` steps when given; ``speed`` caps the action (fraction of the style's)."""
+
+    target: Any
+    yaw: Any
+    gripper: float
+    tol: float = 0.015
+    steps: int | None = None
+    speed: float = 1.0
+    until: Any = None
+    timeout: int = 150
+    retry: int | None = None
+    """script step to go back to when the gripper shuts on nothing (a missed grasp)"""
+
+
+class TransportController(RobomimicScriptedController):
+    """Transport (two Pandas facing each other): robot0 lifts the lid off the start bin,
+    puts it down aside, grasps the hammer by its handle and holds it out over the gap
+    between the tables; meanwhile robot1 drops the trash cube from the target bin into the
+    trash bin, then takes the hammer by the other end of its handle, robot0 lets go, and
+    robot1 lays it into the target bin. Each arm follows its own list of
+    :class:`Waypoint` s; the hand-over waits on the other arm."""
+
+    task = "Transport"
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.scripts = (self.robot0_script(), self.robot1_script())
+        self.steps = [0, 0]
+        self.step_count = [0, 0]
+        self.grip = [OPEN, OPEN]
+
+    # -------------------------------------------------------------- scene from obs
+    def obj(self, obs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return self.part(obs, "object")[start:stop].copy()
+
+    def hammer_axis(self, obs: np.ndarray) -> np.ndarray:
+        """Unit vector (3,) from the handle centre toward the head (world)."""
+        return quat_to_mat(self.obj(obs, 3, 7))[:, 2]
+
+    def hammer_point(self, obs: np.ndarray, along: float) -> np.ndarray:
+        return self.obj(obs, 0, 3) + along * self.hammer_axis(obs)
+
+    def grips(self, obs: np.ndarray) -> tuple[float, float]:
+        """(robot0's, robot1's) grip along the handle: robot1 takes the end toward +y."""
+        if "grips" not in self.memory:
+            head_to_plus_y = self.hammer_axis(obs)[1] > 0
+            self.memory["grips"] = HAMMER_GRIPS if head_to_plus_y else HAMMER_GRIPS[::-1]
+        return self.memory["grips"]
+
+    def handle_yaw(self, obs: np.ndarray, arm: int) -> float:
+        a = self.hammer_axis(obs)
+        return nearest_yaw(float(np.arctan2(a[1], a[0])), self.arm_yaw(obs, arm), np.pi)
+
+    def arm_yaw(self, obs: np.ndarray, arm: int) -> float:
+        return gripper_yaw(self.arm(obs, arm).rot)
+
+    # -------------------------------------------------------------- scripts
+    def above_bin(self, point: np.ndarray) -> np.ndarray:
+        """The approach point above ``point`` (3,), clear of the bins' 0.15 m walls [m]."""
+        return np.array([*point[:2], max(point[2] + self.style.hover, 1.0 + self.style.hover / 4)])
+
+    def robot0_script(self) -> list[Waypoint]:
+        s = self.style
+        up = np.array([0.0, 0.0, 1.0])
+        above_bin = self.above_bin
+
+        def lid(obs: np.ndarray) -> np.ndarray:
+            return self.obj(obs, 14, 17)
+
+        def lid_yaw(obs: np.ndarray) -> float:
+            return nearest_yaw(np.pi / 2, self.arm_yaw(obs, 0), np.pi)
+
+        def grip0(obs: np.ndarray) -> np.ndarray:
+            return self.hammer_point(obs, self.grips(obs)[0]) + s.grasp_offset * [1, 1, 0]
+
+        def yaw0(obs: np.ndarray) -> float:
+            return self.handle_yaw(obs, 0)
+
+        def handover0(obs: np.ndarray) -> np.ndarray:
+            # put robot0's grip where the handle centre lands on HANDOVER (handle along y)
+            return HANDOVER + np.array([0.0, -abs(self.grips(obs)[0]), 0.0])
+
+        def handover_yaw(obs: np.ndarray) -> float:
+            yaw = self.arm_yaw(obs, 0)
+            a = self.hammer_axis(obs)
+            return yaw + nearest_yaw(np.pi / 2, float(np.arctan2(a[1], a[0])), np.pi) - float(
+                np.arctan2(a[1], a[0])
+            )
+
+        held = self.memory.setdefault("yaw_hold", {})
+
+        def hold_yaw(key: str, fn: Any) -> Any:
+            def f(obs: np.ndarray) -> float:
+                if key not in held:
+                    held[key] = fn(obs)
+                return held[key]
+
+            return f
+
+        return [
+            Waypoint(lambda o: lid(o) + up * s.hover, hold_yaw("lid", lid_yaw), OPEN),
+            Waypoint(lambda o: lid(o) - up * 0.005, hold_yaw("lid", lid_yaw), OPEN, tol=0.008),
+            Waypoint(lambda o: lid(o), hold_yaw("lid", lid_yaw), CLOSE, steps=s.close_steps),
+            Waypoint(lambda o: [*self.arm(o, 0).pos[:2], 1.1], hold_yaw("lid", lid_yaw), CLOSE),
+            Waypoint(lambda o: [*TRANSPORT_LID_DROP, 1.1], hold_yaw("lid", lid_yaw), CLOSE),
+            Waypoint(lambda o: [*TRANSPORT_LID_DROP, 0.99], hold_yaw("lid", lid_yaw), CLOSE),
+            Waypoint(lambda o: self.arm(o, 0).pos, hold_yaw("lid", lid_yaw), OPEN, steps=6),
+            Waypoint(lambda o: [*TRANSPORT_LID_DROP, 1.08], hold_yaw("lid", lid_yaw), OPEN),
+            Waypoint(lambda o: above_bin(grip0(o)), hold_yaw("h0", yaw0), OPEN),
+            Waypoint(lambda o: grip0(o) - up * 0.003, hold_yaw("h0", yaw0), OPEN, tol=0.008),
+            Waypoint(lambda o: grip0(o), hold_yaw("h0", yaw0), CLOSE, steps=s.close_steps),
+            Waypoint(
+                lambda o: [*self.arm(o, 0).pos[:2], 1.08], hold_yaw("h0", yaw0), CLOSE, retry=8
+            ),
+            Waypoint(handover0, handover_yaw, CLOSE, tol=0.02, speed=0.8),
+            Waypoint(
+                handover0, handover_yaw, CLOSE, tol=1.0, until=lambda o: self.steps[1] >= 14
+            ),
+            Waypoint(lambda o: self.arm(o, 0).pos, handover_yaw, OPEN, steps=8),
+            Waypoint(lambda o: [0.0, -0.3, 1.1], handover_yaw, OPEN, tol=0.03),
+            Waypoint(lambda o: [0.0, -0.3, 1.1], handover_yaw, OPEN, tol=1.0, timeout=10**6),
+        ]
+
+    def robot1_script(self) -> list[Waypoint]:
+        s = self.style
+        up = np.array([0.0, 0.0, 1.0])
+        above_bin = self.above_bin
+
+        def trash(obs: np.ndarray) -> np.ndarray:
+            return self.obj(obs, 7, 10)
+
+        def trash_bin(obs: np.ndarray) -> np.ndarray:
+            return self.obj(obs, 24, 27)
+
+        def target_bin(obs: np.ndarray) -> np.ndarray:
+            return self.obj(obs, 21, 24)
+
+        def yaw1(obs: np.ndarray) -> float:
+            return self.memory.setdefault("yaw1", self.arm_yaw(obs, 1))
+
+        def keep(obs: np.ndarray) -> float:
+            return self.arm_yaw(obs, 1)
+
+        def trash_yaw(obs: np.ndarray) -> float:
+            cube = yaw_of(quat_to_mat(self.obj(obs, 10, 14))) + s.yaw_offset
+            return nearest_yaw(cube, self.arm_yaw(obs, 1), np.pi / 2)
+
+        def grip1(obs: np.ndarray) -> np.ndarray:
+            return self.hammer_point(obs, self.grips(obs)[1])
+
+        def grip_yaw1(obs: np.ndarray) -> float:
+            return self.handle_yaw(obs, 1)
+
+        ready = lambda o: self.steps[0] >= 13  # noqa: E731 - robot0 holds the hammer out
+        released = lambda o: self.steps[0] >= 15  # noqa: E731
+        return [
+            Waypoint(lambda o: above_bin(trash(o)), trash_yaw, OPEN),
+            Waypoint(lambda o: trash(o) - up * 0.003, trash_yaw, OPEN, tol=0.008),
+            Waypoint(lambda o: trash(o), trash_yaw, CLOSE, steps=s.close_steps),
+            Waypoint(lambda o: [*self.arm(o, 1).pos[:2], 1.05], keep, CLOSE, retry=0),
+            Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 1.05], keep, CLOSE),
+            Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 0.93], keep, CLOSE),
+            Waypoint(lambda o: self.arm(o, 1).pos, yaw1, OPEN, steps=6),
+            Waypoint(lambda o: [*trash_bin(o)[:2], 1.05], yaw1, OPEN),
+            Waypoint(lambda o: HANDOVER + [0.0, 0.12, 0.12], yaw1, OPEN, tol=0.03),
+            Waypoint(lambda o: HANDOVER + [0.0, 0.12, 0.12], yaw1, OPEN, tol=1.0, until=ready),
+            Waypoint(lambda o: grip1(o) + up * 0.06, grip_yaw1, OPEN, tol=0.01, speed=0.6),
+            Waypoint(lambda o: grip1(o) - up * 0.003, grip_yaw1, OPEN, tol=0.008, speed=0.5),
+            Waypoint(lambda o: grip1(o), grip_yaw1, CLOSE, steps=s.close_steps),
+            Waypoint(lambda o: self.arm(o, 1).pos, grip_yaw1, CLOSE, steps=2),
+            Waypoint(lambda o: self.arm(o, 1).pos, grip_yaw1, CLOSE, tol=1.0, until=released),
+            Waypoint(lambda o: [*self.arm(o, 1).pos[:2], 1.08], keep, CLOSE),
+            Waypoint(lambda o: [*target_bin(o)[:2] + s.place_offset, 1.08], keep, CLOSE),
+            Waypoint(lambda o: [*target_bin(o)[:2] + s.place_offset, 0.95], keep, CLOSE),
+            Waypoint(lambda o: self.arm(o, 1).pos, yaw1, OPEN, steps=8),
+            Waypoint(lambda o: [*target_bin(o)[:2], 1.1], yaw1, OPEN, tol=1.0, timeout=10**6),
+        ]
+
+    # -------------------------------------------------------------- actions
+    def hold(self, obs: np.ndarray) -> np.ndarray:
+        action = np.zeros(self.action_dim)
+        action[6::7] = self.grip
+        return action
+
+    def actions(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.arm_action(obs, i) for i in range(2)])
+
+    def arm_action(self, obs: np.ndarray, i: int) -> np.ndarray:
+        script = self.scripts[i]
+        step = min(self.steps[i], len(script) - 1)
+        w = script[step]
+        arm = self.arm(obs, i)
+        target = np.asarray(w.target(obs), dtype=float)
+        yaw = float(w.yaw(obs))
+        action = self.track(
+            arm, target, yaw, w.gripper, self.style.speed * w.speed, TRANSPORT_BASE_ROT[i]
+        )
+        self.grip[i] = w.gripper
+        self.step_count[i] += 1
+        n = self.step_count[i]
+        if w.retry is not None and arm.opening < 0.002:
+            self.steps[i], self.step_count[i] = w.retry, 0
+            return action
+        if w.steps is not None:
+            done = n >= w.steps
+        else:
+            reached = np.linalg.norm(arm.pos - target) < w.tol
+            done = (reached and (w.until is None or bool(w.until(obs)))) or n > w.timeout
+        if done and self.steps[i] < len(script) - 1:
+            self.steps[i] += 1
+            self.step_count[i] = 0
+        return action

@@ -568,6 +568,7 @@ class TransportController(RobomimicScriptedController):
                 handover0, handover_yaw, CLOSE, tol=1.0, until=lambda o: self.steps[1] >= 14
             ),
             Waypoint(lambda o: self.arm(o, 0).pos, handover_yaw, OPEN, steps=8),
+            Waypoint(lambda o: handover0(o) + up * 0.1, handover_yaw, OPEN, tol=0.02),
             Waypoint(lambda o: [0.0, -0.3, 1.1], handover_yaw, OPEN, tol=0.03),
             Waypoint(lambda o: [0.0, -0.3, 1.1], handover_yaw, OPEN, tol=1.0, timeout=10**6),
         ]
@@ -603,7 +604,7 @@ class TransportController(RobomimicScriptedController):
             return self.handle_yaw(obs, 1)
 
         ready = lambda o: self.steps[0] >= 13  # noqa: E731 - robot0 holds the hammer out
-        released = lambda o: self.steps[0] >= 15  # noqa: E731
+        released = lambda o: self.steps[0] >= 16  # noqa: E731 - robot0 let go, moved up
         return [
             Waypoint(lambda o: above_bin(trash(o)), trash_yaw, OPEN),
             Waypoint(lambda o: trash(o) - up * 0.003, trash_yaw, OPEN, tol=0.008),

@@ -442,7 +442,7 @@ TRANSPORT_LID_DROP = np.array([-0.17, -0.45])
 #: The hammer (payload) handle runs along its body z axis, the head at z = +0.116 m.
 HAMMER_GRIPS = (-0.065, 0.06)
 #: Hand-over point: handle centre, height [m]; the handle lies along world y there.
-HANDOVER = np.array([0.0, -0.02, 1.0])
+HANDOVER = np.array([0.0, 0.03, 0.97])
 
 
 @dataclass
@@ -506,6 +506,18 @@ class TransportController(RobomimicScriptedController):
         return gripper_yaw(self.arm(obs, arm).rot)
 
     # -------------------------------------------------------------- scripts
+    def frozen(self, key: str, fn: Any) -> Any:
+        """``fn(obs)`` evaluated at its first call, then kept (a waypoint that must not
+        follow the arm, e.g. the lift above where the grasp happened)."""
+        held = self.memory.setdefault("frozen", {})
+
+        def value(obs: np.ndarray) -> Any:
+            if key not in held:
+                held[key] = fn(obs)
+            return held[key]
+
+        return value
+
     def above_bin(self, point: np.ndarray) -> np.ndarray:
         """The approach point above ``point`` (3,), clear of the bins' 0.15 m walls [m]."""
         return np.array([*point[:2], max(point[2] + self.style.hover, 1.0 + self.style.hover / 4)])
@@ -514,6 +526,9 @@ class TransportController(RobomimicScriptedController):
         s = self.style
         up = np.array([0.0, 0.0, 1.0])
         above_bin = self.above_bin
+
+        def lifted(obs: np.ndarray, arm: int) -> np.ndarray:
+            return np.array([*self.arm(obs, arm).pos[:2], 1.15])
 
         def lid(obs: np.ndarray) -> np.ndarray:
             return self.obj(obs, 14, 17)
@@ -534,19 +549,13 @@ class TransportController(RobomimicScriptedController):
         def handover_yaw(obs: np.ndarray) -> float:
             yaw = self.arm_yaw(obs, 0)
             a = self.hammer_axis(obs)
-            return yaw + nearest_yaw(np.pi / 2, float(np.arctan2(a[1], a[0])), np.pi) - float(
-                np.arctan2(a[1], a[0])
+            return (
+                yaw
+                + nearest_yaw(np.pi / 2, float(np.arctan2(a[1], a[0])), np.pi)
+                - float(np.arctan2(a[1], a[0]))
             )
 
-        held = self.memory.setdefault("yaw_hold", {})
-
-        def hold_yaw(key: str, fn: Any) -> Any:
-            def f(obs: np.ndarray) -> float:
-                if key not in held:
-                    held[key] = fn(obs)
-                return held[key]
-
-            return f
+        hold_yaw = self.frozen
 
         return [
             Waypoint(lambda o: lid(o) + up * s.hover, hold_yaw("lid", lid_yaw), OPEN),
@@ -561,12 +570,11 @@ class TransportController(RobomimicScriptedController):
             Waypoint(lambda o: grip0(o) - up * 0.003, hold_yaw("h0", yaw0), OPEN, tol=0.008),
             Waypoint(lambda o: grip0(o), hold_yaw("h0", yaw0), CLOSE, steps=s.close_steps),
             Waypoint(
-                lambda o: [*self.arm(o, 0).pos[:2], 1.08], hold_yaw("h0", yaw0), CLOSE, retry=8
+                self.frozen("lift0", lambda o: lifted(o, 0)), hold_yaw("h0", yaw0), CLOSE, retry=8
             ),
-            Waypoint(handover0, handover_yaw, CLOSE, tol=0.02, speed=0.8),
-            Waypoint(
-                handover0, handover_yaw, CLOSE, tol=1.0, until=lambda o: self.steps[1] >= 14
-            ),
+            Waypoint(lambda o: handover0(o) + up * 0.08, handover_yaw, CLOSE, tol=0.03, speed=0.8),
+            Waypoint(handover0, handover_yaw, CLOSE, tol=0.02, speed=0.5),
+            Waypoint(handover0, handover_yaw, CLOSE, tol=1.0, until=lambda o: self.steps[1] >= 14),
             Waypoint(lambda o: self.arm(o, 0).pos, handover_yaw, OPEN, steps=8),
             Waypoint(lambda o: handover0(o) + up * 0.1, handover_yaw, OPEN, tol=0.02),
             Waypoint(lambda o: [0.0, -0.3, 1.1], handover_yaw, OPEN, tol=0.03),
@@ -577,6 +585,9 @@ class TransportController(RobomimicScriptedController):
         s = self.style
         up = np.array([0.0, 0.0, 1.0])
         above_bin = self.above_bin
+
+        def lifted(obs: np.ndarray, arm: int) -> np.ndarray:
+            return np.array([*self.arm(obs, arm).pos[:2], 1.15])
 
         def trash(obs: np.ndarray) -> np.ndarray:
             return self.obj(obs, 7, 10)
@@ -603,13 +614,13 @@ class TransportController(RobomimicScriptedController):
         def grip_yaw1(obs: np.ndarray) -> float:
             return self.handle_yaw(obs, 1)
 
-        ready = lambda o: self.steps[0] >= 13  # noqa: E731 - robot0 holds the hammer out
-        released = lambda o: self.steps[0] >= 16  # noqa: E731 - robot0 let go, moved up
+        ready = lambda o: self.steps[0] >= 14  # noqa: E731 - robot0 holds the hammer out
+        released = lambda o: self.steps[0] >= 17  # noqa: E731 - robot0 let go, moved up
         return [
             Waypoint(lambda o: above_bin(trash(o)), trash_yaw, OPEN),
             Waypoint(lambda o: trash(o) - up * 0.003, trash_yaw, OPEN, tol=0.008),
             Waypoint(lambda o: trash(o), trash_yaw, CLOSE, steps=s.close_steps),
-            Waypoint(lambda o: [*self.arm(o, 1).pos[:2], 1.05], keep, CLOSE, retry=0),
+            Waypoint(self.frozen("lift1", lambda o: lifted(o, 1)), keep, CLOSE, retry=0),
             Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 1.05], keep, CLOSE),
             Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 0.93], keep, CLOSE),
             Waypoint(lambda o: self.arm(o, 1).pos, yaw1, OPEN, steps=6),
@@ -621,7 +632,7 @@ class TransportController(RobomimicScriptedController):
             Waypoint(lambda o: grip1(o), grip_yaw1, CLOSE, steps=s.close_steps),
             Waypoint(lambda o: self.arm(o, 1).pos, grip_yaw1, CLOSE, steps=2),
             Waypoint(lambda o: self.arm(o, 1).pos, grip_yaw1, CLOSE, tol=1.0, until=released),
-            Waypoint(lambda o: [*self.arm(o, 1).pos[:2], 1.08], keep, CLOSE),
+            Waypoint(self.frozen("lift2", lambda o: self.arm(o, 1).pos + up * 0.05), keep, CLOSE),
             Waypoint(lambda o: [*target_bin(o)[:2] + s.place_offset, 1.08], keep, CLOSE),
             Waypoint(lambda o: [*target_bin(o)[:2] + s.place_offset, 0.95], keep, CLOSE),
             Waypoint(lambda o: self.arm(o, 1).pos, yaw1, OPEN, steps=8),

@@ -460,7 +460,9 @@ class Waypoint:
     until: Any = None
     timeout: int = 150
     retry: int | None = None
-    """script step to go back to when the gripper shuts on nothing (a missed grasp)"""
+    """script step to go back to when the gripper shuts on nothing (a missed grasp), or
+    when ``redo_if(obs)`` holds at the end of this waypoint"""
+    redo_if: Any = None
 
 
 class TransportController(RobomimicScriptedController):
@@ -624,7 +626,14 @@ class TransportController(RobomimicScriptedController):
             Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 1.05], keep, CLOSE),
             Waypoint(lambda o: [*trash_bin(o)[:2] + s.place_offset, 0.93], keep, CLOSE),
             Waypoint(lambda o: self.arm(o, 1).pos, yaw1, OPEN, steps=6),
-            Waypoint(lambda o: [*trash_bin(o)[:2], 1.05], yaw1, OPEN),
+            Waypoint(
+                lambda o: [*trash_bin(o)[:2], 1.05],
+                yaw1,
+                OPEN,
+                tol=0.03,
+                retry=0,
+                redo_if=lambda o: self.part(o, "object")[40] < 0.5,  # trash not in its bin
+            ),
             Waypoint(lambda o: HANDOVER + [0.0, 0.12, 0.12], yaw1, OPEN, tol=0.03),
             Waypoint(lambda o: HANDOVER + [0.0, 0.12, 0.12], yaw1, OPEN, tol=1.0, until=ready),
             Waypoint(lambda o: grip1(o) + up * 0.06, grip_yaw1, OPEN, tol=0.01, speed=0.6),
@@ -661,7 +670,7 @@ class TransportController(RobomimicScriptedController):
         self.grip[i] = w.gripper
         self.step_count[i] += 1
         n = self.step_count[i]
-        if w.retry is not None and arm.opening < 0.002:
+        if w.retry is not None and w.redo_if is None and arm.opening < 0.002:
             self.steps[i], self.step_count[i] = w.retry, 0
             return action
         if w.steps is not None:
@@ -669,7 +678,9 @@ class TransportController(RobomimicScriptedController):
         else:
             reached = np.linalg.norm(arm.pos - target) < w.tol
             done = (reached and (w.until is None or bool(w.until(obs)))) or n > w.timeout
-        if done and self.steps[i] < len(script) - 1:
+        if done and w.redo_if is not None and w.retry is not None and w.redo_if(obs):
+            self.steps[i], self.step_count[i] = w.retry, 0
+        elif done and self.steps[i] < len(script) - 1:
             self.steps[i] += 1
             self.step_count[i] = 0
         return action

@@ -260,7 +260,7 @@ class RobomimicEnv(gym.Env):
     ``object`` per task (robosuite's "object-state"; "to_eef" entries are the object's pose
     in the gripper frame, "gripper_to_X" the vector from gripper to X [m]):
 
-    * Lift (d = 10): 0–2 cube position, 3–6 cube quaternion, 7–9 gripper-to-cube vector.
+    * Lift (d = 10): 0–2 cube position, 3–6 cube quaternion, 7–9 gripper minus cube position.
     * Can (d = 14): 0–2 can position, 3–6 can quaternion, 7–9 can position and 10–13 can
       quaternion relative to the end effector.
     * Square (d = 14): the same for the square nut (position = nut centre, not handle).
@@ -283,10 +283,12 @@ class RobomimicEnv(gym.Env):
     else 0.0 (``reward_shaping=False``).
 
     **Success** (``info["success"]``, robosuite's ``_check_success()``, at reset and every
-    step): Lift: cube bottom more than 0.04 m above the table; Can: can inside its target
-    bin compartment; Square: square nut around the square peg (resting, x-y within the peg);
-    ToolHang: frame inserted in the base and the tool hanging on the frame (and still);
-    Transport: payload in the target bin and trash in the trash bin.
+    step): Lift: cube more than 0.04 m above the table; Can: can centre inside its
+    compartment of the target bin (x 0.1–0.295 m, y 0.28–0.525 m, below 0.9 m) and the
+    gripper more than ~0.042 m from it; Square: nut centre within 0.03 m of the square peg in
+    x and y and below 0.85 m; ToolHang: frame upright in the stand and the tool hanging on
+    the frame hook, untouched by the gripper; Transport: hammer touching the target bin's
+    floor and trash touching the trash bin's floor.
 
     **Episode end**: ``terminated`` on success when ``terminate_on_success`` (default, as in
     robomimic's and the papers' evaluation rollouts); truncated at the horizon by

@@ -370,7 +370,7 @@ class RobomimicEnv(gym.Env):
         images = self.obs_mode == "image"
         offscreen = images or self.render_mode == "rgb_array"
         kwargs: dict[str, Any] = {
-            "robots": list(task.robots) if len(task.robots) > 1 else task.robots[0],
+            "robots": list(task.robots),
             "controller_configs": {
                 "type": "BASIC",
                 "body_parts": {"right": copy.deepcopy(ROBOMIMIC_OSC_POSE)},
@@ -413,7 +413,8 @@ class RobomimicEnv(gym.Env):
         return spaces.Dict(items)
 
     # ----------------------------------------------------------------- observation
-    def _low_dim_dict(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
+    def _low_dim_vector(self, raw: dict[str, Any]) -> np.ndarray:
+        """(obs_dim,) robomimic's low-dim vector from robosuite's observations ``raw``."""
         task = self.spec_task
         parts = [
             (-1.0 if name in task.negated_sensors else 1.0)
@@ -421,14 +422,13 @@ class RobomimicEnv(gym.Env):
             for name in task.object_sensors
         ]
         parts += [np.asarray(raw[key], dtype=np.float64).reshape(-1) for key in self._arm_keys]
-        flat = np.clip(np.concatenate(parts), self._low, self._high)  # quaternions: 1 + 1e-16
-        return {key: flat[start:stop] for key, (start, stop) in self.obs_layout.items()}
+        return np.clip(np.concatenate(parts), self._low, self._high)  # quaternions: 1 + 1e-16
 
     def _observation(self, raw: dict[str, Any]) -> Any:
-        parts = self._low_dim_dict(raw)
+        flat = self._low_dim_vector(raw)
         if self.obs_mode == "low_dim":
-            return np.concatenate(list(parts.values()))
-        obs: dict[str, np.ndarray] = {key: part.copy() for key, part in parts.items()}
+            return flat
+        obs = {key: flat[start:stop].copy() for key, (start, stop) in self.obs_layout.items()}
         if self.obs_mode == "image":
             for camera in self.spec_task.cameras:
                 key = f"{camera}_image"

@@ -34,7 +34,7 @@ def solve(env_id: str, seeds, diversity: float = 1.0) -> list[tuple[bool, int]]:
 
 
 def test_every_robomimic_id_has_a_controller_class():
-    for task in ("Lift", "Can", "Square"):
+    for task in ("Lift", "Can", "Square", "Transport"):
         env_id = f"Robomimic-{task}-v0"
         controller = make_policy("scripted", env_id=env_id).controller
         assert type(controller).__name__ == f"{task}Controller"
@@ -65,6 +65,21 @@ def test_scene_constants_match_robosuite():
     handle = se.sim.data.site_xpos[se.sim.model.site_name2id(nut.important_sites["handle"])]
     np.testing.assert_allclose(R.T @ (handle - centre), sr.SQUARE_HANDLE, atol=2e-3)
     square.close()
+
+
+def test_transport_bases_and_actions():
+    env = gym.make("Robomimic-Transport-v0")
+    try:
+        obs, _ = env.reset(seed=0)
+        for robot, rot in zip(env.unwrapped.suite_env.robots, sr.TRANSPORT_BASE_ROT, strict=True):
+            np.testing.assert_allclose(robot.base_ori, rot, atol=1e-9)
+        expert = make_policy("scripted", env_id="Robomimic-Transport-v0")
+        expert.reset(seed=0)
+        action = expert.act(obs)
+        assert action.shape == (14,) and np.all(np.abs(action) <= 1)
+        assert action[6] == action[13] == sr.OPEN  # both arms approach open
+    finally:
+        env.close()
 
 
 def test_rotation_helpers_round_trip():
@@ -124,3 +139,8 @@ def test_expert_solves_lift():
 @pytest.mark.parametrize("env_id", ["Robomimic-Can-v0", "Robomimic-Square-v0"])
 def test_expert_solves_can_and_square(env_id):
     assert all(ok for ok, _ in solve(env_id, [0, 1, 2]))
+
+
+@pytest.mark.slow
+def test_expert_solves_transport():
+    assert all(ok for ok, _ in solve("Robomimic-Transport-v0", [0, 1]))

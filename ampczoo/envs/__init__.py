@@ -9,6 +9,18 @@ id                                        description                           
 ``DAMPC-KukaTrack-v0``                    KUKA iiwa pose tracking, self-collision  250 (5 s)
 ``DAMPC-KukaTrackObstacle-v0``            same, around a 0.2 m spherical obstacle  250 (5 s)
 ``ThreeDOF-Reach-v0``                     3-DOF arm, torque control, reach a point  200 (4 s)
+``Robomimic-Lift-v0``                     robomimic Lift: lift the cube           400 (20 s)
+``Robomimic-Can-v0``                      robomimic Can: can into its bin         400 (20 s)
+``Robomimic-Square-v0``                   robomimic Square: nut onto its peg      400 (20 s)
+``Robomimic-ToolHang-v0``                 robomimic Tool Hang: frame, hang tool   700 (35 s)
+``Robomimic-Transport-v0``                robomimic Transport: two-arm hand-over  700 (35 s)
+``MetaWorld-PickPlaceWall-v0``            Meta-World pick-place-wall-v3            500
+``MetaWorld-ShelfPlace-v0``               Meta-World shelf-place-v3                500
+``MetaWorld-Disassemble-v0``              Meta-World disassemble-v3                500
+``MetaWorld-StickPush-v0``                Meta-World stick-push-v3                 500
+``MetaWorld-StickPull-v0``                Meta-World stick-pull-v3                 500
+``MetaWorld-v0``                          any Meta-World v3 task (``task=``)       500
+``PushT-v0``                              Push-T (gym-pusht), push the T to a pose 300 (30 s)
 ========================================  ======================================  ==========
 
 A new env is one class plus one :func:`register_env` line; :func:`env_ids` lists every id
@@ -110,6 +122,20 @@ register_env(
 )
 # Push-T (gym-pusht)
 register_env("PushT-v0", "ampczoo.envs.pusht:PushTEnv", max_episode_steps=PUSHT_MAX_EPISODE_STEPS)
+# robomimic tasks (robosuite 1.5, ampczoo.envs.robomimic.RobomimicEnv); horizons: robomimic's.
+for _task, _horizon in (
+    ("Lift", 400),
+    ("Can", 400),
+    ("Square", 400),
+    ("ToolHang", 700),
+    ("Transport", 700),
+):
+    register_env(
+        f"Robomimic-{_task}-v0",
+        "ampczoo.envs.robomimic:RobomimicEnv",
+        max_episode_steps=_horizon,
+        kwargs={"task": _task},
+    )
 
 __all__ = [
     "ENVS",

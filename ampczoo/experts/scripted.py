@@ -26,6 +26,10 @@ from ampczoo.core.policy import Policy
 #: env id -> "module:Class" of its scripted controller, one line per task.
 SCRIPTED_CONTROLLERS: dict[str, str] = {
     # robomimic tasks (robosuite): ampczoo.experts.scripted_robomimic
+    "Robomimic-Lift-v0": "ampczoo.experts.scripted_robomimic:LiftController",
+    "Robomimic-Can-v0": "ampczoo.experts.scripted_robomimic:CanController",
+    "Robomimic-Square-v0": "ampczoo.experts.scripted_robomimic:SquareController",
+    "Robomimic-Transport-v0": "ampczoo.experts.scripted_robomimic:TransportController",
     #
     # Meta-World very-hard tasks: ampczoo.experts.scripted_metaworld
     "MetaWorld-PickPlaceWall-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",

@@ -72,7 +72,7 @@ class DemoConfig:
     """parent folder of the run folder runs/demo-<date>/"""
     video: bool = True
     """render one obstacle-env episode to MP4 (GIF without ffmpeg)"""
-    manipulation_env: str = "PushT-v0"
+    manipulation_env: str = "Robomimic-Lift-v0"
     """manipulation task of the scripted-expert episode and video ("" to skip)"""
 
     def __post_init__(self) -> None:

@@ -6,7 +6,8 @@ a = clip(a_b + scale * r, low, high). The agent observes [obs, a_b] (a Box of
 obs_dim + action_dim) and ``info`` reports ``base_action``, ``residual`` (scale * r) and
 ``executed_action``. The base (any zoo policy, ``act(obs)`` object, SB3 model or callable;
 chunked bases execute their queue, :class:`~ampczoo.policies.residual_rl.BaseRunner`) is
-reset with the env's reset seed at every ``reset``.
+reset with the env's reset seed at every ``reset``; ``base=None``: no base, the centre of
+the action range (the BC-initialised actor-critic of :mod:`ampczoo.finetune.bc`).
 
 ``success_bonus`` (default 0) adds that amount to the reward at every step where the env's
 own ``info["success"]`` is true (a documented shaping term; nothing else is read).
@@ -69,7 +70,8 @@ class ResidualPolicyEnv(gym.Wrapper):
         self.scale = check_scale(scale, n)
         self.success_bonus = float(success_bonus)
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
-        self.base = BaseRunner(base, n)
+        centre = (self.low + self.high) / 2
+        self.base = BaseRunner(base, n, constant=centre if base is None else None)
         self.action_space = spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
         self.observation_space = spaces.Box(
             np.concatenate([obs_space.low, self.low]).astype(np.float32),

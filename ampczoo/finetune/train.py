@@ -300,11 +300,17 @@ def run_residual(cfg: ResidualRunConfig) -> Path:
 
 
 def train_online(
-    cfg: RLConfig, run: Run, resuming: bool, before_training: Any, stats_env: Any
+    cfg: RLConfig,
+    run: Run,
+    resuming: bool,
+    before_training: Any,
+    stats_env: Any,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """Build (or resume) the SB3 model and train it to ``cfg.steps`` env steps with
     evaluations, checkpoints, TensorBoard, progress bar and learning curve.
-    ``before_training(model)`` runs on a fresh model (BC initialisation)."""
+    ``before_training(model)`` runs on a fresh model (BC initialisation); ``stats``: the
+    (mean, std) of the actor input (default: measured on ``stats_env`` with zero residual)."""
     import torch
 
     from ampczoo.finetune import sb3
@@ -322,7 +328,7 @@ def train_online(
         run.history, run.wall_s, run.best = state["history"], state["wall_s"], state["best"]
         print(f"resuming {run.out} at {model.num_timesteps} env steps")
     else:
-        mean, std = input_statistics(stats_env, cfg.norm_episodes)
+        mean, std = stats or input_statistics(stats_env, cfg.norm_episodes)
         kwargs = sb3.policy_kwargs(
             cfg.algo,
             stats_env.observation_space.shape[0] - len(run.low),

@@ -84,6 +84,11 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.scripted:run_scripted_bench",
         "scripted experts of the manipulation suites: success on held-out seeds, spread",
     ),
+    "finetune": Command(
+        "ampczoo.benchmarks.finetune:FinetuneBenchConfig",
+        "ampczoo.benchmarks.finetune:run_finetune_bench",
+        "RL fine-tuned policies vs their bases on held-out episodes; learning curves",
+    ),
     "speed": Command(
         "ampczoo.benchmarks.speed:SpeedBenchConfig",
         "ampczoo.benchmarks.speed:run_speed_bench",

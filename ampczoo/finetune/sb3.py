@@ -104,10 +104,12 @@ def make_model(
     seed: int = 0,
     tensorboard_log: str | None = None,
     init_std: float = 0.3,
+    actor_delay: int = 0,
 ) -> Any:
     """A fresh SB3 ``algo`` model on ``env`` (a VecEnv or env of :class:`ResidualPolicyEnv`)
-    with ``policy_kwargs`` ``kwargs``, the residual zeroed (:func:`zero_residual`) and the
-    exploration std set to ``init_std`` (in residual units)."""
+    with ``policy_kwargs`` ``kwargs``, the residual zeroed (:func:`zero_residual`), the
+    exploration std set to ``init_std`` (in residual units) and, for SAC / TD3, the actor
+    frozen for the first ``actor_delay`` env steps (critic burn-in)."""
     cls = algo_class(algo)
     extra = dict(algo_kwargs or {})
     if algo == "ppo":
@@ -128,13 +130,37 @@ def make_model(
         **extra,
     )
     zero_residual(model, algo, init_std)
+    if algo != "ppo":
+        model.actor_delay = int(actor_delay)
     return model
+
+
+class _CriticFirst:
+    """Mixin of SAC / TD3: during the first ``actor_delay`` env steps only the critic learns
+    (the actor's learning rate is 0, so the policy stays the base plus exploration noise
+    while the critic learns the base's values; residual RL's critic burn-in)."""
+
+    actor_delay: int = 0
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        super()._update_learning_rate(optimizers)  # type: ignore[misc]
+        if self.num_timesteps < self.actor_delay:  # type: ignore[attr-defined]
+            for group in self.actor.optimizer.param_groups:  # type: ignore[attr-defined]
+                group["lr"] = 0.0
+
+
+class ResidualSAC(_CriticFirst, _sb3.SAC):
+    """SAC with critic burn-in (:class:`_CriticFirst`)."""
+
+
+class ResidualTD3(_CriticFirst, _sb3.TD3):
+    """TD3 with critic burn-in (:class:`_CriticFirst`)."""
 
 
 def algo_class(algo: str) -> Any:
     """The SB3 class of ``algo`` (ValueError for an unknown one)."""
     check_algo(algo)
-    return {"sac": _sb3.SAC, "td3": _sb3.TD3, "ppo": _sb3.PPO}[algo]
+    return {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": _sb3.PPO}[algo]
 
 
 def actor_parts(model: Any, algo: str) -> tuple[nn.Module, nn.Sequential, nn.Linear]:

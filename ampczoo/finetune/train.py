@@ -83,6 +83,9 @@ class RLConfig:
     """rollout length per env of PPO"""
     init_std: float = 0.3
     """initial exploration std of the residual (in [-1, 1] units)"""
+    actor_delay: int = 10_000
+    """SAC / TD3: env steps during which only the critic learns (the actor stays at the
+    initial policy: the base with zero residual; critic burn-in)"""
     ent_coef: float = 0.01
     """SAC: initial entropy coefficient (tuned automatically from there; small, because the
     envs' rewards are small numbers per step)"""
@@ -120,8 +123,8 @@ class RLConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if self.learning_starts < 0 or self.actor_delay < 0:
+            raise ValueError("learning_starts and actor_delay must be >= 0")
         if not 0 < self.learning_rate < 1 or not 0 < self.gamma <= 1 or not self.init_std > 0:
             raise ValueError("learning_rate in (0, 1), gamma in (0, 1], init_std > 0 required")
         if not self.ent_coef > 0:
@@ -145,7 +148,7 @@ class ResidualRunConfig(RLConfig):
     """zoo name or checkpoint folder of the frozen base policy"""
     scale: tuple[float, ...] = ()
     """residual scale in env action units, one number or one per action dimension
-    (default: a quarter of the half range of the action space)"""
+    (default: a tenth of the half range of the action space)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -175,11 +178,11 @@ def load_base(base: str) -> Any:
 
 
 def resolve_scale(scale: tuple[float, ...], low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """(n,) residual scale: ``scale`` broadcast, or a quarter of the half range."""
+    """(n,) residual scale: ``scale`` broadcast, or a tenth of the half range."""
     from ampczoo.finetune.residual_env import check_scale
 
     if not scale:
-        return 0.25 * (high - low) / 2
+        return 0.1 * (high - low) / 2
     return check_scale(scale[0] if len(scale) == 1 else scale, len(low))
 
 
@@ -340,7 +343,7 @@ def train_online(
             std,
         )
         model = sb3.make_model(
-            cfg.algo, venv, kwargs, algo_kwargs(cfg), cfg.seed, tb, cfg.init_std
+            cfg.algo, venv, kwargs, algo_kwargs(cfg), cfg.seed, tb, cfg.init_std, cfg.actor_delay
         )
         before_training(model)
     from stable_baselines3.common.logger import configure

@@ -152,12 +152,22 @@ def plot_curves(runs: tuple[str, ...], path: Path) -> None:
     for folder in runs:
         history = read_history(folder)
         steps = [h["steps"] for h in history]
-        (line,) = ax.plot(steps, [h["success_rate"] for h in history], marker="o", ms=3,
-                          label=Path(folder).name)
-        ax.fill_between(steps, [h["ci95"][0] for h in history], [h["ci95"][1] for h in history],
-                        alpha=0.15, color=line.get_color())
-    ax.set(xlabel="env steps", ylabel="held-out success rate [%]", ylim=(0, 100),
-           title="RL fine-tuning: learning curves")
+        (line,) = ax.plot(
+            steps, [h["success_rate"] for h in history], marker="o", ms=3, label=Path(folder).name
+        )
+        ax.fill_between(
+            steps,
+            [h["ci95"][0] for h in history],
+            [h["ci95"][1] for h in history],
+            alpha=0.15,
+            color=line.get_color(),
+        )
+    ax.set(
+        xlabel="env steps",
+        ylabel="held-out success rate [%]",
+        ylim=(0, 100),
+        title="RL fine-tuning: learning curves",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=120)

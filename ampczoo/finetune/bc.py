@@ -73,7 +73,9 @@ def read_demonstrations(path: str | Path, env_id: str) -> tuple[np.ndarray, np.n
     store = EpisodeStore(path, mode="r")
     recorded = store.attrs.get("env")
     if recorded != env_id:
-        raise ValueError(f"demonstration store {path} was collected on {recorded!r}, not {env_id!r}")
+        raise ValueError(
+            f"demonstration store {path} was collected on {recorded!r}, not {env_id!r}"
+        )
     if store.n_samples == 0:
         raise ValueError(f"demonstration store {path} holds no samples")
     return store.read("obs"), store.read("u_seq")[:, 0], store

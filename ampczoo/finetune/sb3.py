@@ -199,7 +199,9 @@ def deterministic_residual(model: Any, obs: np.ndarray) -> np.ndarray:
     return np.asarray(action, np.float64)
 
 
-def export_config(model: Any, algo: str, base: str, scale: Any, low: Any, high: Any) -> ResidualRLConfig:
+def export_config(
+    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any
+) -> ResidualRLConfig:
     """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks)."""
     extractor, body, head = actor_parts(model, algo)
     linears = [m for m in body if isinstance(m, nn.Linear)]

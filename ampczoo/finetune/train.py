@@ -277,7 +277,9 @@ def prepare_out(cfg: RLConfig, kind: str) -> tuple[Path, bool]:
 
 
 def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
 
 
 def algo_kwargs(cfg: RLConfig) -> dict[str, Any]:
@@ -430,7 +432,9 @@ def export(cfg: RLConfig, run: Run, model: Any) -> Any:
     return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high)
 
 
-def _evaluate(cfg: RLConfig, run: Run, model: Any, extra_s: float, force: bool = False) -> EvalResult:
+def _evaluate(
+    cfg: RLConfig, run: Run, model: Any, extra_s: float, force: bool = False
+) -> EvalResult:
     """Evaluate the current policy on the held-out seeds; log, record, keep the best."""
     steps = int(model.num_timesteps)
     if not force or not run.history or run.history[-1]["steps"] != steps:
@@ -472,7 +476,12 @@ def _checkpoint(run: Run, model: Any, algo: str) -> None:
     model.save(tmp / "model.zip")
     if algo != "ppo":
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
-    state = {"steps": int(model.num_timesteps), "history": run.history, "wall_s": run.wall_s, "best": run.best}
+    state = {
+        "steps": int(model.num_timesteps),
+        "history": run.history,
+        "wall_s": run.wall_s,
+        "best": run.best,
+    }
     (tmp / "state.json").write_text(json.dumps(state) + "\n")
     final = run.out / "checkpoint"
     old = run.out / "checkpoint.old"
@@ -489,6 +498,7 @@ def _write_card(cfg: RLConfig, run: Run, folder: Path, selection: str) -> None:
 
     from ampczoo.core.card import command_line, write_card
 
+    steps = run.history[-1]["steps"] if run.history else 0
     card = {
         "env": cfg.env,
         "model": "residual_rl",
@@ -497,6 +507,9 @@ def _write_card(cfg: RLConfig, run: Run, folder: Path, selection: str) -> None:
         "date": _dt.date.today().isoformat(),
         "selection": selection,
         "result": None,
-        "note": f"{cfg.algo} on base {run.base or '(none)'}, {run.history[-1]['steps'] if run.history else 0} env steps; held-out eval in eval.jsonl",
+        "note": (
+            f"{cfg.algo} on base {run.base or '(none)'}, {steps} env steps; "
+            "held-out evaluations in eval.jsonl"
+        ),
     }
     write_card(folder, card)

@@ -96,9 +96,13 @@ class ResidualRLConfig(PolicyConfig):
         choices = (("activation", ACTIVATIONS), ("squash", SQUASHES), ("features", FEATURES))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.features == "threedof_ee" and self.obs_dim != 9:
-            raise ValueError(f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}")
+            raise ValueError(
+                f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
+            )
 
 
 class ResidualInput(nn.Module):
@@ -214,7 +218,9 @@ class BaseRunner:
             out = base(obs)
         arr = np.asarray(out, dtype=np.float64)
         if arr.ndim not in (1, 2) or arr.size == 0:
-            raise ValueError(f"base returned an action of shape {arr.shape}; expected (D,) or (T, D)")
+            raise ValueError(
+                f"base returned an action of shape {arr.shape}; expected (D,) or (T, D)"
+            )
         return arr[None] if arr.ndim == 1 else arr
 
 
@@ -264,7 +270,9 @@ class ResidualRLPolicy(PretrainedPolicy):
             if self.config.base:
                 from ampczoo.core.registry import load_policy
 
-                self._runner = BaseRunner(load_policy(self.config.base, device="cpu"), self.action_dim)
+                self._runner = BaseRunner(
+                    load_policy(self.config.base, device="cpu"), self.action_dim
+                )
             else:
                 self._runner = BaseRunner(None, self.action_dim, (self._low + self._high) / 2)
         return self._runner

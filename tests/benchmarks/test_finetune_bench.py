@@ -23,7 +23,10 @@ def test_bench_finetune_rows_and_curves(tmp_path):
     ]
     (run / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     cfg = FinetuneBenchConfig(
-        policies=(str(folder),), runs=(str(run),), env="ThreeDOF-Reach-v0", episodes=2,
+        policies=(str(folder),),
+        runs=(str(run),),
+        env="ThreeDOF-Reach-v0",
+        episodes=2,
         out=str(tmp_path / "out"),
     )
     out = run_finetune_bench(cfg)

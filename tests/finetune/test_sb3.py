@@ -101,8 +101,16 @@ def test_exported_policy_is_wrappable_by_diffog():
 
     env = residual_env()
     policy = sb3.export_policy(perturbed_sac(env), "sac", BASE, SCALE, LOW, HIGH)
-    config = DiffOGConfig(obs_dim=9, action_dim=3, horizon=1, chunk_len=1, embed_dim=16,
-                          num_heads=2, num_layers=1, ff_dim=16)
+    config = DiffOGConfig(
+        obs_dim=9,
+        action_dim=3,
+        horizon=1,
+        chunk_len=1,
+        embed_dim=16,
+        num_heads=2,
+        num_layers=1,
+        ff_dim=16,
+    )
     wrapped = DiffOG.wrap(policy, config)
     raw = gym.make(ENV)
     o, _ = raw.reset(seed=2)

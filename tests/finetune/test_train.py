@@ -143,7 +143,9 @@ def test_behaviour_cloning_fits_the_demonstrations(tmp_path, algo):
     kwargs = sb3.policy_kwargs(algo, 9, 3, 32, 2, "none", mean, std)
     model = sb3.make_model(algo, env, kwargs, {"n_steps": 64} if algo == "ppo" else {})
     targets = bc.bc_targets(expert, np.zeros(3), HALF_RANGE)
-    before = np.mean((bc.deterministic_output(model, algo, _t(inputs)).detach().numpy() - targets) ** 2)
+    before = np.mean(
+        (bc.deterministic_output(model, algo, _t(inputs)).detach().numpy() - targets) ** 2
+    )
     loss = bc.behaviour_cloning(model, algo, inputs, targets, 200, 3e-3, 32)
     policy = sb3.export_policy(model, algo, "", HALF_RANGE, -HALF_RANGE, HALF_RANGE)
     acts = np.array([policy.act(o) for o in obs])

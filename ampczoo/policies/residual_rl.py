@@ -20,7 +20,10 @@ before training), plus optional kinematic features of the observation (``feature
 * ``"none"``: nothing added;
 * ``"threedof_ee"`` (ThreeDOF-Reach-v0): end-effector position p(q), the error
   e = p_des - p(q) (both / 0.3 m) and tanh(e / 0.02 m), the history policies' token
-  features (:mod:`ampczoo.policies.history`), computed from the observation alone.
+  features (:mod:`ampczoo.policies.history`), plus the joint-space direction of the error
+  g = J(q)^T e [m^2/rad] (J the position Jacobian) as g / 0.09 and tanh(g / 0.005): the
+  direction of the torque that pulls the end effector to the target. All from the
+  observation alone.
 """
 
 from __future__ import annotations
@@ -41,11 +44,32 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.T
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
 EE_SCALE, EE_FINE_SCALE = 0.3, 0.02
+#: Scales of the joint-space error feature J^T e [m^2/rad].
+JTE_SCALE, JTE_FINE_SCALE = 0.09, 0.005
 
 
 def feature_dim(features: str) -> int:
     """Number of kinematic features added to the actor input."""
-    return {"none": 0, "threedof_ee": 9}[features]
+    return {"none": 0, "threedof_ee": 15}[features]
+
+
+def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """J(q)^T e (..., 3) [m^2/rad] of the 3-DOF arm's position Jacobian (closed form of
+    :func:`~ampczoo.robots.threedof.forward_kinematics`) and errors e (..., 3) [m]."""
+    from ampczoo.robots.threedof import LINK_LENGTHS
+
+    l2, l3 = LINK_LENGTHS
+    q1, q2, q3 = q[..., 0], q[..., 1], q[..., 2]
+    c1, s1 = torch.cos(q1), torch.sin(q1)
+    r = l2 * torch.cos(q2) + l3 * torch.cos(q2 + q3)
+    dr2 = -l2 * torch.sin(q2) - l3 * torch.sin(q2 + q3)
+    dz2 = l2 * torch.cos(q2) + l3 * torch.cos(q2 + q3)
+    dr3, dz3 = -l3 * torch.sin(q2 + q3), l3 * torch.cos(q2 + q3)
+    ex, ey, ez = err[..., 0], err[..., 1], err[..., 2]
+    g1 = -r * s1 * ex + r * c1 * ey
+    g2 = dr2 * (c1 * ex + s1 * ey) + dz2 * ez
+    g3 = dr3 * (c1 * ex + s1 * ey) + dz3 * ez
+    return torch.stack([g1, g2, g3], -1)
 
 
 @dataclass(frozen=True)
@@ -132,6 +156,8 @@ class ResidualInput(nn.Module):
             ee = forward_kinematics(obs[..., OBS_Q], xp=torch)
             err = obs[..., OBS_TARGET] - ee
             parts += [ee / EE_SCALE, err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE)]
+            g = threedof_jacobian_t_error(obs[..., OBS_Q], err)
+            parts += [g / JTE_SCALE, torch.tanh(g / JTE_FINE_SCALE)]
         return torch.cat(parts, dim=-1)
 
 

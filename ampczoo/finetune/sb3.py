@@ -105,11 +105,13 @@ def make_model(
     tensorboard_log: str | None = None,
     init_std: float = 0.3,
     actor_delay: int = 0,
+    actor_lr_scale: float = 1.0,
 ) -> Any:
     """A fresh SB3 ``algo`` model on ``env`` (a VecEnv or env of :class:`ResidualPolicyEnv`)
     with ``policy_kwargs`` ``kwargs``, the residual zeroed (:func:`zero_residual`), the
     exploration std set to ``init_std`` (in residual units) and, for SAC / TD3, the actor
-    frozen for the first ``actor_delay`` env steps (critic burn-in)."""
+    frozen for the first ``actor_delay`` env steps (critic burn-in), then learning at
+    ``actor_lr_scale`` times the learning rate."""
     cls = algo_class(algo)
     extra = dict(algo_kwargs or {})
     if algo == "ppo":
@@ -132,21 +134,24 @@ def make_model(
     zero_residual(model, algo, init_std)
     if algo != "ppo":
         model.actor_delay = int(actor_delay)
+        model.actor_lr_scale = float(actor_lr_scale)
     return model
 
 
 class _CriticFirst:
     """Mixin of SAC / TD3: during the first ``actor_delay`` env steps only the critic learns
     (the actor's learning rate is 0, so the policy stays the base plus exploration noise
-    while the critic learns the base's values; residual RL's critic burn-in)."""
+    while the critic learns the base's values; residual RL's critic burn-in); afterwards the
+    actor learns at ``actor_lr_scale`` times the critic's rate."""
 
     actor_delay: int = 0
+    actor_lr_scale: float = 1.0
 
     def _update_learning_rate(self, optimizers: Any) -> None:
         super()._update_learning_rate(optimizers)  # type: ignore[misc]
-        if self.num_timesteps < self.actor_delay:  # type: ignore[attr-defined]
-            for group in self.actor.optimizer.param_groups:  # type: ignore[attr-defined]
-                group["lr"] = 0.0
+        frozen = self.num_timesteps < self.actor_delay  # type: ignore[attr-defined]
+        for group in self.actor.optimizer.param_groups:  # type: ignore[attr-defined]
+            group["lr"] = 0.0 if frozen else group["lr"] * self.actor_lr_scale
 
 
 class ResidualSAC(_CriticFirst, _sb3.SAC):

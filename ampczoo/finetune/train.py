@@ -86,6 +86,9 @@ class RLConfig:
     actor_delay: int = 10_000
     """SAC / TD3: env steps during which only the critic learns (the actor stays at the
     initial policy: the base with zero residual; critic burn-in)"""
+    actor_lr_scale: float = 1.0
+    """SAC / TD3: the actor's learning rate relative to ``learning_rate`` (< 1: the actor
+    follows the critic more slowly)"""
     ent_coef: float = 0.01
     """SAC: initial entropy coefficient (tuned automatically from there; small, because the
     envs' rewards are small numbers per step)"""
@@ -127,6 +130,8 @@ class RLConfig:
             raise ValueError("learning_starts and actor_delay must be >= 0")
         if not 0 < self.learning_rate < 1 or not 0 < self.gamma <= 1 or not self.init_std > 0:
             raise ValueError("learning_rate in (0, 1), gamma in (0, 1], init_std > 0 required")
+        if not 0 < self.actor_lr_scale <= 10:
+            raise ValueError(f"actor_lr_scale must be in (0, 10], got {self.actor_lr_scale}")
         if not self.ent_coef > 0:
             raise ValueError(f"ent_coef must be > 0, got {self.ent_coef}")
         if not np.isfinite(self.success_bonus):
@@ -345,7 +350,15 @@ def train_online(
             std,
         )
         model = sb3.make_model(
-            cfg.algo, venv, kwargs, algo_kwargs(cfg), cfg.seed, tb, cfg.init_std, cfg.actor_delay
+            cfg.algo,
+            venv,
+            kwargs,
+            algo_kwargs(cfg),
+            cfg.seed,
+            tb,
+            cfg.init_std,
+            cfg.actor_delay,
+            cfg.actor_lr_scale,
         )
         before_training(model)
     from stable_baselines3.common.logger import configure

@@ -126,3 +126,31 @@ def test_unknown_algorithm_is_refused():
         sb3.check_algo("a2c")
     with pytest.raises(ValueError, match="unknown algorithm"):
         sb3.make_model("ddpg", residual_env(), {}, {})
+
+
+def test_critic_burn_in_keeps_the_actor_at_the_base():
+    env = ResidualPolicyEnv(gym.make(ENV), lambda o: np.zeros(3), 0.5)
+    kwargs = sb3.policy_kwargs("sac", 9, 3, 16, 1, "none", np.zeros(12), np.ones(12))
+    extra = {"learning_starts": 20, "batch_size": 16}
+    model = sb3.make_model("sac", env, kwargs, extra, actor_delay=120, actor_lr_scale=0.5)
+    actor0 = [p.clone() for p in model.actor.parameters()]
+    critic0 = model.critic.qf0[0].weight.clone()
+    model.learn(110)
+    assert all(torch.equal(a, b) for a, b in zip(actor0, model.actor.parameters(), strict=True))
+    assert not torch.equal(critic0, model.critic.qf0[0].weight)
+    model.learn(60, reset_num_timesteps=False)
+    assert not torch.equal(actor0[-1], list(model.actor.parameters())[-1])
+    critic_lr = model.critic.optimizer.param_groups[0]["lr"]
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * critic_lr)
+
+
+def test_threedof_joint_space_error_feature_is_jacobian_transpose_error():
+    from ampczoo.policies.residual_rl import threedof_jacobian_t_error
+    from ampczoo.robots.threedof import forward_kinematics
+
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    e = 0.05 * torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    for qi, ei in zip(q, e, strict=True):
+        J = torch.autograd.functional.jacobian(lambda x: forward_kinematics(x, xp=torch), qi)
+        torch.testing.assert_close(threedof_jacobian_t_error(qi, ei), J.T @ ei)

@@ -272,8 +272,8 @@ def prepare_out(cfg: RLConfig, kind: str) -> tuple[Path, bool]:
         if not cfg.resume:
             raise FileExistsError(f"{out} holds a run; pass --resume to continue it")
         saved = json.loads((out / "run.json").read_text())
-        saved.pop("steps", None)
-        changed = sorted(k for k in record if k != "steps" and saved.get(k) != record[k])
+        free = ("steps", "out", "progress", "threads")  # may change between the parts of a run
+        changed = sorted(k for k in saved if k not in free and saved[k] != record.get(k))
         if changed:
             raise ValueError(f"--resume with another config than {out}/run.json: {changed}")
     out.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,9 @@ class RLConfig:
     actor_delay: int = 10_000
     """SAC / TD3: env steps during which only the critic learns (the actor stays at the
     initial policy: the base with zero residual; critic burn-in)"""
+    n_step: int = 1
+    """SAC / TD3: n-step returns of the critic's target (1 = the one-step TD target; larger
+    values let the small per-step effect of a residual reach the critic sooner)"""
     actor_lr_scale: float = 1.0
     """SAC / TD3: the actor's learning rate relative to ``learning_rate`` (< 1: the actor
     follows the critic more slowly)"""
@@ -130,6 +133,8 @@ class RLConfig:
             raise ValueError("learning_starts and actor_delay must be >= 0")
         if not 0 < self.learning_rate < 1 or not 0 < self.gamma <= 1 or not self.init_std > 0:
             raise ValueError("learning_rate in (0, 1), gamma in (0, 1], init_std > 0 required")
+        if self.n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {self.n_step}")
         if not 0 < self.actor_lr_scale <= 10:
             raise ValueError(f"actor_lr_scale must be in (0, 10], got {self.actor_lr_scale}")
         if not self.ent_coef > 0:
@@ -293,6 +298,8 @@ def algo_kwargs(cfg: RLConfig) -> dict[str, Any]:
     if cfg.algo == "ppo":
         return {**common, "n_steps": cfg.n_steps}
     off_policy = {**common, "buffer_size": cfg.buffer_size, "learning_starts": cfg.learning_starts}
+    if cfg.n_step > 1:
+        off_policy["n_steps"] = cfg.n_step
     if cfg.algo == "sac":
         off_policy["ent_coef"] = f"auto_{cfg.ent_coef}"
     return off_policy

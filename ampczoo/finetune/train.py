@@ -77,7 +77,7 @@ class RLConfig:
     learning_starts: int = 1_000
     """env steps before the first gradient step (SAC / TD3; SB3 acts uniformly at random
     in [-1, 1] until then)"""
-    gamma: float = 0.99
+    gamma: float = 0.98
     """discount factor"""
     n_steps: int = 1024
     """rollout length per env of PPO"""
@@ -86,10 +86,11 @@ class RLConfig:
     actor_delay: int = 10_000
     """SAC / TD3: env steps during which only the critic learns (the actor stays at the
     initial policy: the base with zero residual; critic burn-in)"""
-    n_step: int = 1
+    n_step: int = 10
     """SAC / TD3: n-step returns of the critic's target (1 = the one-step TD target; larger
-    values let the small per-step effect of a residual reach the critic sooner)"""
-    actor_lr_scale: float = 1.0
+    values let the small per-step effect of a residual reach the critic sooner: on the 3-DOF
+    arm only 10 learned, docs/results/finetune.md)"""
+    actor_lr_scale: float = 0.3
     """SAC / TD3: the actor's learning rate relative to ``learning_rate`` (< 1: the actor
     follows the critic more slowly)"""
     ent_coef: float = 0.01

@@ -24,6 +24,7 @@ LAYERS = [
     "policies",
     "data",  # collection (experts + envs), stores, datasets
     "training",  # the one supervised loop (policies + data)
+    "finetune",  # RL fine-tuning with stable-baselines3 (policies + data)
     "benchmarks",
     "cli",
     "__main__",

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ampczoo.core.stats import wilson_interval  # noqa: F401  (re-exported: the benchmarks' import)
 from ampczoo.nn.sequence import shift_sequence
 from ampczoo.robots.kuka import SUCCESS_POS, SUCCESS_ROT
 
@@ -199,17 +200,6 @@ def run_episode(
 ) -> EpisodeResult:
     """:func:`rollout` summarised as an :class:`EpisodeResult` (KUKA tracking envs)."""
     return EpisodeResult.from_rollout(rollout(env, policy, seed, options, frame_callback))
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion, as fractions in [0, 1]."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def summarize_episodes(results: Sequence[EpisodeResult]) -> dict[str, float]:

@@ -52,6 +52,8 @@ POLICY_TYPES: dict[str, str] = {
     # chunk refiners (wrap any base policy)
     "diffog": "ampczoo.policies.diffog:DiffOG",
     "residual": "ampczoo.policies.residual:ResidualRefiner",
+    # RL fine-tuned (frozen base + learned residual)
+    "residual_rl": "ampczoo.policies.residual_rl:ResidualRLPolicy",
 }
 #: Folder of the shipped checkpoints.
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"

@@ -73,6 +73,7 @@ def test_list_policies_by_env_partitions_the_zoo():
     listed = [n for names in by_env.values() for n in names]
     assert sorted(listed) == SHIPPED  # each checkpoint under exactly one env
     assert by_env["ThreeDOF-Reach-v0"] == [
+        "residual-sac-threedof",
         "threedof-ffn-h10",
         "threedof-gru-h10",
         "threedof-lstm-h10",

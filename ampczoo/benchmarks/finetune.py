@@ -1,0 +1,213 @@
+"""``ampczoo bench finetune``: RL fine-tuned policies (``residual_rl``) beside their bases on
+the same held-out episodes, and the learning curves of fine-tuning runs.
+
+For every fine-tuned checkpoint (default: every ``residual_rl`` checkpoint of the zoo) the
+base its config names and the fine-tuned policy run in closed loop on the reset seeds
+``seed .. seed+episodes-1`` of the checkpoint's env (card ``env``; a folder without a card:
+``--env``), a fresh ``reset()`` at every episode, torch on one thread. Metrics:
+
+* ThreeDOF-Reach-v0: the 3-DOF benchmark's row (:mod:`ampczoo.benchmarks.threedof`:
+  success at 2 / 3 / 5 cm of the final error with 95 % Wilson intervals, ``SR env``, RMSE,
+  final error, act() time); default seeds 100000.. = that benchmark's targets;
+* the KUKA tracking envs: the KUKA row (:func:`~ampczoo.benchmarks.common.summarize_episodes`:
+  success, ATE, ARE, TRT, act() time, self-collision, max obstacle penetration).
+
+``--runs``: fine-tuning run folders (``ampczoo finetune ... --out``) whose held-out
+evaluations (``eval.jsonl``) are drawn as success-vs-env-steps curves (``curves.png``) and
+summarised in ``table_runs`` (evaluations, env steps, wall time, first and best success).
+
+Writes ``table_finetune.{md,csv}``, ``table_runs.{md,csv}``, ``curves.png``,
+``episodes.json`` into ``runs/bench-finetune-<date>/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ampczoo.benchmarks.common import (
+    command_line,
+    make_run_dir,
+    rollout,
+    single_thread,
+    summarize_episodes,
+    write_table,
+)
+
+THREEDOF = "ThreeDOF-Reach-v0"
+
+
+def shipped_finetuned() -> tuple[str, ...]:
+    """Zoo names of the shipped ``residual_rl`` checkpoints."""
+    from ampczoo.core.registry import list_policies
+
+    return tuple(list_policies(model="residual_rl"))
+
+
+@dataclass(frozen=True)
+class FinetuneBenchConfig:
+    """``ampczoo bench finetune``: fine-tuned policies vs their bases on held-out episodes,
+    and learning curves of fine-tuning runs."""
+
+    policies: tuple[str, ...] = shipped_finetuned()
+    """zoo names or folders of ``residual_rl`` checkpoints (default: the shipped ones)"""
+    runs: tuple[str, ...] = ()
+    """fine-tuning run folders whose eval.jsonl are drawn as learning curves"""
+    env: str = ""
+    """env id for checkpoint folders without a card ("" = from the card)"""
+    episodes: int = 300
+    """held-out episodes per method"""
+    seed: int = 100_000
+    """reset seed of the first episode"""
+    quick: bool = False
+    """smoke run: at most 20 episodes"""
+    out: str = "runs"
+    """parent folder of the run folder"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            object.__setattr__(self, "episodes", min(self.episodes, 20))
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if not self.policies and not self.runs:
+            raise ValueError("nothing to benchmark: give --policies and/or --runs")
+
+
+def env_of(spec: str, default: str) -> str:
+    """The env id of a checkpoint: its card's, else ``default`` (ValueError if neither)."""
+    from ampczoo.core.card import read_card
+    from ampczoo.core.registry import resolve_checkpoint
+
+    card = read_card(resolve_checkpoint(spec))
+    env = (card or {}).get("env") or default
+    if not env:
+        raise ValueError(f"{spec}: no card naming its env; pass --env")
+    return env
+
+
+def evaluate(env_id: str, policy: Any, seeds: list[int]) -> tuple[dict[str, Any], list[dict]]:
+    """(table row, per-episode scalars) of ``policy`` on ``seeds`` of ``env_id``."""
+    if env_id == THREEDOF:
+        from ampczoo.benchmarks.threedof import run_method, summarize
+
+        results = run_method(policy, seeds)
+        return summarize(results), [r.to_json() for r in results]
+    import gymnasium as gym
+
+    import ampczoo.envs  # noqa: F401
+    from ampczoo.benchmarks.common import EpisodeResult
+
+    env = gym.make(env_id)
+    try:
+        episodes = [EpisodeResult.from_rollout(rollout(env, policy, s)) for s in seeds]
+    finally:
+        env.close()
+    return summarize_episodes(episodes), [r.to_json() for r in episodes]
+
+
+def run_rows(runs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per run folder: evaluations, env steps, wall time, first / best / last success."""
+    rows = []
+    for folder in runs:
+        history = read_history(folder)
+        config = json.loads((Path(folder) / "run.json").read_text())
+        best = max(history, key=lambda h: h["success_rate"])
+        rows.append(
+            {
+                "run": folder,
+                "algo": config.get("algo"),
+                "base": config.get("base", "(BC)"),
+                "seed": config.get("seed"),
+                "env steps": history[-1]["steps"],
+                "wall [min]": history[-1]["wall_s"] / 60,
+                "eval episodes": history[-1]["episodes"],
+                "SR at 0 [%]": history[0]["success_rate"],
+                "best SR [%]": best["success_rate"],
+                "best at [steps]": best["steps"],
+                "last SR [%]": history[-1]["success_rate"],
+                "last 95% CI": f"[{history[-1]['ci95'][0]:.1f}, {history[-1]['ci95'][1]:.1f}]",
+            }
+        )
+    return rows
+
+
+def read_history(folder: str | Path) -> list[dict[str, Any]]:
+    """The evaluation records of a run folder (eval.jsonl); FileNotFoundError if absent."""
+    file = Path(folder) / "eval.jsonl"
+    if not file.is_file():
+        raise FileNotFoundError(f"{folder}: no eval.jsonl (not a finetune run folder)")
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(runs: tuple[str, ...], path: Path) -> None:
+    """Held-out success rate vs env steps of every run (95 % CI bands)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    for folder in runs:
+        history = read_history(folder)
+        steps = [h["steps"] for h in history]
+        (line,) = ax.plot(
+            steps, [h["success_rate"] for h in history], marker="o", ms=3, label=Path(folder).name
+        )
+        ax.fill_between(
+            steps,
+            [h["ci95"][0] for h in history],
+            [h["ci95"][1] for h in history],
+            alpha=0.15,
+            color=line.get_color(),
+        )
+    ax.set(
+        xlabel="env steps",
+        ylabel="held-out success rate [%]",
+        ylim=(0, 100),
+        title="RL fine-tuning: learning curves",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_finetune_bench(cfg: FinetuneBenchConfig) -> Path:
+    """Run the benchmark; returns the run folder."""
+    with single_thread():
+        return _run(cfg)
+
+
+def _run(cfg: FinetuneBenchConfig) -> Path:
+    from ampczoo.core.registry import load_policy
+
+    out = make_run_dir("bench-finetune", cfg.out)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    rows, episodes, text = [], {}, ""
+    done: set[tuple[str, str]] = set()
+    for spec in cfg.policies:
+        env_id = env_of(spec, cfg.env)
+        policy = load_policy(spec, device="cpu")
+        base_spec = policy.config.base
+        pairs = [(f"base {base_spec}", base_spec), (spec, spec)] if base_spec else [(spec, spec)]
+        for name, which in pairs:
+            if (env_id, name) in done:
+                continue
+            done.add((env_id, name))
+            method = policy if which == spec else load_policy(which, device="cpu")
+            row, eps = evaluate(env_id, method, seeds)
+            rows.append({"env": env_id, "method": name, **row})
+            episodes[f"{env_id} {name}"] = eps
+            print(f"  {env_id} {name}: done", flush=True)
+    if rows:
+        text += write_table(rows, out, "table_finetune", f"held-out episodes (seeds {cfg.seed}..)")
+    if cfg.runs:
+        text += "\n" + write_table(run_rows(cfg.runs), out, "table_runs", "fine-tuning runs")
+        plot_curves(cfg.runs, out / "curves.png")
+    payload = {"config": asdict(cfg), "command": command_line(), "episodes": episodes}
+    (out / "episodes.json").write_text(json.dumps(payload, indent=1, default=float))
+    print(text)
+    print(f"wrote {out}\ncommand: {command_line()}")
+    return out

@@ -1,0 +1,124 @@
+"""``ResidualPolicyEnv``: a Gymnasium wrapper whose action is a residual on a frozen base.
+
+The agent's action r in [-1, 1]^n is scaled by ``scale`` (env action units, per dimension or
+one number) and added to the base policy's action a_b(obs); the env executes
+a = clip(a_b + scale * r, low, high). The agent observes [obs, a_b] (a Box of
+obs_dim + action_dim) and ``info`` reports ``base_action``, ``residual`` (scale * r) and
+``executed_action``. The base (any zoo policy, ``act(obs)`` object, SB3 model or callable;
+chunked bases execute their queue, :class:`~ampczoo.policies.residual_rl.BaseRunner`) is
+reset with the env's reset seed at every ``reset``; ``base=None``: no base, the centre of
+the action range (the BC-initialised actor-critic of :mod:`ampczoo.finetune.bc`).
+
+``success_bonus`` (default 0) adds that amount to the reward at every step where the env's
+own ``info["success"]`` is true (a documented shaping term; nothing else is read).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ampczoo.policies.residual_rl import BaseRunner
+
+
+def check_scale(scale: Any, action_dim: int) -> np.ndarray:
+    """The residual scale as (action_dim,) float64; ValueError unless every entry is finite
+    and > 0 and the shape is a scalar or (action_dim,)."""
+    try:
+        arr = np.asarray(scale, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"residual scale must be numbers, got {scale!r}") from exc
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != action_dim):
+        raise ValueError(
+            f"residual scale must be a number or ({action_dim},) values, got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"residual scale must be finite and > 0, got {scale!r}")
+    return np.broadcast_to(arr, (action_dim,)).copy()
+
+
+def box_action_space(env: gym.Env) -> spaces.Box:
+    """The env's flat, bounded Box action space; ValueError for anything else."""
+    space = env.action_space
+    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"residual RL needs a flat Box action space, got {space}")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError("residual RL needs a bounded action space (finite low/high)")
+    return space
+
+
+class ResidualPolicyEnv(gym.Wrapper):
+    """Action: residual r in [-1, 1]^n on the frozen ``base``'s action (see the module
+    docstring). ValueError for a scale <= 0 or of the wrong size, an env without a flat
+    bounded Box action space or observation space, a base that is not a policy, and (at
+    construction, from one reset) a base whose action shape is not the env's."""
+
+    def __init__(
+        self, env: gym.Env, base: Any, scale: Any = 1.0, success_bonus: float = 0.0
+    ) -> None:
+        super().__init__(env)
+        space = box_action_space(env)
+        obs_space = env.observation_space
+        if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
+            raise ValueError(f"residual RL needs a flat Box observation space, got {obs_space}")
+        if not (isinstance(success_bonus, int | float) and np.isfinite(success_bonus)):
+            raise ValueError(f"success_bonus must be a finite number, got {success_bonus!r}")
+        n = space.shape[0]
+        self.scale = check_scale(scale, n)
+        self.success_bonus = float(success_bonus)
+        self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
+        centre = (self.low + self.high) / 2
+        self.base = BaseRunner(base, n, constant=centre if base is None else None)
+        self.action_space = spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            np.concatenate([obs_space.low, self.low]).astype(np.float32),
+            np.concatenate([obs_space.high, self.high]).astype(np.float32),
+            dtype=np.float32,
+        )
+        self._base_action = np.zeros(n)
+        self._check_base_shape()
+
+    def _check_base_shape(self) -> None:
+        """One reset + base query: ValueError naming both shapes when they differ."""
+        obs, _ = self.env.reset(seed=0)
+        self.base.reset(seed=0)
+        try:
+            self.base.act(obs)
+        except ValueError as exc:
+            raise ValueError(f"base policy does not fit the env: {exc}") from exc
+
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        self._base_action = self.base.act(obs)
+        return np.concatenate([obs, self._base_action]).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env and the base (with the same seed)."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.base.reset(seed=seed)
+        wrapped = self._observe(obs)
+        info["base_action"] = self._base_action.copy()
+        return wrapped, info
+
+    def compose(self, residual: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(executed action, scaled residual) of agent action ``residual`` in [-1, 1]^n on
+        the current base action; ValueError for a wrong shape or NaN/inf."""
+        r = np.asarray(residual, dtype=np.float64)
+        if r.shape != self.scale.shape or not np.all(np.isfinite(r)):
+            raise ValueError(
+                f"residual must be finite with shape {self.scale.shape}, got {r.shape}"
+            )
+        scaled = self.scale * np.clip(r, -1.0, 1.0)
+        return np.clip(self._base_action + scaled, self.low, self.high), scaled
+
+    def step(self, action: Any):
+        """Execute base + scale * action; info adds base_action, residual, executed_action."""
+        executed, scaled = self.compose(action)
+        base_action = self._base_action.copy()
+        obs, reward, terminated, truncated, info = self.env.step(executed)
+        if self.success_bonus and info.get("success"):
+            reward = float(reward) + self.success_bonus
+        info.update(base_action=base_action, residual=scaled, executed_action=executed)
+        return self._observe(obs), reward, terminated, truncated, info

@@ -1,0 +1,242 @@
+"""stable-baselines3 glue: the models of residual RL, their zero-residual start and the export
+of the trained actor into a ``residual_rl`` zoo policy.
+
+* :class:`ResidualFeatures`: SB3 features extractor = :class:`~ampczoo.policies.
+  residual_rl.ResidualInput` (fixed z-score + kinematic features, no parameters), so the
+  trained networks map one to one onto :class:`~ampczoo.policies.residual_rl.ResidualActor`.
+* :func:`make_model`: SAC (default), TD3 or PPO on a :class:`~ampczoo.finetune.residual_env.
+  ResidualPolicyEnv`, with the final layer of the actor's mean zeroed
+  (:func:`zero_residual`): the initial deterministic policy IS the base.
+* :func:`export_policy`: the deterministic actor as a :class:`~ampczoo.policies.residual_rl.
+  ResidualRLPolicy` (config.json + model.safetensors with ``save_pretrained``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.policies.residual_rl import ResidualInput, ResidualRLConfig, ResidualRLPolicy
+
+ALGOS = ("sac", "td3", "ppo")
+#: hidden activation of each algorithm's networks (SB3's defaults)
+ACTIVATION = {"sac": "relu", "td3": "relu", "ppo": "tanh"}
+SQUASH = {"sac": "tanh", "td3": "tanh", "ppo": "clip"}
+
+
+try:
+    import stable_baselines3 as _sb3
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+except ModuleNotFoundError as _exc:  # pragma: no cover - the extra is installed in dev
+    raise ImportError("RL fine-tuning needs stable-baselines3: pip install 'ampczoo[rl]'") from _exc
+
+
+def check_algo(algo: str) -> str:
+    """``algo`` if it is one of :data:`ALGOS`; ValueError naming the choices otherwise."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose from {ALGOS}")
+    return algo
+
+
+class ResidualFeatures(BaseFeaturesExtractor):
+    """SB3 features extractor: [obs, base action] -> :class:`ResidualInput` features (fixed
+    statistics ``mean``/``std``, no parameters)."""
+
+    def __init__(
+        self,
+        observation_space: Any,
+        obs_dim: int,
+        action_dim: int,
+        features: str = "none",
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ):
+        inputs = ResidualInput(obs_dim, action_dim, features)
+        super().__init__(observation_space, features_dim=inputs.output_dim)
+        self.inputs = inputs
+        if mean is not None and std is not None:
+            inputs.set_stats(mean, std)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.inputs(observations)
+
+
+def policy_kwargs(
+    algo: str,
+    obs_dim: int,
+    action_dim: int,
+    hidden_dim: int,
+    num_layers: int,
+    features: str,
+    mean: np.ndarray,
+    std: np.ndarray,
+) -> dict[str, Any]:
+    """SB3 ``policy_kwargs``: the extractor, ``hidden_dim`` x ``num_layers`` for actor and
+    critic, SB3's default activation of the algorithm."""
+    arch = [int(hidden_dim)] * int(num_layers)
+    kwargs: dict[str, Any] = {
+        "features_extractor_class": ResidualFeatures,
+        "features_extractor_kwargs": {
+            "obs_dim": int(obs_dim),
+            "action_dim": int(action_dim),
+            "features": features,
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+        },
+        "activation_fn": nn.ReLU if ACTIVATION[algo] == "relu" else nn.Tanh,
+    }
+    if algo == "ppo":
+        kwargs["net_arch"] = {"pi": arch, "vf": arch}
+    else:
+        kwargs["net_arch"] = arch
+    return kwargs
+
+
+def make_model(
+    algo: str,
+    env: Any,
+    kwargs: dict[str, Any],
+    algo_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    tensorboard_log: str | None = None,
+    init_std: float = 0.3,
+    actor_delay: int = 0,
+    actor_lr_scale: float = 1.0,
+) -> Any:
+    """A fresh SB3 ``algo`` model on ``env`` (a VecEnv or env of :class:`ResidualPolicyEnv`)
+    with ``policy_kwargs`` ``kwargs``, the residual zeroed (:func:`zero_residual`), the
+    exploration std set to ``init_std`` (in residual units) and, for SAC / TD3, the actor
+    frozen for the first ``actor_delay`` env steps (critic burn-in), then learning at
+    ``actor_lr_scale`` times the learning rate."""
+    cls = algo_class(algo)
+    extra = dict(algo_kwargs or {})
+    if algo == "ppo":
+        kwargs = {**kwargs, "log_std_init": math.log(init_std)}
+    if algo == "td3" and "action_noise" not in extra:
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        n = env.action_space.shape[0]
+        extra["action_noise"] = NormalActionNoise(np.zeros(n), init_std * np.ones(n))
+    model = cls(
+        "MlpPolicy",
+        env,
+        policy_kwargs=kwargs,
+        seed=seed,
+        verbose=0,
+        tensorboard_log=tensorboard_log,
+        device="cpu",
+        **extra,
+    )
+    zero_residual(model, algo, init_std)
+    if algo != "ppo":
+        model.actor_delay = int(actor_delay)
+        model.actor_lr_scale = float(actor_lr_scale)
+    return model
+
+
+class _CriticFirst:
+    """Mixin of SAC / TD3: during the first ``actor_delay`` env steps only the critic learns
+    (the actor's learning rate is 0, so the policy stays the base plus exploration noise
+    while the critic learns the base's values; residual RL's critic burn-in); afterwards the
+    actor learns at ``actor_lr_scale`` times the critic's rate."""
+
+    actor_delay: int = 0
+    actor_lr_scale: float = 1.0
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        super()._update_learning_rate(optimizers)  # type: ignore[misc]
+        frozen = self.num_timesteps < self.actor_delay  # type: ignore[attr-defined]
+        for group in self.actor.optimizer.param_groups:  # type: ignore[attr-defined]
+            group["lr"] = 0.0 if frozen else group["lr"] * self.actor_lr_scale
+
+
+class ResidualSAC(_CriticFirst, _sb3.SAC):
+    """SAC with critic burn-in (:class:`_CriticFirst`)."""
+
+
+class ResidualTD3(_CriticFirst, _sb3.TD3):
+    """TD3 with critic burn-in (:class:`_CriticFirst`)."""
+
+
+def algo_class(algo: str) -> Any:
+    """The SB3 class of ``algo`` (ValueError for an unknown one)."""
+    check_algo(algo)
+    return {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": _sb3.PPO}[algo]
+
+
+def actor_parts(model: Any, algo: str) -> tuple[nn.Module, nn.Sequential, nn.Linear]:
+    """(features extractor, hidden body, final mean layer) of an SB3 model's actor."""
+    policy = model.policy
+    if algo == "sac":
+        return policy.actor.features_extractor, policy.actor.latent_pi, policy.actor.mu
+    if algo == "td3":
+        mu = policy.actor.mu
+        return policy.actor.features_extractor, nn.Sequential(*list(mu)[:-2]), mu[-2]
+    if algo == "ppo":
+        return policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net
+    raise ValueError(f"unknown algorithm {algo!r}; choose from {ALGOS}")
+
+
+@torch.no_grad()
+def zero_residual(model: Any, algo: str, init_std: float = 0.3) -> None:
+    """Zero the final layer of the actor's mean (the residual is 0 at every input) and, for
+    SAC, set the initial exploration std to ``init_std`` (log-std layer: zero weights, bias
+    log(init_std)). TD3's target actor is synchronised."""
+    _, _, head = actor_parts(model, algo)
+    head.weight.zero_()
+    head.bias.zero_()
+    if algo == "sac":
+        log_std = model.policy.actor.log_std
+        log_std.weight.zero_()
+        log_std.bias.fill_(math.log(init_std))
+    if algo == "td3":
+        model.policy.actor_target.load_state_dict(model.policy.actor.state_dict())
+
+
+def deterministic_residual(model: Any, obs: np.ndarray) -> np.ndarray:
+    """The model's deterministic action (residual in [-1, 1]) for wrapped observations
+    (B, obs_dim + action_dim)."""
+    action, _ = model.predict(np.asarray(obs, np.float32), deterministic=True)
+    return np.asarray(action, np.float64)
+
+
+def export_config(
+    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any
+) -> ResidualRLConfig:
+    """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks)."""
+    extractor, body, head = actor_parts(model, algo)
+    linears = [m for m in body if isinstance(m, nn.Linear)]
+    return ResidualRLConfig(
+        base=base,
+        obs_dim=extractor.inputs.obs_dim,
+        action_dim=head.out_features,
+        scale=tuple(float(s) for s in np.broadcast_to(scale, (head.out_features,))),
+        action_low=tuple(float(v) for v in low),
+        action_high=tuple(float(v) for v in high),
+        hidden_dim=linears[0].out_features,
+        num_layers=len(linears),
+        activation=ACTIVATION[algo],
+        squash=SQUASH[algo],
+        features=extractor.inputs.features,
+    )
+
+
+@torch.no_grad()
+def export_policy(
+    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, base_object: Any = None
+) -> ResidualRLPolicy:
+    """The deterministic actor of ``model`` as a ``residual_rl`` policy on ``base`` (zoo
+    name / folder; ``base_object``: use this in-memory base instead of loading it)."""
+    config = export_config(model, algo, base, scale, low, high)
+    policy = ResidualRLPolicy(config)
+    extractor, body, head = actor_parts(model, algo)
+    policy.actor.inputs.load_state_dict(extractor.inputs.state_dict())
+    policy.actor.body.load_state_dict(body.state_dict())
+    policy.actor.head.load_state_dict(head.state_dict())
+    if base_object is not None:
+        policy.set_base(base_object)
+    return policy.eval()

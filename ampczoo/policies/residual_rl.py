@@ -1,0 +1,326 @@
+"""Residual RL policy: a frozen base policy plus a learned residual (``residual_rl`` type).
+
+``act(obs)`` = clip(base(obs) + scale * r(obs, base(obs)), action_low, action_high), where
+``r`` is a small actor network with output in [-1, 1]^n (deterministic; the mean of the
+stochastic policy it was trained as). The actor is the one trained by
+:mod:`ampczoo.finetune` with stable-baselines3 (SAC / TD3: the actor's ``latent_pi`` + ``mu``
+squashed by tanh; PPO: ``policy_net`` + ``action_net`` clipped to [-1, 1]), its weights
+exported into :class:`ResidualActor` (no SB3 zip, no pickle).
+
+The base is referenced by ``config.base`` (zoo name or checkpoint folder; loaded lazily,
+offline) or set in memory with :meth:`ResidualRLPolicy.set_base` (any ``act(obs)`` policy,
+an SB3 model or a callable; see :class:`BaseRunner`). ``base=""``: no base, the actor's
+output is the whole action around the centre of the action range (``scale`` = half the
+range; the BC-initialised actor-critic of :mod:`ampczoo.finetune.bc`).
+
+Actor input: the flat env observation (obs_dim,) and the base action (action_dim,),
+z-scored with fixed statistics (buffers ``in_mean``, ``in_std``, measured on base rollouts
+before training), plus optional kinematic features of the observation (``features``):
+
+* ``"none"``: nothing added;
+* ``"threedof_ee"`` (ThreeDOF-Reach-v0): end-effector position p(q), the error
+  e = p_des - p(q) (both / 0.3 m) and tanh(e / 0.02 m), the history policies' token
+  features (:mod:`ampczoo.policies.history`), plus the joint-space direction of the error
+  g = J(q)^T e [m^2/rad] (J the position Jacobian) as g / 0.09 and tanh(g / 0.005): the
+  direction of the torque that pulls the end effector to the target. All from the
+  observation alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
+from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, forward_kinematics
+
+FEATURES = ("none", "threedof_ee")
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+SQUASHES = ("tanh", "clip")
+#: Length scales of the 3-DOF end-effector features [m] (as the history policies').
+EE_SCALE, EE_FINE_SCALE = 0.3, 0.02
+#: Scales of the joint-space error feature J^T e [m^2/rad].
+JTE_SCALE, JTE_FINE_SCALE = 0.09, 0.005
+
+
+def feature_dim(features: str) -> int:
+    """Number of kinematic features added to the actor input."""
+    return {"none": 0, "threedof_ee": 15}[features]
+
+
+def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """J(q)^T e (..., 3) [m^2/rad] of the 3-DOF arm's position Jacobian (closed form of
+    :func:`~ampczoo.robots.threedof.forward_kinematics`) and errors e (..., 3) [m]."""
+    from ampczoo.robots.threedof import LINK_LENGTHS
+
+    l2, l3 = LINK_LENGTHS
+    q1, q2, q3 = q[..., 0], q[..., 1], q[..., 2]
+    c1, s1 = torch.cos(q1), torch.sin(q1)
+    r = l2 * torch.cos(q2) + l3 * torch.cos(q2 + q3)
+    dr2 = -l2 * torch.sin(q2) - l3 * torch.sin(q2 + q3)
+    dz2 = l2 * torch.cos(q2) + l3 * torch.cos(q2 + q3)
+    dr3, dz3 = -l3 * torch.sin(q2 + q3), l3 * torch.cos(q2 + q3)
+    ex, ey, ez = err[..., 0], err[..., 1], err[..., 2]
+    g1 = -r * s1 * ex + r * c1 * ey
+    g2 = dr2 * (c1 * ex + s1 * ey) + dz2 * ez
+    g3 = dr3 * (c1 * ex + s1 * ey) + dz3 * ez
+    return torch.stack([g1, g2, g3], -1)
+
+
+@dataclass(frozen=True)
+class ResidualRLConfig(PolicyConfig):
+    """Residual RL policy: frozen base + scale * actor(obs, base action) (see the module
+    docstring)."""
+
+    type: str = "residual_rl"
+    base: str = ""
+    """zoo name or checkpoint folder of the frozen base policy ("" = no base: the actor
+    acts alone around the centre of the action range)"""
+    obs_dim: int = 9
+    """size of the env's flat observation"""
+    action_dim: int = 3
+    """size of the env's action"""
+    scale: tuple[float, ...] = (1.5, 2.5, 1.0)
+    """residual scale per action dimension, in the env's action units (residual in [-1, 1]
+    times this)"""
+    action_low: tuple[float, ...] = (-6.0, -10.0, -4.0)
+    """lower bound of the env's action space (the composed action is clipped to it)"""
+    action_high: tuple[float, ...] = (6.0, 10.0, 4.0)
+    """upper bound of the env's action space"""
+    hidden_dim: int = 256
+    """width of each hidden layer of the actor"""
+    num_layers: int = 2
+    """number of hidden layers of the actor"""
+    activation: str = "relu"
+    """hidden activation: "relu" (SB3's SAC / TD3 default) or "tanh" (PPO's)"""
+    squash: str = "tanh"
+    """output map to [-1, 1]: "tanh" (SAC / TD3) or "clip" (PPO's Gaussian mean)"""
+    features: str = "none"
+    """kinematic features of the observation added to the actor input: "none" or
+    "threedof_ee" (see the module docstring)"""
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "action_dim", "hidden_dim", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("scale", "action_low", "action_high"):
+            values = getattr(self, name)
+            if len(values) != self.action_dim or not np.all(np.isfinite(values)):
+                raise ValueError(f"{name} must be {self.action_dim} finite numbers, got {values}")
+        if not all(s > 0 for s in self.scale):
+            raise ValueError(f"residual scale must be > 0, got {self.scale}")
+        if not all(lo < hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            raise ValueError("action_low must be < action_high in every dimension")
+        choices = (("activation", ACTIVATIONS), ("squash", SQUASHES), ("features", FEATURES))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}"
+                )
+        if self.features == "threedof_ee" and self.obs_dim != 9:
+            raise ValueError(
+                f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
+            )
+
+
+class ResidualInput(nn.Module):
+    """[obs, base action] (B, obs_dim + action_dim) raw -> actor input (B, input_dim): the
+    z-scored input and the kinematic features. Parameter-free (buffers only); also the
+    features extractor of the SB3 networks during training."""
+
+    def __init__(self, obs_dim: int, action_dim: int, features: str = "none"):
+        super().__init__()
+        self.obs_dim, self.features = obs_dim, features
+        n = obs_dim + action_dim
+        self.register_buffer("in_mean", torch.zeros(n))
+        self.register_buffer("in_std", torch.ones(n))
+        self.output_dim = n + feature_dim(features)
+
+    def set_stats(self, mean: Any, std: Any, min_std: float = 1e-3) -> None:
+        """Fixed z-score statistics of the raw input (n,); std floored at ``min_std``."""
+        mean_t = torch.as_tensor(np.asarray(mean, np.float32)).reshape(self.in_mean.shape)
+        std_t = torch.as_tensor(np.maximum(np.asarray(std, np.float32), min_std))
+        self.in_mean.copy_(mean_t)
+        self.in_std.copy_(std_t.reshape(self.in_std.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [(x - self.in_mean) / self.in_std]
+        if self.features == "threedof_ee":
+            obs = x[..., : self.obs_dim]
+            ee = forward_kinematics(obs[..., OBS_Q], xp=torch)
+            err = obs[..., OBS_TARGET] - ee
+            parts += [ee / EE_SCALE, err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE)]
+            g = threedof_jacobian_t_error(obs[..., OBS_Q], err)
+            parts += [g / JTE_SCALE, torch.tanh(g / JTE_FINE_SCALE)]
+        return torch.cat(parts, dim=-1)
+
+
+def mlp_body(in_dim: int, hidden_dim: int, num_layers: int, activation: str) -> nn.Sequential:
+    """Linear + activation, ``num_layers`` times (SB3's ``create_mlp`` layout)."""
+    layers: list[nn.Module] = []
+    for _ in range(num_layers):
+        layers += [nn.Linear(in_dim, hidden_dim), ACTIVATIONS[activation]()]
+        in_dim = hidden_dim
+    return nn.Sequential(*layers)
+
+
+class ResidualActor(nn.Module):
+    """[obs, base action] (B, obs_dim + action_dim) -> residual (B, action_dim) in [-1, 1]:
+    ``inputs`` -> ``body`` (MLP) -> ``head`` (Linear) -> squash."""
+
+    def __init__(self, config: ResidualRLConfig):
+        super().__init__()
+        c = config
+        self.inputs = ResidualInput(c.obs_dim, c.action_dim, c.features)
+        self.body = mlp_body(self.inputs.output_dim, c.hidden_dim, c.num_layers, c.activation)
+        self.head = nn.Linear(c.hidden_dim, c.action_dim)
+        self.squash = c.squash
+        nn.init.zeros_(self.head.weight)  # start at the base: zero residual
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.body(self.inputs(x)))
+        return torch.tanh(out) if self.squash == "tanh" else torch.clamp(out, -1.0, 1.0)
+
+
+class BaseRunner:
+    """Actions (action_dim,) of any base, one per env step: an ampczoo policy or object with
+    ``act`` (its own receding-horizon execution, as in evaluation), an SB3 model (``predict``,
+    deterministic) or a callable. A base that returns a chunk (T, action_dim) (``act_chunk``
+    only, or a callable) has its chunk executed as a queue: one action per step, queried
+    again when the queue is empty. ``None``: a constant action (``constant``)."""
+
+    def __init__(self, base: Any, action_dim: int, constant: Any = None):
+        if base is None and constant is None:
+            raise ValueError("a base policy or a constant base action is needed")
+        if base is not None and not _is_policy_like(base):
+            raise ValueError(
+                "base must be a policy (act / act_chunk / SB3 model) or a callable obs -> "
+                f"action, got {type(base).__name__}"
+            )
+        self.base, self.action_dim = base, int(action_dim)
+        self.constant = None if constant is None else np.asarray(constant, np.float64)
+        self._queue: list[np.ndarray] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the base (``reset(seed)`` where it has one) and drop the queue."""
+        self._queue = []
+        reset = getattr(self.base, "reset", None)
+        if callable(reset) and not _is_sb3(self.base):
+            reset(seed=seed)
+
+    def act(self, obs: Any) -> np.ndarray:
+        """The base action (action_dim,) float64 for ``obs``; ValueError for a base action
+        of another size or NaN/inf."""
+        if self.base is None:
+            assert self.constant is not None
+            return self.constant.copy()
+        if not self._queue:
+            self._queue = list(self._query(obs))
+        action = self._queue.pop(0)
+        if action.shape != (self.action_dim,):
+            raise ValueError(
+                f"base action has shape {action.shape}, the env's action space ({self.action_dim},)"
+            )
+        if not np.all(np.isfinite(action)):
+            raise ValueError("base policy returned NaN/inf actions")
+        return action
+
+    def _query(self, obs: Any) -> np.ndarray:
+        base = self.base
+        if _is_sb3(base):
+            out = base.predict(obs, deterministic=True)[0]
+        elif hasattr(base, "act"):
+            out = base.act(obs)
+        elif hasattr(base, "act_chunk"):
+            out = base.act_chunk(obs)
+        else:
+            out = base(obs)
+        arr = np.asarray(out, dtype=np.float64)
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise ValueError(
+                f"base returned an action of shape {arr.shape}; expected (D,) or (T, D)"
+            )
+        return arr[None] if arr.ndim == 1 else arr
+
+
+def _is_sb3(base: Any) -> bool:
+    return hasattr(base, "predict") and hasattr(base, "policy") and not hasattr(base, "act")
+
+
+def _is_policy_like(base: Any) -> bool:
+    return _is_sb3(base) or hasattr(base, "act") or hasattr(base, "act_chunk") or callable(base)
+
+
+class ResidualRLPolicy(PretrainedPolicy):
+    """base + scale * actor (see the module docstring). One observation at a time (the base
+    may carry state: history buffers, warm starts)."""
+
+    name = "residual_rl"
+    config_class = ResidualRLConfig
+    config: ResidualRLConfig
+    batched = False
+    onnx_unsupported = "the base policy runs in Python beside the actor"
+
+    def __init__(self, config: ResidualRLConfig | None = None):
+        super().__init__(config or ResidualRLConfig())
+        c = self.config
+        self.actor = ResidualActor(c)
+        self.register_buffer("scale", torch.tensor(c.scale, dtype=torch.float32), persistent=False)
+        self._low, self._high = np.array(c.action_low), np.array(c.action_high)
+        self._runner: BaseRunner | None = None
+
+    @classmethod
+    def example_config(cls) -> ResidualRLConfig:
+        """A 16-wide one-layer residual on the shipped 3-DOF FFN (tests and docs)."""
+        return ResidualRLConfig(base="threedof-ffn-h10", hidden_dim=16, num_layers=1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        raise ValueError("residual_rl policies are trained with `ampczoo finetune`, not `train`")
+
+    # ------------------------------------------------------------------ the base
+    def set_base(self, base: Any) -> None:
+        """Use ``base`` (a policy, SB3 model or callable) in memory instead of
+        ``config.base``."""
+        self._runner = BaseRunner(base, self.action_dim)
+
+    def base_runner(self) -> BaseRunner:
+        """The runner of the base (``config.base`` loaded on first use, on the CPU)."""
+        if self._runner is None:
+            if self.config.base:
+                from ampczoo.core.registry import load_policy
+
+                self._runner = BaseRunner(
+                    load_policy(self.config.base, device="cpu"), self.action_dim
+                )
+            else:
+                self._runner = BaseRunner(None, self.action_dim, (self._low + self._high) / 2)
+        return self._runner
+
+    # ------------------------------------------------------------------ acting
+    def reset(self, seed: int | None = None) -> None:
+        """Reset the base (history, warm starts); the actor is stateless."""
+        self.base_runner().reset(seed)
+
+    @torch.inference_mode()
+    def residual(self, obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        """scale * actor([obs, base action]) (action_dim,) [action units]."""
+        x = np.concatenate([obs, base_action]).astype(np.float32)[None]
+        r = self.actor(torch.from_numpy(x).to(self.device)) * self.scale
+        return r[0].cpu().numpy().astype(np.float64)
+
+    def act(self, obs: Any) -> np.ndarray:
+        """obs (obs_dim,) -> clip(base + residual) (action_dim,) float64; a batch, NaN/inf or
+        a wrong shape raise ValueError."""
+        arr, batched = check_obs(obs, self.obs_dim)
+        if batched:
+            raise ValueError("residual_rl acts on one observation at a time (obs_dim,)")
+        flat = arr[0].astype(np.float64)
+        base_action = self.base_runner().act(flat)
+        return np.clip(base_action + self.residual(flat, base_action), self._low, self._high)

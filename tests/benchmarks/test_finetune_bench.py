@@ -1,0 +1,47 @@
+"""``ampczoo bench finetune``: base and fine-tuned rows on the same episodes, run curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ampczoo.benchmarks.finetune import FinetuneBenchConfig, run_finetune_bench
+from ampczoo.policies.residual_rl import ResidualRLConfig, ResidualRLPolicy
+
+
+def test_bench_finetune_rows_and_curves(tmp_path):
+    policy = ResidualRLPolicy(ResidualRLConfig(base="threedof-ffn-h10", hidden_dim=8))
+    folder = policy.save_pretrained(tmp_path / "ckpt")  # zero residual: acts as its base
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"algo": "sac", "base": "b", "seed": 0}))
+    records = [
+        {"steps": s, "wall_s": 10.0 * s, "episodes": 5, "success_rate": r, "ci95": [r - 5, r + 5]}
+        for s, r in ((0, 40.0), (100, 80.0), (200, 60.0))
+    ]
+    (run / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    cfg = FinetuneBenchConfig(
+        policies=(str(folder),),
+        runs=(str(run),),
+        env="ThreeDOF-Reach-v0",
+        episodes=2,
+        out=str(tmp_path / "out"),
+    )
+    out = run_finetune_bench(cfg)
+    table = (out / "table_finetune.csv").read_text().splitlines()
+    assert len(table) == 3 and "base threedof-ffn-h10" in table[1]
+    episodes = json.loads((out / "episodes.json").read_text())["episodes"]
+    base, tuned = episodes.values()
+    # a zero residual acts exactly as its base on the same episodes
+    np.testing.assert_allclose([e["final_error"] for e in base], [e["final_error"] for e in tuned])
+    runs = (out / "table_runs.csv").read_text()
+    assert "80.0" in runs and (out / "curves.png").stat().st_size > 0
+
+
+def test_bench_finetune_refuses_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="episodes"):
+        FinetuneBenchConfig(policies=("x",), episodes=0)
+    with pytest.raises(ValueError, match="nothing to benchmark"):
+        FinetuneBenchConfig(policies=(), runs=())

@@ -1,7 +1,9 @@
-"""Validation of actions for continuous (Box) action spaces, shared by the envs."""
+"""Validation of actions for continuous (Box) action spaces and of reset options, shared by
+the envs."""
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
 
 import numpy as np
@@ -23,3 +25,13 @@ def clip_box_action(action: Any, box: spaces.Box) -> tuple[np.ndarray, int]:
         raise ValueError(f"action contains NaN/inf: {u}")
     clipped = np.clip(u, box.low, box.high)
     return clipped, int(np.count_nonzero(clipped != u))
+
+
+def checked_reset_options(options: dict[str, Any] | None, allowed: Set[str]) -> dict[str, Any]:
+    """A copy of ``reset(options=...)`` (``{}`` for None); ValueError naming any key not in
+    ``allowed``."""
+    options = dict(options or {})
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return options

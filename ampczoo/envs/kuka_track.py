@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.envs.actions import clip_box_action
+from ampczoo.envs.actions import checked_reset_options, clip_box_action
 from ampczoo.robots import kuka
 from ampczoo.robots.kinematics import SerialChain, geodesic_angle
 from ampczoo.robots.kuka import (
@@ -249,12 +249,7 @@ class KukaTrackEnv(gym.Env):
     ) -> tuple[Any, dict[str, Any]]:
         """Sample (or take from ``options``) a start configuration and a target pose."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - RESET_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
-            )
+        options = checked_reset_options(options, RESET_OPTIONS)
         q0 = (
             self._check_q(options["q0"], "q0")
             if options.get("q0") is not None

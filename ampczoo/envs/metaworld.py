@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.envs.actions import clip_box_action
+from ampczoo.envs.actions import checked_reset_options, clip_box_action
 
 #: registered id -> Meta-World task name (the very-hard tasks of DiffOG's Table IX).
 VERY_HARD_TASKS: dict[str, str] = {
@@ -206,12 +206,7 @@ class MetaWorldEnv(gym.Env):
         """New episode: object / goal placement drawn from ``seed``, or the state of
         ``options["sim_state"]``."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - RESET_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
-            )
+        options = checked_reset_options(options, RESET_OPTIONS)
         if options.get("sim_state") is not None:
             obs = self._restore(self._check_sim_state(options["sim_state"]))
         else:

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.envs.actions import clip_box_action
+from ampczoo.envs.actions import checked_reset_options, clip_box_action
 
 #: Side of the square workspace [pixels]; positions and actions lie in [0, WORKSPACE].
 WORKSPACE = 512.0
@@ -153,12 +153,7 @@ class PushTEnv(gym.Env):
     ) -> tuple[Any, dict[str, Any]]:
         """New episode drawn from ``seed``, or the state ``options["sim_state"]``."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - RESET_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
-            )
+        options = checked_reset_options(options, RESET_OPTIONS)
         inner_seed = int(self.np_random.integers(2**31 - 1))
         state = options.get("sim_state")
         if state is None:

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.envs.actions import clip_box_action
+from ampczoo.envs.actions import checked_reset_options, clip_box_action
 
 #: robomimic's OSC_POSE settings (its datasets' ``env_args``; robosuite 1.5's Panda default):
 #: a 6-D action in [-1, 1] scales to a pose change of at most 0.05 m / 0.5 rad per step.
@@ -490,12 +490,7 @@ class RobomimicEnv(gym.Env):
     ) -> tuple[Any, dict[str, Any]]:
         """Sample a new initial scene (or restore ``options["sim_state"]``)."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - RESET_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
-            )
+        options = checked_reset_options(options, RESET_OPTIONS)
         with global_numpy_seed(int(self.np_random.integers(2**32))):
             self.suite_env.reset()
         if options.get("sim_state") is not None:

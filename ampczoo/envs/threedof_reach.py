@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.envs.actions import clip_box_action
+from ampczoo.envs.actions import checked_reset_options, clip_box_action
 from ampczoo.robots.threedof import (
     ACTUATOR_LIMIT,
     EE_SITE,
@@ -226,12 +226,7 @@ class ThreeDOFReachEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Sample (or take from ``options``) the start state and the target."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - RESET_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; allowed: {sorted(RESET_OPTIONS)}"
-            )
+        options = checked_reset_options(options, RESET_OPTIONS)
         q0 = (
             _check_q(options["q0"])
             if options.get("q0") is not None

@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ampczoo-installed
-EXTRAS ?= dev,ray,rl,robosuite,metaworld,pusht
+EXTRAS ?= dev,ik,ray,rl,robosuite,metaworld,pusht
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint install clean

@@ -18,6 +18,7 @@ LAYERS = [
     "core",  # policy protocol, checkpoint format, registries
     "robots",  # models, kinematics, observation layouts, reachability
     "nn",  # building blocks: QP layer, diffusion, normalisation, features
+    "ik",  # kinematic trees and IKDiffuser (robots + nn); experts may seed from it
     "envs",
     "experts",
     "wrappers",

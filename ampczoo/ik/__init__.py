@@ -1,0 +1,1 @@
+"""Inverse kinematics for kinematic trees: robot models and IKDiffuser (diffusion IK)."""

@@ -176,6 +176,37 @@ def pose_errors(
     )
 
 
+def ee_poses_and_jacobians(
+    robot: IKRobot, q: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """End-effector rotations (B, N_ee, 3, 3), positions (B, N_ee, 3) [m] and world-aligned
+    Jacobians (B, N_ee, 6, dof) from one pass over the joints (what ``robot.ee_transforms``
+    and ``robot.jacobians`` give, each of which repeats the pass)."""
+    rots, poss = robot.joint_frames(q)
+    kw: dict[str, Any] = {"dtype": q.dtype, "device": q.device}
+    batch = q.shape[0]
+    ee_rot, ee_trans = robot._ee_rot.to(**kw), robot._ee_trans.to(**kw)
+    out_r, out_p = [], []
+    for i, joint in enumerate(robot._ee_joint):
+        if joint == 0:
+            out_r.append(ee_rot[i].expand(batch, 3, 3))
+            out_p.append(ee_trans[i].expand(batch, 3))
+            continue
+        r, p = rots[:, joint - 1], poss[:, joint - 1]
+        out_r.append(r @ ee_rot[i])
+        out_p.append(p + (r @ ee_trans[i].unsqueeze(-1)).squeeze(-1))
+    rot, pos = torch.stack(out_r, 1), torch.stack(out_p, 1)
+    world_axes = (rots @ robot._axes.to(**kw).unsqueeze(-1)).squeeze(-1)  # (B, dof, 3)
+    revolute = robot._revolute.to(q.device).view(1, 1, -1, 1)
+    lever = pos.unsqueeze(2) - poss.unsqueeze(1)  # (B, N_ee, dof, 3)
+    axes_b = world_axes.unsqueeze(1).expand_as(lever)
+    linear = torch.where(revolute, torch.linalg.cross(axes_b, lever), axes_b)
+    angular = torch.where(revolute, axes_b, torch.zeros_like(axes_b))
+    mask = robot.ancestors.to(q.device).view(1, robot.num_ee, robot.dof, 1)
+    jac = (torch.cat([linear, angular], dim=-1) * mask).transpose(-1, -2)
+    return rot, pos, jac
+
+
 def _worst(err: np.ndarray) -> np.ndarray:
     """(B, N_ee) errors (NaN = masked) -> (B,) the largest constrained one."""
     return np.nanmax(err, axis=1)
@@ -217,7 +248,7 @@ def solve_dls(
     eye = torch.eye(robot.dof, dtype=torch.float64)
     for it in range(max_iters + 1):
         qa, ma = q[active], m[active]
-        rot, pos = robot.ee_transforms(qa)
+        rot, pos, jac = ee_poses_and_jacobians(robot, qa)
         e_pos = t_pos[active] - pos
         e_rot = log3(t_rot[active] @ rot.transpose(-1, -2))
         ok = (e_pos.norm(dim=-1) < pos_tol) & (e_rot.norm(dim=-1) < rot_tol)
@@ -228,7 +259,7 @@ def solve_dls(
         if it == max_iters or len(active) == 0:
             break
         err = torch.cat([e_pos[~done], rotation_weight * e_rot[~done]], dim=-1)  # (A, N, 6)
-        jac = robot.jacobians(qa)  # (A, N, 6, dof)
+        jac = jac[~done]  # (A, N, 6, dof)
         jac = torch.cat([jac[..., :3, :], rotation_weight * jac[..., 3:, :]], dim=-2)
         weight = ma.to(err.dtype).unsqueeze(-1)
         err = (err * weight).flatten(1)

@@ -17,6 +17,7 @@ from ampczoo.benchmarks.ik import (
     IKBenchConfig,
     RobotRun,
     error_stats,
+    held_out_targets,
     joint_difference,
     manipulability,
     marginal_masks,
@@ -25,7 +26,6 @@ from ampczoo.benchmarks.ik import (
     sample_model,
     table1,
     table2,
-    held_out_targets,
 )
 from ampczoo.ik.robots import load_robot
 

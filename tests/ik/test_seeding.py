@@ -104,3 +104,27 @@ def test_ikmpc_expert_seeded_by_a_model_varies_its_mode_with_the_reset_seed() ->
         IKMPCConfig(ik_seed="random")
     with pytest.raises(ValueError, match="ikdiffuser-nosuch"):
         IKMPCExpert(IKMPCConfig(horizon=5, ik_seed="ikdiffuser", ik_seed_model="ikdiffuser-nosuch"))
+
+
+def test_seeds_from_an_ikdiffuser_checkpoint_folder(tmp_path) -> None:
+    """The real model behind source="ikdiffuser" (an untrained tiny one: shapes and limits)."""
+    diffuser = pytest.importorskip("ampczoo.ik.diffuser")
+    model = diffuser.IKDiffuser(
+        diffuser.IKDiffuserConfig(robot="baxter", width=16, depth=1, heads=2, ffn=16)
+    )
+    model.save_pretrained(tmp_path / "tiny")
+    robot = load_robot("baxter")
+    poses = fk_poses("baxter", 2)
+    seeds = ik_seeds(
+        robot,
+        poses,
+        3,
+        source="ikdiffuser",
+        model=str(tmp_path / "tiny"),
+        generator=torch.Generator().manual_seed(0),
+        mask=np.array([[True, False]] * 2),
+    )
+    assert seeds.shape == (2, 3, robot.dof)
+    assert (seeds >= robot.lower).all() and (seeds <= robot.upper).all()
+    with pytest.raises(ValueError, match="for robot 'baxter'"):
+        load_ik_sampler("panda", model)

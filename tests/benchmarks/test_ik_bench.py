@@ -165,9 +165,8 @@ def test_bench_ik_cli_numerical_only(tmp_path: Path, capsys) -> None:
     assert cli.main(["bench", "ik", "--robots", "nobot"]) == 2
 
 
-@pytest.mark.slow
 def test_bench_ik_cli_tiny_run(tmp_path: Path, capsys) -> None:
-    """Every table with the oracle sampler (~35 s on a loaded 2-core VM)."""
+    """Every table with the oracle sampler (~8 s on the 2-core VM, ~35 s under heavy load)."""
     args = [
         "bench", "ik", "--robots", "kuka", "--model", "oracle:0.01", "--poses", "3",
         "--samples", "3", "--pink-poses", "1", "--restarts", "0", "--max-iters", "40",

@@ -2,11 +2,14 @@
 
 At a visited state a controller can produce several open-loop input sequences (the MPC from
 different initial guesses, the diffusion model's samples); hierarchical clustering of them
-(distance: RMS over the horizon and joints [rad/s], :func:`cluster_sequences`) gives the
-state's modes. A step *chooses* the mode that its selected sequence falls in; the chosen mode
-is *kept* when the previously selected sequence, advanced by the elapsed time, falls in the
-same cluster as the new one (both are clustered together with the state's candidates), and
-*swapped* otherwise (:func:`chosen_mode_labels`). The swaps of an episode are then the label
+together with the selected sequence (distance: RMS over the horizon and joints [rad/s],
+:func:`cluster_sequences`) gives the state's modes, and the step *chooses* the cluster its
+selected sequence falls in. The previous step's mode continues as the cluster of the point
+nearest to the previously selected sequence advanced by the elapsed time; the chosen mode is
+*kept* when that is the chosen cluster and *swapped* otherwise (:func:`chosen_mode_labels`).
+A state with one cluster therefore has no swap, however much the plan moved (a single-output
+policy such as LSM never swaps), and a swap needs two modes at the state with the selection
+leaving the one the previous plan continues into. The swaps of an episode are the label
 changes between consecutive evaluated steps (:func:`count_label_switches`).
 """
 
@@ -65,11 +68,12 @@ def chosen_mode_labels(
     selected[j]: (N, nq) sequence the controller executed at evaluated step j (None or NaN:
     none); candidates[j]: (M_j, N, nq) other sequences it can produce at that state (M_j may
     be 0); shift: sequence steps between consecutive evaluated steps (elapsed time /
-    sequence step). Step j keeps the label of the last valid step when that step's selection,
-    advanced by the elapsed time, clusters with selected[j] (together with candidates[j]);
-    otherwise it takes the label of the most recent earlier mode whose last selection
-    (advanced likewise) clusters with it, or a new label. Label changes are mode swaps; the
-    number of distinct labels is the number of different local minima chosen."""
+    sequence step). candidates[j] and selected[j] are clustered; step j keeps the label of
+    the last valid step when that step's selection, advanced by the elapsed time, is nearest
+    (RMS) to a point of selected[j]'s cluster; otherwise it takes the label of the most recent
+    earlier mode whose last selection (advanced likewise) is, or a new label. Label changes
+    are mode swaps; the number of distinct labels is the number of different local minima
+    chosen. Without candidates (M_j = 0) a step has one mode and keeps its label."""
     if len(selected) != len(candidates):
         raise ValueError(
             f"selected and candidates differ in length: {len(selected)} vs {len(candidates)}"
@@ -102,14 +106,19 @@ def _match_mode(
 ) -> int:
     """Label of ``sel`` at step j given the modes chosen before (see chosen_mode_labels)."""
     keys = sorted(memory, key=lambda k: -memory[k][1])  # most recently chosen first
-    refs = [shift_sequence(memory[k][0], shift * (j - memory[k][1])) for k in keys]
     cand = np.asarray(cand, float).reshape(-1, *sel.shape)
-    cand = cand[np.isfinite(cand).all(axis=(1, 2))]
-    lab = cluster_sequences(np.concatenate([cand, np.stack(refs), sel[None]]), threshold, linkage)
-    ref_lab, mine = lab[len(cand) : -1], lab[-1]
-    if ref_lab[keys.index(last)] == mine:
+    points = np.concatenate([cand[np.isfinite(cand).all(axis=(1, 2))], sel[None]])
+    lab = cluster_sequences(points, threshold, linkage)
+    mine = lab[-1]
+
+    def continues_into(k: int) -> int:
+        """Cluster of the point nearest to mode k's last selection advanced to step j."""
+        ref = shift_sequence(memory[k][0], shift * (j - memory[k][1]))
+        return int(lab[np.argmin(np.sum((points - ref) ** 2, axis=(1, 2)))])
+
+    if continues_into(last) == mine:
         return last
-    for k, lk in zip(keys, ref_lab, strict=True):
-        if lk == mine:
+    for k in keys:
+        if k != last and continues_into(k) == mine:
             return k
     return max(memory) + 1

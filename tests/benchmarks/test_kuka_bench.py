@@ -133,9 +133,16 @@ def test_chosen_mode_labels_counts_known_switches():
     assert count_label_switches(labels) == 4
     # a return to mode A is recognised as A: two distinct modes chosen, not five
     assert labels.tolist() == pattern
-    # without candidates the selections still split by their distance alone
+    # without candidates a state has one mode: no swap however far the plan jumps (LSM)
     labels = chosen_mode_labels(selected, [np.zeros((0, 12, 7))] * 10, 1.0, 0.25)
-    assert count_label_switches(labels) == 4
+    assert count_label_switches(labels) == 0
+    # a plan that drifts by more than the threshold within one mode is no swap either;
+    # the same drift with the other mode present, the selection taking it, is one
+    sel = [np.zeros((12, 7)), np.full((12, 7), 0.5)]
+    one_mode = [np.zeros((0, 12, 7)), np.full((4, 12, 7), 0.5)]
+    assert count_label_switches(chosen_mode_labels(sel, one_mode, 1.0, 0.25)) == 0
+    two_modes = [np.zeros((0, 12, 7)), np.concatenate([one_mode[1], np.zeros((4, 12, 7))])]
+    assert count_label_switches(chosen_mode_labels(sel, two_modes, 1.0, 0.25)) == 1
     # a consistent loop: no swaps with noise below the threshold
     selected, candidates = _two_mode_loop([1] * 8, rng, noise=0.03)
     assert count_label_switches(chosen_mode_labels(selected, candidates, 1.0, 0.25)) == 0

@@ -23,12 +23,14 @@ Tables (markdown + CSV, one ``env`` column; every success rate with its 95 % Wil
   chosen (:mod:`ampczoo.benchmarks.modes`): at every ``--mode-every``-th step the open-loop
   sequences the method can produce at the visited state (MPC: ``--mode-guesses`` solves from
   random initial guesses; DAMPC: ``--mode-samples`` unguided samples with the row's sampler,
-  N_I and ES; LSM: its one prediction) are clustered together with the selected sequence and
-  the previous selected one advanced by the elapsed time (``--mode-linkage`` linkage, cut at
-  ``--mode-threshold`` rad/s RMS over horizon and joints); a swap is a change of the chosen
-  cluster -- per episode, as % of the evaluated transitions, and the distinct modes chosen
-  per episode. *(ours)* the earlier proxy: steps whose selected sequence is farther than
-  ``--mode-swap-threshold`` (RMS) from the previous one advanced by the elapsed time.
+  N_I and ES; LSM: its one prediction) are clustered together with the selected sequence
+  (``--mode-linkage`` linkage, cut at ``--mode-threshold`` rad/s RMS over horizon and
+  joints); the previous plan, advanced by the elapsed time, continues into the cluster of its
+  nearest point, and a swap is a chosen cluster other than that one (a state with one
+  cluster has none) -- per episode, as % of the evaluated transitions, and the distinct
+  modes chosen per episode. *(ours)* the earlier proxy: steps whose selected sequence is
+  farther than ``--mode-swap-threshold`` (RMS) from the previous one advanced by the elapsed
+  time.
   *Jerk*: the executed commands are joint velocities u_t, so jerk_t =
   ||u_{t+1} - 2 u_t + u_{t-1}|| / dt^2 [rad s^-3], median (and p90) over all steps of all
   episodes, at ``--control-dt`` and in a second set of closed loops (same seeds, the Table III

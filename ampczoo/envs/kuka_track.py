@@ -115,7 +115,8 @@ class KukaTrackEnv(gym.Env):
     and right detours are distinct solutions whose mean goes through the obstacle. Pairs are
     rejection-sampled until both ends are more than radius + 0.12 m from the centre and the
     start and target configurations are free of the obstacle (the target is reachable without
-    contact); a pair given in ``options`` that violates this raises ``ValueError``. Kinematic simulation only (``"physics"`` with ``"between"``: ValueError).
+    contact); a pair given in ``options`` that violates this raises ``ValueError``. Kinematic
+    simulation only (``"physics"`` with ``"between"``: ValueError).
 
     **Simulation**: ``"kinematic"`` (default, the paper's): ``q <- clip(q + control_dt * u,
     lower, upper)``. ``"physics"``: MuJoCo velocity actuators (gain 1000 N m s/rad) with

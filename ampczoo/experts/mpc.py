@@ -655,30 +655,55 @@ class MPCExpert(Policy):
 
         With ``cold_start="state"``, a failed state cold start is retried once from a random
         guess (fatrop fails repeatedly from some local guesses where a random one succeeds);
-        the returned solve_time covers both attempts."""
-        state_cold = (
-            initial_guess is None and self._warm is None and self.config.cold_start == "state"
-        )
+        the returned solve_time covers both attempts.
+
+        With ``cold_start="branches"`` a cold solve pins the artificial reference to the
+        episode's IK branch (the reference *is* the branch; later warm solves free it), from
+        u = 0; a failure is retried pinned from the straight line x_t -> branch, then unpinned
+        (solve_time covers all attempts)."""
+        cold = initial_guess is None and self._warm is None
+        if cold and self.config.cold_start == "branches":
+            return self._solve_branch(obs)
         sol = self._solve(obs, initial_guess)
-        if state_cold and not sol.success:
+        if cold and not sol.success and self.config.cold_start == "state":
             first_time = sol.solve_time
             sol = self._solve(obs, "random")
             sol.solve_time += first_time
         return sol
 
-    def _solve(self, obs: np.ndarray, initial_guess: Any) -> MPCSolution:
+    def _solve_branch(self, obs: np.ndarray) -> MPCSolution:
+        """Cold solve of ``cold_start="branches"`` (see :meth:`solve`)."""
+        ob = self._parse(obs)
+        guess = self._branch_guess(ob)
+        line = self._branch_line_guess(ob.q)
+        elapsed = 0.0
+        for attempt, pin in ((guess, True), (guess, False), (line, True)):
+            sol = self._solve(obs, attempt, pin_ref=self._branch_ref if pin else None)
+            elapsed += sol.solve_time
+            if sol.success:
+                break
+        sol.solve_time = elapsed
+        return sol
+
+    def _solve(
+        self, obs: np.ndarray, initial_guess: Any, pin_ref: np.ndarray | None = None
+    ) -> MPCSolution:
+        """One solver call; ``pin_ref`` (7,) [rad] fixes the artificial reference q^s_N."""
         ob = self._parse(obs)
         p = make_params(ob)
-        if initial_guess is None and self._warm is None and self.config.cold_start == "branches":
-            initial_guess = self._branch_guess(ob)
         w0, lam_x, lam_g, warm = self._initial_guess(ob.q, initial_guess)
         prob = self._prob
         solver = prob.solver_for(warm)
+        lbx, ubx = prob.lbx, prob.ubx
+        if pin_ref is not None:
+            o = prob.layout.x_off[-1] + NQ
+            lbx, ubx = lbx.copy(), ubx.copy()
+            lbx[o : o + NQ] = ubx[o : o + NQ] = pin_ref
         args = {
             "x0": w0,
             "p": p,
-            "lbx": prob.lbx,
-            "ubx": prob.ubx,
+            "lbx": lbx,
+            "ubx": ubx,
             "lbg": prob.lbg,
             "ubg": prob.ubg,
         }
@@ -765,8 +790,9 @@ class MPCExpert(Policy):
 
     def _branch_guess(self, ob: KukaObservation) -> dict:
         """Cold start of ``cold_start="branches"``: the episode's IK branch (computed and drawn
-        from ``rng`` at the first solve after reset, then kept) as the artificial reference,
-        u the constant velocity x_t -> reference (clipped to the limits)."""
+        from ``rng`` at the first solve after reset, then kept) as the artificial reference;
+        u = 0 and every q at x_t (a straight-line guess towards the branch crosses collisions
+        and IPOPT/fatrop then often report local infeasibility)."""
         if self._branch_ref is None:
             from ampczoo.experts.ik_branches import ik_branches
 
@@ -778,8 +804,14 @@ class MPCExpert(Policy):
             )  # fmt: skip
             self.branch = k % len(branches)
             self._branch_ref = branches[self.branch]
+        return {"u": np.zeros((self.config.horizon, NQ)), "x_ref": self._branch_ref}
+
+    def _branch_line_guess(self, x_t: np.ndarray) -> dict:
+        """Constant velocity x_t -> the episode's branch (clipped to the limits), branch as the
+        reference: the retry of a failed branch cold start."""
+        assert self._branch_ref is not None
         N, dt = self.config.horizon, self.config.dt
-        u = np.clip((self._branch_ref - ob.q) / (N * dt), -VELOCITY_LIMIT, VELOCITY_LIMIT)
+        u = np.clip((self._branch_ref - x_t) / (N * dt), -VELOCITY_LIMIT, VELOCITY_LIMIT)
         return {"u": np.tile(u, (N, 1)), "x_ref": self._branch_ref}
 
     def _random_guess(self, x_t: np.ndarray) -> np.ndarray:

@@ -115,6 +115,10 @@ def _cpu_id() -> str:
         return f"{platform.machine()}-{platform.processor()}"
 
 
+#: Seed of the IK seeds of ``cold_start="branches"`` (the branch set is a function of the
+#: start/target pair only; the episode's seed draws which branch).
+BRANCH_IK_SEED = 0
+
 # Initial barrier parameter of warm-started solves (the shifted previous solution is close to
 # the optimum; a smaller mu saves iterations without changing the converged solution).
 WARM_MU_INIT_IPOPT = 1e-6
@@ -659,8 +663,11 @@ class MPCExpert(Policy):
 
         With ``cold_start="branches"`` a cold solve pins the artificial reference to the
         episode's IK branch (the reference *is* the branch; later warm solves free it), from
-        u = 0; a failure is retried pinned from the straight line x_t -> branch, then unpinned
-        (solve_time covers all attempts)."""
+        u = 0; a failure is retried unpinned from the same guess, then pinned from the straight
+        line x_t -> branch (solve_time covers all attempts; an unpinned success may settle in
+        another mode, its ``branch`` is still the drawn one). fatrop fails the retries of about
+        one cold start in ten here (a failed solve seems to leave it in a bad state); IPOPT
+        solved all 30 of a check, so collect branch data with IPOPT."""
         cold = initial_guess is None and self._warm is None
         if cold and self.config.cold_start == "branches":
             return self._solve_branch(obs)
@@ -789,8 +796,10 @@ class MPCExpert(Policy):
         return (*self._shifted_warm(x_t), True)
 
     def _branch_guess(self, ob: KukaObservation) -> dict:
-        """Cold start of ``cold_start="branches"``: the episode's IK branch (computed and drawn
-        from ``rng`` at the first solve after reset, then kept) as the artificial reference;
+        """Cold start of ``cold_start="branches"``: the episode's IK branch (the branch set of
+        the start/target pair is computed at the first solve after reset from IK seeds of
+        :data:`BRANCH_IK_SEED`, so every run of a pair sees the same K branches; the index is
+        drawn from ``rng``, i.e. the reset seed; both then kept) as the artificial reference;
         u = 0 and every q at x_t (a straight-line guess towards the branch crosses collisions
         and IPOPT/fatrop then often report local infeasibility)."""
         if self._branch_ref is None:
@@ -798,8 +807,9 @@ class MPCExpert(Policy):
 
             cfg = self.config
             k = int(self.rng.integers(cfg.reference_branches))
+            ik_rng = np.random.default_rng(BRANCH_IK_SEED)  # same branch set every run
             branches = ik_branches(
-                ob.target_pos, ob.target_rot, cfg.reference_branches, self.rng, q_near=ob.q,
+                ob.target_pos, ob.target_rot, cfg.reference_branches, ik_rng, q_near=ob.q,
                 obstacle=ob.obstacle, threshold=cfg.branch_threshold, source=cfg.branch_source,
             )  # fmt: skip
             self.branch = k % len(branches)

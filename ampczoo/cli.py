@@ -96,6 +96,11 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.speed:run_speed_bench",
         "inference time of every zoo policy, torch vs onnxruntime, vs the warm MPC solve",
     ),
+    "multimodal": Command(
+        "ampczoo.benchmarks.multimodal:MultimodalBenchConfig",
+        "ampczoo.benchmarks.multimodal:run_multimodal_benchmark",
+        "distinct MPC modes per KUKA start/target pair; first action vs the nearest mode",
+    ),
     "envs": Command(
         "ampczoo.benchmarks.envs:EnvBenchConfig",
         "ampczoo.benchmarks.envs:run_env_bench",

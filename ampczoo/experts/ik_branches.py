@@ -11,10 +11,9 @@ apart, nearest first: branch 0 is the solution a state cold start would tend to 
 others the next-shortest distinct motions (short motions keep the demonstrations learnable
 and away from the joint limits, where farthest-point choices end up).
 
-``source="ikdiffuser"`` takes the seeds from IKDiffuser's sampler instead
-(``ampczoo.ik.diffuser.sample_solutions(robot, target_pos, target_rot, n, rng) -> (n, 7)``,
-imported lazily; ImportError naming it when that module is not there) and refines them with
-the same DLS iterations.
+``source="ikdiffuser"`` takes the seeds from IKDiffuser instead
+(:func:`ampczoo.ik.seeding.ik_seeds` with the zoo model ``ikdiffuser-kuka``; ValueError naming
+that model when it is not there) and refines them with the same DLS iterations.
 
 The MPC expert uses a branch as the artificial reference and the initial guess of an
 episode's first solve (``MPCConfig(cold_start="branches")``).
@@ -102,14 +101,15 @@ def _seeds(
     if source == "dls":
         chain = kuka_chain()
         return rng.uniform(chain.lower, chain.upper, size=(n, chain.nq))
-    try:
-        from ampczoo.ik.diffuser import sample_solutions  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise ImportError(
-            "branch_source='ikdiffuser' needs IKDiffuser's sampler "
-            "ampczoo.ik.diffuser.sample_solutions (not in this build); use branch_source='dls'"
-        ) from exc
-    return np.asarray(sample_solutions("kuka", target_pos, target_rot, n, rng), float)
+    import torch
+
+    from ampczoo.ik.robots import matrix_to_quaternion
+    from ampczoo.ik.seeding import ik_seeds
+
+    quat = matrix_to_quaternion(torch.as_tensor(target_rot, dtype=torch.float64)).numpy()
+    pose = np.concatenate([target_pos, quat]).reshape(1, 1, 7)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return ik_seeds("kuka", pose, n, source="ikdiffuser", generator=generator)[0]
 
 
 def cluster_configurations(qs: np.ndarray, threshold: float) -> np.ndarray:

@@ -66,14 +66,30 @@ def test_bad_branch_config_rejected():
         MPCConfig(cold_start="branch")  # type: ignore[arg-type]
 
 
-def test_ikdiffuser_source_names_what_is_missing(target):
-    try:
-        import ampczoo.ik.diffuser  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="ikdiffuser"):
-            ik_branches(*target, 2, np.random.default_rng(0), source="ikdiffuser")
-    else:
-        pytest.skip("IKDiffuser's sampler is installed")
+def test_ikdiffuser_source_names_what_is_missing(target, monkeypatch):
+    import ampczoo.ik.seeding as seeding
+
+    def missing(name, robot_name):
+        raise ValueError(f"no IKDiffuser model {name!r} in the zoo or on disk")
+
+    monkeypatch.setattr(seeding, "_from_pretrained", missing)
+    with pytest.raises(ValueError, match="ikdiffuser-kuka"):
+        ik_branches(*target, 2, np.random.default_rng(0), source="ikdiffuser")
+
+
+def test_ikdiffuser_source_seeds_from_the_ik_sampler(target, monkeypatch):
+    """source="ikdiffuser" goes through ampczoo.ik.seeding (here with the oracle sampler)."""
+    import ampczoo.ik.seeding as seeding
+
+    calls = []
+
+    def oracle(name, robot_name):
+        calls.append(name)
+        return seeding.OracleSampler(robot_name, noise=0.02, max_restarts=2, max_iters=60)
+
+    monkeypatch.setattr(seeding, "_from_pretrained", oracle)
+    branches = ik_branches(*target, 2, np.random.default_rng(0), n_seeds=8, source="ikdiffuser")
+    assert calls == ["ikdiffuser-kuka"] and 1 <= len(branches) <= 2
 
 
 @pytest.fixture(scope="module")

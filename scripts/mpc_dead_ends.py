@@ -119,6 +119,18 @@ def summary(path: Path) -> None:
         f"{1e3 * wcpu.mean():.2f}/{1e3 * np.percentile(wcpu, 95):.2f} ms; all act() mean/p95/max "
         f"{1e3 * allw.mean():.2f}/{1e3 * np.percentile(allw, 95):.2f}/{1e3 * allw.max():.1f} ms"
     )
+    allc = np.array([t for r in recs for t in r["cpu"]])
+    okr = [r for r in recs if r["success"]]
+    bad = [r for r in recs if not r["success"]]
+    print(
+        f"  | {ok}/{n} = {100 * ok / n:.1f} | [{100 * lo:.1f}, {100 * hi:.1f}] | "
+        f"{1e3 * np.mean([r['final_pos_error'] for r in okr]):.2f} / "
+        f"{math.degrees(np.mean([r['final_rot_error'] for r in okr])):.2f} | "
+        f"{1e3 * np.median([r['final_pos_error'] for r in bad]) if bad else float('nan'):.0f} | "
+        f"{1e3 * warm.mean():.2f} / {1e3 * np.percentile(warm, 95):.2f} | "
+        f"{1e3 * wcpu.mean():.2f} / {1e3 * np.percentile(wcpu, 95):.2f} | "
+        f"{1e3 * allc.max():.0f} | {sum(r['reseeds'] > 0 for r in recs)} |"
+    )
     okr = [r for r in recs if r["success"]]
     print(
         f"  success: final pos {1e3 * np.mean([r['final_pos_error'] for r in okr]):.2f} mm, "

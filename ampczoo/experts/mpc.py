@@ -55,6 +55,16 @@ Compiled mode writes the NLP oracle functions to C, builds them with ``gcc -O3 -
 ``~/.cache/ampczoo/mpc/``) keyed by a hash of the problem definition, the flags and the CPU;
 concurrent builders write a temp file and rename atomically.
 
+Joint-limit dead ends (``MPCConfig.reseed_on_stall``, on by default): the steady-state
+loop converges to its artificial reference, and about one start/goal pair in five ends with a
+reference pinned at a joint limit (joint 1 or 7 mostly) that misses the target by 6-450 mm --
+a local optimum the warm-started loop cannot leave. When the reference misses the target and
+the loop has stalled on it, :meth:`MPCExpert.reseed_reference` solves the target's inverse
+kinematics from random seeds (:func:`target_ik_solutions`) and re-solves once with the
+reference guessed at the nearest untried branch; later solves warm-start from there.
+Diagnosis and before/after numbers: ``docs/results/kuka.md`` ("MPC expert: dead ends and
+fix").
+
 Closed-loop success, solve times per solver / compile mode and the number of local optima are
 measured by ``ampczoo bench mpc`` (:mod:`ampczoo.benchmarks.mpc`).
 """
@@ -245,7 +255,8 @@ class MPCSolution:
     the paper's *weighted average*, d_y / (w_pos + w_rot) (the quantity the data pipeline
     thresholds at 0.01); status: solver return status; success: solver converged and all
     values are finite; iterations: solver iterations; solve_time: wall time of the solver
-    call [s]. On failure u and x_ref are zeros, x repeats x_t and the errors are inf (never
+    call [s] (of all calls of the step: a retried cold start, a dead-end re-seed with its
+    IK). On failure u and x_ref are zeros, x repeats x_t and the errors are inf (never
     NaN)."""
 
     u: np.ndarray

@@ -876,7 +876,13 @@ class MPCExpert(Policy):
     def misses_target(self, obs: np.ndarray, sol: MPCSolution) -> bool:
         """Whether ``sol`` (a solve at obs) has a reference whose end effector misses the
         target by more than ``config.stall_pos_error`` [m] or ``config.stall_rot_error``
-        [rad] (the steady-state loop converges to its reference, so it would miss too)."""
+        [rad] (the steady-state loop converges to its reference, so it would miss too).
+        Without FK when sol's output error d_y proves both errors inside (the common case)."""
+        cfg = self.config
+        if sol.output_error < min(
+            cfg.w_pos * cfg.stall_pos_error**2, cfg.w_rot * cfg.stall_rot_error**2
+        ):
+            return False  # d_y >= w_pos e_p^2 and >= w_rot theta^2: both below their bounds
         ob = self._parse(obs)
         pos, rot = reference_pose_errors(sol.x_ref, ob.target_pos, ob.target_rot)
         return bool(pos[0] > self.config.stall_pos_error or rot[0] > self.config.stall_rot_error)
@@ -932,6 +938,7 @@ class MPCExpert(Policy):
         """``sol``, or the re-seeded solution if the loop is stalled (at most one attempt per
         ``config.reseed_cooldown`` solves); the returned solve_time includes the attempt."""
         self._ref_errors.append(sol.output_error)
+        del self._ref_errors[: -(self.config.stall_window + 1)]  # only the window is needed
         if self._reseed_wait > 0:
             self._reseed_wait -= 1
             return sol

@@ -62,6 +62,21 @@ def test_dead_end_is_detected():
     assert not e.is_stalled(far, e.solve(far))
 
 
+def test_reference_on_target_is_never_a_stall():
+    """Next to the target the reference reaches it (FK errors inside the stall bounds, which
+    the d_y shortcut of misses_target must agree with): settled, yet not stalled."""
+    e = expert()
+    e.reset(seed=0)
+    obs = dead_end_obs(Q_TARGET + 0.02)
+    sol = e.solve(obs)
+    pos, rot = reference_pose_errors(sol.x_ref, *kuka_chain().ee_pose(Q_TARGET))
+    assert pos[0] < e.config.stall_pos_error and rot[0] < e.config.stall_rot_error
+    assert e.settled(obs, sol)
+    assert not e.misses_target(obs, sol) and not e.is_stalled(obs, sol)
+    e._ref_errors = [sol.output_error] * 20  # flat, but on target
+    assert not e.is_stalled(obs, sol)
+
+
 def test_flat_reference_error_is_a_stall():
     """Before settling: a reference that misses the target and whose output error fell by
     less than stall_progress over stall_window solves is a stall; a falling one is not."""

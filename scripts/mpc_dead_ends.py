@@ -7,7 +7,8 @@ Each line: success, final errors, the last artificial reference ``x_ref`` with i
 position / rotation error to the target and its joints' distances to their limits, the final
 configuration's distances to the limits, per-step wall and thread-CPU time of ``act`` [s],
 the kind of each step (c = cold, w = warm, r = re-seeded, a = re-seed attempted without
-a new solution), solver failures and re-seeds.
+a new solution), the reference's position [mm] / rotation [deg] error after each successful
+solve, solver failures and re-seeds.
 
     nice -n 10 python scripts/mpc_dead_ends.py --env free --no-reseed \
         --out runs/deadends/before_free.jsonl
@@ -49,6 +50,7 @@ def limit_distances(q: np.ndarray) -> np.ndarray:
 
 def run_one(env, expert, seed: int) -> dict:
     from ampczoo.benchmarks.common import SUCCESS_POS, SUCCESS_ROT
+    from ampczoo.experts.mpc import reference_pose_errors
     from ampczoo.robots.kuka import parse_observation
 
     obs, _ = env.reset(seed=seed)
@@ -56,7 +58,7 @@ def run_one(env, expert, seed: int) -> dict:
     ob0 = parse_observation(obs)
     f0, r0 = expert.n_failures, getattr(expert, "n_reseeds", 0)
     wall, cpu, kinds, done, info = [], [], [], False, {}
-    x_ref = None
+    x_ref, ref_pos, ref_rot = None, [], []
     while not done:
         reseeds_before = getattr(expert, "n_reseeds", 0)
         attempts_before = getattr(expert, "n_reseed_attempts", 0)
@@ -68,6 +70,9 @@ def run_one(env, expert, seed: int) -> dict:
         sol = expert.last_solution
         if sol is not None and sol.success:
             x_ref = sol.x_ref.copy()
+            pos, rot = reference_pose_errors(x_ref, ob0.target_pos, ob0.target_rot)
+            ref_pos.append(round(1e3 * float(pos[0]), 3))
+            ref_rot.append(round(math.degrees(float(rot[0])), 3))
         reseeded = getattr(expert, "n_reseeds", 0) > reseeds_before
         attempted = getattr(expert, "n_reseed_attempts", 0) > attempts_before
         kinds.append("r" if reseeded else "a" if attempted else "c" if cold else "w")
@@ -86,6 +91,8 @@ def run_one(env, expert, seed: int) -> dict:
         "wall": [round(t, 6) for t in wall],
         "cpu": [round(t, 6) for t in cpu],
         "kinds": "".join(kinds),
+        "ref_pos_mm": ref_pos,
+        "ref_rot_deg": ref_rot,
     }
     if x_ref is not None:
         pe, re = pose_errors(x_ref, ob0.target_pos, ob0.target_rot)

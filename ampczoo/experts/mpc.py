@@ -232,7 +232,10 @@ class MPCConfig:
         self._validate_reseed()
 
     def _validate_reseed(self) -> None:
-        """The dead-end re-seeding fields (``reseed_on_stall`` and the four after it)."""
+        """The dead-end re-seeding fields (``reseed_on_stall`` and the ``stall_*`` /
+        ``reseed_*`` fields after it)."""
+        if not isinstance(self.reseed_on_stall, bool | np.bool_):
+            raise ValueError(f"reseed_on_stall must be a bool, got {self.reseed_on_stall!r}")
         for name in ("stall_gap", "stall_pos_error", "stall_rot_error", "stall_progress"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):

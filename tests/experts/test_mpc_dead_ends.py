@@ -159,6 +159,7 @@ def test_reseed_tries_a_new_branch_each_time():
         {"reseed_ik_seeds": 2.5},
         {"reseed_ik_seeds": True},
         {"reseed_cooldown": -1},
+        {"reseed_on_stall": "yes"},
     ],
 )
 def test_bad_reseed_config_raises(kwargs):

@@ -55,6 +55,16 @@ Compiled mode writes the NLP oracle functions to C, builds them with ``gcc -O3 -
 ``~/.cache/ampczoo/mpc/``) keyed by a hash of the problem definition, the flags and the CPU;
 concurrent builders write a temp file and rename atomically.
 
+Joint-limit dead ends (``MPCConfig.reseed_on_stall``, on by default): the steady-state
+loop converges to its artificial reference, and about one start/goal pair in five ends with a
+reference pinned at a joint limit (joint 1 or 7 mostly) that misses the target by 6-450 mm --
+a local optimum the warm-started loop cannot leave. When the reference misses the target and
+the loop has stalled on it, :meth:`MPCExpert.reseed_reference` solves the target's inverse
+kinematics from random seeds (:func:`target_ik_solutions`) and re-solves once with the
+reference guessed at the nearest untried branch; later solves warm-start from there.
+Diagnosis and before/after numbers: ``docs/results/kuka.md`` ("MPC expert: dead ends and
+fix").
+
 Closed-loop success, solve times per solver / compile mode and the number of local optima are
 measured by ``ampczoo bench mpc`` (:mod:`ampczoo.benchmarks.mpc`).
 """
@@ -78,6 +88,8 @@ from ampczoo.robots.kuka import (
     OBS_DIM,
     OBS_DIM_OBSTACLE,
     SELF_COLLISION_MARGIN,
+    SUCCESS_POS,
+    SUCCESS_ROT,
     VELOCITY_LIMIT,
     KukaObservation,
     kuka_chain,
@@ -175,6 +187,36 @@ class MPCConfig:
     (IKDiffuser samples refined by DLS)"""
     branch_threshold: float = 1.0
     """joint distance [rad] below which two IK solutions are one branch"""
+    reseed_on_stall: bool = True
+    """leave joint-limit dead ends: when the artificial reference misses the target (by more
+    than ``stall_pos_error`` or ``stall_rot_error``) and the loop has stalled on it (settled
+    within ``stall_gap``, or the reference's output error fell by less than
+    ``stall_progress`` over ``stall_window`` solves), solve the target's inverse kinematics
+    from ``reseed_ik_seeds`` random seeds and re-solve the MPC with its reference guessed at
+    the nearest solution not tried before in the episode (another IK branch); the closed loop
+    then warm-starts from that solution (:meth:`MPCExpert.reseed_reference`). Off: the
+    paper's expert"""
+    stall_gap: float = 0.1
+    """largest joint distance max_i |x_t,i - x_ref,i| [rad] at which the closed loop counts
+    as settled on its artificial reference"""
+    stall_pos_error: float = SUCCESS_POS
+    """position error [m] of the reference's end effector above which it misses the target
+    (default: the benchmarks' success radius, 20 mm; a reference inside it is kept, as
+    leaving it costs seconds of travel to another branch)"""
+    stall_rot_error: float = SUCCESS_ROT
+    """rotation error [rad] of the reference above which it misses the target (default: the
+    benchmarks' success threshold, 5.7 deg)"""
+    stall_window: int = 10
+    """solves over which the reference's progress is measured"""
+    stall_progress: float = 0.05
+    """least relative decrease of the reference's output error d_y over ``stall_window``
+    solves that counts as progress toward the target (a dead-end reference is pinned at a
+    joint limit: its error stays flat while the robot still moves toward it)"""
+    reseed_ik_seeds: int = 8
+    """random seeds of the inverse kinematics at a re-seed (uniform in the joint limits)"""
+    reseed_cooldown: int = 25
+    """solves after a re-seed attempt before the next one may start (bounds the extra time
+    of a target no IK branch reaches)"""
 
     def __post_init__(self) -> None:
         if self.cold_start not in COLD_STARTS:
@@ -202,6 +244,25 @@ class MPCConfig:
             raise ValueError("w_pos + w_rot must be > 0 (the output error would vanish)")
         if int(self.max_iter) != self.max_iter or self.max_iter <= 0:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter}")
+        self._validate_reseed()
+
+    def _validate_reseed(self) -> None:
+        """The dead-end re-seeding fields (``reseed_on_stall`` and the ``stall_*`` /
+        ``reseed_*`` fields after it)."""
+        if not isinstance(self.reseed_on_stall, bool | np.bool_):
+            raise ValueError(f"reseed_on_stall must be a bool, got {self.reseed_on_stall!r}")
+        for name in ("stall_gap", "stall_pos_error", "stall_rot_error", "stall_progress"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not 0 < value < np.inf:
+                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        if not self.stall_progress < 1:
+            raise ValueError(f"stall_progress must be < 1, got {self.stall_progress!r}")
+        for name, low in (("stall_window", 1), ("reseed_ik_seeds", 1), ("reseed_cooldown", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _validate_branches(cfg: MPCConfig) -> None:
@@ -225,7 +286,8 @@ class MPCSolution:
     the paper's *weighted average*, d_y / (w_pos + w_rot) (the quantity the data pipeline
     thresholds at 0.01); status: solver return status; success: solver converged and all
     values are finite; iterations: solver iterations; solve_time: wall time of the solver
-    call [s]. On failure u and x_ref are zeros, x repeats x_t and the errors are inf (never
+    call [s] (of all calls of the step: a retried cold start, a dead-end re-seed with its
+    IK). On failure u and x_ref are zeros, x repeats x_t and the errors are inf (never
     NaN)."""
 
     u: np.ndarray
@@ -554,6 +616,85 @@ def make_params(ob: KukaObservation) -> np.ndarray:
     return p
 
 
+# ----------------------------------------------------------------------------- dead ends
+#: Joint distance max_i |q_i - q'_i| [rad] below which an IK solution counts as one already
+#: tried as a re-seeded reference in the episode.
+RESEED_TRIED_TOL = 0.2
+#: Largest position [m] / rotation [rad] error of an IK solution used as a re-seeded reference.
+RESEED_IK_POS_TOL, RESEED_IK_ROT_TOL = 1e-3, 1e-2
+_REFERENCE_IK: dict[bool, Any] = {}
+
+
+def reference_pose_errors(
+    qs: np.ndarray, p_d: np.ndarray, R_d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """End-effector errors of configurations qs (L, 7) [rad] to a target pose p_d (3,) [m],
+    R_d (3, 3): position error (L,) [m] and geodesic rotation error (L,) [rad]."""
+    p, R = kuka_chain().batch_ee_pose(np.atleast_2d(qs))
+    E = np.asarray(R_d).T[None] @ R
+    cos = np.clip(0.5 * (np.trace(E, axis1=1, axis2=2) - 1.0), -1.0, 1.0)
+    return np.linalg.norm(p - np.asarray(p_d)[None], axis=-1), np.arccos(cos)
+
+
+def _reference_ik_solver(obstacle: bool) -> Any:
+    """IPOPT problem of the target's inverse kinematics, built once per obstacle flag::
+
+        min_q  1000 ||p_d - p(q)||^2 + 100 theta^2 + 1e-3 ||q - q_seed||^2
+        s.t.   joint limits (bounds), the MPC's collision rows >= 0 (self, floor, obstacle)
+
+    Parameters ``[p (23) as make_params, q_seed (7)]``; the small pull to the seed keeps each
+    solution on the branch of its seed."""
+    if obstacle not in _REFERENCE_IK:
+        import casadi as ca
+
+        chain, model = kuka_chain(), kuka_collision_model()
+        q, P, q_seed = ca.SX.sym("q", NQ), ca.SX.sym("p", NP), ca.SX.sym("q_seed", NQ)
+        p_d, R_d = P[7:10], ca.reshape(P[10:19], 3, 3)
+        obst_c, obst_r = (P[19:22], P[22]) if obstacle else (None, None)
+        f = _output_error(ca, chain, q, p_d, R_d, 1000.0, 100.0)
+        f += 1e-3 * ca.sumsqr(q - q_seed)
+        g = _collision_rows(ca, chain, model, q, obst_c, obst_r)
+        nlp = {"x": q, "p": ca.vertcat(P, q_seed), "f": f, "g": g}
+        opts = {"ipopt": {"print_level": 0, "sb": "yes", "tol": 1e-8, "max_iter": 100}}
+        _REFERENCE_IK[obstacle] = ca.nlpsol(
+            "reference_ik", "ipopt", nlp, {**opts, "print_time": False, "error_on_fail": False}
+        )
+    return _REFERENCE_IK[obstacle]
+
+
+def target_ik_solutions(
+    ob: KukaObservation,
+    rng: np.random.Generator,
+    n_seeds: int,
+    pos_tol: float,
+    rot_tol: float,
+) -> np.ndarray:
+    """Collision-free inverse-kinematics solutions (K, 7) [rad] of the observation's target
+    (obstacle included if it has one) from ``n_seeds`` seeds uniform in the joint limits;
+    only those within ``pos_tol`` [m] and ``rot_tol`` [rad] of the target, nearest to the
+    current configuration ``ob.q`` first (Euclidean joint distance). K may be 0."""
+    chain, solver = kuka_chain(), _reference_ik_solver(ob.obstacle is not None)
+    p = make_params(ob)
+    found = []
+    for seed in rng.uniform(chain.lower, chain.upper, size=(n_seeds, NQ)):
+        try:
+            res = solver(
+                x0=seed, p=np.r_[p, seed], lbx=chain.lower, ubx=chain.upper, lbg=0.0, ubg=np.inf
+            )
+        except RuntimeError:  # evaluation error: skip this seed
+            continue
+        if not solver.stats().get("success", False):
+            continue
+        q = np.clip(np.asarray(res["x"], float).ravel(), chain.lower, chain.upper)
+        pos, rot = reference_pose_errors(q, ob.target_pos, ob.target_rot)
+        if np.isfinite(q).all() and pos[0] <= pos_tol and rot[0] <= rot_tol:
+            found.append(q)
+    if not found:
+        return np.zeros((0, NQ))
+    sols = np.stack(found)
+    return sols[np.argsort(np.linalg.norm(sols - ob.q, axis=1), kind="stable")]
+
+
 # ----------------------------------------------------------------------------- the expert
 class MPCExpert(Policy):
     """The MPC expert: ``act(obs)`` returns the first input of the optimal sequence.
@@ -565,6 +706,11 @@ class MPCExpert(Policy):
     starts at the current configuration); later solves warm-start from the previous
     solution shifted by one step. On a failed solve :meth:`act` returns zero velocity (the
     safe action: the robot holds its position) and increments ``n_failures``.
+
+    Joint-limit dead ends (``config.reseed_on_stall``, on by default): a closed loop that
+    has settled on an artificial reference missing the target is re-solved once with the
+    reference guessed at another IK branch of the target (:meth:`reseed_reference`);
+    ``n_reseeds`` counts the re-seeded solves, ``n_reseed_attempts`` all attempts.
     """
 
     name = "mpc"
@@ -581,6 +727,7 @@ class MPCExpert(Policy):
         self._warm: dict | None = None
         #: ``cold_start="branches"``: the episode's branch index and its reference (7,) [rad]
         self.branch, self._branch_ref = -1, None
+        self._init_reseeding(self.config.seed)
 
     @classmethod
     def for_env(cls, env_or_obs_dim: Any, **overrides: Any) -> MPCExpert:
@@ -620,6 +767,7 @@ class MPCExpert(Policy):
         self.branch, self._branch_ref = -1, None
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+        self._reset_reseeding(seed)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """obs (16,) or (20,) -> u_0 (7,) [rad/s]; zeros if the solve failed."""
@@ -676,6 +824,8 @@ class MPCExpert(Policy):
             first_time = sol.solve_time
             sol = self._solve(obs, "random")
             sol.solve_time += first_time
+        if initial_guess is None and self.config.reseed_on_stall and sol.success:
+            sol = self._leave_dead_end(obs, sol)
         return sol
 
     def _solve_branch(self, obs: np.ndarray) -> MPCSolution:
@@ -773,6 +923,103 @@ class MPCExpert(Policy):
             output_error_avg=dy / (self.config.w_pos + self.config.w_rot),
             raw={"w": w, "qs": qs},
         )
+
+    # ------------------------------------------------------------------ dead ends
+    def _init_reseeding(self, seed: int | None) -> None:
+        """Counters and state of the dead-end re-seeding (kept apart from ``self.rng``, so
+        the cold starts draw the same guesses with it on or off)."""
+        self.n_reseeds = 0
+        self.n_reseed_attempts = 0
+        self._reset_reseeding(seed)
+
+    def _reset_reseeding(self, seed: int | None) -> None:
+        """Per-episode state: no cooldown, no tried references; reseed the IK seeds' rng."""
+        if seed is not None or not hasattr(self, "_reseed_rng"):
+            self._reseed_rng = np.random.default_rng(None if seed is None else [seed, 15])
+        self._reseed_wait = 0
+        self._tried_refs: list[np.ndarray] = []
+        self._ref_errors: list[float] = []
+
+    def misses_target(self, obs: np.ndarray, sol: MPCSolution) -> bool:
+        """Whether ``sol`` (a solve at obs) has a reference whose end effector misses the
+        target by more than ``config.stall_pos_error`` [m] or ``config.stall_rot_error``
+        [rad] (the steady-state loop converges to its reference, so it would miss too).
+        Without FK when sol's output error d_y proves both errors inside (the common case)."""
+        cfg = self.config
+        if sol.output_error < min(
+            cfg.w_pos * cfg.stall_pos_error**2, cfg.w_rot * cfg.stall_rot_error**2
+        ):
+            return False  # d_y >= w_pos e_p^2 and >= w_rot theta^2: both below their bounds
+        ob = self._parse(obs)
+        pos, rot = reference_pose_errors(sol.x_ref, ob.target_pos, ob.target_rot)
+        return bool(pos[0] > self.config.stall_pos_error or rot[0] > self.config.stall_rot_error)
+
+    def settled(self, obs: np.ndarray, sol: MPCSolution) -> bool:
+        """Whether x_t is within ``config.stall_gap`` [rad] of sol's reference in every joint."""
+        return bool(np.max(np.abs(self._parse(obs).q - sol.x_ref)) < self.config.stall_gap)
+
+    def is_stalled(self, obs: np.ndarray, sol: MPCSolution) -> bool:
+        """Whether the closed loop at ``obs`` is in a dead end: ``sol`` (the solve at obs)
+        succeeded, its reference misses the target (:meth:`misses_target`) and the loop has
+        either settled on it (:meth:`settled`) or its reference's output error d_y fell by
+        less than ``config.stall_progress`` over the last ``config.stall_window`` solves of
+        the closed loop (the history :meth:`solve` keeps; empty after reset and a re-seed)."""
+        if not sol.success or not self.misses_target(obs, sol):
+            return False
+        cfg, hist = self.config, self._ref_errors
+        flat = len(hist) > cfg.stall_window and (
+            hist[-1] > (1.0 - cfg.stall_progress) * hist[-1 - cfg.stall_window]
+        )
+        return flat or self.settled(obs, sol)
+
+    def reseed_reference(self, obs: np.ndarray) -> MPCSolution | None:
+        """Re-solve at ``obs`` with the artificial reference guessed at another IK branch of
+        the target. Branches: :func:`target_ik_solutions` (within :data:`RESEED_IK_POS_TOL`
+        / :data:`RESEED_IK_ROT_TOL`) from ``config.reseed_ik_seeds`` random seeds, nearest to
+        x_t first, skipping any within :data:`RESEED_TRIED_TOL` of one tried before in this
+        episode; each is tried in turn (inputs guessed at the constant velocity that reaches
+        it in the horizon, clipped to the limit) until a solution does not fall back into a
+        dead end at x_t (a reference that misses the target with x_t settled on it). Returns
+        that solution -- which then warm-starts the next solve -- or None (no such branch:
+        the previous warm start and ``last_solution`` are kept)."""
+        cfg, ob = self.config, self._parse(obs)
+        self.n_reseed_attempts += 1
+        branches = target_ik_solutions(
+            ob, self._reseed_rng, cfg.reseed_ik_seeds, RESEED_IK_POS_TOL, RESEED_IK_ROT_TOL
+        )
+        kept = self._warm, self.last_solution
+        for q_ref in branches:
+            if any(np.max(np.abs(q_ref - t)) <= RESEED_TRIED_TOL for t in self._tried_refs):
+                continue
+            self._tried_refs.append(q_ref)
+            u = np.clip((q_ref - ob.q) / (cfg.horizon * cfg.dt), -VELOCITY_LIMIT, VELOCITY_LIMIT)
+            sol = self._solve(obs, {"u": np.tile(u, (cfg.horizon, 1)), "x_ref": q_ref})
+            if sol.success and not (self.misses_target(obs, sol) and self.settled(obs, sol)):
+                self.n_reseeds += 1
+                self._ref_errors = []
+                return sol
+        self._warm, self.last_solution = kept
+        return None
+
+    def _leave_dead_end(self, obs: np.ndarray, sol: MPCSolution) -> MPCSolution:
+        """``sol``, or the re-seeded solution if the loop is stalled (at most one attempt per
+        ``config.reseed_cooldown`` solves); the returned solve_time includes the attempt."""
+        self._ref_errors.append(sol.output_error)
+        del self._ref_errors[: -(self.config.stall_window + 1)]  # only the window is needed
+        if self._reseed_wait > 0:
+            self._reseed_wait -= 1
+            return sol
+        if not self.is_stalled(obs, sol):
+            return sol
+        self._reseed_wait = self.config.reseed_cooldown
+        t0 = time.perf_counter()
+        new = self.reseed_reference(obs)
+        extra = time.perf_counter() - t0
+        if new is None:
+            sol.solve_time += extra
+            return sol
+        new.solve_time = sol.solve_time + extra
+        return new
 
     # ------------------------------------------------------------------ initial guesses
     def _initial_guess(self, x_t: np.ndarray, guess: Any) -> tuple[np.ndarray, Any, Any, bool]:

@@ -245,6 +245,16 @@ def collection_row(env_id: str, workers: int, cfg: EnvBenchConfig, tmp: Path) ->
     }
 
 
+def has_collector(env_id: str, cfg: EnvBenchConfig, tmp: Path, notes: list[str]) -> bool:
+    """Whether ``ampczoo collect`` has an expert for ``env_id`` (else one note says why)."""
+    try:
+        collect_config(env_id, 1, cfg, tmp / "probe.zarr", 1, 1)
+    except ValueError as exc:
+        notes.append(f"{env_id}: no collection rows: {exc}")
+        return False
+    return True
+
+
 def _expert_label(config: Any) -> str:
     from ampczoo.data.collect import POLICY_BUILDER_SPEC
 
@@ -268,6 +278,8 @@ def bench_env(env_id: str, cfg: EnvBenchConfig, tmp: Path) -> tuple[list, list, 
             notes.append(f"{env_id} ({mode or 'default'}): {type(exc).__name__}: {exc}")
         finally:
             env.close()
+    if cfg.collect_episodes and not has_collector(env_id, cfg, tmp, notes):
+        return steps, collection, notes
     if cfg.collect_episodes and cfg.warmup:
         try:
             warm_up(env_id, cfg, tmp)

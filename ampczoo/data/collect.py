@@ -248,7 +248,24 @@ def env_defaults(env_id: str, policy: str | None, builder: str | None) -> dict[s
         policy is not None or builder == POLICY_BUILDER_SPEC or has_scripted_expert(env_id)
     ):
         return POLICY_DEFAULTS
+    if builder is None and is_package_env(env_id) and not is_kuka_env(env_id):
+        raise ValueError(
+            f"env {env_id!r} has no scripted expert to collect with: pass --policy "
+            "(a policy type, checkpoint folder or zoo name)"
+        )
     return KUKA_DEFAULTS
+
+
+def is_kuka_env(env_id: str) -> bool:
+    """Whether ``env_id`` is one of the KUKA tracking envs (collected with the MPC builders)."""
+    return registered_id(env_id).startswith("DAMPC-KukaTrack")
+
+
+def is_package_env(env_id: str) -> bool:
+    """Whether ``env_id`` is registered by ampczoo (not a user's "module:id" env)."""
+    from ampczoo.envs import ENVS
+
+    return registered_id(env_id) in ENVS
 
 
 def default_out(env_id: str, builder: str) -> str:

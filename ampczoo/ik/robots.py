@@ -144,18 +144,30 @@ def description_path(spec: RobotSpec) -> Path:
     return (example_robot_data_dir() / rel) if kind == "erd" else (ROBOTS_DIR / rel)
 
 
-def _build_full_model(spec: RobotSpec) -> Any:
+def build_full_model(spec: RobotSpec, with_geometry: bool = False) -> tuple[Any, Any]:
+    """(Pinocchio model, collision GeometryModel or None) of the whole description, before
+    joints are locked."""
     import pinocchio as pin
 
     if spec.composite == "dual_ur5":
-        return _dual_ur5_model(description_path(spec))
-    path = description_path(spec)
-    if path.suffix == ".xml":
-        return pin.buildModelFromMJCF(str(path))
-    return pin.buildModelFromUrdf(str(path))
+        return _dual_ur5_model(description_path(spec), with_geometry)
+    path = str(description_path(spec))
+    mjcf = path.endswith(".xml")
+    model = pin.buildModelFromMJCF(path) if mjcf else pin.buildModelFromUrdf(path)
+    if not with_geometry:
+        return model, None
+    kind = pin.GeometryType.COLLISION
+    if mjcf:
+        return model, pin.buildGeomFromMJCF(model, path, kind)
+    return model, pin.buildGeomFromUrdf(model, path, kind, package_dirs=_package_dirs(spec))
 
 
-def _dual_ur5_model(ur5_urdf: Path) -> Any:
+def _package_dirs(spec: RobotSpec) -> list[str]:
+    """Folders ``package://`` URIs resolve against (example-robot-data's share folder)."""
+    return [str(example_robot_data_dir().parent.parent)] if spec.source.startswith("erd:") else []
+
+
+def _dual_ur5_model(ur5_urdf: Path, with_geometry: bool) -> tuple[Any, Any]:
     """Planar base (PX, PY, RZ joints) carrying two UR5 arms 0.25 m either side, 0.6 m up."""
     import pinocchio as pin
 
@@ -168,18 +180,44 @@ def _dual_ur5_model(ur5_urdf: Path) -> Any:
     base.appendBodyToJoint(yaw, pin.Inertia.Zero(), pin.SE3.Identity())
     base.lowerPositionLimit[:] = [-BASE_XY_LIMIT, -BASE_XY_LIMIT, -np.pi]
     base.upperPositionLimit[:] = [BASE_XY_LIMIT, BASE_XY_LIMIT, np.pi]
-    mount = base.addFrame(pin.Frame("mount", yaw, 0, pin.SE3.Identity(), pin.FrameType.OP_FRAME))
-    model = base
+    base.addFrame(pin.Frame("mount", yaw, 0, pin.SE3.Identity(), pin.FrameType.OP_FRAME))
+    model, geom = base, pin.GeometryModel()
+    package_dirs = [str(example_robot_data_dir().parent.parent)]
     for side, y in (("left", 0.25), ("right", -0.25)):
         arm = pin.buildModelFromUrdf(str(ur5_urdf))
+        kind = pin.GeometryType.COLLISION
+        arm_geom = (
+            pin.buildGeomFromUrdf(arm, str(ur5_urdf), kind, package_dirs=package_dirs)
+            if with_geometry
+            else None
+        )
         for i in range(1, arm.njoints):
             arm.names[i] = f"{side}_{arm.names[i]}"
         for frame in arm.frames:
             frame.name = f"{side}_{frame.name}"
         placement = pin.SE3(np.eye(3), np.array([0.0, y, 0.6]))
-        model = pin.appendModel(model, arm, model.getFrameId("mount"), placement)
-    del mount
-    return model
+        mount = model.getFrameId("mount")
+        if arm_geom is None:
+            model = pin.appendModel(model, arm, mount, placement)
+            continue
+        for obj in arm_geom.geometryObjects:
+            obj.name = f"{side}_{obj.name}"
+        model, geom = pin.appendModel(model, arm, geom, arm_geom, mount, placement)
+    return model, (geom if with_geometry else None)
+
+
+def locked_joint_ids(spec: RobotSpec, full: Any) -> list[int]:
+    """Pinocchio ids of the spec's locked joints; ValueError naming any that are missing."""
+    lock_ids = [full.getJointId(j) for j in spec.locked_joints]
+    missing = [j for j, i in zip(spec.locked_joints, lock_ids, strict=True) if i >= full.njoints]
+    if missing:
+        raise ValueError(f"{spec.name}: joints {missing} are not in {description_path(spec).name}")
+    return lock_ids
+
+
+def reference_configuration(full: Any) -> np.ndarray:
+    """The configuration locked joints are frozen at: zero, clipped into the limits."""
+    return np.clip(np.zeros(full.nq), full.lowerPositionLimit, full.upperPositionLimit)
 
 
 @functools.lru_cache(maxsize=16)
@@ -188,23 +226,25 @@ def pinocchio_model(name: str) -> Any:
     import pinocchio as pin
 
     spec = robot_spec(name)
-    full = _build_full_model(spec)
-    lock_ids = [full.getJointId(j) for j in spec.locked_joints]
-    missing = [j for j, i in zip(spec.locked_joints, lock_ids, strict=True) if i >= full.njoints]
-    if missing:
-        raise ValueError(f"{name}: joints {missing} are not in {description_path(spec).name}")
-    q_ref = np.clip(np.zeros(full.nq), full.lowerPositionLimit, full.upperPositionLimit)
+    full, _ = build_full_model(spec)
+    lock_ids = locked_joint_ids(spec, full)
+    q_ref = reference_configuration(full)
     model = pin.buildReducedModel(full, lock_ids, q_ref) if lock_ids else full
     if model.nq != model.nv:
         raise ValueError(f"{name}: only 1-DoF revolute/prismatic joints are supported")
-    lower, upper = model.lowerPositionLimit.copy(), model.upperPositionLimit.copy()
-    wide = (upper - lower) > MAX_RANGE
-    lower[wide], upper[wide] = -np.pi, np.pi
-    model.lowerPositionLimit, model.upperPositionLimit = lower, upper
+    clip_wide_limits(model)
     for frame in spec.ee_frames:
         if not model.existFrame(frame):
             raise ValueError(f"{name}: end-effector frame {frame!r} is not in the model")
     return model
+
+
+def clip_wide_limits(model: Any) -> None:
+    """Limit joints whose range exceeds one turn to [-π, π] (in place)."""
+    lower, upper = model.lowerPositionLimit.copy(), model.upperPositionLimit.copy()
+    wide = (upper - lower) > MAX_RANGE
+    lower[wide], upper[wide] = -np.pi, np.pi
+    model.lowerPositionLimit, model.upperPositionLimit = lower, upper
 
 
 _AXES = {"X": (1.0, 0.0, 0.0), "Y": (0.0, 1.0, 0.0), "Z": (0.0, 0.0, 1.0)}

@@ -149,3 +149,10 @@ def test_dataset_serves_action_chunks(toy, tmp_path):
     np.testing.assert_array_equal(ds.u_seq[last - 1], actions[[last - 1, last, last]])
     with pytest.raises(ValueError, match="action_horizon"):
         DemonstrationDataset(report.path, action_horizon=0)
+
+
+def test_a_package_env_without_an_expert_needs_a_policy():
+    with pytest.raises(ValueError, match="no scripted expert.*--policy"):
+        CollectConfig(env="Robomimic-ToolHang-v0")
+    given = CollectConfig(env="Robomimic-ToolHang-v0", policy="dp-toolhang")
+    assert given.builder == POLICY_BUILDER_SPEC

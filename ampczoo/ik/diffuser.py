@@ -329,7 +329,7 @@ class IKDiffuser(nn.Module):
         """Store the mean / std (N_ee, 3) of the training positions (saved with the model)."""
         pos = torch.as_tensor(np.asarray(poses)[..., :3], dtype=torch.float32)
         self.pos_mean.copy_(pos.mean(0))
-        self.pos_std.copy_(pos.std(0).clamp_min(1e-3))
+        self.pos_std.copy_(pos.std(0, correction=0).clamp_min(1e-3))
 
     # ---------------------------------------------------------------- input checks
     def check_poses(self, poses: Any) -> torch.Tensor:

@@ -182,7 +182,7 @@ class IKTrainer:
         self.opt.step()
         self._update_ema()
         self.step += 1
-        return float(loss)
+        return float(loss.detach())
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -67,7 +67,9 @@ def draw_chunk(
         if count >= n:
             break
     if count < n:
-        raise ValueError(f"{robot.name}: fewer than {n} collision-free samples in {max_batches} batches")
+        raise ValueError(
+            f"{robot.name}: fewer than {n} collision-free samples in {max_batches} batches"
+        )
     q = np.concatenate(kept)[:n]
     with torch.no_grad():
         poses = robot.forward_kinematics(torch.as_tensor(q)).numpy()
@@ -82,7 +84,7 @@ def open_store(
     not an IKDiffuser data store."""
     import zarr
 
-    attrs = {
+    attrs: dict[str, Any] = {
         "kind": STORE_KIND,
         "robot": robot.name,
         "dof": robot.dof,
@@ -107,9 +109,7 @@ def open_store(
     group = _open_existing(path)
     stored = dict(group.attrs)
     if stored.get("robot") != robot.name:
-        raise ValueError(
-            f"{path}: data store of robot {stored.get('robot')!r}, not {robot.name!r}"
-        )
+        raise ValueError(f"{path}: data store of robot {stored.get('robot')!r}, not {robot.name!r}")
     diff = [k for k, v in attrs.items() if stored.get(k) != v]
     if diff:
         raise ValueError(

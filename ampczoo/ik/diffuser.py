@@ -16,19 +16,23 @@ Diffusion: epsilon-prediction DDPM, linear betas 1e-4..0.04, T = 100 (diffusers'
 the joint limits.
 
 Guidance (paper Eq. 14-15; its Eq. 16-18 and the scale are not in the text we have, so this is
-our choice): at each solver step the clean estimate x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)
-(normalised q) is clipped to [-1, 1] and shifted along the gradient of the objective J at x0::
+our choice): at each solver step (training step t, a_t = alphas_cumprod[t]) the clean estimate
+x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t) (normalised q) is clipped to [-1, 1] and shifted
+along the gradient of the objective J at x0, weighted by the noise variance 1 - a_t::
 
-    x0 <- x0 + w_warm * grad J_warm(x0) + w_manip * grad J_manip(x0) / max(1, |grad J_manip|)
+    x0 <- x0 + (1 - a_t) [w_warm grad J_warm(x0) + w_manip grad J_manip(x0) / max(1, |grad|)]
 
 and the shifted x0 is handed to the solver (as the equivalent epsilon). DPM-Solver++ updates
-are linear in x0, so this is a first-order shift of the denoising mean by c_t * w * g (Eq. 15),
-with g evaluated at the clean estimate instead of at mu_t. J_warm = -||x0 - x_prior||^2 in
-normalised coordinates (Eq. 19-20: g = -2 (x0 - x_prior)); J_manip = sum_i sqrt(det G_i)
-(Eq. 21) with G_i the smaller Gram matrix of the Jacobian J_i restricted to EE i's joints
-(J_i J_i^T when it has >= 6 joints, else J_i^T J_i, so fingers and the 3-DOF arm are not
-identically 0), differentiated by autograd through :meth:`IKRobot.jacobians` and normalised to
-at most unit length (its scale differs by orders of magnitude between robots).
+are linear in x0, so this is a first-order shift of the denoising mean by c_t (1 - a_t) w g
+(Eq. 15, the variance-scaled shift mu + s Sigma g of classifier guidance), with g evaluated at
+the clean estimate instead of at mu_t. The factor 1 - a_t (0.87 at the first of the 5 steps,
+0.08 at the last) lets the late, low-noise steps restore the pose accuracy the shift costs.
+J_warm = -||x0 - x_prior||^2 in normalised coordinates (Eq. 19-20: g = -2 (x0 - x_prior));
+J_manip = sum_i sqrt(det G_i) (Eq. 21) with G_i the smaller Gram matrix of the Jacobian J_i
+restricted to EE i's joints (J_i J_i^T when it has >= 6 joints, else J_i^T J_i, so fingers
+and the 3-DOF arm are not identically 0), differentiated by autograd through
+:meth:`IKRobot.jacobians` and normalised to at most unit length (its scale differs by orders
+of magnitude between robots).
 
 Quaternions: a target quaternion with | |q| - 1 | < 1e-3 is normalised, any other is refused
 (ValueError), as are NaN/inf poses, a wrong N_ee and masks that keep no end-effector.
@@ -115,7 +119,9 @@ class IKDiffuserConfig:
         if not 0.0 <= self.p_drop < 1.0:
             raise ValueError(f"p_drop must be in [0, 1), got {self.p_drop}")
         if self.conditioning not in ("sequence", "flat"):
-            raise ValueError(f"conditioning must be 'sequence' or 'flat', got {self.conditioning!r}")
+            raise ValueError(
+                f"conditioning must be 'sequence' or 'flat', got {self.conditioning!r}"
+            )
         if not 0.0 < self.beta_start < self.beta_end < 1.0:
             raise ValueError(
                 f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}"
@@ -233,7 +239,9 @@ class IKDiffuserNet(nn.Module):
         self.null_embed = nn.Parameter(torch.randn(w) * 0.02)
         self.q_embed = nn.Linear(dof, w)
         self.t_embed = nn.Sequential(nn.Linear(w, w), nn.GELU(), nn.Linear(w, w))
-        self.query = nn.Sequential(*[ResidualMLP(w, config.ffn) for _ in range(config.query_blocks)])
+        self.query = nn.Sequential(
+            *[ResidualMLP(w, config.ffn) for _ in range(config.query_blocks)]
+        )
         self.blocks = nn.ModuleList(
             CrossAttentionBlock(w, config.heads, config.ffn) for _ in range(config.depth)
         )
@@ -266,6 +274,12 @@ class IKDiffuserNet(nn.Module):
 class IKDiffuser(nn.Module):
     """Diffusion IK for one robot: ``loss`` to train, ``sample`` / ``solve`` to query."""
 
+    q_lower: torch.Tensor  # (dof,) joint limits [rad]
+    q_upper: torch.Tensor
+    pos_mean: torch.Tensor  # (N_ee, 3) training position mean [m]
+    pos_std: torch.Tensor  # (N_ee, 3) training position std [m]
+    alphas_cumprod: torch.Tensor  # (T,)
+
     def __init__(self, config: IKDiffuserConfig, robot: IKRobot | None = None):
         super().__init__()
         if not isinstance(config, IKDiffuserConfig):
@@ -282,9 +296,7 @@ class IKDiffuser(nn.Module):
         self.register_buffer("pos_mean", torch.zeros(n, 3))
         self.register_buffer("pos_std", torch.ones(n, 3))
         self._train_scheduler = _ddpm_scheduler(config)
-        self.register_buffer(
-            "alphas_cumprod", self._train_scheduler.alphas_cumprod.clone().float()
-        )
+        self.register_buffer("alphas_cumprod", self._train_scheduler.alphas_cumprod.clone().float())
 
     # ---------------------------------------------------------------- properties
     @property
@@ -463,7 +475,7 @@ class IKDiffuser(nn.Module):
             if self.config.clip_x0:
                 x0 = x0.clamp(-1, 1)
             if guidance is not None:
-                x0 = x0 + self.guidance_shift(x0, guidance, prior)
+                x0 = x0 + (1 - a) * self.guidance_shift(x0, guidance, prior)
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
             x = sched.step(eps, t, x).prev_sample
         return x
@@ -601,9 +613,7 @@ def list_ik_models() -> list[str]:
     """Names of the shipped IKDiffuser models (ampczoo/zoo/ikdiffuser-*)."""
     if not ZOO_DIR.is_dir():
         return []
-    return sorted(
-        p.name for p in ZOO_DIR.glob(ZOO_PREFIX + "*") if (p / CONFIG_NAME).is_file()
-    )
+    return sorted(p.name for p in ZOO_DIR.glob(ZOO_PREFIX + "*") if (p / CONFIG_NAME).is_file())
 
 
 def warm_start_gradient(x0: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:

@@ -146,7 +146,11 @@ class IKTrainer:
     def prepare_data(self) -> None:
         cfg = self.cfg
         ikdata.generate(
-            cfg.data_path, cfg.robot, cfg.samples, cfg.seed, reject_collisions=cfg.reject_collisions,
+            cfg.data_path,
+            cfg.robot,
+            cfg.samples,
+            cfg.seed,
+            reject_collisions=cfg.reject_collisions,
             log=self.log,
         )
         self.data = ikdata.load(cfg.data_path, cfg.robot, cfg.samples)
@@ -260,15 +264,27 @@ class IKTrainer:
                     loss = float(np.mean(losses))
                     losses = []
                     wall = time.perf_counter() - t0
-                    rows.writerow([self.step, f"{self.lr_at(self.step - 1):.3g}", f"{loss:.5f}",
-                                   f"{pos:.2f}", f"{ang:.2f}", f"{wall:.0f}"])
+                    rows.writerow(
+                        [
+                            self.step,
+                            f"{self.lr_at(self.step - 1):.3g}",
+                            f"{loss:.5f}",
+                            f"{pos:.2f}",
+                            f"{ang:.2f}",
+                            f"{wall:.0f}",
+                        ]
+                    )
                     fh.flush()
-                    for tag, value in (("train/loss", loss), ("train/lr", self.lr_at(self.step - 1)),
-                                       ("val/pos_mm", pos), ("val/ang_deg", ang)):
+                    for tag, value in (
+                        ("train/loss", loss),
+                        ("train/lr", self.lr_at(self.step - 1)),
+                        ("val/pos_mm", pos),
+                        ("val/ang_deg", ang),
+                    ):
                         writer.add_scalar(tag, value, self.step)
                     self.save(pos)
                     result = {"step": self.step, "val_pos_mm": pos, "val_ang_deg": ang}
-                    self.log(f"step {self.step}: loss {loss:.4f}, val {pos:.1f} mm {ang:.2f} deg, {wall:.0f} s")
+                    self.log(f"step {self.step}: loss {loss:.4f}, val {pos:.1f} mm {ang:.2f} deg")
             finally:
                 writer.close()
         return {**result, "best_val_pos_mm": self.best, "out": str(self.out)}
@@ -286,12 +302,13 @@ def run_training(cfg: IKTrainConfig) -> int:
 
 
 def _strip(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
-    tensors, scalars = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
     for pid, st in sd["state"].items():
         for key, value in st.items():
             if torch.is_tensor(value):
@@ -301,7 +318,9 @@ def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def _optimizer_from_flat(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith("optim."):

@@ -5,7 +5,8 @@ chunks to a Zarr v3 store that resumes where an interrupted run stopped.
 Store layout::
 
     attrs   {"kind": "ikdiffuser-data", "robot", "dof", "num_ee", "ee_names",
-             "seed", "chunk", "reject_collisions", "rows"}   rows = complete rows
+             "seed", "chunk", "reject_collisions", "rows", "seconds"}
+            rows = complete rows; seconds = generation time over all (resumed) runs [s]
     q       (N, dof) float32 joint positions [rad]
     poses   (N, N_ee, 7) float32 position [m] + unit quaternion (qx, qy, qz, qw), qw >= 0
 
@@ -154,6 +155,7 @@ def generate(
     in_collision = collision_filter(robot) if reject_collisions else None
     rows = int(group.attrs["rows"])
     start, t0 = rows, time.perf_counter()
+    spent = float(group.attrs.get("seconds", 0.0))
     while rows < num_samples:
         c = rows // chunk
         q, poses = draw_chunk(ik_robot, chunk, np.random.default_rng([seed, c]), in_collision)
@@ -162,7 +164,7 @@ def generate(
             arr.resize((rows + chunk, *arr.shape[1:]))
             arr[rows:] = block
         rows += chunk
-        group.attrs["rows"] = rows
+        group.attrs.update({"rows": rows, "seconds": spent + time.perf_counter() - t0})
         if log is not None:
             log(f"{robot}: {rows}/{num_samples} samples ({time.perf_counter() - t0:.0f} s)")
     return {"rows": rows, "added": rows - start, "seconds": time.perf_counter() - t0}

@@ -348,7 +348,10 @@ class IKDiffuser(nn.Module):
         """Target poses as a float32 (B, N_ee, 7) tensor on the model's device (one pose
         set (N_ee, 7) is taken as B = 1). ValueError on a wrong shape, NaN/inf or a
         quaternion whose norm is off by 1e-3 or more (smaller deviations are normalised)."""
-        p = torch.as_tensor(np.asarray(poses, dtype=np.float64))
+        if isinstance(poses, torch.Tensor):
+            p = poses.detach().to("cpu", torch.float64)
+        else:
+            p = torch.as_tensor(np.asarray(poses, dtype=np.float64))
         if p.ndim == 2:
             p = p.unsqueeze(0)
         if p.ndim != 3 or p.shape[-1] != POSE_DIM:
@@ -392,7 +395,10 @@ class IKDiffuser(nn.Module):
 
     def check_prior(self, q_prior: Any, batch: int) -> torch.Tensor:
         """(B, dof) prior [rad]; ValueError on a wrong dof or NaN."""
-        q = torch.as_tensor(np.asarray(q_prior, dtype=np.float64))
+        if isinstance(q_prior, torch.Tensor):
+            q = q_prior.detach().to("cpu", torch.float64)
+        else:
+            q = torch.as_tensor(np.asarray(q_prior, dtype=np.float64))
         if q.ndim == 1:
             q = q.unsqueeze(0).expand(batch, -1)
         if q.ndim != 2 or q.shape[-1] != self.dof or q.shape[0] != batch:

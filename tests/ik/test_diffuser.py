@@ -74,6 +74,8 @@ def test_same_generator_same_samples():
     b = model.sample(poses, 3, generator=gen(5))
     c = model.sample(poses, 3, generator=gen(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
+    as_tensor = torch.tensor(poses, requires_grad=True)  # e.g. straight from a differentiable FK
+    assert torch.equal(model.sample(as_tensor, 3, generator=gen(5)), a)
 
 
 def test_masked_pose_is_ignored_and_unmasked_one_is_not():

@@ -1,5 +1,5 @@
 """Guidance-scale ablation of a shipped IKDiffuser: warm start (distance to the prior) and
-manipulability vs pose error. Usage: python scripts/ik_guidance_ablation.py ikdiffuser-panda"""
+manipulability vs pose error, 100 held-out poses x 8 samples. Usage: python scripts/ik_guidance_ablation.py ikdiffuser-panda"""
 
 import sys
 
@@ -7,15 +7,21 @@ import numpy as np
 import torch
 
 from ampczoo.ik import Guidance, IKDiffuser
-from ampczoo.ik.evaluate import held_out_poses
+from ampczoo.ik import data as ikdata
+from ampczoo.ik.evaluate import HELD_OUT_SEED
 
 torch.set_num_threads(1)
 name = sys.argv[1] if len(sys.argv) > 1 else "ikdiffuser-panda"
 model = IKDiffuser.from_pretrained(name)
 n, k = 100, 8
-poses = held_out_poses(model.robot.name, n)
+q_true, poses = ikdata.draw_chunk(
+    model.robot, n, np.random.default_rng(HELD_OUT_SEED), ikdata.collision_filter(model.robot.name)
+)
 lower, upper = model.joint_limits
-prior = model.robot.sample_q(n, np.random.default_rng(5))
+# the prior: a solution nearby (the target's own q moved by 0.2 rad per joint), as when
+# tracking, so that a sample close to the prior can also reach the target
+noise = np.random.default_rng(5).normal(0, 0.2, q_true.shape)
+prior = np.clip(q_true + noise, lower, upper)
 scale = (upper - lower) / 2
 
 

@@ -102,7 +102,7 @@ class IKDiffuserConfig:
     """clip the clean estimate to the joint limits at every solver step"""
     warm_start_scale: float = 0.2
     """default guidance weight w_warm of the warm-start objective (per solver step)"""
-    manipulability_scale: float = 0.05
+    manipulability_scale: float = 0.5
     """default guidance weight w_manip of the manipulability objective (per solver step,
     on a gradient normalised to at most unit length)"""
 

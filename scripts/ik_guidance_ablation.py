@@ -1,5 +1,6 @@
 """Guidance-scale ablation of a shipped IKDiffuser: warm start (distance to the prior) and
-manipulability vs pose error, 100 held-out poses x 8 samples. Usage: python scripts/ik_guidance_ablation.py ikdiffuser-panda"""
+manipulability vs pose error, 100 held-out poses x 8 samples.
+Usage: python scripts/ik_guidance_ablation.py ikdiffuser-panda"""
 
 import sys
 

@@ -66,10 +66,11 @@ QUAT_NORM_TOL = 1e-3
 class IKDiffuserConfig:
     """Architecture, noise schedule and sampling defaults of one IKDiffuser (config.json).
 
-    Paper size: ``width=512, depth=8, heads=8, ffn=1024`` (about 5 M parameters here: one
-    query token, no self-attention). The default is CPU-sized (width 128, 4 blocks, 4 heads,
-    FFN 256; 0.7 M parameters, 2.9 MB): one training step of batch 512 takes 115 ms on one
-    core of the 2-core VM vs 490 ms for width 256 / 6 blocks (3.9 M parameters, 16 MB), and
+    Paper size: ``width=512, depth=8, heads=8, ffn=1024`` (19.7 M parameters here; the paper
+    counts 27.2 M, its encoders are not fully specified). The default is CPU-sized (width 128,
+    4 blocks, 4 heads, FFN 256; 0.7 M parameters, 2.9 MB): one training step of batch 512
+    takes 115 ms on one core of the 2-core VM vs 490 ms for width 256 / 6 blocks (3.9 M
+    parameters, 16 MB), and
     the zoo keeps each model under ~5 MB."""
 
     robot: str = "panda"

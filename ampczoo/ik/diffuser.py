@@ -70,8 +70,7 @@ class IKDiffuserConfig:
     counts 27.2 M, its encoders are not fully specified). The default is CPU-sized (width 128,
     4 blocks, 4 heads, FFN 256; 0.7 M parameters, 2.9 MB): one training step of batch 512
     takes 115 ms on one core of the 2-core VM vs 490 ms for width 256 / 6 blocks (3.9 M
-    parameters, 16 MB), and
-    the zoo keeps each model under ~5 MB."""
+    parameters, 16 MB), and the zoo keeps each model under ~5 MB."""
 
     robot: str = "panda"
     """robot name (``ampczoo.ik.robots.list_robots()``)"""

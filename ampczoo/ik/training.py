@@ -240,7 +240,7 @@ class IKTrainer:
         config_file = self.out / "train_config.json"
         if self.restore():
             previous = json.loads(config_file.read_text())
-            if previous["model"] != cfg.model.to_dict():
+            if _trained_fields(previous["model"]) != _trained_fields(cfg.model.to_dict()):
                 raise ValueError(f"{self.out}: resumes a run of another model config")
             self.log(f"resumed {self.out} at step {self.step}")
         else:
@@ -299,6 +299,14 @@ def run_training(cfg: IKTrainConfig) -> int:
     """CLI entry of ``ampczoo train ikdiffuser``."""
     print(json.dumps(train(cfg), indent=2))
     return 0
+
+
+#: config fields that only set sampling defaults: a resumed run may change them
+SAMPLING_FIELDS = ("inference_steps", "clip_x0", "warm_start_scale", "manipulability_scale")
+
+
+def _trained_fields(model_config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model_config.items() if k not in SAMPLING_FIELDS}
 
 
 def _strip(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

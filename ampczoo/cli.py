@@ -96,6 +96,16 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.speed:run_speed_bench",
         "inference time of every zoo policy, torch vs onnxruntime, vs the warm MPC solve",
     ),
+    "ik": Command(
+        "ampczoo.benchmarks.ik:IKBenchConfig",
+        "ampczoo.benchmarks.ik:run_ik_bench",
+        "IKDiffuser vs numerical IK (DLS, Pink): accuracy, diversity, seeding, time, guidance",
+    ),
+    "multimodal": Command(
+        "ampczoo.benchmarks.multimodal:MultimodalBenchConfig",
+        "ampczoo.benchmarks.multimodal:run_multimodal_benchmark",
+        "distinct MPC modes per KUKA start/target pair; first action vs the nearest mode",
+    ),
     "envs": Command(
         "ampczoo.benchmarks.envs:EnvBenchConfig",
         "ampczoo.benchmarks.envs:run_env_bench",

@@ -24,6 +24,7 @@ from ampczoo import cli
 from ampczoo.benchmarks.constraints import ConstraintsBenchConfig
 from ampczoo.benchmarks.demo import DemoConfig
 from ampczoo.benchmarks.envs import EnvBenchConfig
+from ampczoo.benchmarks.ik import IKBenchConfig
 from ampczoo.benchmarks.kuka import METHOD_KEYS, KukaBenchConfig, MethodKey
 from ampczoo.benchmarks.mpc import MPCBenchConfig
 from ampczoo.benchmarks.speed import SpeedBenchConfig
@@ -45,6 +46,7 @@ COMMAND_CONFIGS = [
     (["bench", "threedof"], ThreeDOFBenchConfig),
     (["bench", "speed"], SpeedBenchConfig),
     (["bench", "envs"], EnvBenchConfig),
+    (["bench", "ik"], IKBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
 TRAINABLE = trainable_policy_types()

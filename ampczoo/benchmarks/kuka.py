@@ -6,21 +6,36 @@ the same start/goal pairs), in the kinematic simulation at ``--control-dt`` (def
 (checkpoint, inference options) pair, see :data:`METHODS`; a row whose checkpoint is missing
 (or does not fit the env) is skipped with a printed note.
 
+Rows (``--methods``): the paper's Table I / III rows MPC, LSM, DDPM-5 +∇G+ES (the proposed
+method), DDPM-5 +∇G, DDPM-40, DDPM-5, DDIM-5 (the last three vanilla: no guidance, no early
+stopping; "∇G" = gradient guidance toward the previous sequence, "ES" = early-stopped noise
+injection, Eq. 14); our extra rows DDPM-5 +ES, DDPM-40 +∇G+ES (a paper row of Table IV only)
+and DDIM-5 +∇G+ES, and the sampling rows cluster / cost / safe (DDPM-5 +∇G+ES with
+``--num-samples`` samples, Tables V-VII). In every table a row that is not one of that
+table's rows in the paper is marked "(ours)".
+
 Tables (markdown + CSV, one ``env`` column; every success rate with its 95 % Wilson interval):
 
 - ``table1_tracking`` (Table I): ATE [mm], ARE [deg], SR [%], TRT [s] (ATE/ARE/TRT over the
-  successful episodes) for MPC, LSM, DDPM-5, DDPM-5 +ES, DDPM-40 +G+ES, DDPM-5 +G+ES,
-  DDIM-5 +G+ES ("G" = gradient guidance nabla-G toward the previous sequence, "ES" = early-
-  stopped noise injection; ``N_I`` = diffusion steps of the checkpoint).
+  successful episodes).
 - ``table3_smoothness`` (Table III), over the first ``--stats-seconds`` (2 s, as the paper)
-  of each episode: *mode swaps*: steps whose newly selected sequence is farther than
-  ``--mode-swap-threshold`` (default 0.25 rad/s, about 10 % of the 2.3 rad/s velocity limit;
-  RMS over the horizon and joints) from the previous selected sequence advanced by the elapsed
-  time (control_dt / sequence dt steps, interpolated; = one step when the two periods are
-  equal) -- mean per episode and as % of steps; *jerk*: the executed commands are joint
-  velocities u_t, so jerk_t = ||u_{t+1} - 2 u_t + u_{t-1}|| / control_dt^2 [rad s^-3], median
-  (and p90) over all steps of all episodes.
-- ``table5_sampling`` (Tables V + VI): DDPM-5 +G+ES with sampling none / cluster / cost / safe
+  of each episode. *Mode swaps* as the paper defines them, changes of the local minimum
+  chosen (:mod:`ampczoo.benchmarks.modes`): at every ``--mode-every``-th step the open-loop
+  sequences the method can produce at the visited state (MPC: ``--mode-guesses`` solves from
+  random initial guesses; DAMPC: ``--mode-samples`` unguided samples with the row's sampler,
+  N_I and ES; LSM: its one prediction) are clustered together with the selected sequence
+  (``--mode-linkage`` linkage, cut at ``--mode-threshold`` rad/s RMS over horizon and
+  joints); the previous plan, advanced by the elapsed time, continues into the cluster of its
+  nearest point, and a swap is a chosen cluster other than that one (a state with one
+  cluster has none) -- per episode, as % of the evaluated transitions, and the distinct
+  modes chosen per episode. *(ours)* the earlier proxy: steps whose selected sequence is
+  farther than ``--mode-swap-threshold`` (RMS) from the previous one advanced by the elapsed
+  time.
+  *Jerk*: the executed commands are joint velocities u_t, so jerk_t =
+  ||u_{t+1} - 2 u_t + u_{t-1}|| / dt^2 [rad s^-3], median (and p90) over all steps of all
+  episodes, at ``--control-dt`` and in a second set of closed loops (same seeds, the Table III
+  window only) at ``--jerk-rate-hz`` (default 250 Hz, the paper's DAMPC control rate).
+- ``table5_sampling`` (Tables V + VI): DDPM-5 +∇G+ES with sampling none / cluster / cost / safe
   (``--num-samples`` samples, default 100) next to MPC and LSM: tracking metrics and, on the
   obstacle env, constraint-satisfaction SR = % of episodes whose maximum obstacle penetration
   (fraction of the obstacle radius) is <= 10 % and <= 1 %. Plot ``penetration_cdf_<env>.png``:
@@ -31,12 +46,12 @@ Tables (markdown + CSV, one ``env`` column; every success rate with its 95 % Wil
   per method), next to the MPC expert's warm closed-loop solve times of the same run, with the
   speed-ups MPC p95 / method p95 and MPC max / method max. ``torch.set_num_threads(1)`` is set
   for the whole run (at batch 1 intra-op threads only add contention; restored afterwards).
-- ``optimality_gap``: at the states a policy visits (every ``--gap-every``-th step of the first
-  ``--gap-episodes`` episodes), the expert cost (``MPCExpert.cost_batch``) of the policy's
-  selected sequence minus that of the expert's optimum there (best successful solve from a
-  random cold start and from the policy's sequence as initial guess) -- mean and median, and
-  the % of states where the policy's sequence is cheaper (by > 1e-6) than the solver's best
-  (a local optimum the solver missed; the cost ignores constraints).
+- ``optimality_gap`` (ours): at the states a policy visits (every ``--gap-every``-th step of
+  the first ``--gap-episodes`` episodes), the expert cost (``MPCExpert.cost_batch``) of the
+  policy's selected sequence minus that of the expert's optimum there (best successful solve
+  from a random cold start and from the policy's sequence as initial guess) -- mean and
+  median, and the % of states where the policy's sequence is cheaper (by > 1e-6) than the
+  solver's best (a local optimum the solver missed; the cost ignores constraints).
 
 Plots: ``tracking_error_<env>.png`` (median, 10-90 % bands), ``penetration_cdf_<env>.png``,
 ``heatmap_<env>.png`` (Fig. 2: log density of end-effector positions of open-loop sequences
@@ -49,6 +64,7 @@ Example::
 
     ampczoo bench kuka --envs obstacle --episodes 200 --dampc runs/dampc/best \\
         --dampc40 runs/dampc40/best --lsm runs/lsm/best
+    ampczoo bench kuka --methods mpc lsm ddpm5-g-es ddpm5-g ddpm40 ddpm5 ddim5  # the paper's
     ampczoo bench kuka --quick            # 5 episodes, 20 samples, smaller plots
 """
 
@@ -79,6 +95,7 @@ from ampczoo.benchmarks.common import (
     write_episodes_json,
     write_table,
 )
+from ampczoo.benchmarks.modes import chosen_mode_labels, count_label_switches
 from ampczoo.benchmarks.mpc import SolveRecorder
 
 ENVS = {"obstacle": "DAMPC-KukaTrackObstacle-v0", "free": "DAMPC-KukaTrack-v0"}
@@ -97,6 +114,8 @@ QUICK_CAPS = {
     "timing_episodes": 1,
     "heatmap_guesses": 8,
     "heatmap_samples": 50,
+    "mode_samples": 8,
+    "mode_guesses": 2,
 }
 
 
@@ -119,10 +138,13 @@ EnvKey = Literal["obstacle", "free"]
 MethodKey = Literal[
     "mpc",
     "lsm",
+    "ddpm5-g-es",
+    "ddpm5-g",
+    "ddpm40",
     "ddpm5",
+    "ddim5",
     "ddpm5-es",
     "ddpm40-g-es",
-    "ddpm5-g-es",
     "ddim5-g-es",
     "cluster",
     "cost",
@@ -164,8 +186,23 @@ class KukaBenchConfig:
     """samples L of the cluster / cost / safe rows"""
     guidance_scale: float | None = None
     """nabla-G scale of the "+G" rows (None = the checkpoint's config value)"""
+    mode_threshold: float = 0.25
+    """mode clustering: linkage distance [rad/s, RMS over horizon and joints] above which
+    open-loop sequences at a state are different modes (local minima)"""
+    mode_linkage: Literal["average", "single", "complete"] = "average"
+    """linkage of the mode clustering (scipy.cluster.hierarchy)"""
+    mode_every: int = 5
+    """every how many steps of the Table III window the chosen mode is evaluated"""
+    mode_samples: int = 32
+    """DAMPC samples per evaluated state that define its modes"""
+    mode_guesses: int = 8
+    """MPC solves from random initial guesses per evaluated state that define its modes"""
     mode_swap_threshold: float = 0.25
-    """RMS jump [rad/s] between consecutive selected sequences counted as a mode swap"""
+    """(ours) proxy: RMS jump [rad/s] between consecutive selected sequences counted as a
+    mode swap"""
+    jerk_rate_hz: float = 250.0
+    """second control rate [Hz] of the jerk columns (the paper's DAMPC rate; 0 = off): the
+    Table III rows run again at this rate over the Table III window"""
     stats_seconds: float = 2.0
     """window of the smoothness table (Table III) [s] (0 = whole episode)"""
     gap_episodes: int = 3
@@ -201,6 +238,14 @@ class KukaBenchConfig:
             raise ValueError("episodes and num_samples must be >= 1")
         if not self.control_dt > 0 or not self.episode_seconds > 0:
             raise ValueError("control_dt and episode_seconds must be > 0")
+        if not self.mode_threshold > 0 or not self.mode_swap_threshold > 0:
+            raise ValueError("mode_threshold and mode_swap_threshold must be > 0")
+        if self.mode_every < 1 or self.mode_samples < 1 or self.mode_guesses < 0:
+            raise ValueError("mode_every and mode_samples must be >= 1, mode_guesses >= 0")
+        if not self.jerk_rate_hz >= 0 or not math.isfinite(self.jerk_rate_hz):
+            raise ValueError(f"jerk_rate_hz must be >= 0 (0 = off), got {self.jerk_rate_hz}")
+        if not self.stats_seconds >= 0:
+            raise ValueError(f"stats_seconds must be >= 0, got {self.stats_seconds}")
 
     def checkpoint(self, kind: str, env: str) -> str:
         return getattr(self, kind) or default_checkpoint(kind, env)
@@ -210,12 +255,15 @@ class KukaBenchConfig:
 class Method:
     """One row: ``checkpoint`` ("mpc" | "lsm" | "dampc" | "dampc40") run with inference
     options. guidance / early_stop / sampler / selection: DAMPC act() options; all_steps:
-    denoise with all N_I steps of the checkpoint (DDPM-40). tables: where the row appears."""
+    denoise with all N_I steps of the checkpoint (DDPM-40). tables: where the row appears;
+    paper: those of them where it is one of the paper's rows (elsewhere it is marked
+    "(ours)")."""
 
     key: str
     name: str
     checkpoint: str
     tables: tuple[str, ...]
+    paper: tuple[str, ...] = ()
     guidance: bool = False
     early_stop: bool = False
     sampler: str = "ddpm"
@@ -233,60 +281,34 @@ class Method:
             "num_samples": None if self.selection == "none" else cfg.num_samples,
         }
 
+    def label(self, table: str) -> str:
+        """The row's name in ``table``, with " (ours)" where the paper has no such row."""
+        return self.name if table in self.paper else f"{self.name} (ours)"
+
 
 _T1, _T3, _T5, _T4 = "tracking", "smoothness", "sampling", "timing"
+_GES = {"guidance": True, "early_stop": True}
 METHODS: tuple[Method, ...] = (
-    Method("mpc", "MPC", "mpc", (_T1, _T3, _T5)),
-    Method("lsm", "LSM", "lsm", (_T1, _T3, _T5, _T4)),
-    Method("ddpm5", "DDPM-5", "dampc", (_T1, _T3, _T4)),
+    # the paper's rows (Table I / III order)
+    Method("mpc", "MPC", "mpc", (_T1, _T3, _T5), (_T1, _T3, _T5)),
+    Method("lsm", "LSM", "lsm", (_T1, _T3, _T5, _T4), (_T1, _T3, _T5)),
+    Method(
+        "ddpm5-g-es", "DDPM-5 +∇G+ES", "dampc", (_T1, _T3, _T5, _T4), (_T1, _T3, _T5, _T4), **_GES
+    ),
+    Method("ddpm5-g", "DDPM-5 +∇G", "dampc", (_T1, _T3), (_T1, _T3), guidance=True),
+    Method("ddpm40", "DDPM-40", "dampc40", (_T1, _T3), (_T1, _T3), all_steps=True),
+    Method("ddpm5", "DDPM-5", "dampc", (_T1, _T3, _T4), (_T1, _T3)),
+    Method("ddim5", "DDIM-5", "dampc", (_T1, _T3), (_T1, _T3), sampler="ddim"),
+    # ours
     Method("ddpm5-es", "DDPM-5 +ES", "dampc", (_T1, _T3), early_stop=True),
     Method(
-        "ddpm40-g-es",
-        "DDPM-40 +G+ES",
-        "dampc40",
-        (_T1, _T3, _T4),
-        guidance=True,
-        early_stop=True,
-        all_steps=True,
+        "ddpm40-g-es", "DDPM-40 +∇G+ES", "dampc40", (_T1, _T3, _T4), (_T4,), all_steps=True, **_GES
     ),
-    Method(
-        "ddpm5-g-es", "DDPM-5 +G+ES", "dampc", (_T1, _T3, _T5, _T4), guidance=True, early_stop=True
-    ),
-    Method(
-        "ddim5-g-es",
-        "DDIM-5 +G+ES",
-        "dampc",
-        (_T1, _T3, _T4),
-        guidance=True,
-        early_stop=True,
-        sampler="ddim",
-    ),
-    Method(
-        "cluster",
-        "DDPM-5 +G+ES cluster",
-        "dampc",
-        (_T5, _T4),
-        guidance=True,
-        early_stop=True,
-        selection="cluster",
-    ),
-    Method(
-        "cost",
-        "DDPM-5 +G+ES cost",
-        "dampc",
-        (_T5, _T4),
-        guidance=True,
-        early_stop=True,
-        selection="cost",
-    ),
-    Method(
-        "safe",
-        "DDPM-5 +G+ES safe",
-        "dampc",
-        (_T5, _T4),
-        guidance=True,
-        early_stop=True,
-        selection="safe",
+    Method("ddim5-g-es", "DDIM-5 +∇G+ES", "dampc", (_T1, _T3, _T4), sampler="ddim", **_GES),
+    # sampling strategies (Tables V-VII)
+    *(
+        Method(sel, f"DDPM-5 +∇G+ES {sel}", "dampc", (_T5, _T4), (_T5, _T4), selection=sel, **_GES)
+        for sel in ("cluster", "cost", "safe")
     ),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
@@ -353,6 +375,13 @@ def stack_sequences(seqs: Sequence[np.ndarray | None]) -> np.ndarray:
     return np.stack([np.full(shape, np.nan) if s is None else s for s in seqs])
 
 
+def window_steps(n_steps: int, control_dt: float, cfg: KukaBenchConfig) -> int:
+    """Steps of an ``n_steps`` episode inside the Table III window (``stats_seconds``)."""
+    if cfg.stats_seconds > 0:
+        return min(n_steps, max(1, round(cfg.stats_seconds / control_dt)))
+    return n_steps
+
+
 def smoothness_metrics(
     result: EpisodeResult,
     seqs: Sequence[np.ndarray | None],
@@ -360,21 +389,95 @@ def smoothness_metrics(
     seq_dt: float,
     cfg: KukaBenchConfig,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Per-episode mode swaps / jerk over the Table III window -> (scalars, jerk norms)."""
-    T = len(result.actions)
-    if cfg.stats_seconds > 0:
-        T = min(T, max(1, round(cfg.stats_seconds / control_dt)))
+    """Per-episode jerk and the (ours) RMS-jump proxy of mode swaps over the Table III window
+    -> (scalars, jerk norms (T-2,) [rad/s^3])."""
+    T = window_steps(len(result.actions), control_dt, cfg)
     jerk = jerk_norms(result.actions[:T], control_dt)
     S = stack_sequences(seqs[:T])
     shift = control_dt / seq_dt
     swaps = count_mode_swaps(S, cfg.mode_swap_threshold, shift) if S.ndim == 3 else 0
     jumps = sequence_jumps(S, shift) if S.ndim == 3 else np.zeros(0)
     return {
-        "mode_swaps": swaps,
-        "mode_swap_steps_pct": 100.0 * swaps / max(T - 1, 1),
+        "rms_jump_swaps": swaps,
+        "rms_jump_steps_pct": 100.0 * swaps / max(T - 1, 1),
         "max_sequence_jump": float(np.nanmax(jumps)) if np.isfinite(jumps).any() else 0.0,
         "median_jerk": float(np.median(jerk)) if jerk.size else float("nan"),
     }, jerk
+
+
+#: (obs (D,), seed) -> (M, N, 7) open-loop sequences a method can produce at that state
+Candidates = Callable[[np.ndarray, int], np.ndarray]
+
+
+def mode_candidates(
+    method: Method, policy: Any, cfg: KukaBenchConfig, expert: Any | None
+) -> Candidates:
+    """The sequences that define the modes (local minima) at a state, per method: the MPC
+    from ``cfg.mode_guesses`` random initial guesses (solved by ``expert``, a second
+    instance, so the closed loop's warm start is untouched); DAMPC ``cfg.mode_samples``
+    unguided samples with the row's sampler, N_I and early stopping (its own generator,
+    seeded per state); LSM none (its one prediction is the selected sequence)."""
+    if method.checkpoint == "mpc":
+
+        def mpc(obs: np.ndarray, seed: int) -> np.ndarray:
+            if expert is None:
+                return np.zeros((0, 0, 7))
+            expert.reset(seed=seed)
+            sols = [expert.solve(obs, initial_guess="random") for _ in range(cfg.mode_guesses)]
+            u = [s.u for s in sols if s.success]
+            return np.stack(u) if u else np.zeros((0, expert.horizon, 7))
+
+        return mpc
+    if method.checkpoint == "lsm":
+        return lambda obs, seed: np.zeros((0, 0, 7))
+
+    def dampc(obs: np.ndarray, seed: int) -> np.ndarray:
+        import torch
+
+        gen = torch.Generator(policy.generator().device).manual_seed(seed)
+        return policy.sample(
+            obs,
+            cfg.mode_samples,
+            sampler=method.sampler,
+            early_stop=method.early_stop,
+            guidance_scale=0.0,
+            prev_sequence=None,
+            generator=gen,
+        )
+
+    return dampc
+
+
+def mode_metrics(
+    obs: Sequence[np.ndarray],
+    seqs: Sequence[np.ndarray | None],
+    candidates: Candidates,
+    control_dt: float,
+    seq_dt: float,
+    cfg: KukaBenchConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Mode swaps of one episode as the paper defines them (changes of the chosen local
+    minimum, :func:`~ampczoo.benchmarks.modes.chosen_mode_labels`) at every
+    ``cfg.mode_every``-th step of the Table III window."""
+    T = window_steps(len(seqs), control_dt, cfg)
+    idx = range(0, T, cfg.mode_every)
+    sel = [seqs[t] for t in idx]
+    cand = [
+        np.zeros((0, 0, 7)) if s is None else candidates(obs[t], seed * 10_000 + t)
+        for t, s in zip(idx, sel, strict=True)
+    ]
+    labels = chosen_mode_labels(
+        sel, cand, cfg.mode_every * control_dt / seq_dt, cfg.mode_threshold, cfg.mode_linkage
+    )
+    valid = int(np.sum(labels >= 0))
+    swaps = count_label_switches(labels)
+    return {
+        "mode_swaps": swaps,
+        "mode_swaps_pct": 100.0 * swaps / max(valid - 1, 1),
+        "modes_chosen": len(set(labels[labels >= 0].tolist())),
+        "mode_labels": labels.tolist(),
+    }
 
 
 @dataclass
@@ -385,6 +488,7 @@ class MethodRun:
     results: list[EpisodeResult] = field(default_factory=list)
     extras: list[dict[str, Any]] = field(default_factory=list)
     jerks: list[np.ndarray] = field(default_factory=list)
+    rate_jerks: list[np.ndarray] = field(default_factory=list)  # at cfg.jerk_rate_hz
     gap_states: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     solve_stats: dict[str, float] | None = None
@@ -400,24 +504,36 @@ def warm_up(rec: SequenceRecorder, env: Any, seed: int) -> None:
 
 
 def run_method(
-    method: Method, policy: Any, env: Any, cfg: KukaBenchConfig, episodes: int, progress: str = ""
+    method: Method,
+    policy: Any,
+    env: Any,
+    cfg: KukaBenchConfig,
+    episodes: int,
+    progress: str = "",
+    mode_expert: Any | None = None,
+    modes: bool = True,
 ) -> MethodRun:
     """Closed loops of one method on episodes ``cfg.seed + i``: results, smoothness metrics
-    and the states kept for the optimality gap."""
+    (mode swaps when ``modes``; the MPC's candidates are solved by ``mode_expert``) and the
+    states kept for the optimality gap."""
     from tqdm.auto import tqdm
 
     rec = make_recorder(method, policy, cfg)
     if method.checkpoint != "mpc":
         warm_up(rec, env, cfg.seed)
     dt, seq_dt = env.unwrapped.control_dt, sequence_dt(policy)
+    candidates = mode_candidates(method, policy, cfg, mode_expert)
     run = MethodRun(
         method,
         n_steps=_inference_steps(policy),
         samples=method.act_kwargs(cfg).get("num_samples") or 1,
     )
     for i in tqdm(range(episodes), desc=progress or method.name, unit="ep", leave=False):
-        res = run_episode(env, rec, seed=cfg.seed + i)
+        seed = cfg.seed + i
+        res = run_episode(env, rec, seed=seed)
         extra, jerk = smoothness_metrics(res, rec.seqs, dt, seq_dt, cfg)
+        if modes:
+            extra |= mode_metrics(rec.obs, rec.seqs, candidates, dt, seq_dt, cfg, seed)
         run.results.append(res)
         run.extras.append(extra)
         run.jerks.append(jerk)
@@ -430,6 +546,30 @@ def run_method(
     if method.checkpoint == "mpc":
         run.solve_stats = rec.policy.stats()
     return run
+
+
+def rate_jerks(
+    method: Method, policy: Any, env: Any, cfg: KukaBenchConfig, progress: str = ""
+) -> list[np.ndarray]:
+    """Jerk norms (T-2,) [rad/s^3] per episode of the method's closed loops on ``env`` (made
+    at another control period, e.g. 1 / cfg.jerk_rate_hz), same seeds; a DAMPC policy's
+    guidance period follows the env's and is restored afterwards."""
+    from tqdm.auto import tqdm
+
+    rec = make_recorder(method, policy, cfg)
+    dt = env.unwrapped.control_dt
+    old = getattr(policy, "control_dt", None)
+    if old is not None:
+        policy.control_dt = dt
+    try:
+        out = []
+        for i in tqdm(range(cfg.episodes), desc=progress or method.name, unit="ep", leave=False):
+            res = run_episode(env, rec, seed=cfg.seed + i)
+            out.append(jerk_norms(res.actions[: window_steps(len(res.actions), dt, cfg)], dt))
+        return out
+    finally:
+        if old is not None:
+            policy.control_dt = old
 
 
 def _inference_steps(policy: Any) -> int | None:
@@ -550,61 +690,83 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "-"
 
 
-def method_columns(env_key: str, run: MethodRun) -> dict[str, Any]:
+def _hz(dt: float) -> str:
+    return f"{1.0 / dt:g} Hz"
+
+
+def method_columns(env_key: str, run: MethodRun, table: str) -> dict[str, Any]:
+    """env, method (marked "(ours)" where the paper's ``table`` has no such row), N_I, ∇G,
+    ES."""
     m = run.method
     dampc = m.checkpoint in ("dampc", "dampc40")
     return {
         "env": env_key,
-        "method": m.name,
+        "method": m.label(table),
         "N_I": run.n_steps if dampc else "-",
         "∇G": _yes(m.guidance) if dampc else "-",
         "ES": _yes(m.early_stop) if dampc else "-",
     }
 
 
-def tracking_row(env_key: str, run: MethodRun) -> dict[str, Any]:
+TRACKING_COLUMNS = (
+    "ATE [mm]",
+    "ARE [deg]",
+    "SR [%]",
+    "SR 95% CI",
+    "TRT [s]",
+    "episodes",
+    "self-collision [%]",
+    "policy failures",
+)
+
+
+def tracking_row(env_key: str, run: MethodRun, table: str = _T1) -> dict[str, Any]:
     s = summarize_episodes(run.results)
-    return {
-        **method_columns(env_key, run),
-        **{
-            k: s[k]
-            for k in (
-                "ATE [mm]",
-                "ARE [deg]",
-                "SR [%]",
-                "SR 95% CI",
-                "TRT [s]",
-                "episodes",
-                "self-collision [%]",
-                "policy failures",
-            )
-        },
-    }
+    return {**method_columns(env_key, run, table), **{k: s[k] for k in TRACKING_COLUMNS}}
 
 
-def smoothness_row(env_key: str, run: MethodRun) -> dict[str, Any]:
-    jerk = np.concatenate(run.jerks) if run.jerks else np.zeros(0)
-    swaps = [e["mode_swaps"] for e in run.extras]
-    pct = [e["mode_swap_steps_pct"] for e in run.extras]
+def _jerk_stats(jerks: Sequence[np.ndarray], rate: str) -> dict[str, float]:
+    j = np.concatenate(jerks) if jerks else np.zeros(0)
     nan = float("nan")
     return {
-        **method_columns(env_key, run),
-        "mode swaps / episode": float(np.mean(swaps)) if swaps else nan,
-        "mode-swap steps [%]": float(np.mean(pct)) if pct else nan,
-        "median jerk [rad/s^3]": float(np.median(jerk)) if jerk.size else nan,
-        "p90 jerk [rad/s^3]": float(np.percentile(jerk, 90)) if jerk.size else nan,
+        f"median jerk @{rate} [rad/s^3]": float(np.median(j)) if j.size else nan,
+        f"p90 jerk @{rate} [rad/s^3]": float(np.percentile(j, 90)) if j.size else nan,
     }
+
+
+def smoothness_row(
+    env_key: str, run: MethodRun, control_dt: float, jerk_rate_hz: float = 0.0
+) -> dict[str, Any]:
+    """Table III: mode swaps (the paper's definition), jerk at the run's rate and at
+    ``jerk_rate_hz`` (when > 0), and the (ours) RMS-jump proxy."""
+
+    def mean(key: str) -> float:
+        v = [e[key] for e in run.extras if key in e]
+        return float(np.mean(v)) if v else float("nan")
+
+    row = {
+        **method_columns(env_key, run, _T3),
+        "mode swaps / episode": mean("mode_swaps"),
+        "mode swaps [% of transitions]": mean("mode_swaps_pct"),
+        "modes chosen / episode": mean("modes_chosen"),
+        **_jerk_stats(run.jerks, _hz(control_dt)),
+    }
+    if jerk_rate_hz > 0:
+        row |= _jerk_stats(run.rate_jerks, f"{jerk_rate_hz:g} Hz")
+    row["RMS-jump swaps / episode (ours)"] = mean("rms_jump_swaps")
+    return row
 
 
 def sampling_row(env_key: str, run: MethodRun, obstacle: bool) -> dict[str, Any]:
-    row = tracking_row(env_key, run)
+    row = tracking_row(env_key, run, _T5)
     for k in ("N_I", "self-collision [%]", "policy failures"):
         row.pop(k)
     m = run.method
     dampc = m.checkpoint in ("dampc", "dampc40")
+    name = m.name.removesuffix(f" {m.selection}")
     row = {
         "env": env_key,
-        "method": m.name.removesuffix(f" {m.selection}"),
+        "method": name if _T5 in m.paper else f"{name} (ours)",
         "sampling": m.selection if dampc else "-",
         **{k: v for k, v in row.items() if k not in ("env", "method")},
     }
@@ -642,7 +804,7 @@ def timing_rows(
         rows.append(
             {
                 "env": env_key,
-                "method": run.method.name,
+                "method": run.method.label(_T4),
                 "device": device,
                 "samples": run.samples,
                 "mean [ms]": mean,
@@ -710,20 +872,36 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
     expert = MPCExpert(mpc_cfg)
     gap_expert = MPCExpert(mpc_cfg)
     report = EnvReport(notes=notes)
+    rate_env = None
+    if cfg.jerk_rate_hz > 0 and any(_T3 in m.tables for m in methods):
+        rate_env = gym.make(
+            ENVS[env_key],
+            control_dt=1.0 / cfg.jerk_rate_hz,
+            episode_seconds=cfg.stats_seconds or cfg.episode_seconds,
+        )
     runs: list[MethodRun] = []
     for m in methods:
         if m.checkpoint != "mpc" and m.checkpoint not in policies:
             report.notes.append(f"[{env_key}] skipped {m.name!r}: no --{m.checkpoint} checkpoint")
             continue
         pol = expert if m.checkpoint == "mpc" else policy_for(m, policies)
-        run = run_method(m, pol, env, cfg, cfg.episodes, progress=f"{env_key} | {m.name}")
+        progress = f"{env_key} | {m.name}"
+        run = run_method(m, pol, env, cfg, cfg.episodes, progress, mode_expert=gap_expert)
         run.gaps = optimality_gaps(gap_expert, run.gap_states, seed=cfg.seed)
+        if rate_env is not None and _T3 in m.tables:
+            run.rate_jerks = rate_jerks(
+                m, pol, rate_env, cfg, progress=f"{progress} | {cfg.jerk_rate_hz:g} Hz"
+            )
         runs.append(run)
+    if rate_env is not None:
+        rate_env.close()
     mpc_stats = next((r.solve_stats for r in runs if r.solve_stats), None)
     timed = [r for r in runs if _T4 in r.method.tables]
     report.tables["tracking"] = [tracking_row(env_key, r) for r in runs if _T1 in r.method.tables]
     report.tables["smoothness"] = [
-        smoothness_row(env_key, r) for r in runs if _T3 in r.method.tables
+        smoothness_row(env_key, r, cfg.control_dt, cfg.jerk_rate_hz)
+        for r in runs
+        if _T3 in r.method.tables
     ]
     report.tables["sampling"] = [
         sampling_row(env_key, r, obstacle) for r in runs if _T5 in r.method.tables
@@ -770,6 +948,7 @@ def cuda_runs(
                     cfg,
                     cfg.timing_episodes,
                     progress=f"{env_key} | {m.name} | cuda",
+                    modes=False,
                 )
             )
     return runs
@@ -812,7 +991,10 @@ def _plots(
 
 TABLE_FILES = {
     "tracking": ("table1_tracking", "Table I: closed-loop tracking (ATE/ARE/TRT over successes)"),
-    "smoothness": ("table3_smoothness", "Table III: mode swaps and jerk"),
+    "smoothness": (
+        "table3_smoothness",
+        "Table III: mode swaps (changes of the chosen local minimum) and jerk",
+    ),
     "sampling": (
         "table5_sampling",
         "Tables V + VI: sampling strategies, tracking and constraint satisfaction",

@@ -135,9 +135,12 @@ class CollectConfig:
     solver: Solver | None = None
     """expert solver: ipopt | fatrop (KUKA MPC), osqp | proxqp | qpoases | hpipm | qrqp |
     ipopt (3-DOF IK-MPC) (None = ipopt KUKA, osqp ThreeDOF-Reach-v0)"""
-    cold_start: Literal["random", "state"] = "random"
-    """the expert's initial guess without warm start: random (paper) or the current state (see
-    :class:`~ampczoo.experts.MPCConfig`)"""
+    cold_start: Literal["random", "state", "branches"] = "random"
+    """the expert's initial guess without warm start: random (paper), the current state, or
+    one of ``reference_branches`` distinct IK branches of the target drawn per episode (stored
+    per sample as ``branch``; see :class:`~ampczoo.experts.MPCConfig`)"""
+    reference_branches: int = 3
+    """K distinct IK branches of ``cold_start branches`` (>= 1)"""
     control_dt: float | None = None
     """env step [s] (= MPC dt: one sample per expert step; None = 0.1 KUKA, 0.02
     ThreeDOF-Reach-v0)"""
@@ -188,6 +191,9 @@ class CollectConfig:
                 raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
         if self.backend not in ("process", "ray"):
             raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
+        rb = self.reference_branches
+        if isinstance(rb, bool) or int(rb) != rb or rb < 1:
+            raise ValueError(f"reference_branches must be an integer >= 1, got {rb}")
         if self.max_retries < 0 or self.flush_interval_s < 0:
             raise ValueError("max_retries and flush_interval_s must be >= 0")
         if ":" not in self.builder_spec:
@@ -368,8 +374,11 @@ class MPCBuilder:
 
     @staticmethod
     def env_kwargs(config: CollectConfig) -> dict[str, Any]:
-        """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``)."""
+        """Keyword arguments of ``gym.make`` (besides ``max_episode_steps``): ``env_kwargs``
+        (e.g. ``obstacle_placement between``) and the run's control_dt, simulation and
+        episode length."""
         return {
+            **config.env_kwargs,
             "control_dt": config.control_dt,
             "simulation": config.simulation,
             "episode_seconds": config.n_steps * config.dt,
@@ -386,6 +395,7 @@ class MPCBuilder:
             obstacle="Obstacle" in config.env,
             seed=config.seed,
             cold_start=config.cold_start,
+            reference_branches=config.reference_branches,
         )
 
     def build(self, config: CollectConfig) -> tuple[Any, Any]:
@@ -426,8 +436,9 @@ class MPCBuilder:
     def sample(obs: np.ndarray, sol: Any, action: np.ndarray) -> dict[str, Any]:
         """One stored row: obs (D,), u_seq (N,7) [rad/s], x (7,) [rad], target (9,) = pos
         [m] + rot 6D, x_ref (7,) [rad], output_error, cost, iterations, solve_time [s],
-        status, action (7,) the applied noisy command [rad/s]."""
-        return {
+        status, action (7,) the applied noisy command [rad/s]; with ``cold_start branches``
+        also branch (the episode's IK branch index)."""
+        row = {
             "obs": obs.copy(),
             "u_seq": np.asarray(sol.u, float),
             "x": obs[kuka.OBS_Q].copy(),
@@ -441,6 +452,9 @@ class MPCBuilder:
             "status": str(sol.status),
             "action": action,
         }
+        if getattr(sol, "branch", -1) >= 0:
+            row["branch"] = int(sol.branch)
+        return row
 
 
 MPC_BUILDER = MPCBuilder()

@@ -57,6 +57,10 @@ class DemonstrationDataset(Dataset):
     ``image_keys``: stored per-step arrays ``obs.<key>`` (e.g. camera images (84, 84, 3) uint8)
     served as ``images.<key>``: (H, ...) windows like ``obs_history`` (history > 0), else the
     sample's own (...); kept in memory as stored (uint8 stays uint8).
+
+    ``branch_labels``: serve ``branch`` int64 (), the IK branch of the sample's episode, from a
+    multi-modal store (``ampczoo collect --cold-start branches``); a store without the labels
+    (single-mode data) raises ValueError.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class DemonstrationDataset(Dataset):
         action_horizon: int = 1,
         action_lead: int = 0,
         image_keys: tuple[str, ...] = (),
+        branch_labels: bool = False,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -111,6 +116,20 @@ class DemonstrationDataset(Dataset):
         #: image_keys only: key -> (T, ...) stored array of every row (as stored)
         self._images = self._read_images(store, self.image_keys)
         self._rows = torch.from_numpy(np.flatnonzero(mask))
+        #: branch_labels only: (len,) IK branch index of every sample
+        self.branch: np.ndarray | None = self._read_branches(store)[mask] if branch_labels else None
+
+    @staticmethod
+    def _read_branches(store: EpisodeStore) -> np.ndarray:
+        """(T,) int64 branch labels; ValueError when the store has none (not multi-modal)."""
+        if "branch" not in store.keys:
+            cold = (store.attrs.get("expert_config") or {}).get("cold_start")
+            raise ValueError(
+                f"{store.path} has no branch labels (expert cold_start {cold!r}): a policy "
+                "that needs them must be trained on a multi-modal store "
+                "(`ampczoo collect --cold-start branches`)"
+            )
+        return store.read("branch").astype(np.int64)
 
     @staticmethod
     def _read_images(store: EpisodeStore, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -162,6 +181,8 @@ class DemonstrationDataset(Dataset):
         """The samples ``idx`` stacked: {"obs": (B, D), "u_seq": (B, N, nu)[, "obs_history":
         (B, H, D)]} float32 tensors (CPU); an int index gives one sample, without the B axis."""
         out = {"obs": self._obs_t[idx], "u_seq": self._u_t[idx]}
+        if self.branch is not None:
+            out["branch"] = torch.from_numpy(self.branch)[idx]
         if self._all_obs_t is not None and self._window_idx is not None:
             out["obs_history"] = self._all_obs_t[self._window_idx[idx]]
         for key, arr in self._images.items():

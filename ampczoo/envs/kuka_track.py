@@ -37,6 +37,12 @@ POS_BOUND = 2.0
 SAMPLE_BATCH = 64
 MAX_SAMPLE_ROUNDS = 200
 SIMULATIONS = ("kinematic", "physics")
+#: ``obstacle_placement`` values: the paper's fixed sphere, or one centred on the segment
+#: between the start and target end-effector positions (drawn per reset).
+OBSTACLE_PLACEMENTS = ("fixed", "between")
+#: "between": the centre is at fraction U(0.4, 0.6) of the start -> target segment; both ends
+#: must be more than radius + BETWEEN_CLEARANCE [m] from it (room for the hand's spheres).
+BETWEEN_FRACTION, BETWEEN_CLEARANCE = (0.4, 0.6), 0.12
 OBS_MODES = ("flat", "dict")
 RESET_OPTIONS = frozenset({"q0", "target_q", "target_pos", "target_rot"})
 
@@ -102,6 +108,16 @@ class KukaTrackEnv(gym.Env):
     (3,), "target_rot": (3, 3)}``; invalid ones (non-finite, outside the joint limits,
     colliding, out of reach, inside the obstacle, not a rotation) raise ``ValueError``.
 
+    **Obstacle placement** (``obstacle_placement``, obstacle variant): ``"fixed"`` (default, the
+    paper's sphere) or ``"between"``: at every reset the sphere (same radius) is centred on the
+    straight segment from the start to the target end-effector position, at a fraction
+    ``U(0.4, 0.6)`` of its length (on the segment up to floating point: 1e-9 m), so that left
+    and right detours are distinct solutions whose mean goes through the obstacle. Pairs are
+    rejection-sampled until both ends are more than radius + 0.12 m from the centre and the
+    start and target configurations are free of the obstacle (the target is reachable without
+    contact); a pair given in ``options`` that violates this raises ``ValueError``. Kinematic
+    simulation only (``"physics"`` with ``"between"``: ValueError).
+
     **Simulation**: ``"kinematic"`` (default, the paper's): ``q <- clip(q + control_dt * u,
     lower, upper)``. ``"physics"``: MuJoCo velocity actuators (gain 1000 N m s/rad) with
     gravity compensation, ``implicitfast`` integration at 0.002 s and
@@ -118,6 +134,7 @@ class KukaTrackEnv(gym.Env):
 
     Args:
         obstacle: add the spherical obstacle (observation grows to 20).
+        obstacle_placement: ``"fixed"`` or ``"between"`` (see above; needs ``obstacle``).
         control_dt: control period [s] (multiple of 0.002 for ``"physics"``).
         simulation: ``"kinematic"`` or ``"physics"``.
         episode_seconds: episode length [s].
@@ -149,7 +166,9 @@ class KukaTrackEnv(gym.Env):
         obs_mode: str = "flat",
         pos_weight: float = 1.0,
         rot_weight: float = 0.1,
+        obstacle_placement: str = "fixed",
     ):
+        _validate_placement(obstacle, obstacle_placement, simulation)
         _validate_kwargs(
             obstacle,
             control_dt,
@@ -163,6 +182,7 @@ class KukaTrackEnv(gym.Env):
             rot_weight,
         )
         self.obstacle: Obstacle | None = Obstacle() if obstacle else None
+        self.obstacle_placement = obstacle_placement
         self.control_dt = float(control_dt)
         self.simulation, self.obs_mode, self.render_mode = simulation, obs_mode, render_mode
         self.episode_seconds = float(episode_seconds)
@@ -250,12 +270,62 @@ class KukaTrackEnv(gym.Env):
         """Sample (or take from ``options``) a start configuration and a target pose."""
         super().reset(seed=seed)
         options = checked_reset_options(options, RESET_OPTIONS)
+        if self.obstacle_placement == "between":
+            q0, (self._target_pos, self._target_rot) = self._reset_between(options)
+        else:
+            q0, (self._target_pos, self._target_rot) = self._reset_pair(options)
+        self._reset_rest(q0)
+        return self._get_obs(), self._get_info()
+
+    def _reset_pair(self, options: dict[str, Any]) -> tuple[np.ndarray, tuple[np.ndarray, Any]]:
+        """Start configuration q0 (7,) [rad] and target pose, from ``options`` or sampled."""
         q0 = (
             self._check_q(options["q0"], "q0")
             if options.get("q0") is not None
             else self._sample_free_q()
         )
-        self._target_pos, self._target_rot = self._target_from_options(options)
+        return q0, self._target_from_options(options)
+
+    def _reset_between(
+        self, options: dict[str, Any]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """A pair with the obstacle placed between start and target (``"between"``): pairs
+        are redrawn until valid; a pair fixed by ``options`` that is not raises ValueError."""
+        assert self.obstacle is not None
+        radius = self.obstacle.radius
+        fixed = any(options.get(k) is not None for k in RESET_OPTIONS)
+        own_target = options.get("target_pos") is None and options.get("target_rot") is None
+        for _ in range(MAX_SAMPLE_ROUNDS):
+            self.obstacle = None  # sample the pair without the previous episode's sphere
+            opts = dict(options)
+            if own_target and opts.get("target_q") is None:
+                opts["target_q"] = self._sample_free_q()
+            q0, (pos, rot) = self._reset_pair(opts)
+            start = self.chain.ee_pose(q0)[0]
+            frac = self.np_random.uniform(*BETWEEN_FRACTION)
+            self.obstacle = Obstacle(tuple(start + frac * (pos - start)), radius)
+            qs = np.stack([q0, opts["target_q"]]) if own_target else q0[None]
+            if self._between_valid(qs, start, pos):
+                return q0, (pos, rot)
+            if fixed:
+                raise ValueError(
+                    "the given start/target pair admits no obstacle between them: an end "
+                    f"within {radius + BETWEEN_CLEARANCE:.2f} m of the centre or the start "
+                    "configuration inside the obstacle"
+                )
+        raise RuntimeError("no start/target pair with the obstacle between them was found")
+
+    def _between_valid(self, qs: np.ndarray, start: np.ndarray, pos: np.ndarray) -> bool:
+        """Both segment ends at least radius + BETWEEN_CLEARANCE from the centre and the
+        configurations qs (M, 7) (start, and the target's where known) free of the sphere."""
+        assert self.obstacle is not None
+        centre, min_d = np.asarray(self.obstacle.centre), self.obstacle.radius + BETWEEN_CLEARANCE
+        ends_clear = min(np.linalg.norm(start - centre), np.linalg.norm(pos - centre)) > min_d
+        free = batch_collision_free(qs, self.obstacle, self.collision_model).all()
+        return bool(ends_clear and free)
+
+    def _reset_rest(self, q0: np.ndarray) -> None:
+        """Start the episode at q0 (7,) [rad]: counters, render path, MuJoCo state."""
         self._q = q0
         self._steps, self._clipped_total = 0, 0
         self._render_path = None
@@ -266,7 +336,6 @@ class KukaTrackEnv(gym.Env):
             self._mj_data.qpos[:] = q0
         if self.render_mode == "human":
             self.render()
-        return self._get_obs(), self._get_info()
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Apply joint-velocity command ``action`` (7,) [rad/s] for ``control_dt`` seconds."""
@@ -478,6 +547,8 @@ class KukaTrackEnv(gym.Env):
         if self._mj_model is None:
             self._build_mujoco()
         d = self._mj_data
+        if self.obstacle is not None:  # "between" moves it every reset
+            self._mj_model.geom("obstacle").pos[:] = self.obstacle.centre
         if self.simulation == "kinematic":
             d.qpos[:] = self._q
         d.mocap_pos[self._target_mocap] = self._target_pos
@@ -491,6 +562,18 @@ def _reach_sphere(chain: SerialChain) -> tuple[np.ndarray, float]:
     _, ps = chain.batch_link_transforms(np.zeros((1, chain.nq)))
     shoulder = ps[0, 2]
     return shoulder, float(np.linalg.norm(chain.ee_pose(np.zeros(chain.nq))[0] - shoulder)) + 1e-3
+
+
+def _validate_placement(obstacle: Any, placement: Any, simulation: Any) -> None:
+    """ValueError on an undocumented ``obstacle_placement`` or one the env cannot honour."""
+    if placement not in OBSTACLE_PLACEMENTS:
+        raise ValueError(
+            f"obstacle_placement must be one of {OBSTACLE_PLACEMENTS}, got {placement!r}"
+        )
+    if placement == "between" and not obstacle:
+        raise ValueError("obstacle_placement='between' needs the obstacle (obstacle=True)")
+    if placement == "between" and simulation == "physics":
+        raise ValueError("obstacle_placement='between' supports simulation='kinematic' only")
 
 
 def _validate_kwargs(

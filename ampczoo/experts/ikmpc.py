@@ -1,7 +1,10 @@
 """Hierarchical IK + MPC expert of the 3-DOF arm (the paper's Sec. 3).
 
 1. IK (pluggable, default :class:`~ampczoo.robots.threedof_ik.DampedLeastSquaresIK`): q_ref with
-   p(q_ref) = p_des, seeded by the previous reference (the current q after ``reset``).
+   p(q_ref) = p_des, seeded by the previous reference (the current q after ``reset``). With
+   ``ik_seed="ikdiffuser"`` a new target is instead seeded by samples of an IKDiffuser
+   (:func:`ampczoo.ik.seeding.ik_seeds`) drawn from the seed of ``reset(seed)``, so episodes
+   reach their goals in different IK modes (elbow up / down) on purpose.
 2. MPC on the double-integrator model x = [q, q̇] (paper Eq. 5-9)::
 
        min_{τ_0..τ_{N-1}}  Σ_{k<N} ||x_k − x_ref||²_Q + ||τ_k||²_R + ||x_N − x_ref||²_{Q_N}
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from ampczoo.core.policy import Policy
 from ampczoo.robots.threedof import LOWER, OBS_Q, OBS_QD, OBS_TARGET, TORQUE_LIMIT, UPPER
 from ampczoo.robots.threedof_ik import DampedLeastSquaresIK, IKSolver
 
+IK_SEEDS = ("previous", "ikdiffuser")
 CONIC_SOLVERS = ("osqp", "proxqp", "qpoases", "hpipm", "qrqp")
 SOLVERS = (*CONIC_SOLVERS, "ipopt")
 OBS_DIM = 9
@@ -67,6 +71,16 @@ class IKMPCConfig:
     """solver iteration cap"""
     eps: float = 1e-6
     """OSQP absolute/relative tolerance"""
+    ik_seed: Literal["previous", "ikdiffuser"] = "previous"
+    """seed of the IK at a new target: "previous" = the previous reference, the current q
+    after ``reset`` (deterministic); "ikdiffuser" = ``ik_num_seeds`` samples of an IKDiffuser
+    of the 3-DOF arm, tried in the drawn order until one converges (drawn from the seed of
+    ``reset(seed)``: different episodes, different IK modes)"""
+    ik_num_seeds: int = 4
+    """IKDiffuser samples per new target (ik_seed="ikdiffuser")"""
+    ik_seed_model: str = ""
+    """IKDiffuser for ik_seed="ikdiffuser": zoo name or checkpoint folder ("" =
+    ikdiffuser-threedof)"""
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or not self.dt > 0:
@@ -83,6 +97,10 @@ class IKMPCConfig:
                 f"torque_limit {self.torque_limit} exceeds the env's corrective "
                 f"bound {TORQUE_LIMIT.tolist()}: τ_0 would be clipped by the sim"
             )
+        if self.ik_seed not in IK_SEEDS:
+            raise ValueError(f"ik_seed must be one of {IK_SEEDS}, got {self.ik_seed!r}")
+        if self.ik_num_seeds < 1:
+            raise ValueError(f"ik_num_seeds must be >= 1, got {self.ik_num_seeds}")
 
 
 @dataclass
@@ -126,9 +144,24 @@ class IKMPCExpert(Policy):
         """A 5-step horizon (tests and docs)."""
         return IKMPCConfig(horizon=5)
 
-    def __init__(self, config: IKMPCConfig | None = None, ik: IKSolver | None = None):
+    def __init__(
+        self,
+        config: IKMPCConfig | None = None,
+        ik: IKSolver | None = None,
+        seed_model: Any = None,
+    ):
+        """seed_model: the IK sampler of ik_seed="ikdiffuser" (an object with ``sample``;
+        None = ``config.ik_seed_model`` loaded with :func:`ampczoo.ik.seeding.load_ik_sampler`,
+        ValueError naming the model if it is missing)."""
         self.config = config or IKMPCConfig()
         self.ik = ik or DampedLeastSquaresIK()
+        self._seed_model = None
+        if self.config.ik_seed == "ikdiffuser":
+            from ampczoo.ik.seeding import load_ik_sampler
+
+            self._seed_model = load_ik_sampler(
+                "threedof", seed_model or self.config.ik_seed_model or None
+            )
         self._build()
         self.n_failures = self.n_ik_failures = 0
         self.reset()
@@ -203,10 +236,16 @@ class IKMPCExpert(Policy):
     def reset(self, seed: int | None = None) -> None:
         """Forget the warm start and the previous IK reference, and start a fresh solver
         instance (~10 ms) if the current one has solved anything, so an episode's solutions
-        do not depend on the episodes before it (``seed`` unused: the expert is
+        do not depend on the episodes before it. ``seed`` seeds the IKDiffuser samples of
+        ik_seed="ikdiffuser" (None = 0); with the default seeding it is unused (the expert is
         deterministic)."""
         if getattr(self, "_dirty", False):
             self._make_solver()
+        self._seed_generator = None
+        if self._seed_model is not None:
+            import torch
+
+            self._seed_generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self._q_ref: np.ndarray | None = None
         self._target: np.ndarray | None = None
         self._tau_prev: np.ndarray | None = None
@@ -217,10 +256,38 @@ class IKMPCExpert(Policy):
         the same target, by q otherwise."""
         t0 = time.perf_counter()
         same = self._target is not None and np.array_equal(target, self._target)
-        seed = self._q_ref if same and self._q_ref is not None else q
-        res = self.ik.solve(target, seed)
+        if same and self._q_ref is not None:
+            res = self.ik.solve(target, self._q_ref)
+        elif self._seed_model is not None:
+            res = self._solve_from_model_seeds(target)
+        else:
+            res = self.ik.solve(target, q)
         self._q_ref, self._target = res.q, target.copy()
         return res.q, res, time.perf_counter() - t0
+
+    def _solve_from_model_seeds(self, target: np.ndarray) -> Any:
+        """IK from IKDiffuser seeds, in the drawn order until one converges (the result with
+        the smallest error otherwise; iterations summed over the seeds tried)."""
+        from ampczoo.ik.seeding import ik_seeds
+
+        seeds = ik_seeds(
+            "threedof",
+            target.reshape(1, 1, 3),
+            self.config.ik_num_seeds,
+            source="ikdiffuser",
+            model=self._seed_model,
+            generator=self._seed_generator,
+        )[0]
+        best, total = None, 0
+        for seed in seeds:
+            res = self.ik.solve(target, seed)
+            total += res.iterations
+            if best is None or res.error < best.error:
+                best = res
+            if res.converged:
+                break
+        assert best is not None
+        return type(best)(best.q, best.converged, best.error, total)
 
     def solve(self, obs: Any) -> IKMPCSolution:
         """IK + one MPC solve at observation ``obs`` (9,) = [q, q̇, p_des]."""

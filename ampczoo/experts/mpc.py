@@ -94,7 +94,7 @@ CONSTRAINT_MARGIN = 1e-3
 HSL_SOLVERS = ("ma27", "ma57", "ma77", "ma86", "ma97")
 SOLVERS = ("ipopt", "fatrop")
 FORMULATIONS = ("steady_state", "virtual_trajectory")
-COLD_STARTS = ("random", "state")
+COLD_STARTS = ("random", "state", "branches")
 _CACHE_VERSION = "2"
 #: C compiler flags of the compiled NLP functions (part of the cache key). No -ffast-math:
 #: it would change the numerics. -march=native measured ~6% faster warm solves than -O2
@@ -114,6 +114,10 @@ def _cpu_id() -> str:
     except OSError:
         return f"{platform.machine()}-{platform.processor()}"
 
+
+#: Seed of the IK seeds of ``cold_start="branches"`` (the branch set is a function of the
+#: start/target pair only; the episode's seed draws which branch).
+BRANCH_IK_SEED = 0
 
 # Initial barrier parameter of warm-started solves (the shifted previous solution is close to
 # the optimum; a smaller mu saves iterations without changing the converged solution).
@@ -155,16 +159,27 @@ class MPCConfig:
     the obstacle)"""
     seed: int | None = None
     """seed of the random initial guesses (None = OS entropy)"""
-    cold_start: Literal["random", "state"] = "random"
+    cold_start: Literal["random", "state", "branches"] = "random"
     """initial guess of a solve without warm start (the first after ``reset`` or after a
     failure): "random" (paper: u ~ U(+-limit), artificial reference ~ U(joint limits), i.e.
-    any IK solution of the target, a continuum of modes) or "state" (u = 0, every q and the
+    any IK solution of the target, a continuum of modes), "state" (u = 0, every q and the
     artificial reference at x_t: the local solution nearest the current configuration, still
-    multi-modal through noise and obstacles)"""
+    multi-modal through noise and obstacles) or "branches" (the artificial reference is one of
+    ``reference_branches`` distinct IK solutions of the target, drawn per episode from the
+    reset seed: discrete multi-modality by construction, see
+    :mod:`ampczoo.experts.ik_branches`; the drawn index is ``MPCSolution.branch``)"""
+    reference_branches: int = 3
+    """K, the number of distinct IK branches of ``cold_start="branches"`` (>= 1)"""
+    branch_source: Literal["dls", "ikdiffuser"] = "dls"
+    """IK seeds of the branches: "dls" (uniform seeds, damped least squares) or "ikdiffuser"
+    (IKDiffuser samples refined by DLS)"""
+    branch_threshold: float = 1.0
+    """joint distance [rad] below which two IK solutions are one branch"""
 
     def __post_init__(self) -> None:
         if self.cold_start not in COLD_STARTS:
             raise ValueError(f"unknown cold_start {self.cold_start!r}; choose {COLD_STARTS}")
+        _validate_branches(self)
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; choose from {SOLVERS}")
         if self.formulation not in FORMULATIONS:
@@ -189,6 +204,19 @@ class MPCConfig:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter}")
 
 
+def _validate_branches(cfg: MPCConfig) -> None:
+    """ValueError on a bad ``reference_branches`` / ``branch_source`` / ``branch_threshold``."""
+    from ampczoo.experts.ik_branches import BRANCH_SOURCES
+
+    k = cfg.reference_branches
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"reference_branches (branch count K) must be an integer >= 1, got {k}")
+    if cfg.branch_source not in BRANCH_SOURCES:
+        raise ValueError(f"unknown branch_source {cfg.branch_source!r}; choose {BRANCH_SOURCES}")
+    if not cfg.branch_threshold > 0:
+        raise ValueError(f"branch_threshold must be > 0 [rad], got {cfg.branch_threshold}")
+
+
 @dataclass
 class MPCSolution:
     """One MPC solve. u: (N, 7) [rad/s]; x: (N+1, 7) [rad] with x[0] = x_t; x_ref: (7,) the
@@ -211,6 +239,8 @@ class MPCSolution:
     solve_time: float
     output_error_avg: float = float("inf")
     raw: dict = field(default_factory=dict, repr=False)
+    branch: int = -1
+    """the episode's IK branch index (``cold_start="branches"``; -1 otherwise)"""
 
 
 # ----------------------------------------------------------------------------- symbolic model
@@ -508,7 +538,7 @@ def _problem(cfg: MPCConfig) -> _Problem:
     """Built problems are shared between experts with the same definition (seed excluded)."""
     from dataclasses import replace
 
-    key = replace(cfg, seed=None)
+    key = replace(cfg, seed=None, reference_branches=1, branch_source="dls", branch_threshold=1.0)
     if key not in _PROBLEMS:
         _PROBLEMS[key] = _Problem(key)
     return _PROBLEMS[key]
@@ -549,6 +579,8 @@ class MPCExpert(Policy):
         self.n_failures = 0
         self.last_solution: MPCSolution | None = None
         self._warm: dict | None = None
+        #: ``cold_start="branches"``: the episode's branch index and its reference (7,) [rad]
+        self.branch, self._branch_ref = -1, None
 
     @classmethod
     def for_env(cls, env_or_obs_dim: Any, **overrides: Any) -> MPCExpert:
@@ -585,6 +617,7 @@ class MPCExpert(Policy):
         reseed if ``seed`` given."""
         self._warm = None
         self.last_solution = None
+        self.branch, self._branch_ref = -1, None
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
@@ -626,28 +659,58 @@ class MPCExpert(Policy):
 
         With ``cold_start="state"``, a failed state cold start is retried once from a random
         guess (fatrop fails repeatedly from some local guesses where a random one succeeds);
-        the returned solve_time covers both attempts."""
-        state_cold = (
-            initial_guess is None and self._warm is None and self.config.cold_start == "state"
-        )
+        the returned solve_time covers both attempts.
+
+        With ``cold_start="branches"`` a cold solve pins the artificial reference to the
+        episode's IK branch (the reference *is* the branch; later warm solves free it), from
+        u = 0; a failure is retried unpinned from the same guess, then pinned from the straight
+        line x_t -> branch (solve_time covers all attempts; an unpinned success may settle in
+        another mode, its ``branch`` is still the drawn one). fatrop fails the retries of about
+        one cold start in ten here (a failed solve seems to leave it in a bad state); IPOPT
+        solved all 30 of a check, so collect branch data with IPOPT."""
+        cold = initial_guess is None and self._warm is None
+        if cold and self.config.cold_start == "branches":
+            return self._solve_branch(obs)
         sol = self._solve(obs, initial_guess)
-        if state_cold and not sol.success:
+        if cold and not sol.success and self.config.cold_start == "state":
             first_time = sol.solve_time
             sol = self._solve(obs, "random")
             sol.solve_time += first_time
         return sol
 
-    def _solve(self, obs: np.ndarray, initial_guess: Any) -> MPCSolution:
+    def _solve_branch(self, obs: np.ndarray) -> MPCSolution:
+        """Cold solve of ``cold_start="branches"`` (see :meth:`solve`)."""
+        ob = self._parse(obs)
+        guess = self._branch_guess(ob)
+        line = self._branch_line_guess(ob.q)
+        elapsed = 0.0
+        for attempt, pin in ((guess, True), (guess, False), (line, True)):
+            sol = self._solve(obs, attempt, pin_ref=self._branch_ref if pin else None)
+            elapsed += sol.solve_time
+            if sol.success:
+                break
+        sol.solve_time = elapsed
+        return sol
+
+    def _solve(
+        self, obs: np.ndarray, initial_guess: Any, pin_ref: np.ndarray | None = None
+    ) -> MPCSolution:
+        """One solver call; ``pin_ref`` (7,) [rad] fixes the artificial reference q^s_N."""
         ob = self._parse(obs)
         p = make_params(ob)
         w0, lam_x, lam_g, warm = self._initial_guess(ob.q, initial_guess)
         prob = self._prob
         solver = prob.solver_for(warm)
+        lbx, ubx = prob.lbx, prob.ubx
+        if pin_ref is not None:
+            o = prob.layout.x_off[-1] + NQ
+            lbx, ubx = lbx.copy(), ubx.copy()
+            lbx[o : o + NQ] = ubx[o : o + NQ] = pin_ref
         args = {
             "x0": w0,
             "p": p,
-            "lbx": prob.lbx,
-            "ubx": prob.ubx,
+            "lbx": lbx,
+            "ubx": ubx,
             "lbg": prob.lbg,
             "ubg": prob.ubg,
         }
@@ -661,6 +724,7 @@ class MPCExpert(Policy):
             res, stats = None, {"return_status": f"exception: {exc}"}
         elapsed = time.perf_counter() - t0
         sol = self._make_solution(ob, p, res, stats, elapsed)
+        sol.branch = self.branch
         self.last_solution = sol
         return sol
 
@@ -730,6 +794,35 @@ class MPCExpert(Policy):
             zeros = np.zeros((self.config.horizon, NQ))
             return self._guess_from_arrays(x_t, {"u": zeros, "x_ref": x_t}), None, None, False
         return (*self._shifted_warm(x_t), True)
+
+    def _branch_guess(self, ob: KukaObservation) -> dict:
+        """Cold start of ``cold_start="branches"``: the episode's IK branch (the branch set of
+        the start/target pair is computed at the first solve after reset from IK seeds of
+        :data:`BRANCH_IK_SEED`, so every run of a pair sees the same K branches; the index is
+        drawn from ``rng``, i.e. the reset seed; both then kept) as the artificial reference;
+        u = 0 and every q at x_t (a straight-line guess towards the branch crosses collisions
+        and IPOPT/fatrop then often report local infeasibility)."""
+        if self._branch_ref is None:
+            from ampczoo.experts.ik_branches import ik_branches
+
+            cfg = self.config
+            k = int(self.rng.integers(cfg.reference_branches))
+            ik_rng = np.random.default_rng(BRANCH_IK_SEED)  # same branch set every run
+            branches = ik_branches(
+                ob.target_pos, ob.target_rot, cfg.reference_branches, ik_rng, q_near=ob.q,
+                obstacle=ob.obstacle, threshold=cfg.branch_threshold, source=cfg.branch_source,
+            )  # fmt: skip
+            self.branch = k % len(branches)
+            self._branch_ref = branches[self.branch]
+        return {"u": np.zeros((self.config.horizon, NQ)), "x_ref": self._branch_ref}
+
+    def _branch_line_guess(self, x_t: np.ndarray) -> dict:
+        """Constant velocity x_t -> the episode's branch (clipped to the limits), branch as the
+        reference: the retry of a failed branch cold start."""
+        assert self._branch_ref is not None
+        N, dt = self.config.horizon, self.config.dt
+        u = np.clip((self._branch_ref - x_t) / (N * dt), -VELOCITY_LIMIT, VELOCITY_LIMIT)
+        return {"u": np.tile(u, (N, 1)), "x_ref": self._branch_ref}
 
     def _random_guess(self, x_t: np.ndarray) -> np.ndarray:
         """u ~ U(+-limit), q^s ~ U(joint limits), q_k linearly interpolated x_t -> q^s."""

@@ -227,7 +227,9 @@ def guide_x0(
 
     At the zero-SNR step (a_i = 0) the prior's mean is 0 for any x_prev: it carries no
     information about x_prev, so the step is left unguided (no division by zero). No
-    autograd is needed. x0, x: (B, P); x_prev: (B, P) or (P,); returns (B, P)."""
+    autograd is needed. The deviations from Eq. 13 (prior mean, sqrt(1 - a_i) factor, scale,
+    zero-SNR step, shifted target) are tabulated in docs/results/kuka.md.
+    x0, x: (B, P); x_prev: (B, P) or (P,); returns (B, P)."""
     if a <= 1e-8:
         return x0
     return x0 + scale * (x_prev - x / math.sqrt(a))

@@ -139,7 +139,13 @@ FINETUNE: dict[str, Command] = {
     ),
 }
 FINETUNE_HELP = "RL fine-tuning with stable-baselines3: " + ", ".join(FINETUNE)
-TRAIN_HELP = "train a policy type of the registry on a demonstration store"
+TRAIN_HELP = "train a policy type of the registry on a demonstration store, or ikdiffuser"
+#: ``ampczoo train ikdiffuser``: diffusion IK of a robot (not a policy; generates its own data)
+TRAIN_IKDIFFUSER = Command(
+    "ampczoo.ik.training:IKTrainConfig",
+    "ampczoo.ik.training:run_training",
+    "IKDiffuser (diffusion inverse kinematics) of a robot: data, training, checkpoints",
+)
 #: errors of a config or a run reported as "ampczoo CMD: error: ..." (exit status 2)
 USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
 
@@ -319,6 +325,7 @@ def _train_usage() -> str:
     from ampczoo.training.supervised import trainable_policy_types
 
     rows = {name: summary_line(policy_class(name)) for name in trainable_policy_types()}
+    rows["ikdiffuser"] = TRAIN_IKDIFFUSER.help
     return _usage(f"{PROG} train", "POLICY", TRAIN_HELP, rows, "policy types")
 
 
@@ -330,6 +337,8 @@ def _train(args: Sequence[str]) -> int:
         print(_train_usage())
         return 0 if args else 2
     policy, rest = args[0], args[1:]
+    if policy == "ikdiffuser":
+        return _run_command("train ikdiffuser", TRAIN_IKDIFFUSER, rest)
     choices = trainable_policy_types()
     if policy not in choices:
         problem = (

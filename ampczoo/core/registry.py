@@ -57,6 +57,8 @@ POLICY_TYPES: dict[str, str] = {
 }
 #: Folder of the shipped checkpoints.
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+#: zoo folders of IK models (ampczoo.ik.IKDiffuser), not policies: left out of the policy index
+IK_ZOO_PREFIX = "ikdiffuser-"
 
 
 def register_policy(policy_type: str, entry_point: str | type) -> None:
@@ -134,7 +136,11 @@ def list_policies(env: str | None = None, model: str | None = None) -> list[str]
 def _zoo_names() -> list[str]:
     if not ZOO_DIR.is_dir():
         return []
-    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
+    return sorted(
+        p.name
+        for p in ZOO_DIR.iterdir()
+        if (p / "config.json").is_file() and not p.name.startswith(IK_ZOO_PREFIX)
+    )
 
 
 def zoo_card(name: str) -> dict[str, Any]:

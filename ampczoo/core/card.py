@@ -9,8 +9,10 @@ A card says what a checkpoint is for and where it came from; the shipped zoo
     model       str    policy type (a name of ampczoo.core.registry.POLICY_TYPES) = config.json's
     base        str    refiners only: the zoo checkpoint they run on (demo, golden actions;
                        the frozen base of refine-mode training)                   [optional]
-    env_kwargs  dict   gym.make keyword arguments of its control rate (the control period
-                       of its demonstrations, e.g. {"control_dt": 0.1})          [optional]
+    env_kwargs  dict   gym.make keyword arguments of the env it acts in: the control period
+                       of its demonstrations and their scenario (e.g. {"control_dt": 0.1,
+                       "obstacle_placement": "between"}); not how the collection simulated
+                       (:data:`COLLECTION_ONLY_ENV_KWARGS`)                    [optional]
     data        dict   the demonstration store: path (str), command (the ``ampczoo collect``
                        line), episodes, samples (kept samples), note             [path required]
     command     str    the command that trained it, as it was run (the CLI flags of its date)
@@ -216,6 +218,11 @@ def _program(argv0: str) -> list[str]:
     return [argv0]
 
 
+#: env kwargs of a store that describe how the demonstrations were simulated (kinematic
+#: integration, their length), not the env a checkpoint trained on them acts in
+COLLECTION_ONLY_ENV_KWARGS = ("simulation", "episode_seconds")
+
+
 def training_card(
     model: str,
     data: str | Path,
@@ -235,8 +242,9 @@ def training_card(
     card: dict[str, Any] = {"env": store_attrs.get("env"), "model": model}
     if base:
         card["base"] = base
-    if "control_dt" in env_kwargs:
-        card["env_kwargs"] = {"control_dt": env_kwargs["control_dt"]}
+    acting = {k: v for k, v in env_kwargs.items() if k not in COLLECTION_ONLY_ENV_KWARGS}
+    if acting:
+        card["env_kwargs"] = acting
     card["data"] = {
         "path": str(data),
         "command": None,

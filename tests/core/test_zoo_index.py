@@ -240,7 +240,8 @@ def test_training_run_writes_a_card(tmp_path):
         u = np.repeat(np.tanh(obs[:, None, :7]), 3, axis=1).astype(np.float32)
         episodes.append(Episode(e, e, 12, data={"obs": obs, "u_seq": u}))
     store.add_episodes(episodes)
-    store.update_attrs({"env": "DAMPC-KukaTrack-v0", "env_kwargs": {"control_dt": 0.1}})
+    kwargs = {"control_dt": 0.1, "obstacle_placement": "between", "simulation": "kinematic"}
+    store.update_attrs({"env": "DAMPC-KukaTrack-v0", "env_kwargs": kwargs})
     out = tmp_path / "run"
     cfg = TrainConfig(
         policy="lsm",
@@ -257,7 +258,8 @@ def test_training_run_writes_a_card(tmp_path):
         card = read_card(out / selection)
         assert card is not None, f"{selection}/ has no card"
         assert card["env"] == "DAMPC-KukaTrack-v0" and card["model"] == "lsm"
-        assert card["env_kwargs"] == {"control_dt": 0.1}
+        # the scenario travels with the checkpoint; how the collection simulated does not
+        assert card["env_kwargs"] == {"control_dt": 0.1, "obstacle_placement": "between"}
         assert card["data"] == {"path": str(data), "command": None, "episodes": 5, "samples": 60}
         assert card["command"] and card["result"] is None
         assert card["date"] == datetime.date.today().isoformat()

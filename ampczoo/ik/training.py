@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ampczoo.core.checkpoint import optimizer_from_flat, optimizer_to_flat
 from ampczoo.ik import data as ikdata
 from ampczoo.ik.diffuser import IKDiffuser, IKDiffuserConfig
 from ampczoo.ik.robots import list_robots, load_robot
@@ -207,7 +208,7 @@ class IKTrainer:
         self.evaluated().save_pretrained(last)
         tensors = {f"model.{k}": v.contiguous() for k, v in self.model.state_dict().items()}
         tensors.update({f"ema.{k}": v.contiguous() for k, v in self.ema.state_dict().items()})
-        opt_tensors, opt_meta = _optimizer_to_flat(self.opt)
+        opt_tensors, opt_meta = optimizer_to_flat(self.opt)
         tensors.update(opt_tensors)
         save_file(tensors, str(last / STATE_TENSORS))
         if val_pos < self.best:
@@ -227,7 +228,7 @@ class IKTrainer:
         tensors = load_file(str(last / STATE_TENSORS))
         self.model.load_state_dict(_strip("model.", tensors))
         self.ema.load_state_dict(_strip("ema.", tensors))
-        _optimizer_from_flat(self.opt, tensors, state["optimizer"])
+        optimizer_from_flat(self.opt, tensors, state["optimizer"])
         self.step, self.best = int(state["step"]), float(state["best_val_pos_mm"])
         return True
 
@@ -311,29 +312,3 @@ def _trained_fields(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def _strip(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_from_flat(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
-) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value
-    for pid, extra in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(extra)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -34,7 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ampczoo.core.checkpoint import PretrainedPolicy, default_device
+from ampczoo.core.checkpoint import (
+    PretrainedPolicy,
+    default_device,
+    optimizer_from_flat,
+    optimizer_to_flat,
+)
 from ampczoo.core.registry import make_policy, policy_class, policy_types
 
 STATE_TENSORS = "train_state.safetensors"
@@ -280,36 +285,6 @@ class EMA:
 
 
 # ----------------------------------------------------------------------------- state i/o
-def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Optimizer state -> ({"optim.<param id>.<key>": tensor}, JSON-able rest)."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def optimizer_from_flat(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
-) -> None:
-    """Inverse of :func:`optimizer_to_flat`."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value
-    for pid, st in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(st)
-    groups = [
-        {k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]
-    ]
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 

@@ -18,6 +18,7 @@ from ampczoo.benchmarks.speed import (
     batch1_calls,
     batch_obs,
     run_speed_bench,
+    zoo_names,
 )
 from ampczoo.core.registry import list_policies, zoo_card
 
@@ -125,8 +126,13 @@ def test_replay_order():
     assert batch_obs(pool, 1, 2)[:, 0].tolist() == [1.0, 11.0]  # rows P / B apart
 
 
-def test_every_zoo_env_has_an_expert():
-    assert {zoo_card(n)["env"] for n in list_policies()} <= set(ENV_EXPERTS)
+def test_every_timed_zoo_env_has_an_expert():
+    kuka_and_arm = [n for n in list_policies() if zoo_card(n)["env"] in ENV_EXPERTS]
+    assert kuka_and_arm and set(zoo_names()) == set(kuka_and_arm)
+    others = set(list_policies()) - set(kuka_and_arm)  # e.g. dp-lift: no MPC to time against
+    for name in others:
+        with pytest.raises(ValueError, match="MPC / IK-MPC"):
+            SpeedBenchConfig(policies=(name,))
 
 
 @pytest.mark.parametrize(
@@ -153,7 +159,7 @@ def test_invalid_config(kwargs):
 
 def test_defaults_and_quick():
     cfg = SpeedBenchConfig()
-    assert cfg.selected() == tuple(list_policies())
+    assert cfg.selected() == tuple(n for n in list_policies() if zoo_card(n)["env"] in ENV_EXPERTS)
     assert cfg.batch_sizes == (1, 100) and cfg.backends == ("torch", "onnxruntime")
     quick = SpeedBenchConfig(quick=True)
     assert (quick.episodes, quick.calls, quick.batch_calls) == (1, 20, 5)

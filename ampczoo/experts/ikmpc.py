@@ -32,7 +32,7 @@ import numpy as np
 
 from ampczoo.core.policy import Policy
 from ampczoo.robots.threedof import LOWER, OBS_Q, OBS_QD, OBS_TARGET, TORQUE_LIMIT, UPPER
-from ampczoo.robots.threedof_ik import DampedLeastSquaresIK, IKSolver
+from ampczoo.robots.threedof_ik import DampedLeastSquaresIK, IKSolver, best_of_seeds
 
 IK_SEEDS = ("previous", "ikdiffuser")
 CONIC_SOLVERS = ("osqp", "proxqp", "qpoases", "hpipm", "qrqp")
@@ -278,16 +278,7 @@ class IKMPCExpert(Policy):
             model=self._seed_model,
             generator=self._seed_generator,
         )[0]
-        best, total = None, 0
-        for seed in seeds:
-            res = self.ik.solve(target, seed)
-            total += res.iterations
-            if best is None or res.error < best.error:
-                best = res
-            if res.converged:
-                break
-        assert best is not None
-        return type(best)(best.q, best.converged, best.error, total)
+        return best_of_seeds(lambda seed: self.ik.solve(target, seed), seeds)
 
     def solve(self, obs: Any) -> IKMPCSolution:
         """IK + one MPC solve at observation ``obs`` (9,) = [q, q̇, p_des]."""

@@ -11,6 +11,7 @@ diffusion model).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,6 +60,23 @@ class DLSConfig:
             raise ValueError("max_iter must be >= 1 and restarts >= 0")
 
 
+def best_of_seeds(solve: Callable[[np.ndarray], Any], seeds: Iterable[np.ndarray]) -> Any:
+    """Solve from each seed in order until one converges; the result with the smallest error
+    otherwise, with the iterations summed over the seeds tried (same result type as
+    ``solve``'s). ValueError when ``seeds`` is empty."""
+    best, total = None, 0
+    for seed in seeds:
+        res = solve(seed)
+        total += res.iterations
+        if best is None or res.error < best.error:
+            best = res
+        if res.converged:
+            break
+    if best is None:
+        raise ValueError("best_of_seeds needs at least one seed")
+    return type(best)(best.q, best.converged, best.error, total)
+
+
 class DampedLeastSquaresIK:
     """Damped least-squares IK (see the module docstring); joint limits are enforced by
     clipping every iterate. ``solve`` raises ValueError on a non-finite or mis-shaped input;
@@ -72,16 +90,8 @@ class DampedLeastSquaresIK:
         """p_des (3,) [m], q_seed (3,) [rad] -> :class:`IKResult`."""
         p_des = check_vector3(p_des, "p_des")
         q_seed = np.clip(check_vector3(q_seed, "q_seed"), LOWER, UPPER)
-        best, total = None, 0
-        for seed in [q_seed, *self._restart_seeds(p_des)[: self.config.restarts]]:
-            res = self._iterate(p_des, seed)
-            total += res.iterations
-            if best is None or res.error < best.error:
-                best = res
-            if res.converged:
-                break
-        assert best is not None
-        return IKResult(best.q, best.converged, best.error, total)
+        seeds = [q_seed, *self._restart_seeds(p_des)[: self.config.restarts]]
+        return best_of_seeds(lambda seed: self._iterate(p_des, seed), seeds)
 
     def _iterate(self, p_des: np.ndarray, q: np.ndarray) -> IKResult:
         c = self.config

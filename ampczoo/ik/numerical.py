@@ -181,30 +181,8 @@ def ee_poses_and_jacobians(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """End-effector rotations (B, N_ee, 3, 3), positions (B, N_ee, 3) [m] and world-aligned
     Jacobians (B, N_ee, 6, dof) from one pass over the joints (what ``robot.ee_transforms``
-    and ``robot.jacobians`` give, each of which repeats the pass)."""
-    rots, poss = robot.joint_frames(q)
-    kw: dict[str, Any] = {"dtype": q.dtype, "device": q.device}
-    batch = q.shape[0]
-    ee_rot, ee_trans = robot._ee_rot.to(**kw), robot._ee_trans.to(**kw)
-    out_r, out_p = [], []
-    for i, joint in enumerate(robot._ee_joint):
-        if joint == 0:
-            out_r.append(ee_rot[i].expand(batch, 3, 3))
-            out_p.append(ee_trans[i].expand(batch, 3))
-            continue
-        r, p = rots[:, joint - 1], poss[:, joint - 1]
-        out_r.append(r @ ee_rot[i])
-        out_p.append(p + (r @ ee_trans[i].unsqueeze(-1)).squeeze(-1))
-    rot, pos = torch.stack(out_r, 1), torch.stack(out_p, 1)
-    world_axes = (rots @ robot._axes.to(**kw).unsqueeze(-1)).squeeze(-1)  # (B, dof, 3)
-    revolute = robot._revolute.to(q.device).view(1, 1, -1, 1)
-    lever = pos.unsqueeze(2) - poss.unsqueeze(1)  # (B, N_ee, dof, 3)
-    axes_b = world_axes.unsqueeze(1).expand_as(lever)
-    linear = torch.where(revolute, torch.linalg.cross(axes_b, lever), axes_b)
-    angular = torch.where(revolute, axes_b, torch.zeros_like(axes_b))
-    mask = robot.ancestors.to(q.device).view(1, robot.num_ee, robot.dof, 1)
-    jac = (torch.cat([linear, angular], dim=-1) * mask).transpose(-1, -2)
-    return rot, pos, jac
+    and ``robot.jacobians`` give; :meth:`IKRobot.ee_transforms_and_jacobians`)."""
+    return robot.ee_transforms_and_jacobians(q)
 
 
 def _worst(err: np.ndarray) -> np.ndarray:

@@ -349,19 +349,7 @@ class IKRobot:
     def ee_transforms(self, q: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """End-effector rotations (B, N_ee, 3, 3) and positions (B, N_ee, 3) [m]."""
         q = self.check_q(q)
-        rots, poss = self.joint_frames(q)
-        kw: dict[str, Any] = {"dtype": q.dtype, "device": q.device}
-        ee_rot, ee_trans = self._ee_rot.to(**kw), self._ee_trans.to(**kw)
-        out_r, out_p = [], []
-        for i, joint in enumerate(self._ee_joint):
-            if joint == 0:
-                out_r.append(ee_rot[i].expand(q.shape[0], 3, 3))
-                out_p.append(ee_trans[i].expand(q.shape[0], 3))
-                continue
-            r, p = rots[:, joint - 1], poss[:, joint - 1]
-            out_r.append(r @ ee_rot[i])
-            out_p.append(p + (r @ ee_trans[i].unsqueeze(-1)).squeeze(-1))
-        return torch.stack(out_r, 1), torch.stack(out_p, 1)
+        return self._ee_from_frames(*self.joint_frames(q))
 
     def forward_kinematics(self, q: Any) -> torch.Tensor:
         """Poses (B, N_ee, 7): position [m] + unit quaternion (qx, qy, qz, qw), qw >= 0."""
@@ -371,9 +359,16 @@ class IKRobot:
     def jacobians(self, q: Any) -> torch.Tensor:
         """Geometric Jacobians (B, N_ee, 6, dof) in the world frame: rows 0-2 linear velocity
         [m/s per unit joint velocity], rows 3-5 angular velocity [rad/s per unit]."""
+        return self.ee_transforms_and_jacobians(q)[2]
+
+    def ee_transforms_and_jacobians(
+        self, q: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`ee_transforms` and :meth:`jacobians` from one pass over the joints:
+        rotations (B, N_ee, 3, 3), positions (B, N_ee, 3) [m], Jacobians (B, N_ee, 6, dof)."""
         q = self.check_q(q)
         rots, poss = self.joint_frames(q)
-        _, ee_pos = self.ee_transforms(q)
+        ee_rot, ee_pos = self._ee_from_frames(rots, poss)
         axes = self._axes.to(dtype=q.dtype, device=q.device)
         world_axes = (rots @ axes.unsqueeze(-1)).squeeze(-1)  # (B, dof, 3)
         revolute = self._revolute.to(q.device).view(1, 1, -1, 1)
@@ -383,7 +378,25 @@ class IKRobot:
         angular = torch.where(revolute, axes_b, torch.zeros_like(axes_b))
         mask = self.ancestors.to(q.device).view(1, self.num_ee, self.dof, 1)
         jac = torch.cat([linear, angular], dim=-1) * mask
-        return jac.transpose(-1, -2)
+        return ee_rot, ee_pos, jac.transpose(-1, -2)
+
+    def _ee_from_frames(
+        self, rots: torch.Tensor, poss: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """End-effector rotations and positions from the joint frames of :meth:`joint_frames`."""
+        kw: dict[str, Any] = {"dtype": rots.dtype, "device": rots.device}
+        ee_rot, ee_trans = self._ee_rot.to(**kw), self._ee_trans.to(**kw)
+        batch = rots.shape[0]
+        out_r, out_p = [], []
+        for i, joint in enumerate(self._ee_joint):
+            if joint == 0:
+                out_r.append(ee_rot[i].expand(batch, 3, 3))
+                out_p.append(ee_trans[i].expand(batch, 3))
+                continue
+            r, p = rots[:, joint - 1], poss[:, joint - 1]
+            out_r.append(r @ ee_rot[i])
+            out_p.append(p + (r @ ee_trans[i].unsqueeze(-1)).squeeze(-1))
+        return torch.stack(out_r, 1), torch.stack(out_p, 1)
 
     def sample_q(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, dof) configurations uniform within the joint limits (float64)."""

@@ -58,7 +58,7 @@ def run_one(env, expert, seed: int) -> dict:
     ob0 = parse_observation(obs)
     f0, r0 = expert.n_failures, getattr(expert, "n_reseeds", 0)
     wall, cpu, kinds, done, info = [], [], [], False, {}
-    x_ref, ref_pos, ref_rot = None, [], []
+    x_ref, ref_pos, ref_rot, max_pen = None, [], [], 0.0
     while not done:
         reseeds_before = getattr(expert, "n_reseeds", 0)
         attempts_before = getattr(expert, "n_reseed_attempts", 0)
@@ -77,6 +77,7 @@ def run_one(env, expert, seed: int) -> dict:
         attempted = getattr(expert, "n_reseed_attempts", 0) > attempts_before
         kinds.append("r" if reseeded else "a" if attempted else "c" if cold else "w")
         obs, _, term, trunc, info = env.step(a)
+        max_pen = max(max_pen, float(info.get("penetration", 0.0)))
         done = term or trunc
     ob = parse_observation(obs)
     rec = {
@@ -88,6 +89,9 @@ def run_one(env, expert, seed: int) -> dict:
         "q_final_limit_dist": limit_distances(ob.q).tolist(),
         "failures": expert.n_failures - f0,
         "reseeds": getattr(expert, "n_reseeds", 0) - r0,
+        "branch": int(getattr(expert, "branch", -1)),
+        "max_penetration": float(max_pen),
+        "steps": len(kinds),
         "wall": [round(t, 6) for t in wall],
         "cpu": [round(t, 6) for t in cpu],
         "kinds": "".join(kinds),
@@ -171,6 +175,14 @@ def main() -> None:
     ap.add_argument("--cold-start", default="state")
     ap.add_argument("--control-dt", type=float, default=0.02)
     ap.add_argument(
+        "--placement",
+        choices=["fixed", "between"],
+        default="fixed",
+        help="obstacle_placement of the obstacle env",
+    )
+    ap.add_argument("--episode-seconds", type=float, default=None, help="env default if None")
+    ap.add_argument("--branches", type=int, default=3, help="reference_branches K")
+    ap.add_argument(
         "--no-reseed", action="store_true", help="reseed_on_stall=False (the expert before)"
     )
     ap.add_argument("--out", type=Path)
@@ -185,11 +197,17 @@ def main() -> None:
     import ampczoo  # noqa: F401
     from ampczoo.experts.mpc import MPCConfig, MPCExpert
 
-    env = gym.make(ENVS[args.env], control_dt=args.control_dt)
+    kwargs: dict = {"control_dt": args.control_dt}
+    if args.placement != "fixed":
+        kwargs["obstacle_placement"] = args.placement
+    if args.episode_seconds is not None:
+        kwargs["episode_seconds"] = args.episode_seconds
+    env = gym.make(ENVS[args.env], **kwargs)
     cfg = MPCConfig(
         solver=args.solver,
         obstacle=args.env == "obstacle",
         cold_start=args.cold_start,
+        reference_branches=args.branches,
         reseed_on_stall=not args.no_reseed,
     )
     expert = MPCExpert(cfg)

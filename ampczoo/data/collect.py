@@ -986,6 +986,18 @@ def open_store(config: CollectConfig) -> EpisodeStore:
     if non_empty and not is_episode_store(path):
         raise FileExistsError(f"{path} exists and is not an episode store")
     store = EpisodeStore(path, mode="a", chunk_len=config.chunk_len)
+    try:
+        _check_resume(store, config, fp)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check_resume(store: EpisodeStore, config: CollectConfig, fp: dict[str, Any]) -> None:
+    """Refuse a store of another run (or one already holding episodes without ``resume``);
+    record the run's metadata in a new store."""
+    path = store.path
     old = store.attrs.get("fingerprint")
     if config.resume and old is not None:
         bad = [
@@ -1011,7 +1023,6 @@ def open_store(config: CollectConfig) -> EpisodeStore:
                 "created": datetime.datetime.now().astimezone().isoformat(),
             }
         )
-    return store
 
 
 def _version() -> str:
@@ -1079,15 +1090,17 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
     backend = _make_backend(config) if todo else None
     try:
         _drive(backend, todo, config.max_retries, writer, tally, errors, bar, t0)
+        writer.flush()
+        if hasattr(load_builder(config.builder_spec), "run_episode"):
+            store.update_attrs(episode_outcomes(store))
     finally:
         writer.flush()
         bar.close()
         if backend is not None:
             backend.close()
+        store.close()  # release the writer lock: the next --resume may open the store
     wall = time.perf_counter() - t0
     per_episode = hasattr(load_builder(config.builder_spec), "run_episode")
-    if per_episode:
-        store.update_attrs(episode_outcomes(store))
     return CollectReport(
         str(store.path),
         tally.episodes,

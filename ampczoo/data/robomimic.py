@@ -342,6 +342,7 @@ def import_robomimic(
             ATTR: meta,
         }
     )
+    store.close()
     return EpisodeStore(out, mode="r")
 
 

@@ -10,6 +10,12 @@ Layout (T = stored samples, E = stored episodes)::
     meta/episode_seed   (E,)     seed used for env.reset / expert.reset of that episode
     meta/n_steps, meta/n_dropped_output_error, meta/n_failed  (E,)  per-episode counts
 
+One writer at a time: mode "a" takes an exclusive lock (``flock`` on ``<path>/.writer.lock``,
+held until :meth:`EpisodeStore.close` or the process ends); a second writer -- another
+``ampczoo collect --resume`` on the same path while one runs -- gets a RuntimeError instead of
+truncating the running writer's half-written append (the truncation below would cut the
+arrays it had already extended and leave the data columns misaligned by an episode).
+
 Crash safety: an append writes the data rows first, then the per-episode meta rows, and the
 ``episode_ends`` entries LAST. Every file write of zarr's LocalStore is atomic (temp file +
 rename), so after a kill at any moment the store holds a valid prefix: on opening for
@@ -20,6 +26,7 @@ read-only applies the same truncation to what is read, without modifying the fil
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +113,37 @@ def _node(group: zarr.Group, key: str, kind: type[_Node], where: Path) -> _Node:
     return node
 
 
+#: Lock file of the writer of a store (inside the store's directory; zarr ignores it).
+WRITER_LOCK = ".writer.lock"
+
+
+def _writer_lock(path: Path) -> Any:
+    """Open file object holding an exclusive ``flock`` on ``path/WRITER_LOCK`` (the folder is
+    created); RuntimeError naming the holder's pid when another writer has it. Where ``fcntl``
+    does not exist (Windows) there is no lock (None)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    f = (path / WRITER_LOCK).open("a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise RuntimeError(
+            f"episode store {path} is open for writing by another process (pid {holder}); "
+            "stop it before resuming, or open the store read-only (mode='r')"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 class EpisodeStore:
     """Episodes appended to a Zarr v3 group; see the module docstring for the layout.
 
@@ -121,12 +159,22 @@ class EpisodeStore:
         self.chunk_len = int(chunk_len)
         if mode == "r" and not is_episode_store(self.path):
             raise FileNotFoundError(f"no episode store at {self.path}")
+        self._lock: Any = None
+        if mode == "a":
+            self._lock = _writer_lock(self.path)
         self.group = zarr.open_group(str(self.path), mode=mode)
         if mode == "a":
             self._create_meta()
         self._n_episodes, self._n_samples = self._valid_prefix()
         if mode == "a":
             self._truncate()
+
+    def close(self) -> None:
+        """Release the writer lock (mode "a"); the store is read-only afterwards."""
+        if self._lock is not None:
+            self._lock.close()  # closing the file descriptor releases the flock
+            self._lock = None
+        self.mode = "r"
 
     # ----------------------------------------------------------------- structure
     def _array(self, key: str) -> zarr.Array:

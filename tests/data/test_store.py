@@ -72,6 +72,7 @@ def test_partial_append_is_truncated(tmp_path, stage):
     if stage == "ends_resized":  # ... episode_ends resized but its value not yet written
         store.group["meta/episode_ends"].resize((2,))
     (path / "data" / "obs" / "c" / "x.partial").write_bytes(b"junk")  # an interrupted write
+    store.close()  # the killed writer's lock goes with its process
     ro = EpisodeStore(path, mode="r")
     assert ro.n_episodes == 1 and ro.n_samples == 5 and len(ro.read("obs")) == 5
     rw = EpisodeStore(path, mode="a")
@@ -89,3 +90,33 @@ def test_is_episode_store(tmp_path):
     assert is_episode_store(tmp_path / "s.zarr")
     with pytest.raises(FileNotFoundError):
         EpisodeStore(tmp_path / "missing", mode="r")
+
+
+def test_second_writer_is_refused_while_one_appends(tmp_path):
+    """A second writer (e.g. ``collect --resume`` started while a collection runs) used to
+    truncate the arrays the first had already extended in a half-done append, leaving the
+    later columns one episode behind the first ones. Now it is refused; readers still open."""
+    path = tmp_path / "s.zarr"
+    writer = EpisodeStore(path, chunk_len=4)
+    writer.add_episodes([make_episode(0, 5)])
+    ep = make_episode(1, 6)
+    EpisodeStore._append(writer.group["data/obs"], ep.data["obs"])  # half-done append
+    with pytest.raises(RuntimeError, match="open for writing by another process"):
+        EpisodeStore(path, mode="a")
+    assert writer.group["data/obs"].shape[0] == 11  # not truncated under the writer
+    assert EpisodeStore(path, mode="r").n_episodes == 1
+    for k in ("u_seq", "cost", "status"):  # the writer finishes its append
+        EpisodeStore._append(writer.group[f"data/{k}"], ep.data[k])
+    for k, v in ep.meta().items():
+        EpisodeStore._append(writer.group[f"meta/{k}"], np.array([v]))
+    EpisodeStore._append(writer.group["meta/episode_ends"], np.array([11]))
+    writer.close()
+    with pytest.raises(PermissionError):
+        writer.add_episodes([make_episode(2, 1)])
+    resumed = EpisodeStore(path, mode="a")  # the lock is free again
+    resumed.add_episodes([make_episode(2, 3)])
+    eps = EpisodeStore(path, mode="r").episodes_sorted()
+    assert [e.n_kept for e in eps] == [5, 6, 3]
+    for e in eps:
+        for k, v in make_episode(e.episode_index, e.n_kept).data.items():
+            np.testing.assert_array_equal(e.data[k], v)

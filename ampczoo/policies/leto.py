@@ -80,6 +80,11 @@ class LeTOConfig(PolicyConfig):
     """smoothing weight alpha of the QP (the alpha S^T A_diff^T A_diff S term)"""
     eps: float = 1e-4
     """eps of the QP matrix L L^T + eps I"""
+    l_init: float = 1.0
+    """initial L = l_init I. The unconstrained output is y = Q^-1 tanh(e) with Q >= L L^T, so
+    at l_init = 1 a chunk needs |tanh(e)| >= |y| and the saturated velocities of the
+    demonstrations (|y| = 1) are out of reach; a smaller l_init leaves tanh room (see
+    docs/results/kuka.md, LeTO on the KUKA task)"""
     accel_bound: float = 0.1
     """a_bound, per-step change bound (normalised units)"""
     vel_bound: float = 1.0
@@ -119,11 +124,12 @@ class LeTOConfig(PolicyConfig):
         if not (
             self.alpha >= 0
             and self.eps > 0
+            and self.l_init > 0
             and self.accel_bound > 0
             and self.vel_bound > 0
             and self.dt > 0
         ):
-            raise ValueError("need alpha >= 0 and eps, accel_bound, vel_bound, dt > 0")
+            raise ValueError("need alpha >= 0 and eps, l_init, accel_bound, vel_bound, dt > 0")
         if self.backend not in qp.BACKENDS:
             raise ValueError(f"backend must be one of {qp.BACKENDS}")
         n_c = self.action_dim if self.dims is None else len(self.dims)
@@ -155,7 +161,7 @@ class LeTOPolicy(PretrainedPolicy):
         self.inp = nn.Linear(self.obs_input.dim, c.hidden_dim)
         self.lstm = nn.LSTM(c.hidden_dim, c.hidden_dim, c.num_layers, batch_first=True)
         self.out = nn.Linear(c.hidden_dim, n)
-        self.L = nn.Parameter(torch.eye(n))
+        self.L = nn.Parameter(c.l_init * torch.eye(n))
         self.register_buffer("action_scale", torch.ones(c.action_dim))
         S1 = qp.selection_matrix(c.action_dim, c.dims)
         self.dc = S1.shape[0]
@@ -204,19 +210,36 @@ class LeTOPolicy(PretrainedPolicy):
         """DTO layer: e (M, n), obs (M, obs_dim) raw, prev (M, D_c) normalised last executed
         action or None -> normalised chunks y (M, T_p, D_a)."""
         c, M = self.config, len(e)
-        n = e.shape[1]
+        G, lo, hi = self.constraint_rows(obs, prev)
+        p = -torch.tanh(e).double()
+        y = qp.solve_qp(self.qp_matrix().expand(M, -1, -1), p, G, lo, hi, backend=c.backend)
+        return y.to(e.dtype).view(M, c.chunk_len, c.action_dim)
+
+    def qp_matrix(self) -> torch.Tensor:
+        """The DTO problem's Hessian (n, n), float64: L L^T + eps I + alpha S^T A_diff^T
+        A_diff S (one for every sample)."""
+        c = self.config
         Lt = torch.tril(self.L).double()
-        Q = Lt @ Lt.T + c.eps * torch.eye(n, dtype=torch.float64, device=e.device)
-        Q = Q + c.alpha * self.D.T @ self.D
-        rows = [(self.S, -c.vel_bound, c.vel_bound), (self.D, -c.accel_bound, c.accel_bound)]
+        n = Lt.shape[0]
+        Q = Lt @ Lt.T + c.eps * torch.eye(n, dtype=torch.float64, device=Lt.device)
+        return Q + c.alpha * self.D.T @ self.D
+
+    def constraint_rows(
+        self, obs: torch.Tensor, prev: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The DTO problem's constraints lo <= G y <= hi for observations obs (M, obs_dim)
+        raw and the normalised last executed action prev (M, D_c) or None: G (rows, n),
+        lo / hi (M, rows), float64 (velocity, per-step change, positions, continuity)."""
+        c, M, dev = self.config, len(obs), obs.device
+        rows = [(self.S, c.vel_bound), (self.D, c.accel_bound)]
         G = torch.cat([r[0] for r in rows])
-        lo = torch.cat(
+        hi = torch.cat(
             [
-                torch.full((r[0].shape[0],), float(r[1]), dtype=torch.float64, device=e.device)
+                torch.full((r[0].shape[0],), float(r[1]), dtype=torch.float64, device=dev)
                 for r in rows
             ]
         ).expand(M, -1)
-        hi = -lo
+        lo = -hi
         if c.position_index is not None:
             G_pos, p_lo, p_hi = self.position_rows(obs)
             G, lo, hi = torch.cat([G, G_pos]), torch.cat([lo, p_lo], 1), torch.cat([hi, p_hi], 1)
@@ -224,9 +247,7 @@ class LeTOPolicy(PretrainedPolicy):
             G = torch.cat([self.S[: self.dc], G])
             lo = torch.cat([prev.double() - c.accel_bound, lo], 1)
             hi = torch.cat([prev.double() + c.accel_bound, hi], 1)
-        p = -torch.tanh(e).double()
-        y = qp.solve_qp(Q.expand(M, n, n), p, G, lo, hi, backend=c.backend)
-        return y.to(e.dtype).view(M, c.chunk_len, c.action_dim)
+        return G, lo, hi
 
     def position_rows(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(G_pos (rows, n), lower (M, rows), upper (M, rows)) of p_t + A_inte (scale S y),

@@ -186,3 +186,25 @@ def test_cli_train_leto_on_windows(tmp_path):
     )
     loaded = ampczoo.load_policy(out / "last", device="cpu")
     assert loaded.act(ds.obs[0]).shape == (7,)
+
+
+def test_l_init_gives_tanh_room_for_saturated_chunks():
+    """A demonstrated chunk at the velocity bound (|y| = 1, constant) needs tanh(e) = Q y;
+    at L = I that is >= 1 (unreachable), at l_init = 0.3 it is inside (-1, 1) and the DTO
+    layer returns the chunk from a finite e."""
+    torch.manual_seed(0)
+    y = torch.ones(SMALL["chunk_len"] * 7, dtype=torch.float64)
+    needed = {}
+    for l_init in (1.0, 0.3):
+        pol = LeTOPolicy(LeTOConfig(**SMALL, l_init=l_init))
+        assert torch.allclose(pol.L.detach(), l_init * torch.eye(len(y)))
+        needed[l_init] = float((pol.qp_matrix() @ y).abs().max())
+    assert needed[1.0] >= 1.0 > 0.95 > needed[0.3]
+    pol = LeTOPolicy(LeTOConfig(**SMALL, l_init=0.3))
+    obs = _data(B=1, T=1)["obs"][:, 0]
+    obs[:, :7] = 0.0  # mid-range joints: no position row is active
+    e = torch.atanh(pol.qp_matrix() @ y).float()[None]
+    out = pol.dto(e, obs)
+    torch.testing.assert_close(out.double().reshape(-1), y, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="l_init"):
+        LeTOConfig(**SMALL, l_init=0.0)

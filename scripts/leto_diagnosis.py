@@ -103,7 +103,7 @@ def first_actions(policy, val, T_s: int) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, demonstrated) first actions (M, 7) [rad/s] at held-out samples."""
     obs, u = val.obs, val.u_seq
     if getattr(policy, "name", "") == "leto":
-        starts = val.window_starts(T_s)
+        starts = val.window_starts(T_s)[::T_s]  # (nearly) non-overlapping: each sample once
         preds, targets = [], []
         with torch.no_grad():
             for s in range(0, len(starts), 64):

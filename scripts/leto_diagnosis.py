@@ -14,8 +14,8 @@ seed 0), with the chunk y* = u*_{0..T_p-1} / scale normalised as LeTO trains it:
 * **checkpoints** (``--policies``; LeTO or any chunk policy): first-action RMSE [rad/s] and
   magnitude ratio |u_0| / |u*_0| (ratio of means over held-out samples), overall and on the
   samples whose demonstrated first action has a component at >= 95 % of the scale
-  (saturated starts). LeTO runs as in training: windows of T_s consecutive samples through
-  the LSTM from a zero state.
+  (saturated starts). LeTO runs as deployed: each held-out episode in consecutive pieces of
+  T_s samples, the LSTM from a zero state at each piece (no continuity row).
 
     python scripts/leto_diagnosis.py --data data/kuka_obstacle_300.zarr \
         --policies runs/leto-a/last runs/lsm-a/last
@@ -102,19 +102,19 @@ def linear_term_report(pol, u_seq: np.ndarray) -> dict:
 def first_actions(policy, val, T_s: int) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, demonstrated) first actions (M, 7) [rad/s] at held-out samples."""
     obs, u = val.obs, val.u_seq
-    if getattr(policy, "name", "") == "leto":
-        starts = val.window_starts(T_s)[::T_s]  # (nearly) non-overlapping: each sample once
-        preds, targets = [], []
+    if getattr(policy, "name", "") == "leto":  # deployment: zero state every T_s steps
+        ep = np.asarray(val.sample_episode)
+        pred = np.zeros_like(u[:, 0])
         with torch.no_grad():
-            for s in range(0, len(starts), 64):
-                batch = val.window_batch(torch.as_tensor(starts[s : s + 64]), T_s)
-                o = batch["obs"]
-                e, _ = policy.encode(o)
-                B, T = o.shape[:2]
-                y = policy.dto(e.reshape(B * T, -1), o.reshape(B * T, -1))
-                preds.append((y[:, 0] * policy.action_scale).numpy())
-                targets.append(batch["u_seq"][:, :, 0].reshape(B * T, -1).numpy())
-        return np.concatenate(preds), np.concatenate(targets)
+            for e in np.unique(ep):
+                rows = np.flatnonzero(ep == e)
+                for k in range(0, len(rows), T_s):
+                    r = rows[k : k + T_s]
+                    o = torch.as_tensor(obs[r], dtype=torch.float32)[None]
+                    z, _ = policy.encode(o)
+                    y = policy.dto(z[0], o[0])
+                    pred[r] = (y[:, 0] * policy.action_scale).numpy()
+        return pred, u[:, 0]
     from ampczoo.wrappers.chunk import action_chunk
 
     pred = np.stack([np.asarray(action_chunk(policy, o))[0] for o in obs])

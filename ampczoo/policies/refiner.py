@@ -362,7 +362,8 @@ class ChunkRefiner(PretrainedPolicy):
         model, callable) through this refiner, executing ``execute_steps`` refined actions per
         chunk (None: the base's ``action_horizon``, else 1) with an optional
         :class:`~ampczoo.wrappers.chunk.BoundSchedule` (normalised units): ``checkpoint`` is a
-        folder / zoo name of a trained refiner, a refiner instance, or a config (fresh, untrained; useful for the static-Q DiffOG).
+        folder / zoo name of a trained refiner, a refiner instance, or a config (fresh,
+        untrained; useful for the static-Q DiffOG).
         backend "onnxruntime": the refiner's graph (:meth:`onnx_graph`) runs in ONNX Runtime
         with ``num_threads`` intra-op threads (CPU; the QP stays in Python); a checkpoint's
         graph is cached as in ``load_policy(..., backend="onnxruntime")``, an instance's or

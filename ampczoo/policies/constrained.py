@@ -59,9 +59,7 @@ def make_constrained(
             raise ValueError(f'bound_schedule must be "table8" or bounds, got {bound_schedule!r}')
         bound_schedule = table8_schedule()
     if kind == "diffog":
-        from ampczoo.policies.diffog import DiffOG
-
-        return DiffOG.wrap(base, checkpoint, bound_schedule=bound_schedule, **overrides)
+        return _diffog(base, checkpoint, bound_schedule, overrides)
     preset = suite_preset(env_id)
     if preset is None:
         raise ValueError(f"{env_id!r} belongs to no suite of the DiffOG paper (no preset)")
@@ -78,3 +76,24 @@ def make_constrained(
     from ampczoo.wrappers.penalty import PenaltyPolicy
 
     return PenaltyPolicy(base, bound_schedule=bound_schedule, **kwargs)
+
+
+def _diffog(base: Any, checkpoint: Any, schedule: Any, overrides: dict[str, Any]) -> Any:
+    """``DiffOG.wrap``; a ``max_abs`` override is set on the refiner's config (the QP reads it
+    per solve: the magnitude bound of Table X at inference, beside the one it was trained
+    with, if any)."""
+    import dataclasses
+
+    from ampczoo.core.registry import load_policy
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+
+    if "max_abs" in overrides:
+        max_abs = overrides.pop("max_abs")
+        if isinstance(checkpoint, DiffOGConfig) or checkpoint is None:
+            checkpoint = DiffOG(checkpoint or DiffOGConfig()).eval()
+        elif not isinstance(checkpoint, DiffOG):
+            checkpoint = load_policy(checkpoint)
+        if not isinstance(checkpoint, DiffOG):
+            raise ValueError(f"checkpoint is a {type(checkpoint).__name__}, not a DiffOG")
+        checkpoint.config = dataclasses.replace(checkpoint.config, max_abs=max_abs)
+    return DiffOG.wrap(base, checkpoint, bound_schedule=schedule, **overrides)

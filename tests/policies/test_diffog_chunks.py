@@ -116,3 +116,27 @@ def test_scale_modes(mode, expected):
     lo, hi = np.array([[-1.0, 0.0], [-3.0, 0.0]]), np.array([[1.0, 1.0], [1.0, 0.5]])
     m.set_normalization({"u_seq": {"min": lo, "max": hi}})
     np.testing.assert_allclose(m.action_scale.numpy(), expected)
+
+
+def test_make_constrained_diffog_takes_the_table_x_magnitude_bound():
+    from ampczoo.policies.constrained import make_constrained
+
+    dp = tiny_dp()
+    pol = make_constrained(
+        "diffog",
+        dp,
+        "Robomimic-Lift-v0",
+        checkpoint=refiner_config(),
+        max_abs=0.2,
+        bound_schedule="table8",
+    )
+    assert pol.refiner.config.max_abs == 0.2 and pol.bound_schedule is not None
+    obs = np.random.default_rng(2).normal(size=(6, 4))
+    pol.reset(seed=0)
+    actions = np.array([pol.act(o) for o in obs])
+    assert np.abs(actions[:, list(S)]).max() <= 0.2 + 1e-6
+    assert np.abs(np.diff(actions[:, list(S)], axis=0)).max() <= 0.05 + 1e-6  # phase 1
+    with pytest.raises(ValueError):
+        make_constrained(
+            "diffog", dp, "Robomimic-Lift-v0", checkpoint=refiner_config(), max_abs=-1.0
+        )

@@ -20,8 +20,9 @@ plain callable); it refines one base chunk with a continuity constraint to the l
 action on the chunk's current row (none at the first step of an episode) and executes
 ``execute_steps`` of its actions (default: the base's ``action_horizon`` where it declares
 one, Diffusion Policy's T_a = 8; else 1). A single-step base's action is held for T_p steps to
-form a chunk. A base that declares its chunk layout (``chunk_len``, ``chunk_offset``) must match
-the refiner's ``chunk_len`` and ``chunk_offset`` (ValueError at wrap time naming both).
+form a chunk. A base of full chunks (``predict_chunk``, Diffusion Policy) must match the
+refiner's ``chunk_len`` and ``chunk_offset`` with its own (ValueError at wrap time naming both);
+the chunks of other bases are padded / cut to ``chunk_len`` as before.
 
 Per-suite settings of DiffOG's Table IX (bound, alpha, S without the gripper, scale) come from
 :func:`ampczoo.wrappers.presets.suite_preset`; the trainer applies the preset of the store's
@@ -461,7 +462,8 @@ class RefinedPolicy(ChunkFilterPolicy):
                 f"the base acts in {dim} dimensions, the {refiner.name} refiner in {c.action_dim}"
             )
         length, offset = base_chunk_layout(base)
-        if length is not None and (length, offset) != (c.chunk_len, c.chunk_offset):
+        full = hasattr(base, "predict_chunk")  # a base of full chunks (others are padded)
+        if full and length is not None and (length, offset) != (c.chunk_len, c.chunk_offset):
             raise ValueError(
                 f"the base's chunks have {length} rows with the current one at row {offset}; "
                 f"the {refiner.name} refiner's have chunk_len {c.chunk_len}, chunk_offset "

@@ -5,7 +5,11 @@ For a base chunk a (T_p x D_a, normalised to [-1, 1], flattened time-major, n = 
 
     y* = argmin_y 1/2 y^T (Q + alpha S^T A_diff^T A_diff S) y - a^T y
          s.t. -bound <= c_{k+1} - c_k <= bound,  k = 0..T_p-2,   c = S y   (per step, D_c dims)
-              -bound <= c_0 - c_{-1} <= bound                   (inference, when c_{-1} known)
+              -bound <= c_j - c_prev <= bound                   (inference, when c_prev known)
+              -max_abs <= c_k <= max_abs                        (optional, Table X's velocity)
+
+The continuity row j is the chunk's current row (``chunk_offset``: 0, or T_o − 1 on Diffusion
+Policy's chunks) and c_prev the last executed action.
 
 Linear term -a: with Q = I and no constraints y* = (I + alpha ...)^-1 a (the static-Q
 ablation, ||y - a||^2 + smoothing). Q by ``q_mode``:
@@ -214,6 +218,8 @@ class DiffOG(ChunkRefiner):
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
         # the rows with the continuity row first (inference): built once, not per call
         self.register_buffer("G_continuity", torch.cat([S[:Dc], D]), persistent=False)
+        #: the selection rows of every step (the magnitude bound max_abs)
+        self.register_buffer("G_select", S, persistent=False)
         self.register_buffer("smooth", c.alpha * D.T @ D, persistent=False)
         #: ProxQP solvers reused across inference solves, warm-started from the previous
         #: chunk's solution (cleared by :meth:`clear_warm_start`, e.g. at an episode start)
@@ -288,14 +294,7 @@ class DiffOG(ChunkRefiner):
         c, B = self.config, len(p)
         b = self.bounds_tensor(None, c.chunk_len) if bounds is None else bounds.double().cpu()
         b = b.to(p.device)
-        G, hi = self.G_diff, b[1:].reshape(-1)
-        if prev is not None:
-            G = self.G_continuity
-            hi_b = hi.expand(B, -1)
-            lower = torch.cat([prev.double() - b[0], -hi_b], dim=1)
-            upper = torch.cat([prev.double() + b[0], hi_b], dim=1)
-        else:
-            lower, upper = -hi, hi
+        G, lower, upper = self.constraint_rows(b, prev, B)
         return qp.solve_qp(
             Q,
             p,
@@ -306,6 +305,33 @@ class DiffOG(ChunkRefiner):
             workspace=self.qp_workspace,
             check_inputs=check_inputs,
         )
+
+    def constraint_rows(
+        self, b: torch.Tensor, prev: torch.Tensor | None, B: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G, lower, upper) of the QP: change rows with bounds ``b`` (T_p, D_c) (row k bounds
+        c_k − c_{k−1}), the continuity row on row ``_continuity_row`` against ``prev``
+        (B, D_c) (bound of that row) and the magnitude rows of ``config.max_abs``."""
+        j, Dc = self._continuity_row, len(self.dim_index)
+        G, hi = self.G_diff, b[1:].reshape(-1)
+        lower, upper = -hi, hi
+        if prev is not None:
+            G = (
+                self.G_continuity
+                if j == 0
+                else torch.cat([self.G_select[j * Dc : (j + 1) * Dc], G])
+            )
+            hi_b = hi.expand(B, -1)
+            lower = torch.cat([prev.double() - b[j], -hi_b], dim=1)
+            upper = torch.cat([prev.double() + b[j], hi_b], dim=1)
+        if self.config.max_abs is not None:
+            v = torch.full((self.G_select.shape[0],), self.config.max_abs, dtype=b.dtype)
+            v = v.to(b.device)
+            G = torch.cat([G, self.G_select])
+            if lower.ndim == 2:
+                v = v.expand(B, -1)
+            lower, upper = torch.cat([lower, -v], dim=-1), torch.cat([upper, v], dim=-1)
+        return G, lower, upper
 
     def clear_warm_start(self) -> None:
         """The next inference QP starts cold (see :attr:`qp_workspace`)."""

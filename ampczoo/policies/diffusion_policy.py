@@ -25,7 +25,11 @@ and plans now, returning the executable chunk (T_p − T_o + 1, A) whose first r
 action for this step (the refiners' chunk API: :class:`ampczoo.wrappers.chunk.
 ChunkFilterPolicy` re-plans through it every step); a later ``act`` continues that plan.
 ``act_chunk`` of explicit histories (B, T_o, D) is stateless. ``planned_inputs()`` returns
-the rest of the current plan, from the action returned last.
+the rest of the current plan, from the action returned last. The chunk filters (DiffOG,
+clipping, penalty: :class:`ampczoo.wrappers.chunk.ChunkFilterPolicy`) use ``predict_chunk(obs)``
+(the full T_p sequence, ``chunk_offset`` = T_o − 1 the current row; the policy's own queue is
+emptied) every T_a steps and ``observe(obs)`` on the steps between, and execute T_a refined
+actions themselves.
 
 Observations: the env's flat low-dim vector (D,) / (B, D); a policy with cameras takes a dict
 holding the ``obs_layout`` keys and the ``image_keys`` images (H, W, C) uint8 (or with a
@@ -429,17 +433,65 @@ class DiffusionPolicy(PretrainedPolicy):
         (B, T_o, D) is sampled without touching the policy's state."""
         arr = obs if isinstance(obs, dict) else np.asarray(obs)
         if not isinstance(arr, dict) and arr.ndim == 3 and not self.config.image_keys:
-            c = self.config
-            if arr.shape[1:] != (c.obs_horizon, c.obs_dim) or not np.all(np.isfinite(arr)):
-                raise ValueError(
-                    f"observation histories must be finite (B, {c.obs_horizon}, {c.obs_dim}), "
-                    f"got {arr.shape}"
-                )
-            return self.sample(arr.astype(np.float32))[:, c.obs_horizon - 1 :]
+            return self.sample(self._check_histories(arr))[:, self.chunk_offset :]
         batched = self._observe(obs)
         chunk = self._replan().copy()
         self._pos = 1
         return chunk if batched else chunk[0]
+
+    # ------------------------------------------------------------------ chunk API
+    @property
+    def chunk_len(self) -> int:
+        """Length of :meth:`predict_chunk`'s chunks: T_p."""
+        return int(self.config.pred_horizon)
+
+    @property
+    def chunk_offset(self) -> int:
+        """Row of :meth:`predict_chunk`'s chunks that is the action for "now": T_o − 1 (the
+        rows before it belong to the older observations of the history)."""
+        return int(self.config.obs_horizon) - 1
+
+    @property
+    def action_horizon(self) -> int:
+        """T_a, actions executed per plan (the chunk filters execute as many)."""
+        return int(self.config.action_horizon)
+
+    @property
+    def action_scale(self) -> np.ndarray:
+        """(A,) half the data range of each action dimension (its [-1, 1] normalisation):
+        the raw size of one normalised unit of a constraint bound."""
+        return self.action_norm.half_range.detach().double().cpu().numpy().copy()
+
+    def observe(self, obs: Any) -> None:
+        """Push ``obs`` (D,) / (B, D) into the observation history without planning: what a
+        chunk filter calls on the steps it executes from its own queue, so the history the
+        next :meth:`predict_chunk` conditions on holds the last T_o observations."""
+        self._observe(obs)
+
+    def predict_chunk(self, obs: Any) -> np.ndarray:
+        """The full predicted sequence (T_p, A) (or (B, T_p, A)); row ``chunk_offset`` =
+        T_o − 1 is the action for this step. ``obs`` (D,) / (B, D): observed into the
+        history first; the policy's own action queue is emptied (a chunk filter executes
+        the chunk, so a later :meth:`act` plans anew instead of executing it twice). An
+        explicit history (B, T_o, D) is sampled without touching the policy's state."""
+        arr = obs if isinstance(obs, dict) else np.asarray(obs)
+        if not isinstance(arr, dict) and arr.ndim == 3 and not self.config.image_keys:
+            return self.sample(self._check_histories(arr))
+        batched = self._observe(obs)
+        assert self._obs_buf is not None
+        seqs = self.sample(self._obs_buf, self._img_buf)
+        self._plan, self._pos = None, 0
+        return seqs if batched else seqs[0]
+
+    def _check_histories(self, arr: np.ndarray) -> np.ndarray:
+        """Explicit observation histories (B, T_o, D) -> float32; ValueError otherwise."""
+        c = self.config
+        if arr.shape[1:] != (c.obs_horizon, c.obs_dim) or not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"observation histories must be finite (B, {c.obs_horizon}, {c.obs_dim}), "
+                f"got {arr.shape}"
+            )
+        return arr.astype(np.float32)
 
     def planned_inputs(self) -> tuple[np.ndarray, float] | None:
         """The rest of the current plan (T, A), from the action returned last, and

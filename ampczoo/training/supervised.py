@@ -357,6 +357,9 @@ class Trainer:
             out["obs_layout"] = tuple(
                 (k, int(a), int(b)) for k, (a, b) in attrs["obs_layout"].items()
             )
+        hook = getattr(policy_class(self.cfg.policy), "config_from_data", None)
+        if hook is not None:  # refiners: the suite's preset, a refine-mode base's layout
+            out.update(hook({**fields, **out, **self.cfg.policy_overrides}, attrs))
         return out
 
     def _make_optim(self) -> None:

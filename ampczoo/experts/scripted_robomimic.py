@@ -913,12 +913,13 @@ class ToolHangController(RobomimicScriptedController):
         v = fR @ np.array([0.0, 0.0, 1.0])
         w = np.cross(u, v)
         hole = p + R @ TOOL_HOLE
-        # flat wrench, handle along -u from the hole (grip beyond the bar's end)
-        R_flat = np.column_stack([-u, w, v])
+        # flat wrench, handle sideways (along w) from the hole: the tilt below is then a
+        # roll about the handle, which the fingers (closing along u) hold without slipping
+        R_flat = np.column_stack([w, u, v])
         hook = end + 0.0037 * u
 
         def tilted(angle: float) -> np.ndarray:
-            return rot_axis(w, angle) @ R_flat  # grip side down, rod side of the ring up
+            return rot_axis(w, angle) @ R_flat  # rod side of the ring up
 
         def at(du: float, dv: float) -> np.ndarray:
             return hook + du * u + dv * v
@@ -928,8 +929,8 @@ class ToolHangController(RobomimicScriptedController):
             13: (at(0.0, 0.03), 0.0, 0.003, 0.25),
             14: (at(0.0, 0.011), 0.0, 0.002, 0.15),
             15: (at(0.001, 0.010), np.deg2rad(35), 0.002, 0.1),
-            16: (at(0.002, -0.004), np.deg2rad(70), 0.002, 0.1),
-            17: (at(0.02, -0.005), np.deg2rad(90), 0.002, 0.1),
+            16: (at(0.007, -0.002), np.deg2rad(50), 0.002, 0.1),
+            17: (at(0.014, -0.004), np.deg2rad(55), 0.002, 0.1),
         }
         if self.phase in plan:
             goal, angle, tol, speed = plan[self.phase]

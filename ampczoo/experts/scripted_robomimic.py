@@ -732,6 +732,9 @@ class ToolHangController(RobomimicScriptedController):
         d = self.diversity
         self.frame_yaw = float(d * self.rng.uniform(-1.0, 1.0) * 0.2)
         self.grip_shift = float(d * self.rng.uniform(-1.0, 1.0) * 0.008)
+        # the horizon (700 steps) leaves no room for the slowest of the shared styles
+        self.style.speed = float(np.clip(self.style.speed + 0.2, 0.3, 1.0))
+        self.style.pauses = self.style.pauses // 2
 
     # ------------------------------------------------------------------ scene
     def pose(self, obs: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -750,7 +753,7 @@ class ToolHangController(RobomimicScriptedController):
     def frame_goal_rot(self) -> np.ndarray:
         """Frame orientation when assembled: rod up, bar toward the robot (-x) turned by
         this episode's ``frame_yaw``; the gripper then points sideways (+y)."""
-        return rot_z(self.frame_yaw)
+        return rot_z(np.pi + self.frame_yaw)
 
     # ------------------------------------------------------------------ control
     def track_pose(
@@ -861,20 +864,28 @@ class ToolHangController(RobomimicScriptedController):
             z = hole[2] + 0.008 if xy_err < 0.002 else tip[2]
             goal = np.array([*hole[:2], z])
             target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
-            # jammed (no progress) once inside: let go, the frame drops in by itself
+            # jammed (no progress for a while once inside): pull up a little and push again,
+            # at most three times, then let go (the frame often drops in by itself)
             best = m.get("best_z", np.inf)
             if tip[2] < best - 0.002:
                 m["best_z"], m["best_step"] = tip[2], self.phase_steps
-            jammed = tip[2] < hole[2] + 0.13 and self.phase_steps - m.get("best_step", 0) > 12
-            self.done_when(tip[2] < hole[2] + 0.018 or jammed, 200)
+            stalled = self.phase_steps - m.get("best_step", 0) > 12
+            if stalled and tip[2] < hole[2] + 0.13:
+                m["retries"] = m.get("retries", 0) + 1
+                m["pull_until"] = self.phase_steps + 5
+                m["best_z"], m["best_step"] = np.inf, self.phase_steps + 5
+            if self.phase_steps < m.get("pull_until", -1):
+                goal = np.array([*hole[:2], tip[2] + 0.015])
+                target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
+            done = tip[2] < hole[2] + 0.018 or m.get("retries", 0) > 3
+            self.done_when(done and self.phase_steps >= m.get("pull_until", -1), 200)
             return self.track_pose(arm, target, Rt, CLOSE, speed=0.25, rot_speed=0.3)
         # phase 7: release, back off along the gripper's axis, then up
         if self.phase_steps <= 8:
             return self.track_pose(arm, arm.pos, arm.rot, OPEN, speed=0.1)
         back = m.setdefault("back", arm.pos - 0.1 * arm.rot[:, 2])
-        if self.phase_steps > 40:
-            self.next_phase()
-        return self.track_pose(arm, back, arm.rot, OPEN, speed=0.6)
+        self.done_when(np.linalg.norm(arm.pos - back) < 0.03, 30)
+        return self.track_pose(arm, back, arm.rot, OPEN)
 
     def tool_phase(self, obs: np.ndarray, arm: Arm) -> np.ndarray:
         s, m = self.style, self.memory
@@ -885,7 +896,7 @@ class ToolHangController(RobomimicScriptedController):
             target = m.setdefault("unwind_at", arm.pos + np.array([0.0, -0.05, 0.1]))
             err = float(np.linalg.norm(rotation_vector(m["R_frame"] @ arm.rot.T)))
             m["unwound"] = err < 0.15 and np.linalg.norm(arm.pos - target) < 0.03
-            return self.track_pose(arm, target, m["R_frame"], OPEN, speed=0.6, rot_speed=0.6)
+            return self.track_pose(arm, target, m["R_frame"], OPEN, rot_speed=0.8)
         if self.phase == 8:  # up and over the tool
             target = np.array([*p[:2], self.lift_z - 0.1])
             Rg = self.down_yaw_rot((R @ [0.0, 1.0, 0.0])[:2], arm)
@@ -925,20 +936,21 @@ class ToolHangController(RobomimicScriptedController):
             return hook + du * u + dv * v
 
         plan = {  # phase: (ring centre goal, tilt [rad], tolerance [m], speed)
-            12: (at(-0.01, 0.06), 0.0, 0.01, 0.8),
+            12: (at(-0.01, 0.06), 0.0, 0.01, 1.0),
             13: (at(0.0, 0.03), 0.0, 0.003, 0.25),
             14: (at(0.0, 0.011), 0.0, 0.002, 0.15),
             15: (at(0.001, 0.010), np.deg2rad(35), 0.002, 0.1),
-            16: (at(0.007, -0.002), np.deg2rad(50), 0.002, 0.1),
-            17: (at(0.014, -0.004), np.deg2rad(55), 0.002, 0.1),
+            16: (at(0.007, -0.002), np.deg2rad(50), 0.003, 0.1),
+            17: (at(0.014, -0.004), np.deg2rad(55), 0.004, 0.1),
         }
         if self.phase in plan:
             goal, angle, tol, speed = plan[self.phase]
             Rt_goal = tilted(angle)
             target, Rt = self.carry_target(arm, (p, R), TOOL_HOLE, goal, Rt_goal)
             rot_err = float(np.linalg.norm(rotation_vector(Rt_goal @ R.T)))
-            self.done_when(np.linalg.norm(hole - goal) < tol and rot_err < 0.08, 120)
-            return self.track_pose(arm, target, Rt, CLOSE, speed=speed, rot_speed=0.3)
+            self.done_when(np.linalg.norm(hole - goal) < tol and rot_err < 0.08, 60)
+            rot_speed = 0.8 if self.phase == 12 else 0.3
+            return self.track_pose(arm, target, Rt, CLOSE, speed=speed, rot_speed=rot_speed)
         if self.phase == 18:  # let go
             self.done_when(self.phase_steps >= 8)
             return self.track_pose(arm, arm.pos, arm.rot, OPEN, speed=0.1)

@@ -694,11 +694,12 @@ class TransportController(RobomimicScriptedController):
 TOOLHANG_HOLE = np.array([0.0, 0.045, 0.0])
 #: Frame (body origin at the corner of the rod and the bar; +z along the rod, upward when
 #: assembled; the bar runs along -x to the hook): grasp point on the grip, the tip of the
-#: rod's cone, the hook (centre of its upright block) and the bar's free end.
+#: rod's cone, the bar's free end and the foot of the hook (its upright block, 1.2 cm tall
+#: above the 0.75 cm thick bar) on the bar's centre line.
 FRAME_GRIP = np.array([0.0, 0.0, -0.045])
 FRAME_TIP = np.array([0.0, 0.0, -0.2207])
-FRAME_HOOK = np.array([-0.0875, 0.0, 0.0037])
 FRAME_BAR_END = np.array([-0.0912, 0.0, 0.0])
+FRAME_HOOK = np.array([-0.0875, 0.0, 0.0])
 #: Tool (ratcheting wrench, body x along the handle, z the holes' axis): centre of the hole
 #: that must go onto the frame's bar (robosuite's ``tool_hole1_center``); the grip is at the
 #: body origin.
@@ -727,8 +728,8 @@ class ToolHangController(RobomimicScriptedController):
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
-        # per-episode: the frame's heading once assembled (bar toward the robot, ± a bit),
-        # the grasp height on the grip, the wrench's pre-hang hover height
+        # per-episode (besides the shared Style): the frame's heading once assembled and
+        # the grasp height on its grip
         d = self.diversity
         self.frame_yaw = float(d * self.rng.uniform(-1.0, 1.0) * 0.2)
         self.grip_shift = float(d * self.rng.uniform(-1.0, 1.0) * 0.008)
@@ -751,13 +752,20 @@ class ToolHangController(RobomimicScriptedController):
         return self.part(obs, "object")[0:3] + TOOLHANG_HOLE
 
     def frame_goal_rot(self) -> np.ndarray:
-        """Frame orientation when assembled: rod up, bar toward the robot (-x) turned by
-        this episode's ``frame_yaw``; the gripper then points sideways (+y)."""
+        """Frame orientation (3, 3) when assembled: rod up, bar pointing away from the
+        robot (+x), turned by this episode's ``frame_yaw``; the gripper holding it then
+        points sideways (-y). Pointing it forward ends at a wrist limit, and with the bar
+        toward the robot the wrench cannot be hung without the hand hitting the arm."""
         return rot_z(np.pi + self.frame_yaw)
 
     # ------------------------------------------------------------------ control
     def track_pose(
-        self, arm: Arm, target: np.ndarray, R: np.ndarray, gripper: float, speed: float = 1.0,
+        self,
+        arm: Arm,
+        target: np.ndarray,
+        R: np.ndarray,
+        gripper: float,
+        speed: float = 1.0,
         rot_speed: float = 1.0,
     ) -> np.ndarray:
         """(7,) action moving the gripper toward position ``target`` (3,) [m] and rotation
@@ -776,7 +784,10 @@ class ToolHangController(RobomimicScriptedController):
 
     @staticmethod
     def carry_target(
-        arm: Arm, obj: tuple[np.ndarray, np.ndarray], point: np.ndarray, goal: np.ndarray,
+        arm: Arm,
+        obj: tuple[np.ndarray, np.ndarray],
+        point: np.ndarray,
+        goal: np.ndarray,
         R_goal: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Gripper pose (position (3,), rotation (3, 3)) that puts the held object's body
@@ -792,25 +803,16 @@ class ToolHangController(RobomimicScriptedController):
         yaw = float(np.arctan2(axis_xy[0], -axis_xy[1]))
         return rot_z(nearest_yaw(yaw, 0.0, np.pi)) @ R_DOWN
 
-    def frame_grasp_rot(self, R: np.ndarray) -> np.ndarray:
-        """Downward gripper rotation (3, 3) to grasp the lying frame (rotation ``R``)."""
-        bx = R @ [1.0, 0.0, 0.0]
-        yaw = float(np.arctan2(bx[0], -bx[1]))
-        options = [rot_z(yaw + k * np.pi) @ R_DOWN for k in (0, 1)]
-        # where the gripper ends: pointing forward (+x turned by the frame's heading), level
-        comfort = rot_z(self.frame_yaw + np.pi / 2) @ rot_axis(np.array([0.0, 1.0, 0.0]), -np.pi / 2) @ R_DOWN
-        Rf = self.frame_goal_rot()
-        off = [np.linalg.norm(rotation_vector(Rf @ R.T @ Rg @ comfort.T)) for Rg in options]
-        return options[int(np.argmin(off))]
-
     def command(self, obs: np.ndarray) -> np.ndarray:
         arm = self.arm(obs)
+        # little noise where millimetres count (insertion, threading the hole on the hook)
         self.noise_scale = 0.15 if self.phase in (5, 6, 13, 14, 15, 16, 17) else 1.0
         if self.phase < 8:
             return self.frame_phase(obs, arm)
         return self.tool_phase(obs, arm)
 
     def done_when(self, cond: bool, timeout: int = 200) -> None:
+        """Next phase when ``cond`` holds or after ``timeout`` steps in this one."""
         if cond or self.phase_steps > timeout:
             self.next_phase()
 
@@ -820,8 +822,7 @@ class ToolHangController(RobomimicScriptedController):
         up = np.array([0.0, 0.0, 1.0])
         if self.phase <= 2:
             grasp = p + R @ (FRAME_GRIP + [0.0, 0.0, self.grip_shift]) + [0, 0, 0.004]
-            # fingers along the frame's x axis, of the two headings the one that needs the
-            # smaller turn to hold the frame upright (the other one may end at a joint limit)
+            # fingers across the grip (along the frame's x axis)
             m["R"] = Rg = self.down_yaw_rot((R @ [1.0, 0.0, 0.0])[:2], arm)
         if self.phase == 0:  # above the grip
             target = grasp + up * s.hover
@@ -844,7 +845,7 @@ class ToolHangController(RobomimicScriptedController):
         hole = self.hole(obs)
         tip = p + R @ FRAME_TIP
         if self.phase == 4 and not m.get("upright"):  # turn upright, up where it was lifted
-            target, Rt = self.carry_target(arm, (p, R), FRAME_GRIP, p + R @ FRAME_GRIP, Rf)
+            _, Rt = self.carry_target(arm, (p, R), FRAME_GRIP, p + R @ FRAME_GRIP, Rf)
             target = m["lift"]
             m["upright"] = float(np.linalg.norm(rotation_vector(Rf @ R.T))) < 0.1
             return self.track_pose(arm, target, Rt, CLOSE, speed=0.5, rot_speed=0.6)
@@ -919,7 +920,6 @@ class ToolHangController(RobomimicScriptedController):
             self.done_when(arm.pos[2] > self.lift_z - 0.02)
             return self.track_pose(arm, target, Rg, CLOSE)
         # the bar in the world: u from the free end toward the rod, v up (the frame's z)
-        end = fp + fR @ FRAME_BAR_END
         u = fR @ np.array([1.0, 0.0, 0.0])
         v = fR @ np.array([0.0, 0.0, 1.0])
         w = np.cross(u, v)
@@ -927,7 +927,7 @@ class ToolHangController(RobomimicScriptedController):
         # flat wrench, handle sideways (along w) from the hole: the tilt below is then a
         # roll about the handle, which the fingers (closing along u) hold without slipping
         R_flat = np.column_stack([w, u, v])
-        hook = end + 0.0037 * u
+        hook = fp + fR @ FRAME_HOOK
 
         def tilted(angle: float) -> np.ndarray:
             return rot_axis(w, angle) @ R_flat  # rod side of the ring up

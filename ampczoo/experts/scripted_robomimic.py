@@ -908,16 +908,16 @@ class ToolHangController(RobomimicScriptedController):
             grasp = p + [0.0, 0.0, 0.004]
             Rg = m["R"] = self.down_yaw_rot((R @ [0.0, 1.0, 0.0])[:2], arm)
         if self.phase == 9:  # descend onto the grip
-            self.done_when(np.linalg.norm(arm.pos - grasp) < 0.006, 80)
-            return self.track_pose(arm, grasp, Rg, OPEN, speed=0.5)
+            self.done_when(np.linalg.norm(arm.pos - grasp) < 0.008, 80)
+            return self.track_pose(arm, grasp, Rg, OPEN, speed=0.8)
         if self.phase == 10:  # close
             self.done_when(self.phase_steps >= s.close_steps + 4)
             return self.track_pose(arm, grasp, Rg, CLOSE, speed=0.2)
         if self.phase == 11:  # lift
             if arm.opening < 0.002:
                 self.next_phase(8)
-            target = m.setdefault("lift2", np.array([*arm.pos[:2], self.lift_z]))
-            self.done_when(arm.pos[2] > self.lift_z - 0.02)
+            target = m.setdefault("lift2", np.array([*arm.pos[:2], self.lift_z - 0.05]))
+            self.done_when(arm.pos[2] > self.lift_z - 0.07)
             return self.track_pose(arm, target, Rg, CLOSE)
         # the bar in the world: u from the free end toward the rod, v up (the frame's z)
         u = fR @ np.array([1.0, 0.0, 0.0])
@@ -935,20 +935,20 @@ class ToolHangController(RobomimicScriptedController):
         def at(du: float, dv: float) -> np.ndarray:
             return hook + du * u + dv * v
 
-        plan = {  # phase: (ring centre goal, tilt [rad], tolerance [m], speed)
-            12: (at(-0.01, 0.06), 0.0, 0.01, 1.0),
-            13: (at(0.0, 0.03), 0.0, 0.003, 0.25),
-            14: (at(0.0, 0.011), 0.0, 0.002, 0.15),
-            15: (at(0.001, 0.010), np.deg2rad(35), 0.002, 0.1),
-            16: (at(0.007, -0.002), np.deg2rad(50), 0.003, 0.1),
-            17: (at(0.014, -0.004), np.deg2rad(55), 0.004, 0.1),
+        plan = {  # phase: (ring centre goal, tilt [rad], tolerance [m], speed, timeout)
+            12: (at(-0.01, 0.06), 0.0, 0.01, 1.0, 120),
+            13: (at(0.0, 0.03), 0.0, 0.003, 0.25, 60),
+            14: (at(0.0, 0.011), 0.0, 0.002, 0.15, 60),
+            15: (at(0.001, 0.010), np.deg2rad(35), 0.002, 0.1, 60),
+            16: (at(0.007, -0.002), np.deg2rad(50), 0.003, 0.1, 30),
+            17: (at(0.014, -0.004), np.deg2rad(55), 0.004, 0.1, 40),
         }
         if self.phase in plan:
-            goal, angle, tol, speed = plan[self.phase]
+            goal, angle, tol, speed, timeout = plan[self.phase]
             Rt_goal = tilted(angle)
             target, Rt = self.carry_target(arm, (p, R), TOOL_HOLE, goal, Rt_goal)
             rot_err = float(np.linalg.norm(rotation_vector(Rt_goal @ R.T)))
-            self.done_when(np.linalg.norm(hole - goal) < tol and rot_err < 0.08, 60)
+            self.done_when(np.linalg.norm(hole - goal) < tol and rot_err < 0.08, timeout)
             rot_speed = 0.8 if self.phase == 12 else 0.3
             return self.track_pose(arm, target, Rt, CLOSE, speed=speed, rot_speed=rot_speed)
         if self.phase == 18:  # let go

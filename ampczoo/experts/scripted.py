@@ -30,6 +30,7 @@ SCRIPTED_CONTROLLERS: dict[str, str] = {
     "Robomimic-Can-v0": "ampczoo.experts.scripted_robomimic:CanController",
     "Robomimic-Square-v0": "ampczoo.experts.scripted_robomimic:SquareController",
     "Robomimic-Transport-v0": "ampczoo.experts.scripted_robomimic:TransportController",
+    "Robomimic-ToolHang-v0": "ampczoo.experts.scripted_robomimic:ToolHangController",
     #
     # Meta-World very-hard tasks: ampczoo.experts.scripted_metaworld
     "MetaWorld-PickPlaceWall-v0": "ampczoo.experts.scripted_metaworld:MetaWorldScripted",

@@ -166,6 +166,8 @@ class RobomimicScriptedController:
     override :meth:`actions` for several arms."""
 
     task = "Lift"
+    #: factor on the action noise (controllers lower it in phases that need precision)
+    noise_scale = 1.0
 
     def __init__(self, config: Any):
         self.config = config
@@ -245,7 +247,7 @@ class RobomimicScriptedController:
         s = self.style
         step = self.rng.normal(0.0, 1.0, self.action_dim) * s.noise_std
         self.noise = s.noise_corr * self.noise + np.sqrt(1.0 - s.noise_corr**2) * step
-        noisy = action + self.noise
+        noisy = action + self.noise_scale * self.noise
         grippers = slice(6, None, 7)
         noisy[grippers] = action[grippers]
         return np.clip(noisy, -1.0, 1.0)
@@ -684,3 +686,273 @@ class TransportController(RobomimicScriptedController):
             self.steps[i] += 1
             self.step_count[i] = 0
         return action
+
+
+#: Tool Hang scene (robosuite 1.5 ToolHang), in the objects' body frames [m]. The stand's
+#: base never moves; its square mount hole (1.0 cm inside, 15 cm deep) is at this offset
+#: from the base position (``object`` 0-2).
+TOOLHANG_HOLE = np.array([0.0, 0.045, 0.0])
+#: Frame (body origin at the corner of the rod and the bar; +z along the rod, upward when
+#: assembled; the bar runs along -x to the hook): grasp point on the grip, the tip of the
+#: rod's cone, the bar's free end and the foot of the hook (its upright block, 1.2 cm tall
+#: above the 0.75 cm thick bar) on the bar's centre line.
+FRAME_GRIP = np.array([0.0, 0.0, -0.045])
+FRAME_TIP = np.array([0.0, 0.0, -0.2207])
+FRAME_BAR_END = np.array([-0.0912, 0.0, 0.0])
+FRAME_HOOK = np.array([-0.0875, 0.0, 0.0])
+#: Tool (ratcheting wrench, body x along the handle, z the holes' axis): centre of the hole
+#: that must go onto the frame's bar (robosuite's ``tool_hole1_center``); the grip is at the
+#: body origin.
+TOOL_HOLE = np.array([-0.0935, 0.0, 0.0])
+
+
+def rot_axis(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` [rad] about unit ``axis`` (3,) (Rodrigues)."""
+    a = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * K + (1.0 - np.cos(angle)) * K @ K
+
+
+class ToolHangController(RobomimicScriptedController):
+    """Tool Hang: pick the frame by its grip from above, lift it and turn it upright (the
+    gripper ends up horizontal), lower its tip into the stand's mount hole and push it
+    down, release and back off; then pick the wrench by its grip, hold it flat with the
+    hole over the frame's hook, lower the hole around the hook and tilt the wrench down
+    over the bar's free end (like hanging a key ring), slide it onto the bar and let go.
+
+    Held objects are steered by their observed pose (the target of the gripper is where it
+    puts the object's point of interest on its goal), so slips in the grasp are corrected."""
+
+    task = "ToolHang"
+    lift_z = 1.17
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        # per-episode (besides the shared Style): the frame's heading once assembled and
+        # the grasp height on its grip
+        d = self.diversity
+        self.frame_yaw = float(d * self.rng.uniform(-1.0, 1.0) * 0.2)
+        self.grip_shift = float(d * self.rng.uniform(-1.0, 1.0) * 0.008)
+        # the horizon (700 steps) leaves no room for the slowest of the shared styles
+        self.style.speed = float(np.clip(self.style.speed + 0.2, 0.3, 1.0))
+        self.style.pauses = self.style.pauses // 2
+
+    # ------------------------------------------------------------------ scene
+    def pose(self, obs: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        o = self.part(obs, "object")
+        return o[start : start + 3].copy(), quat_to_mat(o[start + 3 : start + 7])
+
+    def frame(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.pose(obs, 14)
+
+    def tool(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.pose(obs, 28)
+
+    def hole(self, obs: np.ndarray) -> np.ndarray:
+        return self.part(obs, "object")[0:3] + TOOLHANG_HOLE
+
+    def frame_goal_rot(self) -> np.ndarray:
+        """Frame orientation (3, 3) when assembled: rod up, bar pointing away from the
+        robot (+x), turned by this episode's ``frame_yaw``; the gripper holding it then
+        points sideways (-y). Pointing it forward ends at a wrist limit, and with the bar
+        toward the robot the wrench cannot be hung without the hand hitting the arm."""
+        return rot_z(np.pi + self.frame_yaw)
+
+    # ------------------------------------------------------------------ control
+    def track_pose(
+        self,
+        arm: Arm,
+        target: np.ndarray,
+        R: np.ndarray,
+        gripper: float,
+        speed: float = 1.0,
+        rot_speed: float = 1.0,
+    ) -> np.ndarray:
+        """(7,) action moving the gripper toward position ``target`` (3,) [m] and rotation
+        ``R`` (3, 3); ``speed``/``rot_speed`` cap the position / rotation action."""
+        s = self.style
+        dpos = s.gain * (np.asarray(target) - arm.pos) / POS_SCALE
+        limit = s.speed * speed
+        norm = float(np.linalg.norm(dpos))
+        if norm > limit:
+            dpos *= limit / norm
+        drot = 1.5 * rotation_vector(R @ arm.rot.T) / ROT_SCALE
+        norm = float(np.linalg.norm(drot))
+        if norm > rot_speed:
+            drot *= rot_speed / norm
+        return np.concatenate([dpos, drot, [gripper]])
+
+    @staticmethod
+    def carry_target(
+        arm: Arm,
+        obj: tuple[np.ndarray, np.ndarray],
+        point: np.ndarray,
+        goal: np.ndarray,
+        R_goal: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gripper pose (position (3,), rotation (3, 3)) that puts the held object's body
+        point ``point`` at ``goal`` with orientation ``R_goal``, the grasp as it is now."""
+        p, R = obj
+        rel_p, rel_R = R.T @ (arm.pos - p), R.T @ arm.rot
+        origin = goal - R_goal @ point
+        return origin + R_goal @ rel_p, R_goal @ rel_R
+
+    def down_yaw_rot(self, axis_xy: np.ndarray, arm: Arm) -> np.ndarray:
+        """Downward gripper whose fingers close along the horizontal ``axis_xy`` (2,), of the
+        two such headings the one nearer to the Panda's neutral heading (yaw 0)."""
+        yaw = float(np.arctan2(axis_xy[0], -axis_xy[1]))
+        return rot_z(nearest_yaw(yaw, 0.0, np.pi)) @ R_DOWN
+
+    def command(self, obs: np.ndarray) -> np.ndarray:
+        arm = self.arm(obs)
+        # little noise where millimetres count (insertion, threading the hole on the hook)
+        self.noise_scale = 0.15 if self.phase in (5, 6, 13, 14, 15, 16, 17) else 1.0
+        if self.phase < 8:
+            return self.frame_phase(obs, arm)
+        return self.tool_phase(obs, arm)
+
+    def done_when(self, cond: bool, timeout: int = 200) -> None:
+        """Next phase when ``cond`` holds or after ``timeout`` steps in this one."""
+        if cond or self.phase_steps > timeout:
+            self.next_phase()
+
+    def frame_phase(self, obs: np.ndarray, arm: Arm) -> np.ndarray:
+        s, m = self.style, self.memory
+        p, R = self.frame(obs)
+        up = np.array([0.0, 0.0, 1.0])
+        if self.phase <= 2:
+            grasp = p + R @ (FRAME_GRIP + [0.0, 0.0, self.grip_shift]) + [0, 0, 0.004]
+            # fingers across the grip (along the frame's x axis)
+            m["R"] = Rg = self.down_yaw_rot((R @ [1.0, 0.0, 0.0])[:2], arm)
+        if self.phase == 0:  # above the grip
+            target = grasp + up * s.hover
+            self.done_when(np.linalg.norm(arm.pos - target) < 0.01)
+            return self.track_pose(arm, target, Rg, OPEN)
+        if self.phase == 1:  # descend
+            self.done_when(np.linalg.norm(arm.pos - grasp) < 0.006, 60)
+            return self.track_pose(arm, grasp, Rg, OPEN, speed=0.5)
+        if self.phase == 2:  # close
+            self.done_when(self.phase_steps >= s.close_steps + 4)
+            return self.track_pose(arm, grasp, Rg, CLOSE, speed=0.2)
+        if self.phase == 3:  # lift
+            if arm.opening < 0.002:
+                self.next_phase(0)
+            m["R_frame"] = m["R"]
+            target = m.setdefault("lift", np.array([*arm.pos[:2], self.lift_z]))
+            self.done_when(arm.pos[2] > self.lift_z - 0.02)
+            return self.track_pose(arm, target, m["R"], CLOSE)
+        Rf = self.frame_goal_rot()
+        hole = self.hole(obs)
+        tip = p + R @ FRAME_TIP
+        if self.phase == 4 and not m.get("upright"):  # turn upright, up where it was lifted
+            _, Rt = self.carry_target(arm, (p, R), FRAME_GRIP, p + R @ FRAME_GRIP, Rf)
+            target = m["lift"]
+            m["upright"] = float(np.linalg.norm(rotation_vector(Rf @ R.T))) < 0.1
+            return self.track_pose(arm, target, Rt, CLOSE, speed=0.5, rot_speed=0.6)
+        if self.phase == 4:  # move over the stand
+            goal = np.array([*hole[:2], hole[2] + 0.2])
+            target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
+            err = float(np.linalg.norm(rotation_vector(Rf @ R.T)))
+            self.done_when(err < 0.05 and np.linalg.norm(tip - goal) < 0.01, 150)
+            return self.track_pose(arm, target, Rt, CLOSE, speed=0.8, rot_speed=0.5)
+        if self.phase == 5:  # tip right above the hole
+            goal = hole + [0.0, 0.0, 0.17]
+            target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
+            self.done_when(np.linalg.norm(tip - goal) < 0.003, 80)
+            return self.track_pose(arm, target, Rt, CLOSE, speed=0.3, rot_speed=0.3)
+        if self.phase == 6:  # insert: down, re-centring on the hole
+            xy_err = float(np.linalg.norm(tip[:2] - hole[:2]))
+            z = hole[2] + 0.008 if xy_err < 0.002 else tip[2]
+            goal = np.array([*hole[:2], z])
+            target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
+            # jammed (no progress for a while once inside): pull up a little and push again,
+            # at most three times, then let go (the frame often drops in by itself)
+            best = m.get("best_z", np.inf)
+            if tip[2] < best - 0.002:
+                m["best_z"], m["best_step"] = tip[2], self.phase_steps
+            stalled = self.phase_steps - m.get("best_step", 0) > 12
+            if stalled and tip[2] < hole[2] + 0.13:
+                m["retries"] = m.get("retries", 0) + 1
+                m["pull_until"] = self.phase_steps + 5
+                m["best_z"], m["best_step"] = np.inf, self.phase_steps + 5
+            if self.phase_steps < m.get("pull_until", -1):
+                goal = np.array([*hole[:2], tip[2] + 0.015])
+                target, Rt = self.carry_target(arm, (p, R), FRAME_TIP, goal, Rf)
+            done = tip[2] < hole[2] + 0.018 or m.get("retries", 0) > 3
+            self.done_when(done and self.phase_steps >= m.get("pull_until", -1), 200)
+            return self.track_pose(arm, target, Rt, CLOSE, speed=0.25, rot_speed=0.3)
+        # phase 7: release, back off along the gripper's axis, then up
+        if self.phase_steps <= 8:
+            return self.track_pose(arm, arm.pos, arm.rot, OPEN, speed=0.1)
+        back = m.setdefault("back", arm.pos - 0.1 * arm.rot[:, 2])
+        self.done_when(np.linalg.norm(arm.pos - back) < 0.03, 30)
+        return self.track_pose(arm, back, arm.rot, OPEN)
+
+    def tool_phase(self, obs: np.ndarray, arm: Arm) -> np.ndarray:
+        s, m = self.style, self.memory
+        p, R = self.tool(obs)
+        fp, fR = self.frame(obs)
+        up = np.array([0.0, 0.0, 1.0])
+        if self.phase == 8 and not m.get("unwound"):  # turn the gripper down again, up high
+            target = m.setdefault("unwind_at", arm.pos + np.array([0.0, -0.05, 0.1]))
+            err = float(np.linalg.norm(rotation_vector(m["R_frame"] @ arm.rot.T)))
+            m["unwound"] = err < 0.15 and np.linalg.norm(arm.pos - target) < 0.03
+            return self.track_pose(arm, target, m["R_frame"], OPEN, rot_speed=0.8)
+        if self.phase == 8:  # up and over the tool
+            target = np.array([*p[:2], self.lift_z - 0.1])
+            Rg = self.down_yaw_rot((R @ [0.0, 1.0, 0.0])[:2], arm)
+            m["R"] = Rg
+            self.done_when(np.linalg.norm(arm.pos - target) < 0.02)
+            return self.track_pose(arm, target, Rg, OPEN, rot_speed=0.6)
+        if self.phase <= 11:
+            grasp = p + [0.0, 0.0, 0.004]
+            Rg = m["R"] = self.down_yaw_rot((R @ [0.0, 1.0, 0.0])[:2], arm)
+        if self.phase == 9:  # descend onto the grip
+            self.done_when(np.linalg.norm(arm.pos - grasp) < 0.008, 80)
+            return self.track_pose(arm, grasp, Rg, OPEN, speed=0.8)
+        if self.phase == 10:  # close
+            self.done_when(self.phase_steps >= s.close_steps + 4)
+            return self.track_pose(arm, grasp, Rg, CLOSE, speed=0.2)
+        if self.phase == 11:  # lift
+            if arm.opening < 0.002:
+                self.next_phase(8)
+            target = m.setdefault("lift2", np.array([*arm.pos[:2], self.lift_z - 0.05]))
+            self.done_when(arm.pos[2] > self.lift_z - 0.07)
+            return self.track_pose(arm, target, Rg, CLOSE)
+        # the bar in the world: u from the free end toward the rod, v up (the frame's z)
+        u = fR @ np.array([1.0, 0.0, 0.0])
+        v = fR @ np.array([0.0, 0.0, 1.0])
+        w = np.cross(u, v)
+        hole = p + R @ TOOL_HOLE
+        # flat wrench, handle sideways (along w) from the hole: the tilt below is then a
+        # roll about the handle, which the fingers (closing along u) hold without slipping
+        R_flat = np.column_stack([w, u, v])
+        hook = fp + fR @ FRAME_HOOK
+
+        def tilted(angle: float) -> np.ndarray:
+            return rot_axis(w, angle) @ R_flat  # rod side of the ring up
+
+        def at(du: float, dv: float) -> np.ndarray:
+            return hook + du * u + dv * v
+
+        plan = {  # phase: (ring centre goal, tilt [rad], tolerance [m], speed, timeout)
+            12: (at(-0.01, 0.06), 0.0, 0.01, 1.0, 120),
+            13: (at(0.0, 0.03), 0.0, 0.003, 0.25, 60),
+            14: (at(0.0, 0.011), 0.0, 0.002, 0.15, 60),
+            15: (at(0.001, 0.010), np.deg2rad(35), 0.002, 0.1, 60),
+            16: (at(0.007, -0.002), np.deg2rad(50), 0.003, 0.1, 30),
+            17: (at(0.014, -0.004), np.deg2rad(55), 0.004, 0.1, 40),
+        }
+        if self.phase in plan:
+            goal, angle, tol, speed, timeout = plan[self.phase]
+            Rt_goal = tilted(angle)
+            target, Rt = self.carry_target(arm, (p, R), TOOL_HOLE, goal, Rt_goal)
+            rot_err = float(np.linalg.norm(rotation_vector(Rt_goal @ R.T)))
+            self.done_when(np.linalg.norm(hole - goal) < tol and rot_err < 0.08, timeout)
+            rot_speed = 0.8 if self.phase == 12 else 0.3
+            return self.track_pose(arm, target, Rt, CLOSE, speed=speed, rot_speed=rot_speed)
+        if self.phase == 18:  # let go
+            self.done_when(self.phase_steps >= 8)
+            return self.track_pose(arm, arm.pos, arm.rot, OPEN, speed=0.1)
+        back = m.setdefault("back2", arm.pos - 0.1 * arm.rot[:, 2] - 0.03 * up)
+        return self.track_pose(arm, back, arm.rot, OPEN, speed=0.5)

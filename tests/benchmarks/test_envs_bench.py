@@ -99,6 +99,6 @@ def test_an_env_without_an_expert_gets_one_note_and_no_collection(tmp_path):
     from ampczoo.benchmarks.envs import has_collector
 
     notes: list[str] = []
-    assert not has_collector("Robomimic-ToolHang-v0", EnvBenchConfig(quick=True), tmp_path, notes)
+    assert not has_collector("MetaWorld-v0", EnvBenchConfig(quick=True), tmp_path, notes)
     assert len(notes) == 1 and "no collection rows" in notes[0] and "--policy" in notes[0]
     assert has_collector("Robomimic-Lift-v0", EnvBenchConfig(quick=True), tmp_path, [])

@@ -153,6 +153,6 @@ def test_dataset_serves_action_chunks(toy, tmp_path):
 
 def test_a_package_env_without_an_expert_needs_a_policy():
     with pytest.raises(ValueError, match="no scripted expert.*--policy"):
-        CollectConfig(env="Robomimic-ToolHang-v0")
-    given = CollectConfig(env="Robomimic-ToolHang-v0", policy="dp-toolhang")
+        CollectConfig(env="MetaWorld-v0")
+    given = CollectConfig(env="MetaWorld-v0", policy="dp-metaworld")
     assert given.builder == POLICY_BUILDER_SPEC

@@ -34,7 +34,7 @@ def solve(env_id: str, seeds, diversity: float = 1.0) -> list[tuple[bool, int]]:
 
 
 def test_every_robomimic_id_has_a_controller_class():
-    for task in ("Lift", "Can", "Square", "Transport"):
+    for task in ("Lift", "Can", "Square", "ToolHang", "Transport"):
         env_id = f"Robomimic-{task}-v0"
         controller = make_policy("scripted", env_id=env_id).controller
         assert type(controller).__name__ == f"{task}Controller"
@@ -82,6 +82,50 @@ def test_transport_bases_and_actions():
         env.close()
 
 
+@pytest.fixture(scope="module")
+def toolhang_env():
+    env = gym.make("Robomimic-ToolHang-v0")
+    yield env
+    env.close()
+
+
+def test_toolhang_constants_match_robosuite(toolhang_env):
+    obs, _ = toolhang_env.reset(seed=0)
+    se = toolhang_env.unwrapped.suite_env
+    ctrl = sr.ToolHangController(ScriptedConfig(env_id="Robomimic-ToolHang-v0"))
+    site = lambda name: se.sim.data.site_xpos[se.sim.model.site_name2id(name)]  # noqa: E731
+    geom = lambda name: se.sim.data.geom_xpos[se.sim.model.geom_name2id(name)]  # noqa: E731
+    p, R = ctrl.frame(obs)
+    np.testing.assert_allclose(p + R @ sr.FRAME_TIP, site("frame_tip_site"), atol=1e-3)
+    np.testing.assert_allclose(p + R @ sr.FRAME_BAR_END, site("frame_hang_site"), atol=1e-3)
+    hook = p + R @ (sr.FRAME_HOOK + [0.0, 0.0, 0.0097])  # the hook block's centre
+    np.testing.assert_allclose(hook, geom("frame_hook_frame"), atol=1e-3)
+    p, R = ctrl.tool(obs)
+    np.testing.assert_allclose(p + R @ sr.TOOL_HOLE, site("tool_hole1_center"), atol=1e-3)
+    walls = np.mean([geom(f"stand_wall{i}") for i in range(4)], axis=0)
+    np.testing.assert_allclose(ctrl.hole(obs)[:2], walls[:2], atol=1e-3)
+
+
+def test_toolhang_actions_are_valid_and_come_from_the_seed(toolhang_env):
+    expert = make_policy("scripted", env_id="Robomimic-ToolHang-v0")
+
+    def actions(seed: int, n: int = 40) -> np.ndarray:
+        obs, _ = toolhang_env.reset(seed=0)
+        expert.reset(seed=seed)
+        out = []
+        for _ in range(n):
+            out.append(expert.act(obs))
+            obs, *_ = toolhang_env.step(out[-1])
+        return np.array(out)
+
+    a, b, c = actions(3), actions(3), actions(4)
+    assert a.shape == (40, 7) and np.all(np.isfinite(a)) and np.all(np.abs(a) <= 1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert set(np.unique(a[:, 6])) <= {sr.OPEN, sr.CLOSE}
+    assert np.linalg.norm(a[:, :3], axis=1).mean() > 0.1  # it moves toward the frame
+
+
 def test_rotation_helpers_round_trip():
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -98,6 +142,9 @@ def test_rotation_helpers_round_trip():
         )
     assert sr.gripper_yaw(sr.rot_z(0.3) @ sr.R_DOWN) == pytest.approx(0.3)
     assert sr.nearest_yaw(0.1, 3.0, np.pi / 2) == pytest.approx(0.1 + np.pi)
+    axis = np.array([1.0, 2.0, -0.5])
+    R = sr.rot_axis(axis, 0.7)
+    np.testing.assert_allclose(sr.rotation_vector(R), 0.7 * axis / np.linalg.norm(axis))
 
 
 def test_style_comes_from_the_seed_and_diversity():
@@ -144,3 +191,8 @@ def test_expert_solves_can_and_square(env_id):
 @pytest.mark.slow
 def test_expert_solves_transport():
     assert all(ok for ok, _ in solve("Robomimic-Transport-v0", [0, 1]))
+
+
+@pytest.mark.slow
+def test_expert_solves_toolhang():
+    assert sum(ok for ok, _ in solve("Robomimic-ToolHang-v0", [0, 1, 2])) >= 2

@@ -163,31 +163,36 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
 
 def plot_curves(runs: tuple[str, ...], path: Path) -> None:
     """Held-out success rate (95 % CI bands) of every run, side by side against env steps
-    (left) and wall time [min] (right); each line labelled "method (folder)"."""
+    (left) and wall time [min] (middle), and the mean final position error [mm] against env
+    steps (right: progress that the success rate does not show yet); each line labelled
+    "method (folder)"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (by_steps, by_time, error) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for folder in runs:
         history = read_history(folder)
         label = f"{run_label(read_config(folder))} ({Path(folder).name})"
         rate = [h["success_rate"] for h in history]
         low, high = [h["ci95"][0] for h in history], [h["ci95"][1] for h in history]
-        for ax, x in (
-            (by_steps, [h["steps"] for h in history]),
-            (by_time, [h["wall_s"] / 60 for h in history]),
-        ):
+        steps = [h["steps"] for h in history]
+        for ax, x in ((by_steps, steps), (by_time, [h["wall_s"] / 60 for h in history])):
             (line,) = ax.plot(x, rate, marker="o", ms=3, label=label)
             ax.fill_between(x, low, high, alpha=0.15, color=line.get_color())
+        mm = [1000 * h.get("final_error_mean", float("nan")) for h in history]
+        error.plot(steps, mm, marker="o", ms=3, label=label)
     for ax, xlabel in ((by_steps, "env steps"), (by_time, "wall time [min]")):
         ax.set(xlabel=xlabel, ylabel="held-out success rate [%]", ylim=(0, 100))
+    error.set(xlabel="env steps", ylabel="mean final position error [mm]", yscale="log")
+    for ax in (by_steps, by_time, error):
         ax.grid(alpha=0.3)
-    by_steps.set_title("RL fine-tuning: success vs env steps")
+    by_steps.set_title("held-out success vs env steps")
     by_time.set_title("... vs wall time (training + evaluations)")
+    error.set_title("mean final error vs env steps")
     by_steps.legend(fontsize=7)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -17,7 +17,8 @@ mkdir -p "$out"
 [ -d "$data" ] || $py -m ampczoo collect --env ThreeDOF-Reach-v0 --episodes 200 --workers 1 --out "$data"
 run() {  # run NAME ARGS...: skip when finished at $steps, resume when started
   local name=$out/$1; shift
-  if [ -d "$name/last" ] && grep -q "\"steps\": $steps," "$name/checkpoint/state.json"; then return; fi
+  if [ -d "$name/last" ] && $py -c "import json, sys
+sys.exit(json.load(open('$name/checkpoint/state.json'))['steps'] < $steps)"; then return; fi
   local resume=(); [ -f "$name/run.json" ] && resume=(--resume)
   $py -m ampczoo finetune "$@" "${common[@]}" --out "$name" "${resume[@]}" >> "$name.log" 2>&1
 }

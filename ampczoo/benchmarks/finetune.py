@@ -13,8 +13,11 @@ base its config names and the fine-tuned policy run in closed loop on the reset 
   success, ATE, ARE, TRT, act() time, self-collision, max obstacle penetration).
 
 ``--runs``: fine-tuning run folders (``ampczoo finetune ... --out``) whose held-out
-evaluations (``eval.jsonl``) are drawn as success-vs-env-steps curves (``curves.png``) and
-summarised in ``table_runs`` (evaluations, env steps, wall time, first and best success).
+evaluations (``eval.jsonl``) are drawn side by side as success vs env steps and vs wall time
+(``curves.png``, one line per run labelled by its method: residual SAC on a base, BC-init
+PPO, PPO from scratch, ...) and summarised in ``table_runs`` (method, evaluations, env steps,
+wall time, first, best and last success). Runs of one task at the same env-step budget give
+the sample-efficiency comparison of issue 13.
 
 Writes ``table_finetune.{md,csv}``, ``table_runs.{md,csv}``, ``curves.png``,
 ``episodes.json`` into ``runs/bench-finetune-<date>/``.
@@ -107,18 +110,35 @@ def evaluate(env_id: str, policy: Any, seeds: list[int]) -> tuple[dict[str, Any]
     return summarize_episodes(episodes), [r.to_json() for r in episodes]
 
 
+def run_label(config: dict[str, Any]) -> str:
+    """The method of a run from its run.json: "residual SAC on BASE", "BC-init PPO" (a ``bc``
+    run with behaviour-cloning epochs), "PPO from scratch" (a ``bc`` run with none)."""
+    algo = str(config.get("algo", "?")).upper()
+    if config.get("kind") == "bc" or "data" in config:
+        return f"BC-init {algo}" if config.get("bc_epochs", 1) > 0 else f"{algo} from scratch"
+    return f"residual {algo} on {config.get('base', '?')}"
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """The run.json of a run folder ({} if absent)."""
+    file = Path(folder) / "run.json"
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
 def run_rows(runs: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One row per run folder: evaluations, env steps, wall time, first / best / last success."""
+    """One row per run folder: method, evaluations, env steps, wall time, first / best / last
+    success."""
     rows = []
     for folder in runs:
         history = read_history(folder)
-        config = json.loads((Path(folder) / "run.json").read_text())
+        config = read_config(folder)
         best = max(history, key=lambda h: h["success_rate"])
         rows.append(
             {
                 "run": folder,
+                "method": run_label(config),
                 "algo": config.get("algo"),
-                "base": config.get("base", "(BC)"),
+                "base": config.get("base", "(none)"),
                 "seed": config.get("seed"),
                 "env steps": history[-1]["steps"],
                 "wall [min]": history[-1]["wall_s"] / 60,
@@ -142,35 +162,37 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(runs: tuple[str, ...], path: Path) -> None:
-    """Held-out success rate vs env steps of every run (95 % CI bands)."""
+    """Held-out success rate (95 % CI bands) of every run, side by side against env steps
+    (left) and wall time [min] (middle), and the mean final position error [mm] against env
+    steps (right: progress that the success rate does not show yet); each line labelled
+    "method (folder)"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    fig, (by_steps, by_time, error) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for folder in runs:
         history = read_history(folder)
+        label = f"{run_label(read_config(folder))} ({Path(folder).name})"
+        rate = [h["success_rate"] for h in history]
+        low, high = [h["ci95"][0] for h in history], [h["ci95"][1] for h in history]
         steps = [h["steps"] for h in history]
-        (line,) = ax.plot(
-            steps, [h["success_rate"] for h in history], marker="o", ms=3, label=Path(folder).name
-        )
-        ax.fill_between(
-            steps,
-            [h["ci95"][0] for h in history],
-            [h["ci95"][1] for h in history],
-            alpha=0.15,
-            color=line.get_color(),
-        )
-    ax.set(
-        xlabel="env steps",
-        ylabel="held-out success rate [%]",
-        ylim=(0, 100),
-        title="RL fine-tuning: learning curves",
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.savefig(path, dpi=120)
+        for ax, x in ((by_steps, steps), (by_time, [h["wall_s"] / 60 for h in history])):
+            (line,) = ax.plot(x, rate, marker="o", ms=3, label=label)
+            ax.fill_between(x, low, high, alpha=0.15, color=line.get_color())
+        mm = [1000 * h.get("final_error_mean", float("nan")) for h in history]
+        error.plot(steps, mm, marker="o", ms=3, label=label)
+    for ax, xlabel in ((by_steps, "env steps"), (by_time, "wall time [min]")):
+        ax.set(xlabel=xlabel, ylabel="held-out success rate [%]", ylim=(0, 100))
+    error.set(xlabel="env steps", ylabel="mean final position error [mm]", yscale="log")
+    for ax in (by_steps, by_time, error):
+        ax.grid(alpha=0.3)
+    by_steps.set_title("held-out success vs env steps")
+    by_time.set_title("... vs wall time (training + evaluations)")
+    error.set_title("mean final error vs env steps")
+    by_steps.legend(fontsize=7)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -25,6 +25,8 @@ class EvalResult:
     final_error_mean: float
     final_error_median: float
     episode_return: float
+    penetration_max: float = 0.0
+    """deepest info["penetration"] over all steps of all episodes (0 if not reported)"""
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -43,16 +45,18 @@ def episode_success(info: dict[str, Any], success_pos_error: float | None) -> bo
 
 
 def run_episode(env: Any, policy: Any, seed: int) -> tuple[dict[str, Any], float]:
-    """One episode of ``policy`` (act / reset) from ``env.reset(seed=seed)``: (last info,
-    return)."""
+    """One episode of ``policy`` (act / reset) from ``env.reset(seed=seed)``: (last info
+    with ``penetration_max`` = the episode's deepest ``info["penetration"]``, return)."""
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed)
     total, done = 0.0, False
+    deepest = float(info.get("penetration", 0.0))
     while not done:
         obs, reward, terminated, truncated, info = env.step(policy.act(obs))
         total += float(reward)
+        deepest = max(deepest, float(info.get("penetration", 0.0)))
         done = terminated or truncated
-    return info, total
+    return {**info, "penetration_max": deepest}, total
 
 
 def evaluate_policy(
@@ -77,6 +81,7 @@ def evaluate_policy(
         final_error_mean=float(np.mean(errors)),
         final_error_median=float(np.median(errors)),
         episode_return=float(np.mean([r for _, r in results])),
+        penetration_max=max(float(info["penetration_max"]) for info, _ in results),
     )
 
 

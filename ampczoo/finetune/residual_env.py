@@ -10,7 +10,9 @@ reset with the env's reset seed at every ``reset``; ``base=None``: no base, the 
 the action range (the BC-initialised actor-critic of :mod:`ampczoo.finetune.bc`).
 
 ``success_bonus`` (default 0) adds that amount to the reward at every step where the env's
-own ``info["success"]`` is true (a documented shaping term; nothing else is read).
+own ``info["success"]`` is true (a documented shaping term); ``penetration_penalty``
+(default 0) subtracts that amount times the env's ``info["penetration"]`` (the deepest
+penetration into the observed obstacle as a fraction of its radius) at every step.
 """
 
 from __future__ import annotations
@@ -57,7 +59,12 @@ class ResidualPolicyEnv(gym.Wrapper):
     construction, from one reset) a base whose action shape is not the env's."""
 
     def __init__(
-        self, env: gym.Env, base: Any, scale: Any = 1.0, success_bonus: float = 0.0
+        self,
+        env: gym.Env,
+        base: Any,
+        scale: Any = 1.0,
+        success_bonus: float = 0.0,
+        penetration_penalty: float = 0.0,
     ) -> None:
         super().__init__(env)
         space = box_action_space(env)
@@ -66,6 +73,14 @@ class ResidualPolicyEnv(gym.Wrapper):
             raise ValueError(f"residual RL needs a flat Box observation space, got {obs_space}")
         if not (isinstance(success_bonus, int | float) and np.isfinite(success_bonus)):
             raise ValueError(f"success_bonus must be a finite number, got {success_bonus!r}")
+        penalty_ok = isinstance(penetration_penalty, int | float) and np.isfinite(
+            penetration_penalty
+        )
+        if not penalty_ok or penetration_penalty < 0:
+            raise ValueError(
+                f"penetration_penalty must be a finite number >= 0, got {penetration_penalty!r}"
+            )
+        self.penetration_penalty = float(penetration_penalty)
         n = space.shape[0]
         self.scale = check_scale(scale, n)
         self.success_bonus = float(success_bonus)
@@ -120,5 +135,7 @@ class ResidualPolicyEnv(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(executed)
         if self.success_bonus and info.get("success"):
             reward = float(reward) + self.success_bonus
+        if self.penetration_penalty:
+            reward = float(reward) - self.penetration_penalty * float(info.get("penetration", 0.0))
         info.update(base_action=base_action, residual=scaled, executed_action=executed)
         return self._observe(obs), reward, terminated, truncated, info

@@ -38,9 +38,13 @@ import numpy as np
 
 from ampczoo.finetune.evaluation import EvalResult, evaluate_policy, plot_learning_curve
 
-FEATURE_CHOICES = ("auto", "none", "threedof_ee")
+FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic")
 #: env id -> actor input features of ``features="auto"``
-AUTO_FEATURES = {"ThreeDOF-Reach-v0": "threedof_ee"}
+AUTO_FEATURES = {
+    "ThreeDOF-Reach-v0": "threedof_ee",
+    "DAMPC-KukaTrack-v0": "kuka_kinematic",
+    "DAMPC-KukaTrackObstacle-v0": "kuka_kinematic",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,8 @@ class RLConfig:
     num_layers: int = 2
     """hidden layers of actor and critic"""
     features: str = "auto"
-    """actor/critic input features: "none", "threedof_ee" or "auto" (threedof_ee on
-    ThreeDOF-Reach-v0, else none)"""
+    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic" or "auto"
+    (threedof_ee on ThreeDOF-Reach-v0, kuka_kinematic on the KUKA tracking envs, else none)"""
     learning_rate: float = 3e-4
     """Adam learning rate of actor and critic"""
     batch_size: int = 256
@@ -98,6 +102,9 @@ class RLConfig:
     envs' rewards are small numbers per step)"""
     success_bonus: float = 0.0
     """reward added at every step where the env reports info["success"]"""
+    penetration_penalty: float = 0.0
+    """reward minus this times info["penetration"] (the robot's deepest penetration into
+    the observed obstacle, as a fraction of its radius) at every step (0: off)"""
     success_pos_error: float | None = None
     """evaluation success = final info["pos_error"] < this [m]; None: the env's success"""
     eval_every: int = 10_000
@@ -142,6 +149,10 @@ class RLConfig:
             raise ValueError(f"ent_coef must be > 0, got {self.ent_coef}")
         if not np.isfinite(self.success_bonus):
             raise ValueError(f"success_bonus must be finite, got {self.success_bonus}")
+        if not (np.isfinite(self.penetration_penalty) and self.penetration_penalty >= 0):
+            raise ValueError(
+                f"penetration_penalty must be finite and >= 0, got {self.penetration_penalty}"
+            )
         if self.success_pos_error is not None and not self.success_pos_error > 0:
             raise ValueError(f"success_pos_error must be > 0, got {self.success_pos_error}")
 
@@ -198,14 +209,21 @@ def resolve_scale(scale: tuple[float, ...], low: np.ndarray, high: np.ndarray) -
 
 
 def residual_env(
-    env_id: str, base: str | None, scale: Any, success_bonus: float, monitor: bool = True
+    env_id: str,
+    base: str | None,
+    scale: Any,
+    success_bonus: float,
+    monitor: bool = True,
+    penetration_penalty: float = 0.0,
 ) -> Any:
     """A :class:`ResidualPolicyEnv` on ``gym.make(env_id)`` with the base loaded from
     ``base`` (None: no base, the centre of the action range) inside SB3's Monitor."""
     from ampczoo.finetune.residual_env import ResidualPolicyEnv
 
     env = make_base_env(env_id)
-    wrapped = ResidualPolicyEnv(env, load_base(base) if base else None, scale, success_bonus)
+    wrapped = ResidualPolicyEnv(
+        env, load_base(base) if base else None, scale, success_bonus, penetration_penalty
+    )
     if monitor:
         from stable_baselines3.common.monitor import Monitor
 
@@ -221,12 +239,19 @@ def _single_thread_env(*args: Any) -> Any:
 
 
 def make_vec_env(
-    env_id: str, base: str | None, scale: Any, success_bonus: float, n_envs: int
+    env_id: str,
+    base: str | None,
+    scale: Any,
+    success_bonus: float,
+    n_envs: int,
+    penetration_penalty: float = 0.0,
 ) -> Any:
     """DummyVecEnv of one env, SubprocVecEnv of ``n_envs`` > 1 (each process loads the base)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    factory = functools.partial(_single_thread_env, env_id, base, scale, success_bonus)
+    factory = functools.partial(
+        _single_thread_env, env_id, base, scale, success_bonus, True, penetration_penalty
+    )
     if n_envs == 1:
         return DummyVecEnv([factory])
     return SubprocVecEnv([factory] * n_envs)
@@ -334,7 +359,14 @@ def train_online(
     from ampczoo.finetune import sb3
 
     torch.set_num_threads(cfg.threads)
-    venv = make_vec_env(cfg.env, run.base or None, run.scale, cfg.success_bonus, cfg.n_envs)
+    venv = make_vec_env(
+        cfg.env,
+        run.base or None,
+        run.scale,
+        cfg.success_bonus,
+        cfg.n_envs,
+        cfg.penetration_penalty,
+    )
     tb = str(run.out / "tb")
     ckpt = run.out / "checkpoint"
     if resuming:

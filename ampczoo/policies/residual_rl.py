@@ -24,6 +24,11 @@ before training), plus optional kinematic features of the observation (``feature
   g = J(q)^T e [m^2/rad] (J the position Jacobian) as g / 0.09 and tanh(g / 0.005): the
   direction of the torque that pulls the end effector to the target. All from the
   observation alone.
+* ``"kuka_kinematic"`` (the KUKA tracking envs, obs (16,) or (20,)): the
+  :class:`~ampczoo.nn.features.KukaFeatures` of the observation (forward kinematics, pose
+  error, J^T e, the damped least-squares step, joint origins; 60 values) plus the fine-scale
+  tanh(e_p / 0.02 m) (3) and tanh(dls / 0.05 rad) (7) of the position error e_p and the
+  damped least-squares step dls: the joint-space direction that closes the pose error.
 """
 
 from __future__ import annotations
@@ -39,17 +44,25 @@ from torch import nn
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, forward_kinematics
 
-FEATURES = ("none", "threedof_ee")
+FEATURES = ("none", "threedof_ee", "kuka_kinematic")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
 EE_SCALE, EE_FINE_SCALE = 0.3, 0.02
 #: Scales of the joint-space error feature J^T e [m^2/rad].
 JTE_SCALE, JTE_FINE_SCALE = 0.09, 0.005
+#: Fine scales of the KUKA position error [m] and damped least-squares step [rad].
+KUKA_POS_FINE_SCALE, KUKA_DLS_FINE_SCALE = 0.02, 0.05
+#: Slices of the position error and the damped least-squares step in KukaFeatures' output.
+KUKA_EP, KUKA_DLS = slice(17, 20), slice(32, 39)
 
 
 def feature_dim(features: str) -> int:
     """Number of kinematic features added to the actor input."""
+    if features == "kuka_kinematic":
+        from ampczoo.nn.features import FEATURE_DIM
+
+        return FEATURE_DIM + 3 + 7
     return {"none": 0, "threedof_ee": 15}[features]
 
 
@@ -101,8 +114,8 @@ class ResidualRLConfig(PolicyConfig):
     squash: str = "tanh"
     """output map to [-1, 1]: "tanh" (SAC / TD3) or "clip" (PPO's Gaussian mean)"""
     features: str = "none"
-    """kinematic features of the observation added to the actor input: "none" or
-    "threedof_ee" (see the module docstring)"""
+    """kinematic features of the observation added to the actor input: "none",
+    "threedof_ee" or "kuka_kinematic" (see the module docstring)"""
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "hidden_dim", "num_layers"):
@@ -127,6 +140,11 @@ class ResidualRLConfig(PolicyConfig):
             raise ValueError(
                 f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
             )
+        if self.features == "kuka_kinematic" and self.obs_dim not in (16, 20):
+            raise ValueError(
+                "features 'kuka_kinematic' needs a KUKA observation (16,) or (20,), "
+                f"got {self.obs_dim}"
+            )
 
 
 class ResidualInput(nn.Module):
@@ -141,6 +159,11 @@ class ResidualInput(nn.Module):
         self.register_buffer("in_mean", torch.zeros(n))
         self.register_buffer("in_std", torch.ones(n))
         self.output_dim = n + feature_dim(features)
+        self.kuka: nn.Module | None = None
+        if features == "kuka_kinematic":
+            from ampczoo.nn.features import KukaFeatures
+
+            self.kuka = KukaFeatures()  # parameter-free, buffers not stored in checkpoints
 
     def set_stats(self, mean: Any, std: Any, min_std: float = 1e-3) -> None:
         """Fixed z-score statistics of the raw input (n,); std floored at ``min_std``."""
@@ -158,7 +181,29 @@ class ResidualInput(nn.Module):
             parts += [ee / EE_SCALE, err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE)]
             g = threedof_jacobian_t_error(obs[..., OBS_Q], err)
             parts += [g / JTE_SCALE, torch.tanh(g / JTE_FINE_SCALE)]
+        if self.kuka is not None:
+            kin = self._kuka_features(x)
+            fine_p = torch.tanh(kin[..., KUKA_EP] / KUKA_POS_FINE_SCALE)
+            parts += [kin, fine_p, torch.tanh(kin[..., KUKA_DLS] / KUKA_DLS_FINE_SCALE)]
         return torch.cat(parts, dim=-1)
+
+    #: the last inputs and their KukaFeatures, shared by all instances: the actor, critic
+    #: and target critic of one SAC update see the same two batch tensors (identity checked
+    #: while the cache holds them, so a freed tensor's address is never mistaken)
+    _kuka_cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _kuka_features(self, x: torch.Tensor) -> torch.Tensor:
+        """KukaFeatures (..., 60) of the observation part of ``x`` (cached by identity)."""
+        for seen, kin in ResidualInput._kuka_cache:
+            if seen is x:
+                return kin
+        assert self.kuka is not None
+        with torch.no_grad():  # parameter-free: no gradient to carry
+            obs = x[..., : self.obs_dim].reshape(-1, self.obs_dim)
+            kin = self.kuka(obs).reshape(*x.shape[:-1], -1)
+        if x.shape[0] > 1:  # only batches (act() builds a new tensor every call)
+            ResidualInput._kuka_cache = [(x, kin), *ResidualInput._kuka_cache[:1]]
+        return kin
 
 
 def mlp_body(in_dim: int, hidden_dim: int, num_layers: int, activation: str) -> nn.Sequential:

@@ -45,3 +45,26 @@ def test_bench_finetune_refuses_bad_input(tmp_path):
         FinetuneBenchConfig(policies=("x",), episodes=0)
     with pytest.raises(ValueError, match="nothing to benchmark"):
         FinetuneBenchConfig(policies=(), runs=())
+
+
+def test_runs_are_labelled_by_method_and_drawn_side_by_side(tmp_path):
+    from ampczoo.benchmarks.finetune import plot_curves, run_label, run_rows
+
+    configs = {
+        "sac": {"kind": "residual", "algo": "sac", "base": "threedof-ffn-h10"},
+        "bcppo": {"kind": "bc", "algo": "ppo", "data": "d.zarr", "bc_epochs": 50},
+        "ppo": {"kind": "bc", "algo": "ppo", "data": "d.zarr", "bc_epochs": 0},
+    }
+    folders = []
+    for name, config in configs.items():
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps(config))
+        record = {"steps": 0, "wall_s": 0.0, "episodes": 5, "success_rate": 20.0, "ci95": [5, 50]}
+        (run / "eval.jsonl").write_text(json.dumps(record) + "\n")
+        folders.append(str(run))
+    labels = [run_label(c) for c in configs.values()]
+    assert labels == ["residual SAC on threedof-ffn-h10", "BC-init PPO", "PPO from scratch"]
+    assert [r["method"] for r in run_rows(tuple(folders))] == labels
+    plot_curves(tuple(folders), tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0

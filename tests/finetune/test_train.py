@@ -196,6 +196,8 @@ def test_bc_store_of_another_env_is_refused(tmp_path):
         ({"steps": 0}, "steps"),
         ({"features": "kuka"}, "features"),
         ({"success_pos_error": -0.1}, "success_pos_error"),
+        ({"penetration_penalty": -1.0}, "penetration_penalty"),
+        ({"penetration_penalty": float("nan")}, "penetration_penalty"),
     ],
 )
 def test_bad_config_is_refused(changes, match):

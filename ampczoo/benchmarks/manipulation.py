@@ -659,14 +659,17 @@ def plot_fig8(rows: list[dict[str, Any]], path: Path) -> None:
                 if key == "SR [%]":
                     lo, hi = (float(v) for v in row["SR 95% CI"].strip("[]").split(","))
                     err.append((row[key] - lo, hi - row[key]))
-            yerr = np.array(err).T if err else None
+            # asymmetric error bars as two lists (a 2-D array trips a numpy deprecation
+            # inside matplotlib's errorbar)
+            yerr = [[e[0] for e in err], [e[1] for e in err]] if err else None
             ax.bar(xs, ys, width, yerr=yerr, capsize=2, label=method)
         ax.set_xticks(range(len(tasks)), [t.replace("-v0", "") for t in tasks], fontsize=7)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=min(len(methods), 5), fontsize=7)
     fig.suptitle("manipulation: base vs constraint layer (same initial states)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -19,10 +19,10 @@ public API as it is today (see :func:`row_policy`).
 
 Initial states: reset seeds ``seed .. seed+episodes-1`` (held out from the demonstrations'
 seeds); each seed's initial simulator state (``env.unwrapped.get_sim_state()``) is stored in
-``initial_states.npz`` and every row starts from it (``reset(options={"sim_state": s})``);
-``--initial-states FILE`` reuses the states of an earlier run. The policy is reset with the
-same seed, so an episode is a function of (row, checkpoint, seed) only: the rollouts run in
-parallel through the collection backends (``--workers N``, ``--backend ray``,
+``initial_states-<TASK>.npz`` and every row starts from it (``reset(options={"sim_state":
+s})``); ``--initial-states RUN_FOLDER`` reuses the states of an earlier run. The policy is
+reset with the same seed, so an episode is a function of (row, checkpoint, seed) only: the
+rollouts run in parallel through the collection backends (``--workers N``, ``--backend ray``,
 :mod:`ampczoo.data.collect`) and give the same rows for any number of workers. Episodes end on
 success (``terminate_on_success``); metrics use the steps until then.
 
@@ -43,7 +43,7 @@ paper: last 10); the training loop keeps only ``last/`` and ``best/``, so on its
 K > 1 is refused with a message (pass several run folders, comma-separated, for training seeds).
 
 Writes ``table.{md,csv}``, ``episodes.json`` (per episode: row, checkpoint, seed, success,
-steps, metrics), ``initial_states.npz`` and ``fig8.png`` (success with CI and the action
+steps, metrics), ``initial_states-<TASK>.npz`` and ``fig8.png`` (success with CI and the action
 differences per task and row) into ``runs/bench-manipulation-<date>/`` and prints the command.
 
 Example::
@@ -158,7 +158,8 @@ class ManipulationBenchConfig:
     max_steps: int | None = None
     """episode horizon [steps] (None: the env's registered limit)"""
     initial_states: str = ""
-    """initial_states.npz of an earlier run to start from (its seeds replace seed/episodes)"""
+    """run folder of an earlier run (its initial_states-<TASK>.npz) or, for one task, an
+    .npz file: start from those states (their seeds replace seed / episodes)"""
     workers: int = 1
     """parallel rollout workers (1 = in this process)"""
     backend: Literal["process", "ray"] = "process"
@@ -401,7 +402,7 @@ def build_rows(
 def initial_states(
     env: Any, seeds: list[int], path: str = ""
 ) -> tuple[list[int], list[np.ndarray | None]]:
-    """(seeds, sim states) of the episodes: read from ``path`` (an ``initial_states.npz``),
+    """(seeds, sim states) of the episodes: read from ``path`` (an ``initial_states-<TASK>.npz``),
     else the state after ``env.reset(seed=s)`` for each seed (None where the env has no
     ``get_sim_state``)."""
     if path:
@@ -415,6 +416,18 @@ def initial_states(
         env.reset(seed=s)
         states.append(None if get_state is None else np.asarray(get_state(), np.float64))
     return seeds, states
+
+
+def states_path(given: str, task: str) -> str:
+    """The initial-states file of ``task``: ``given`` itself (a file) or its
+    ``initial_states-<task>.npz`` (a run folder); "" when nothing is given. ValueError when
+    it does not exist."""
+    if not given:
+        return ""
+    path = Path(given) / f"initial_states-{task}.npz" if Path(given).is_dir() else Path(given)
+    if not path.is_file():
+        raise ValueError(f"no initial states file {path}")
+    return str(path)
 
 
 def run_rollout(env: Any, policy: Any, seed: int, state: np.ndarray | None) -> dict[str, Any]:
@@ -540,6 +553,8 @@ def run_task_episodes(
                     f"failed: {ep}"
                 ) from ep
             results[index] = ep
+            if len(results) % max(1, len(seeds)) == 0:
+                print(f"  {task}: {len(results)}/{config.episodes} episodes", flush=True)
     finally:
         backend.close()
     return [_episode_record(rows, seeds, i, results[i]) for i in range(config.episodes)]
@@ -751,7 +766,7 @@ def plan_task(cfg: ManipulationBenchConfig, task: str) -> TaskPlan:
     try:
         rows, notes = build_rows(cfg, task, env)
         seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
-        seeds, states = initial_states(env, seeds, cfg.initial_states)
+        seeds, states = initial_states(env, seeds, states_path(cfg.initial_states, task))
         action_dim = int(env.action_space.shape[0])
     finally:
         env.close()

@@ -131,3 +131,19 @@ def test_eval_refuses_dp_on_another_layout(tmp_path):
     cfg = EvalConfig(policy=str(folder), env="Robomimic-Can-v0", video=False, out=str(tmp_path))
     with pytest.raises(ValueError, match="Robomimic-Lift-v0.*obs layout.*Robomimic-Can-v0"):
         run_eval(cfg)
+
+
+def test_initial_states_of_an_earlier_run(tmp_path):
+    from ampczoo.benchmarks.manipulation import initial_states, states_path
+
+    states = np.arange(6.0).reshape(2, 3)
+    np.savez(tmp_path / "initial_states-Robomimic-Can-v0.npz", seeds=[7, 9], states=states)
+    path = states_path(str(tmp_path), "Robomimic-Can-v0")
+    seeds, loaded = initial_states(None, [1, 2, 3], path)  # the file's seeds win
+    assert seeds == [7, 9] and np.array_equal(np.stack(loaded), states)
+    assert states_path("", "Robomimic-Can-v0") == ""
+    with pytest.raises(ValueError, match="no initial states file"):
+        states_path(str(tmp_path), "Robomimic-Square-v0")
+    np.savez(tmp_path / "bad.npz", x=[1])
+    with pytest.raises(ValueError, match="not an initial_states"):
+        initial_states(None, [1], str(tmp_path / "bad.npz"))

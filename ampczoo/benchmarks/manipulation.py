@@ -70,6 +70,7 @@ from ampczoo.benchmarks.common import (
     wilson_interval,
     write_table,
 )
+from ampczoo.wrappers.penalty import TABLE_XI
 
 METHODS = ("base", "clipping", "penalty", "diffog", "leto")
 #: ``--diffog`` value for an untrained static-Q DiffOG (Q = I; the Table V ablation)
@@ -96,16 +97,17 @@ class SuitePreset:
     """the gripper is every ``gripper_every``-th action (index k*n - 1); 0 = no gripper"""
 
 
-# The ONE place of the per-suite values (Table IX bounds / alpha, Table XI penalty). Helper h1
+# The ONE place of the per-suite values (Table IX bounds / alpha; Table XI's penalty values are
+# the wrappers' own table, ampczoo.wrappers.penalty.TABLE_XI). Helper h1
 # may provide ``suite_preset(env_id)`` next to the wrappers; the coordinator then points
 # :func:`suite_preset` at it and removes this table.
 PRESETS: dict[str, SuitePreset] = {
     # robomimic: bound 0.1 on the normalised scale, alpha 4; OSC actions (7 per arm, gripper last)
-    "robomimic": SuitePreset("robomimic", 0.1, 4.0, (0.03, 0.004, 10000), "acceleration", 7),
+    "robomimic": SuitePreset("robomimic", 0.1, 4.0, TABLE_XI["robomimic"], "acceleration", 7),
     # Meta-World: bound 0.6; alpha not given in the issue (4 as robomimic, an assumption)
-    "metaworld": SuitePreset("metaworld", 0.6, 4.0, (0.1, 0.05, 1000), "velocity", 4),
+    "metaworld": SuitePreset("metaworld", 0.6, 4.0, TABLE_XI["metaworld"], "velocity", 4),
     # Push-T: bound 0.05, alpha 1; 2-D position targets, no gripper
-    "push-t": SuitePreset("push-t", 0.05, 1.0, (0.1, 0.1, 1000), "velocity", 0),
+    "push-t": SuitePreset("push-t", 0.05, 1.0, TABLE_XI["push-t"], "velocity", 0),
 }
 #: robomimic OSC: a change of 1 per step of the position / rotation action is 20 m/s^2 /
 #: 200 rad/s^2 (output_max 0.05 m and 0.5 rad per 0.05 s step; the paper's scale)

@@ -86,6 +86,11 @@ BENCHMARKS: dict[str, Command] = {
         "ampczoo.benchmarks.scripted:run_scripted_bench",
         "scripted experts of the manipulation suites: success on held-out seeds, spread",
     ),
+    "manipulation": Command(
+        "ampczoo.benchmarks.manipulation:ManipulationBenchConfig",
+        "ampczoo.benchmarks.manipulation:run_manipulation_bench",
+        "Diffusion Policy vs clipping / penalty / DiffOG / LeTO on the manipulation suites",
+    ),
     "finetune": Command(
         "ampczoo.benchmarks.finetune:FinetuneBenchConfig",
         "ampczoo.benchmarks.finetune:run_finetune_bench",

@@ -26,6 +26,7 @@ from ampczoo.benchmarks.demo import DemoConfig
 from ampczoo.benchmarks.envs import EnvBenchConfig
 from ampczoo.benchmarks.ik import IKBenchConfig
 from ampczoo.benchmarks.kuka import METHOD_KEYS, KukaBenchConfig, MethodKey
+from ampczoo.benchmarks.manipulation import ManipulationBenchConfig
 from ampczoo.benchmarks.mpc import MPCBenchConfig
 from ampczoo.benchmarks.speed import SpeedBenchConfig
 from ampczoo.benchmarks.threedof import ExpertSolver, ThreeDOFBenchConfig
@@ -47,6 +48,7 @@ COMMAND_CONFIGS = [
     (["bench", "speed"], SpeedBenchConfig),
     (["bench", "envs"], EnvBenchConfig),
     (["bench", "ik"], IKBenchConfig),
+    (["bench", "manipulation"], ManipulationBenchConfig),
 ]
 EVAL_MODULE = "ampczoo.benchmarks.evaluate"
 TRAINABLE = trainable_policy_types()
@@ -316,6 +318,10 @@ def test_literal_choices_match_what_they_name():
     "args,message",
     [
         (["bench", "mpc", "--episodes", "0"], "ampczoo bench mpc: error: episodes must be >= 1"),
+        (
+            ["bench", "manipulation", "--base", "Robomimic-Lift-v0"],
+            "ampczoo bench manipulation: error: base entries are TASK=SPEC",
+        ),
         (["collect", "--workers", "0"], "ampczoo collect: error: workers must be a positive"),
         (["train", "lsm", "--data", "d.zarr", "--epochs", "0"], "ampczoo train: error: epochs"),
         (["nope"], "unknown command 'nope'; choose from ['demo', 'collect', 'train'"),

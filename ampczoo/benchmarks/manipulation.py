@@ -1,0 +1,795 @@
+"""``ampczoo bench manipulation``: a base policy (Diffusion Policy) and the constraint layer on
+it (clipping, penalty, DiffOG; LeTO beside them) on the manipulation suites, every row on the
+same fixed initial states (DiffOG paper Tables I/II, Fig. 8; LeTO paper Table I).
+
+Per task (``--base TASK=SPEC``; SPEC a zoo name, checkpoint folder or training run folder,
+several training seeds comma-separated), rows:
+
+* ``base``: the base policy as it acts (Diffusion Policy: T_a executed actions per plan);
+* ``clipping`` / ``penalty``: :class:`~ampczoo.wrappers.clipping.ClippingPolicy` /
+  :class:`~ampczoo.wrappers.penalty.PenaltyPolicy` on the base, the suite's bound
+  (:data:`PRESETS`, Table IX) on the continuous dims (gripper excluded), penalty parameters of
+  Table XI;
+* ``diffog``: the base through a DiffOG refiner (``--diffog TASK=SPEC``; ``static``: an
+  untrained static-Q DiffOG with the preset's bound and alpha, the Table V ablation);
+* ``leto``: a LeTO checkpoint (``--leto TASK=SPEC``) acting alone.
+
+A row whose checkpoint is not given is skipped with a note. Wrapped rows use the wrappers'
+public API as it is today (see :func:`row_policy`).
+
+Initial states: reset seeds ``seed .. seed+episodes-1`` (held out from the demonstrations'
+seeds); each seed's initial simulator state (``env.unwrapped.get_sim_state()``) is stored in
+``initial_states-<TASK>.npz`` and every row starts from it (``reset(options={"sim_state":
+s})``); ``--initial-states RUN_FOLDER`` reuses the states of an earlier run. The policy is
+reset with the same seed, so an episode is a function of (row, checkpoint, seed) only: the
+rollouts run in parallel through the collection backends (``--workers N``, ``--backend ray``,
+:mod:`ampczoo.data.collect`) and give the same rows for any number of workers. Episodes end on
+success (``terminate_on_success``); metrics use the steps until then.
+
+Metrics per row (pooled over checkpoints x initial states):
+
+* success rate with its 95 % Wilson interval;
+* the first difference of the executed actions on the constrained dims, in the base's
+  normalised units (min-max to [-1, 1]) per step: per episode its max |.| and std, averaged
+  over episodes. Robomimic (OSC delta actions: a change of 1 per 0.05 s step of the position
+  / rotation action is 20 m/s^2 / 200 rad/s^2, the paper's scale) it is an acceleration and
+  also given in m/s^2 and rad/s^2; Meta-World / Push-T it is a velocity;
+* % of steps whose change exceeds the bound (normalised, 1e-6 tolerance) and the largest
+  excess over the bound (normalised; penalty stops within its tolerance, so it may exceed);
+* refine time per refine call [ms] (wrapped rows), act() time per step [ms].
+
+``--checkpoints last:K`` takes the last K saved checkpoints of each training run folder (the
+paper: last 10); the training loop keeps only ``last/`` and ``best/``, so on its run folders
+K > 1 is refused with a message (pass several run folders, comma-separated, for training seeds).
+
+Writes ``table.{md,csv}``, ``episodes.json`` (per episode: row, checkpoint, seed, success,
+steps, metrics), ``initial_states-<TASK>.npz`` and ``fig8.png`` (success with CI and the action
+differences per task and row) into ``runs/bench-manipulation-<date>/`` and prints the command.
+
+Example::
+
+    ampczoo bench manipulation --base Robomimic-Can-v0=runs/dp-can/last \\
+        --diffog Robomimic-Can-v0=runs/diffog-dp-can/last --episodes 50 --workers 2
+    ampczoo bench manipulation --quick      # Lift with zoo dp-lift, a few short episodes
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ampczoo.benchmarks.common import (
+    command_line,
+    make_run_dir,
+    single_thread,
+    wilson_interval,
+    write_table,
+)
+from ampczoo.wrappers.penalty import TABLE_XI
+
+METHODS = ("base", "clipping", "penalty", "diffog", "leto")
+#: ``--diffog`` value for an untrained static-Q DiffOG (Q = I; the Table V ablation)
+STATIC_DIFFOG = "static"
+#: tolerance of the over-bound count [normalised units]
+BOUND_TOL = 1e-6
+
+
+# ----------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class SuitePreset:
+    """Constraint parameters of one suite (DiffOG paper Tables IX and XI)."""
+
+    suite: str
+    bound: float
+    """per-step change bound of the constrained dims [normalised units]"""
+    alpha: float
+    """DiffOG smoothing weight (static-Q DiffOG of ``--diffog static``)"""
+    penalty: tuple[float, float, int]
+    """penalty optimisation (step size eta, tolerance, max iterations), Table XI"""
+    derivative: str
+    """what the first difference of the actions is: "acceleration" or "velocity\""""
+    gripper_every: int = 0
+    """the gripper is every ``gripper_every``-th action (index k*n - 1); 0 = no gripper"""
+
+
+# The ONE place of the per-suite values (Table IX bounds / alpha; Table XI's penalty values are
+# the wrappers' own table, ampczoo.wrappers.penalty.TABLE_XI). Helper h1
+# may provide ``suite_preset(env_id)`` next to the wrappers; the coordinator then points
+# :func:`suite_preset` at it and removes this table.
+PRESETS: dict[str, SuitePreset] = {
+    # robomimic: bound 0.1 on the normalised scale, alpha 4; OSC actions (7 per arm, gripper last)
+    "robomimic": SuitePreset("robomimic", 0.1, 4.0, TABLE_XI["robomimic"], "acceleration", 7),
+    # Meta-World: bound 0.6; alpha not given in the issue (4 as robomimic, an assumption)
+    "metaworld": SuitePreset("metaworld", 0.6, 4.0, TABLE_XI["metaworld"], "velocity", 4),
+    # Push-T: bound 0.05, alpha 1; 2-D position targets, no gripper
+    "push-t": SuitePreset("push-t", 0.05, 1.0, TABLE_XI["push-t"], "velocity", 0),
+}
+#: robomimic OSC: a change of 1 per step of the position / rotation action is 20 m/s^2 /
+#: 200 rad/s^2 (output_max 0.05 m and 0.5 rad per 0.05 s step; the paper's scale)
+ROBOMIMIC_SCALE = {"m/s^2": (range(0, 3), 20.0), "rad/s^2": (range(3, 6), 200.0)}
+
+
+def suite_of(env_id: str) -> str:
+    """The suite of a manipulation env id; ValueError for others."""
+    for prefix, suite in (("Robomimic-", "robomimic"), ("MetaWorld-", "metaworld")):
+        if env_id.startswith(prefix):
+            return suite
+    if env_id.startswith("PushT"):
+        return "push-t"
+    raise ValueError(f"{env_id!r} is not a manipulation env (Robomimic-*, MetaWorld-*, PushT-*)")
+
+
+def suite_preset(env_id: str) -> SuitePreset:
+    """The constraint preset of ``env_id``'s suite (:data:`PRESETS`)."""
+    return PRESETS[suite_of(env_id)]
+
+
+def constrained_dims(preset: SuitePreset, action_dim: int) -> tuple[int, ...]:
+    """Action dims under the bound: all but the gripper(s) (selection matrix S)."""
+    n = preset.gripper_every
+    return tuple(i for i in range(action_dim) if not n or i % n != n - 1)
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ManipulationBenchConfig:
+    """``ampczoo bench manipulation``: base policy, clipping, penalty, DiffOG and LeTO on the
+    manipulation suites, on the same stored initial states."""
+
+    base: tuple[str, ...] = ("Robomimic-Lift-v0=dp-lift",)
+    """TASK=SPEC per task (in table order): the base policy of an env id, SPEC a zoo name,
+    checkpoint folder or training run folder; several (training seeds) comma-separated"""
+    diffog: tuple[str, ...] = ()
+    """TASK=SPEC: DiffOG refiner checkpoint(s) of a task (one, or one per base checkpoint),
+    or "static" (untrained static-Q DiffOG); tasks without one: row skipped"""
+    leto: tuple[str, ...] = ()
+    """TASK=SPEC: LeTO checkpoint(s) of a task; tasks without one: row skipped"""
+    methods: tuple[str, ...] = METHODS
+    """rows to run, from base, clipping, penalty, diffog, leto"""
+    checkpoints: str = "last"
+    """which checkpoints of a training run folder: "last" or "last:K" (the last K saved)"""
+    episodes: int = 50
+    """initial states per task (reset seeds seed .. seed+episodes-1)"""
+    seed: int = 100_000
+    """first reset seed (held out from the demonstrations' seeds)"""
+    max_steps: int | None = None
+    """episode horizon [steps] (None: the env's registered limit)"""
+    initial_states: str = ""
+    """run folder of an earlier run (its initial_states-<TASK>.npz) or, for one task, an
+    .npz file: start from those states (their seeds replace seed / episodes)"""
+    workers: int = 1
+    """parallel rollout workers (1 = in this process)"""
+    backend: Literal["process", "ray"] = "process"
+    """workers as local processes or Ray actors (the collection backends)"""
+    ray_address: str | None = None
+    """Ray cluster address (None = a local instance)"""
+    quick: bool = False
+    """smoke run: Lift with zoo dp-lift (and a static-Q DiffOG), 2 episodes of <= 40 steps"""
+    out: str = "runs"
+    """parent folder of the run folder"""
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            object.__setattr__(self, "base", ("Robomimic-Lift-v0=dp-lift",))
+            if not self.diffog:
+                object.__setattr__(self, "diffog", (f"Robomimic-Lift-v0={STATIC_DIFFOG}",))
+            object.__setattr__(self, "episodes", min(self.episodes, 2))
+            object.__setattr__(self, "max_steps", min(self.max_steps or 40, 40))
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.backend not in ("process", "ray"):
+            raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"methods must be among {METHODS}, got {self.methods}")
+        checkpoints_per_run(self.checkpoints)
+        tasks = list(parse_entries(self.base, "base"))
+        if not tasks:
+            raise ValueError("base must name at least one TASK=SPEC")
+        for name in ("diffog", "leto"):
+            extra = [t for t in parse_entries(getattr(self, name), name) if t not in tasks]
+            if extra:
+                raise ValueError(f"{name} names tasks without a base: {extra} (bases: {tasks})")
+        for task in tasks:
+            suite_of(task)
+
+    @property
+    def tasks(self) -> list[str]:
+        """Env ids in table order."""
+        return list(parse_entries(self.base, "base"))
+
+
+def parse_entries(entries: tuple[str, ...], what: str) -> dict[str, list[str]]:
+    """``("TASK=SPEC[,SPEC...]", ...)`` -> {task: [spec, ...]}; ValueError on a malformed or
+    repeated entry."""
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        task, sep, specs = entry.partition("=")
+        parts = [s.strip() for s in specs.split(",") if s.strip()]
+        if not sep or not task or not parts:
+            raise ValueError(f"{what} entries are TASK=SPEC[,SPEC...], got {entry!r}")
+        if task in out:
+            raise ValueError(f"{what} names task {task!r} twice")
+        out[task] = parts
+    return out
+
+
+def checkpoints_per_run(spec: str) -> int:
+    """K of ``"last"`` (1) or ``"last:K"``; ValueError otherwise."""
+    head, _, k = spec.partition(":")
+    if head == "last" and not k:
+        return 1
+    if head == "last" and k.isdigit() and int(k) >= 1:
+        return int(k)
+    raise ValueError(f"checkpoints must be 'last' or 'last:K' (K >= 1), got {spec!r}")
+
+
+def resolve_checkpoints(spec: str, k: int) -> list[str]:
+    """The checkpoints of one SPEC: a zoo name or checkpoint folder is itself (K must be 1); a
+    training run folder gives its last K saved checkpoints (``step-*`` / ``checkpoint-*``
+    folders in step order, then ``last/``). ValueError when fewer than K exist."""
+    path = Path(spec)
+    if not (path / "last").is_dir() or (path / "config.json").is_file():
+        if k > 1:
+            raise ValueError(
+                f"{spec} is a single checkpoint; checkpoints last:{k} needs a training run folder"
+            )
+        return [spec]
+    saved = [p for p in path.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    numbered = sorted(
+        (p for p in saved if p.name.split("-")[0] in ("step", "checkpoint")),
+        key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0,
+    )
+    found = [str(p) for p in numbered] + [str(path / "last")]
+    if len(found) < k:
+        raise ValueError(
+            f"{spec} keeps {len(found)} checkpoint(s) ({[Path(f).name for f in found]}), "
+            f"checkpoints last:{k} needs {k}: the training loop keeps only last/ and best/; "
+            "pass several run folders (comma-separated) for training seeds"
+        )
+    return found[-k:]
+
+
+# ----------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class RowSpec:
+    """One row's policy, picklable (built again in every worker)."""
+
+    method: str
+    """base | clipping | penalty | diffog | leto"""
+    checkpoint: str
+    """the base checkpoint (leto: the LeTO checkpoint)"""
+    refiner: str = ""
+    """diffog: refiner checkpoint or "static\""""
+
+
+def action_half_range(policy: Any, action_dim: int) -> np.ndarray:
+    """(A,) divisor that normalises actions: the base's min-max half range (Diffusion
+    Policy's ``action_norm``), ones for a policy without one."""
+    norm = getattr(policy, "action_norm", None)
+    if norm is None:
+        return np.ones(action_dim)
+    return norm.half_range.detach().cpu().double().numpy().reshape(-1)[:action_dim]
+
+
+def row_policy(spec: RowSpec, env_id: str, action_dim: int) -> Any:
+    """The acting policy of a row (torch on CPU). The wrappers get the preset's bound in raw
+    units (bound x half range) on the constrained dims and ``action_scale`` = half range, so
+    their tolerances are in normalised units."""
+    from ampczoo.core.registry import load_policy
+
+    policy = load_policy(spec.checkpoint, device="cpu").eval()
+    if spec.method in ("base", "leto"):
+        return policy
+    preset = suite_preset(env_id)
+    dims = constrained_dims(preset, action_dim)
+    scale = action_half_range(policy, action_dim)
+    max_delta = preset.bound * scale[list(dims)]
+    if spec.method == "clipping":
+        from ampczoo.wrappers.clipping import ClippingPolicy
+
+        return ClippingPolicy(policy, max_delta, dims=dims, action_scale=scale)
+    if spec.method == "penalty":
+        from ampczoo.wrappers.penalty import PenaltyPolicy
+
+        eta, tol, iters = preset.penalty
+        return PenaltyPolicy(
+            policy, max_delta, dims=dims, action_scale=scale, step_size=eta, tol=tol, max_iter=iters
+        )
+    if spec.method == "diffog":
+        return diffog_policy(policy, spec.refiner, preset, dims, scale)
+    raise ValueError(f"unknown method {spec.method!r}; choose from {METHODS}")
+
+
+def diffog_policy(
+    base: Any, refiner: str, preset: SuitePreset, dims: tuple[int, ...], scale: np.ndarray
+) -> Any:
+    """``base`` through a DiffOG checkpoint, or ("static") a static-Q DiffOG over the base's
+    executable chunk with the preset's bound and alpha, normalised by ``scale``."""
+    import torch
+
+    from ampczoo.policies.diffog import DiffOG, DiffOGConfig
+
+    if refiner != STATIC_DIFFOG:
+        return DiffOG.wrap(base, refiner)
+    c = base.config
+    chunk = int(getattr(c, "pred_horizon", 16)) - int(getattr(c, "obs_horizon", 1)) + 1
+    config = DiffOGConfig(
+        q_mode="static",
+        horizon=chunk,
+        chunk_len=chunk,
+        action_dim=len(scale),
+        obs_dim=int(getattr(c, "obs_dim", 1)),
+        dims=dims,
+        alpha=preset.alpha,
+        bound=preset.bound,
+    )
+    wrapped = DiffOG.wrap(base, config)
+    wrapped.refiner.action_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+    return wrapped
+
+
+def row_label(spec: RowSpec) -> str:
+    """Table label of a row."""
+    if spec.method == "diffog" and spec.refiner == STATIC_DIFFOG:
+        return "diffog (static Q)"
+    return spec.method
+
+
+def check_fit(policy: Any, env: Any, env_id: str, spec: str) -> None:
+    """ValueError naming both unless ``policy`` fits ``env``: the policy's own layout check
+    (Diffusion Policy: observation layout and action size), else its declared sizes."""
+    what = f"{spec} does not fit {env_id}"
+    check_env = getattr(policy, "check_env", None)
+    if callable(check_env):
+        try:
+            check_env(env)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+        return
+    obs_dim = getattr(getattr(policy, "config", None), "obs_dim", None)
+    action_dim = getattr(getattr(policy, "config", None), "action_dim", None)
+    env_obs, env_act = env.observation_space.shape, env.action_space.shape
+    if (obs_dim is not None and (int(obs_dim),) != tuple(env_obs or ())) or (
+        action_dim is not None and (int(action_dim),) != tuple(env_act or ())
+    ):
+        raise ValueError(
+            f"{what}: it takes obs_dim {obs_dim} / action_dim {action_dim}, the env gives "
+            f"observations {env_obs} and takes actions {env_act}"
+        )
+
+
+def build_rows(
+    cfg: ManipulationBenchConfig, task: str, env: Any
+) -> tuple[list[RowSpec], list[str]]:
+    """The rows of ``task`` (checked against ``env`` before any episode) and the notes on
+    skipped rows."""
+    from ampczoo.core.registry import load_policy
+
+    k = checkpoints_per_run(cfg.checkpoints)
+    bases = [c for s in parse_entries(cfg.base, "base")[task] for c in resolve_checkpoints(s, k)]
+    refiners = parse_entries(cfg.diffog, "diffog").get(task, [])
+    letos = parse_entries(cfg.leto, "leto").get(task, [])
+    for spec in [*bases, *letos]:
+        check_fit(load_policy(spec, device="cpu"), env, task, spec)
+    if refiners and len(refiners) not in (1, len(bases)):
+        raise ValueError(
+            f"diffog for {task}: give one refiner or one per base checkpoint "
+            f"({len(bases)}), got {len(refiners)}"
+        )
+    rows, notes = [], []
+    for method in cfg.methods:
+        if method == "leto":
+            rows += [RowSpec("leto", c) for c in letos]
+        elif method == "diffog":
+            paired = refiners * len(bases) if len(refiners) == 1 else refiners
+            rows += [RowSpec("diffog", b, r) for b, r in zip(bases, paired, strict=False)]
+        else:
+            rows += [RowSpec(method, b) for b in bases]
+        if method in ("leto", "diffog") and not (letos if method == "leto" else refiners):
+            notes.append(f"{task}: row {method} skipped (no --{method} {task}=CHECKPOINT given)")
+    return rows, notes
+
+
+# ----------------------------------------------------------------------------- episodes
+def initial_states(
+    env: Any, seeds: list[int], path: str = ""
+) -> tuple[list[int], list[np.ndarray | None]]:
+    """(seeds, sim states) of the episodes: read from ``path`` (an ``initial_states-<TASK>.npz``),
+    else the state after ``env.reset(seed=s)`` for each seed (None where the env has no
+    ``get_sim_state``)."""
+    if path:
+        data = np.load(path)
+        if "seeds" not in data or "states" not in data:
+            raise ValueError(f"{path}: not an initial_states.npz (needs seeds and states)")
+        return [int(s) for s in data["seeds"]], list(data["states"])
+    get_state = getattr(env.unwrapped, "get_sim_state", None)
+    states: list[np.ndarray | None] = []
+    for s in seeds:
+        env.reset(seed=s)
+        states.append(None if get_state is None else np.asarray(get_state(), np.float64))
+    return seeds, states
+
+
+def states_path(given: str, task: str) -> str:
+    """The initial-states file of ``task``: ``given`` itself (a file) or its
+    ``initial_states-<task>.npz`` (a run folder); "" when nothing is given. ValueError when
+    it does not exist."""
+    if not given:
+        return ""
+    path = Path(given) / f"initial_states-{task}.npz" if Path(given).is_dir() else Path(given)
+    if not path.is_file():
+        raise ValueError(f"no initial states file {path}")
+    return str(path)
+
+
+def run_rollout(env: Any, policy: Any, seed: int, state: np.ndarray | None) -> dict[str, Any]:
+    """One episode from ``state`` (reset seed ``seed``; the policy reset with it): executed
+    actions (T, A), success, act() times [s] and the wrapper's refine times [s]."""
+    options = None if state is None else {"sim_state": np.asarray(state)}
+    obs, info = env.reset(seed=seed, options=options)
+    policy.reset(seed=seed)
+    stats = getattr(policy, "stats", None)
+    refine0 = len(stats.refine_times) if stats is not None else 0
+    actions, times, success = [], [], bool(info.get("success", False))
+    terminated = truncated = False
+    while not (terminated or truncated or success):
+        t0 = time.perf_counter()
+        action = np.asarray(policy.act(obs), np.float64)
+        times.append(time.perf_counter() - t0)
+        obs, _, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        success = bool(info.get("success", False))
+    refine = list(stats.refine_times[refine0:]) if stats is not None else []
+    return {
+        "actions": np.array(actions).reshape(len(actions), -1),
+        "success": success,
+        "act_times": np.array(times),
+        "refine_times": np.array(refine),
+    }
+
+
+class BenchRolloutBuilder:
+    """The collection backends' builder of this benchmark (``ampczoo.data.collect``): the env
+    with the run's keywords and, per row, its policy (built on first use in each worker);
+    episode ``index`` = row * episodes + i runs row ``index // episodes`` from initial state
+    ``i``. The job (rows, seeds, states file) travels in ``config.policy_kwargs["job"]``."""
+
+    def build(self, config: Any) -> tuple[Any, Any]:
+        import gymnasium as gym
+        import torch
+
+        import ampczoo.envs  # noqa: F401  (registers the ids)
+
+        torch.set_num_threads(1)
+        job = json.loads(str(config.policy_kwargs["job"]))
+        env = gym.make(config.env, max_episode_steps=config.n_steps, **dict(config.env_kwargs))
+        return env, _RowPolicies(job, config.env, int(env.action_space.shape[0]))
+
+    def describe(self, config: Any) -> dict[str, Any]:
+        return {"job": config.policy_kwargs.get("job")}
+
+    def run_episode(self, env: Any, rows: Any, config: Any, index: int) -> Any:
+        from ampczoo.data.store import Episode
+
+        row, i = divmod(index, rows.n_states)
+        seed, state = rows.seeds[i], rows.states[i]
+        with single_thread():
+            out = run_rollout(env, rows.policy(row), seed, state)
+        ep = Episode(index, seed, len(out["actions"]))
+        ep.data = {
+            "actions": out["actions"],
+            "success": np.array([out["success"]]),
+            "act_times": out["act_times"],
+            "refine_times": out["refine_times"],
+        }
+        return ep
+
+
+BENCH_BUILDER = BenchRolloutBuilder()
+BENCH_BUILDER_SPEC = "ampczoo.benchmarks.manipulation:BENCH_BUILDER"
+
+
+class _RowPolicies:
+    """The rows' policies of one worker, built on first use."""
+
+    def __init__(self, job: dict[str, Any], env_id: str, action_dim: int):
+        self.specs = [RowSpec(**r) for r in job["rows"]]
+        self.seeds = [int(s) for s in job["seeds"]]
+        self.n_states = len(self.seeds)
+        states = np.load(job["states"]) if job.get("states") else None
+        self.states = list(states["states"]) if states is not None else [None] * self.n_states
+        self.env_id, self.action_dim = env_id, action_dim
+        self.built: dict[int, Any] = {}
+
+    def policy(self, row: int) -> Any:
+        if row not in self.built:
+            self.built[row] = row_policy(self.specs[row], self.env_id, self.action_dim)
+        return self.built[row]
+
+
+def run_task_episodes(
+    cfg: ManipulationBenchConfig,
+    task: str,
+    rows: list[RowSpec],
+    seeds: list[int],
+    states_file: str,
+) -> list[dict[str, Any]]:
+    """Every (row, initial state) episode of ``task`` through the collection backends; the
+    results in (row, state) order whatever the order they finish in."""
+    from ampczoo.data.collect import CollectConfig, _make_backend
+
+    job = {"rows": [asdict(r) for r in rows], "seeds": seeds, "states": states_file}
+    config = CollectConfig(
+        env=task,
+        episodes=len(rows) * len(seeds),
+        steps=cfg.max_steps or _horizon(task),
+        out="unused",
+        workers=cfg.workers,
+        backend=cfg.backend,
+        ray_address=cfg.ray_address,
+        builder=BENCH_BUILDER_SPEC,
+        policy_kwargs={"job": json.dumps(job)},
+    )
+    backend = _make_backend(config)
+    results: dict[int, Any] = {}
+    todo = list(range(config.episodes))
+    try:
+        while todo or len(results) < config.episodes:
+            while todo and _in_flight(backend) < backend.capacity:
+                backend.submit(todo.pop(0))
+            index, ep = backend.next_done()
+            if isinstance(ep, BaseException):
+                row, i = divmod(index, len(seeds))
+                raise RuntimeError(
+                    f"{task} row {rows[row].method} ({rows[row].checkpoint}) seed {seeds[i]} "
+                    f"failed: {ep}"
+                ) from ep
+            results[index] = ep
+            if len(results) % max(1, len(seeds)) == 0:
+                print(f"  {task}: {len(results)}/{config.episodes} episodes", flush=True)
+    finally:
+        backend.close()
+    return [_episode_record(rows, seeds, i, results[i]) for i in range(config.episodes)]
+
+
+def _in_flight(backend: Any) -> int:
+    for name in ("pending", "futures", "refs"):
+        if hasattr(backend, name):
+            return len(getattr(backend, name))
+    return 0
+
+
+def _horizon(task: str) -> int:
+    from ampczoo.data.collect import default_episode_steps
+
+    return default_episode_steps(task)
+
+
+def _episode_record(rows: list[RowSpec], seeds: list[int], index: int, ep: Any) -> dict[str, Any]:
+    row, i = divmod(index, len(seeds))
+    spec = rows[row]
+    return {
+        "row": row_label(spec),
+        "checkpoint": spec.checkpoint,
+        "refiner": spec.refiner,
+        "seed": seeds[i],
+        "success": bool(ep.data["success"][0]),
+        "actions": ep.data["actions"],
+        "act_times": ep.data["act_times"],
+        "refine_times": ep.data["refine_times"],
+    }
+
+
+# ----------------------------------------------------------------------------- metrics
+def episode_metrics(
+    actions: np.ndarray, half_range: np.ndarray, preset: SuitePreset, dims: tuple[int, ...]
+) -> dict[str, float]:
+    """Smoothness of one episode's executed actions (T, A): the first difference on the
+    constrained dims in normalised units per step (max |.|, std, % steps over the bound);
+    robomimic also in m/s^2 and rad/s^2 (:data:`ROBOMIMIC_SCALE`, raw env actions)."""
+    a = np.asarray(actions, np.float64)
+    d_raw = np.diff(a, axis=0)
+    if len(d_raw) == 0:
+        out = {"d max": 0.0, "d std": 0.0, "over bound [%]": 0.0, "excess": 0.0, "transitions": 0}
+    else:
+        d = d_raw[:, list(dims)] / half_range[list(dims)]
+        over = np.abs(d) > preset.bound + BOUND_TOL
+        out = {
+            "d max": float(np.abs(d).max()),
+            "d std": float(d.std()),
+            "over bound [%]": 100.0 * float(over.any(axis=1).mean()),
+            "excess": float(max(np.abs(d).max() - preset.bound, 0.0)),
+            "transitions": len(d),
+        }
+    if preset.suite == "robomimic":
+        for unit, (idx, scale) in ROBOMIMIC_SCALE.items():
+            cols = [j for j in idx if j < a.shape[1]]
+            x = scale * d_raw[:, cols] if len(d_raw) else np.zeros((1, 1))
+            out[f"max [{unit}]"] = float(np.abs(x).max())
+            out[f"std [{unit}]"] = float(x.std())
+    return out
+
+
+def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The table row of one (task, method) over its episodes."""
+    n = len(episodes)
+    k = sum(e["success"] for e in episodes)
+    lo, hi = wilson_interval(k, n)
+    steps = sum(e["transitions"] for e in episodes)
+    refine = np.concatenate([e["refine_times"] for e in episodes]) if episodes else np.zeros(0)
+    act = np.concatenate([e["act_times"] for e in episodes]) if episodes else np.zeros(0)
+    row: dict[str, Any] = {
+        "task": task,
+        "method": label,
+        "checkpoints": len({e["checkpoint"] for e in episodes}),
+        "episodes": n,
+        "SR [%]": 100.0 * k / max(n, 1),
+        "SR 95% CI": f"[{100 * lo:.1f}, {100 * hi:.1f}]",
+        "steps mean": float(np.mean([e["length"] for e in episodes])),
+        "d max": float(np.mean([e["d max"] for e in episodes])),
+        "d std": float(np.mean([e["d std"] for e in episodes])),
+        "over bound [% steps]": sum(e["over bound [%]"] * e["transitions"] for e in episodes)
+        / max(steps, 1),
+        "max excess": max(e["excess"] for e in episodes),
+    }
+    for unit in ROBOMIMIC_SCALE:
+        if f"max [{unit}]" in episodes[0]:
+            row[f"max [{unit}]"] = float(np.mean([e[f"max [{unit}]"] for e in episodes]))
+            row[f"std [{unit}]"] = float(np.mean([e[f"std [{unit}]"] for e in episodes]))
+    row["refine [ms/call]"] = 1000.0 * float(refine.mean()) if refine.size else float("nan")
+    row["act [ms/step]"] = 1000.0 * float(act.mean()) if act.size else float("nan")
+    return row
+
+
+def plot_fig8(rows: list[dict[str, Any]], path: Path) -> None:
+    """Fig. 8-style bars per task and method: success with its 95 % CI, and the max and std of
+    the action's first difference (normalised units per step)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    width = 0.8 / max(len(methods), 1)
+    fig, axes = plt.subplots(1, 3, figsize=(4 + 2.2 * len(tasks) * 1.5, 3.8), squeeze=False)
+    panels = (("SR [%]", "success [%]"), ("d max", "max |Δa| [norm/step]"), ("d std", "std Δa"))
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        for j, method in enumerate(methods):
+            xs, ys, err = [], [], []
+            for t, task in enumerate(tasks):
+                row = next((r for r in rows if r["task"] == task and r["method"] == method), None)
+                if row is None:
+                    continue
+                xs.append(t + (j - (len(methods) - 1) / 2) * width)
+                ys.append(row[key])
+                if key == "SR [%]":
+                    lo, hi = (float(v) for v in row["SR 95% CI"].strip("[]").split(","))
+                    err.append((row[key] - lo, hi - row[key]))
+            # asymmetric error bars as two lists (a 2-D array trips a numpy deprecation
+            # inside matplotlib's errorbar)
+            yerr = [[e[0] for e in err], [e[1] for e in err]] if err else None
+            ax.bar(xs, ys, width, yerr=yerr, capsize=2, label=method)
+        ax.set_xticks(range(len(tasks)), [t.replace("-v0", "") for t in tasks], fontsize=7)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=min(len(methods), 5), fontsize=7)
+    fig.suptitle("manipulation: base vs constraint layer (same initial states)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the run
+def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
+    """Run the benchmark of ``cfg``; returns the run folder. Every task's rows are checked
+    against its env (ValueError) before the run folder is made or any episode runs."""
+    plans = [plan_task(cfg, task) for task in cfg.tasks]
+    out = make_run_dir("bench-manipulation", cfg.out)
+    rows_out, episodes_out, notes, all_states = [], [], [], {}
+    for plan in plans:
+        notes += plan.notes
+        if not plan.rows:
+            notes.append(f"{plan.task}: no rows to run")
+            continue
+        states_file = ""
+        if all(s is not None for s in plan.states):
+            states_file = str(out / f"initial_states-{plan.task}.npz")
+            np.savez(states_file, seeds=np.array(plan.seeds), states=np.stack(plan.states))
+            all_states[plan.task] = Path(states_file).name
+        t0 = time.perf_counter()
+        records = run_task_episodes(cfg, plan.task, plan.rows, plan.seeds, states_file)
+        wall = time.perf_counter() - t0
+        for rec in records:
+            rec.update(episode_metrics(rec["actions"], plan.scale, plan.preset, plan.dims))
+            rec["length"] = len(rec["actions"])
+        for label in dict.fromkeys(r["row"] for r in records):
+            eps = [r for r in records if r["row"] == label]
+            rows_out.append(summary_row(plan.task, label, eps))
+        episodes_out += [
+            {"task": plan.task, **{k: v for k, v in r.items() if not isinstance(v, np.ndarray)}}
+            for r in records
+        ]
+        print(f"  {plan.task}: {len(plan.rows)} rows x {len(plan.seeds)} states in {wall:.0f} s")
+    title = f"manipulation (initial states of seeds {cfg.seed}..)"
+    text = write_table(rows_out, out, "table", title) if rows_out else ""
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        (out / "table.md").write_text(text)
+    if rows_out:
+        plot_fig8(rows_out, out / "fig8.png")
+    payload = {
+        "config": asdict(cfg),
+        "command": command_line(),
+        "presets": {t: asdict(suite_preset(t)) for t in cfg.tasks},
+        "initial_states": all_states,
+        "notes": notes,
+        "episodes": episodes_out,
+    }
+    (out / "episodes.json").write_text(json.dumps(payload, indent=1, default=float))
+    print(text)
+    print(f"wrote {out}\ncommand: {command_line()}")
+    return out
+
+
+@dataclass
+class TaskPlan:
+    """What runs on one task: rows, initial states and the metric's normalisation."""
+
+    task: str
+    rows: list[RowSpec]
+    notes: list[str]
+    seeds: list[int]
+    states: list[np.ndarray | None]
+    preset: SuitePreset
+    dims: tuple[int, ...]
+    scale: np.ndarray  # (A,) the base's action half range
+
+
+def plan_task(cfg: ManipulationBenchConfig, task: str) -> TaskPlan:
+    """Rows of ``task`` checked against its env, its initial states, the base's scale."""
+    import gymnasium as gym
+
+    import ampczoo.envs  # noqa: F401  (registers the ids)
+    from ampczoo.core.registry import load_policy
+
+    env = gym.make(task)
+    try:
+        rows, notes = build_rows(cfg, task, env)
+        seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+        seeds, states = initial_states(env, seeds, states_path(cfg.initial_states, task))
+        action_dim = int(env.action_space.shape[0])
+    finally:
+        env.close()
+    preset = suite_preset(task)
+    base = next((r for r in rows if r.method != "leto"), rows[0]).checkpoint if rows else ""
+    scale = (
+        action_half_range(load_policy(base, device="cpu"), action_dim)
+        if base
+        else np.ones(action_dim)
+    )
+    return TaskPlan(
+        task, rows, notes, seeds, states, preset, constrained_dims(preset, action_dim), scale
+    )
+
+
+__all__ = [
+    "PRESETS",
+    "ManipulationBenchConfig",
+    "RowSpec",
+    "SuitePreset",
+    "episode_metrics",
+    "run_manipulation_bench",
+    "suite_preset",
+]

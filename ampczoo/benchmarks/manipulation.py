@@ -8,14 +8,14 @@ several training seeds comma-separated), rows:
 * ``base``: the base policy as it acts (Diffusion Policy: T_a executed actions per plan);
 * ``clipping`` / ``penalty``: :class:`~ampczoo.wrappers.clipping.ClippingPolicy` /
   :class:`~ampczoo.wrappers.penalty.PenaltyPolicy` on the base, the suite's bound
-  (:data:`PRESETS`, Table IX) on the continuous dims (gripper excluded), penalty parameters of
-  Table XI;
+  (:func:`ampczoo.wrappers.presets.suite_preset`, Table IX) on the continuous dims (gripper
+  excluded), penalty parameters of Table XI;
 * ``diffog``: the base through a DiffOG refiner (``--diffog TASK=SPEC``; ``static``: an
   untrained static-Q DiffOG with the preset's bound and alpha, the Table V ablation);
 * ``leto``: a LeTO checkpoint (``--leto TASK=SPEC``) acting alone.
 
-A row whose checkpoint is not given is skipped with a note. Wrapped rows use the wrappers'
-public API as it is today (see :func:`row_policy`).
+A row whose checkpoint is not given is skipped with a note. Wrapped rows are built by
+:func:`ampczoo.policies.constrained.make_constrained` (see :func:`row_policy`).
 
 Initial states: reset seeds ``seed .. seed+episodes-1`` (held out from the demonstrations'
 seeds); each seed's initial simulator state (``env.unwrapped.get_sim_state()``) is stored in
@@ -29,9 +29,10 @@ success (``terminate_on_success``); metrics use the steps until then.
 Metrics per row (pooled over checkpoints x initial states):
 
 * success rate with its 95 % Wilson interval;
-* the first difference of the executed actions on the constrained dims, in the base's
-  normalised units (min-max to [-1, 1]) per step: per episode its max |.| and std, averaged
-  over episodes. Robomimic (OSC delta actions: a change of 1 per 0.05 s step of the position
+* the first difference of the executed actions on the constrained dims, in the suite
+  preset's normalised units (robomimic: raw, its actions lie in [-1, 1]; others: the base's
+  min-max half range) per step: per episode its max |.| and std, averaged over episodes.
+  Robomimic (OSC delta actions: a change of 1 per 0.05 s step of the position
   / rotation action is 20 m/s^2 / 200 rad/s^2, the paper's scale) it is an acceleration and
   also given in m/s^2 and rad/s^2; Meta-World / Push-T it is a velocity;
 * % of steps whose change exceeds the bound (normalised, 1e-6 tolerance) and the largest
@@ -70,7 +71,7 @@ from ampczoo.benchmarks.common import (
     wilson_interval,
     write_table,
 )
-from ampczoo.wrappers.penalty import TABLE_XI
+from ampczoo.wrappers.presets import SuitePreset, suite_preset
 
 METHODS = ("base", "clipping", "penalty", "diffog", "leto")
 #: ``--diffog`` value for an untrained static-Q DiffOG (Q = I; the Table V ablation)
@@ -80,59 +81,25 @@ BOUND_TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------- presets
-@dataclass(frozen=True)
-class SuitePreset:
-    """Constraint parameters of one suite (DiffOG paper Tables IX and XI)."""
-
-    suite: str
-    bound: float
-    """per-step change bound of the constrained dims [normalised units]"""
-    alpha: float
-    """DiffOG smoothing weight (static-Q DiffOG of ``--diffog static``)"""
-    penalty: tuple[float, float, int]
-    """penalty optimisation (step size eta, tolerance, max iterations), Table XI"""
-    derivative: str
-    """what the first difference of the actions is: "acceleration" or "velocity\""""
-    gripper_every: int = 0
-    """the gripper is every ``gripper_every``-th action (index k*n - 1); 0 = no gripper"""
-
-
-# The ONE place of the per-suite values (Table IX bounds / alpha; Table XI's penalty values are
-# the wrappers' own table, ampczoo.wrappers.penalty.TABLE_XI). Helper h1
-# may provide ``suite_preset(env_id)`` next to the wrappers; the coordinator then points
-# :func:`suite_preset` at it and removes this table.
-PRESETS: dict[str, SuitePreset] = {
-    # robomimic: bound 0.1 on the normalised scale, alpha 4; OSC actions (7 per arm, gripper last)
-    "robomimic": SuitePreset("robomimic", 0.1, 4.0, TABLE_XI["robomimic"], "acceleration", 7),
-    # Meta-World: bound 0.6; alpha not given in the issue (4 as robomimic, an assumption)
-    "metaworld": SuitePreset("metaworld", 0.6, 4.0, TABLE_XI["metaworld"], "velocity", 4),
-    # Push-T: bound 0.05, alpha 1; 2-D position targets, no gripper
-    "push-t": SuitePreset("push-t", 0.05, 1.0, TABLE_XI["push-t"], "velocity", 0),
-}
 #: robomimic OSC: a change of 1 per step of the position / rotation action is 20 m/s^2 /
 #: 200 rad/s^2 (output_max 0.05 m and 0.5 rad per 0.05 s step; the paper's scale)
 ROBOMIMIC_SCALE = {"m/s^2": (range(0, 3), 20.0), "rad/s^2": (range(3, 6), 200.0)}
 
 
-def suite_of(env_id: str) -> str:
-    """The suite of a manipulation env id; ValueError for others."""
-    for prefix, suite in (("Robomimic-", "robomimic"), ("MetaWorld-", "metaworld")):
-        if env_id.startswith(prefix):
-            return suite
-    if env_id.startswith("PushT"):
-        return "push-t"
-    raise ValueError(f"{env_id!r} is not a manipulation env (Robomimic-*, MetaWorld-*, PushT-*)")
-
-
-def suite_preset(env_id: str) -> SuitePreset:
-    """The constraint preset of ``env_id``'s suite (:data:`PRESETS`)."""
-    return PRESETS[suite_of(env_id)]
+def task_preset(env_id: str) -> SuitePreset:
+    """The constraint preset of ``env_id``'s suite (:func:`ampczoo.wrappers.presets.
+    suite_preset`: Tables IX and XI); ValueError for an env of no suite of the paper."""
+    preset = suite_preset(env_id)
+    if preset is None:
+        raise ValueError(
+            f"{env_id!r} is not a manipulation env (Robomimic-*, MetaWorld-*, PushT-*)"
+        )
+    return preset
 
 
 def constrained_dims(preset: SuitePreset, action_dim: int) -> tuple[int, ...]:
     """Action dims under the bound: all but the gripper(s) (selection matrix S)."""
-    n = preset.gripper_every
-    return tuple(i for i in range(action_dim) if not n or i % n != n - 1)
+    return preset.dims(action_dim)
 
 
 # ----------------------------------------------------------------------------- config
@@ -200,7 +167,7 @@ class ManipulationBenchConfig:
             if extra:
                 raise ValueError(f"{name} names tasks without a base: {extra} (bases: {tasks})")
         for task in tasks:
-            suite_of(task)
+            task_preset(task)
 
     @property
     def tasks(self) -> list[str]:
@@ -272,68 +239,52 @@ class RowSpec:
     """diffog: refiner checkpoint or "static\""""
 
 
-def action_half_range(policy: Any, action_dim: int) -> np.ndarray:
-    """(A,) divisor that normalises actions: the base's min-max half range (Diffusion
-    Policy's ``action_norm``), ones for a policy without one."""
-    norm = getattr(policy, "action_norm", None)
-    if norm is None:
-        return np.ones(action_dim)
-    return norm.half_range.detach().cpu().double().numpy().reshape(-1)[:action_dim]
+def action_half_range(policy: Any, preset: SuitePreset, action_dim: int) -> np.ndarray:
+    """(A,) raw size of one normalised action unit: the suite preset's scale (robomimic: 1,
+    its actions lie in [-1, 1]; Meta-World / Push-T: the base's ``action_scale``, its data
+    half range per dimension)."""
+    return preset.raw_scale(getattr(policy, "action_scale", None), action_dim)
 
 
 def row_policy(spec: RowSpec, env_id: str, action_dim: int) -> Any:
-    """The acting policy of a row (torch on CPU). The wrappers get the preset's bound in raw
-    units (bound x half range) on the constrained dims and ``action_scale`` = half range, so
-    their tolerances are in normalised units."""
+    """The acting policy of a row (torch on CPU): the base, LeTO, or the base behind
+    :func:`ampczoo.policies.constrained.make_constrained` (the suite's Table IX / XI
+    settings; T_a refined actions executed per chunk of a chunked base)."""
     from ampczoo.core.registry import load_policy
+    from ampczoo.policies.constrained import make_constrained
 
     policy = load_policy(spec.checkpoint, device="cpu").eval()
     if spec.method in ("base", "leto"):
         return policy
-    preset = suite_preset(env_id)
-    dims = constrained_dims(preset, action_dim)
-    scale = action_half_range(policy, action_dim)
-    max_delta = preset.bound * scale[list(dims)]
-    if spec.method == "clipping":
-        from ampczoo.wrappers.clipping import ClippingPolicy
-
-        return ClippingPolicy(policy, max_delta, dims=dims, action_scale=scale)
-    if spec.method == "penalty":
-        from ampczoo.wrappers.penalty import PenaltyPolicy
-
-        eta, tol, iters = preset.penalty
-        return PenaltyPolicy(
-            policy, max_delta, dims=dims, action_scale=scale, step_size=eta, tol=tol, max_iter=iters
-        )
+    if spec.method in ("clipping", "penalty"):
+        return make_constrained(spec.method, policy, env_id)
     if spec.method == "diffog":
-        return diffog_policy(policy, spec.refiner, preset, dims, scale)
+        if spec.refiner == STATIC_DIFFOG:
+            return static_diffog_policy(policy, task_preset(env_id), action_dim)
+        return make_constrained("diffog", policy, env_id, checkpoint=spec.refiner)
     raise ValueError(f"unknown method {spec.method!r}; choose from {METHODS}")
 
 
-def diffog_policy(
-    base: Any, refiner: str, preset: SuitePreset, dims: tuple[int, ...], scale: np.ndarray
-) -> Any:
-    """``base`` through a DiffOG checkpoint, or ("static") a static-Q DiffOG over the base's
-    executable chunk with the preset's bound and alpha, normalised by ``scale``."""
+def static_diffog_policy(base: Any, preset: SuitePreset, action_dim: int) -> Any:
+    """``base`` through an untrained static-Q DiffOG (Q = I; the Table V ablation) over the
+    base's full chunk, with the suite's bound, alpha, S and normalisation."""
     import torch
 
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
 
-    if refiner != STATIC_DIFFOG:
-        return DiffOG.wrap(base, refiner)
     c = base.config
-    chunk = int(getattr(c, "pred_horizon", 16)) - int(getattr(c, "obs_horizon", 1)) + 1
+    chunk = int(getattr(base, "chunk_len", getattr(c, "pred_horizon", 16)))
     config = DiffOGConfig(
         q_mode="static",
         horizon=chunk,
         chunk_len=chunk,
-        action_dim=len(scale),
+        chunk_offset=int(getattr(base, "chunk_offset", 0)),
+        action_dim=action_dim,
         obs_dim=int(getattr(c, "obs_dim", 1)),
-        dims=dims,
-        alpha=preset.alpha,
-        bound=preset.bound,
+        **preset.refiner_fields(action_dim),
     )
     wrapped = DiffOG.wrap(base, config)
+    scale = action_half_range(base, preset, action_dim)
     wrapped.refiner.action_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
     return wrapped
 
@@ -732,7 +683,7 @@ def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
     payload = {
         "config": asdict(cfg),
         "command": command_line(),
-        "presets": {t: asdict(suite_preset(t)) for t in cfg.tasks},
+        "presets": {t: asdict(task_preset(t)) for t in cfg.tasks},
         "initial_states": all_states,
         "notes": notes,
         "episodes": episodes_out,
@@ -772,10 +723,10 @@ def plan_task(cfg: ManipulationBenchConfig, task: str) -> TaskPlan:
         action_dim = int(env.action_space.shape[0])
     finally:
         env.close()
-    preset = suite_preset(task)
+    preset = task_preset(task)
     base = next((r for r in rows if r.method != "leto"), rows[0]).checkpoint if rows else ""
     scale = (
-        action_half_range(load_policy(base, device="cpu"), action_dim)
+        action_half_range(load_policy(base, device="cpu"), preset, action_dim)
         if base
         else np.ones(action_dim)
     )
@@ -785,11 +736,9 @@ def plan_task(cfg: ManipulationBenchConfig, task: str) -> TaskPlan:
 
 
 __all__ = [
-    "PRESETS",
     "ManipulationBenchConfig",
     "RowSpec",
-    "SuitePreset",
     "episode_metrics",
     "run_manipulation_bench",
-    "suite_preset",
+    "task_preset",
 ]

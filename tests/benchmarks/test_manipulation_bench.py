@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from ampczoo.benchmarks.manipulation import (
-    PRESETS,
     ManipulationBenchConfig,
     constrained_dims,
     episode_metrics,
     resolve_checkpoints,
     run_manipulation_bench,
-    suite_preset,
 )
+from ampczoo.wrappers.presets import PRESETS, suite_preset
 
 
 def test_quick_run_writes_every_row_on_the_same_states(tmp_path):

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_diffusion_policy
 
 from ampczoo.policies.diffog import DiffOG, DiffOGConfig
-from ampczoo.policies.diffusion_policy import DiffusionPolicy, DiffusionPolicyConfig
+from ampczoo.policies.diffusion_policy import DiffusionPolicy
 from ampczoo.wrappers.chunk import BoundSchedule
 
 S = (0, 1, 2, 3, 4, 5)
@@ -17,17 +18,7 @@ SMALL = dict(embed_dim=16, num_heads=2, num_layers=1, ff_dim=16, dropout=0.0)
 
 
 def tiny_dp(action_dim: int = 7) -> DiffusionPolicy:
-    torch.manual_seed(0)
-    cfg = DiffusionPolicyConfig(
-        obs_dim=4,
-        action_dim=action_dim,
-        pred_horizon=8,
-        action_horizon=4,
-        down_dims=(8, 16),
-        step_embed_dim=8,
-        num_inference_steps=3,
-    )
-    return DiffusionPolicy(cfg).eval()
+    return tiny_diffusion_policy(action_dim).eval()
 
 
 def refiner_config(**kw) -> DiffOGConfig:

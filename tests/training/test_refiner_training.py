@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_diffusion_policy
 
 import ampczoo
 from ampczoo.cli import main
 from ampczoo.data.dataset import DemonstrationDataset
 from ampczoo.data.store import Episode, EpisodeStore
 from ampczoo.policies.diffog import DiffOG
-from ampczoo.policies.diffusion_policy import DiffusionPolicy, DiffusionPolicyConfig
+from ampczoo.policies.diffusion_policy import DiffusionPolicy
 
 SMALL = [
     "--policy.embed-dim",
@@ -49,17 +50,7 @@ def store_and_base(tmp_path_factory) -> tuple[Path, Path]:
         row += n
     st.add_episodes(episodes)
     st.update_attrs({"env": "Robomimic-Lift-v0"})
-    torch.manual_seed(0)
-    cfg = DiffusionPolicyConfig(
-        obs_dim=4,
-        action_dim=7,
-        pred_horizon=8,
-        action_horizon=4,
-        down_dims=(8, 16),
-        step_embed_dim=8,
-        num_inference_steps=3,
-    )
-    dp = DiffusionPolicy(cfg)
+    dp = tiny_diffusion_policy()
     ds = DemonstrationDataset(
         path,
         "train",

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from tiny_models import tiny_diffusion_policy
 
 from ampczoo.policies.constrained import make_constrained, table8_schedule
-from ampczoo.policies.diffusion_policy import DiffusionPolicy, DiffusionPolicyConfig
+from ampczoo.policies.diffusion_policy import DiffusionPolicy
 from ampczoo.wrappers import ClippingPolicy, PenaltyPolicy
 from ampczoo.wrappers.chunk import BoundSchedule
 from ampczoo.wrappers.presets import suite_preset
@@ -176,17 +176,7 @@ def test_suite_presets_are_the_papers_tables():
 
 
 def _tiny_dp() -> DiffusionPolicy:
-    torch.manual_seed(0)
-    cfg = DiffusionPolicyConfig(
-        obs_dim=4,
-        action_dim=7,
-        pred_horizon=8,
-        action_horizon=4,
-        down_dims=(8, 16),
-        step_embed_dim=8,
-        num_inference_steps=3,
-    )
-    return DiffusionPolicy(cfg).eval()
+    return tiny_diffusion_policy().eval()
 
 
 def test_make_constrained_on_a_diffusion_policy_executes_its_t_a():

@@ -9,14 +9,18 @@ table (with the change between consecutive commands: du/dt max and the share of 
 ``episodes.json``, ``tracking_error.png`` and an MP4 (GIF if ffmpeg is unavailable) of one
 episode of the obstacle env, and ``manipulation.mp4``: one scripted-expert episode of a
 manipulation task (``--manipulation-env``, the scripted experts of
-:mod:`ampczoo.experts.scripted`).
+:mod:`ampczoo.experts.scripted`). On that task the zoo's policies and refiners (Lift:
+``dp-lift`` and ``dp-lift + diffog-dp-lift``) then run from the same reset seed:
+``manipulation_policies.md/.csv`` (success, steps, the change between consecutive actions
+against the suite's bound) and ``manipulation_policies.mp4`` (the base and its first refined
+version side by side).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,6 +28,7 @@ from ampczoo.benchmarks.common import (
     command_line,
     make_run_dir,
     plot_tracking_errors,
+    rollout,
     run_episode,
     single_thread,
     smoothness,
@@ -144,6 +149,7 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
         _record_video(out, solver, seed)
     if cfg.manipulation_env:
         _manipulation_episode(out, cfg.manipulation_env, seed, video)
+        _manipulation_policies(out, cfg.manipulation_env, seed, video)
     print(table)
     print(f"wrote {out}  (command: {command_line()})")
     return out
@@ -211,7 +217,6 @@ def _manipulation_episode(out: Path, env_id: str, seed: int, video: bool) -> dic
     installed (the message names the extra)."""
     import gymnasium as gym
 
-    from ampczoo.benchmarks.common import rollout
     from ampczoo.core.registry import make_policy
 
     try:
@@ -235,3 +240,85 @@ def _manipulation_episode(out: Path, env_id: str, seed: int, video: bool) -> dic
     }
     print(f"scripted expert on {env_id} (seed {seed}): {summary}")
     return summary
+
+
+def _manipulation_policies(out: Path, env_id: str, seed: int, video: bool) -> list[dict]:
+    """The zoo policies of ``env_id`` and each behind the zoo refiners whose card names it
+    (:func:`zoo_policies`, :func:`zoo_refined`), one episode each from reset seed ``seed``:
+    writes ``manipulation_policies.md/.csv`` and (``video``) the first base beside its first
+    refined version in ``manipulation_policies.mp4``; returns the table rows (none when the
+    suite is not installed or the env has no zoo policy)."""
+    import gymnasium as gym
+
+    from ampczoo.policies.constrained import make_constrained
+
+    try:
+        env = gym.make(env_id, render_mode="rgb_array" if video else None)
+    except ImportError as exc:
+        print(f"manipulation policies skipped: {exc}")
+        return []
+    contenders = [(name, _load_zoo_policy(name)) for name in zoo_policies(env_id)]
+    bases = dict(contenders)
+    contenders += [
+        (f"{b} + {r}", make_constrained("diffog", bases[b], env_id, checkpoint=r))
+        for b, r in zoo_refined(env_id)
+        if b in bases
+    ]
+    rows, videos = [], {}
+    try:
+        for label, policy in contenders:
+            frames: list[np.ndarray] = []
+            with single_thread():
+                r = rollout(env, policy, seed, frame_callback=frames.append if video else None)
+            rows.append(
+                {
+                    "policy": label,
+                    "success": bool(r.infos[-1].get("success", False)),
+                    "steps": len(r.actions),
+                    **action_change_columns(env_id, policy, np.asarray(r.actions)),
+                }
+            )
+            videos[label] = frames
+    finally:
+        env.close()
+    if not rows:
+        return []
+    print(write_table(rows, out, "manipulation_policies", title=f"{env_id}, reset seed {seed}"))
+    pair = next((label for label in videos if " + " in label), None)
+    if video and pair:
+        dt = 1.0 / float(env.metadata.get("render_fps") or 20)
+        frames = side_by_side(videos[pair.split(" + ")[0]], videos[pair])
+        write_video(frames, out, dt, name="manipulation_policies")
+    return rows
+
+
+def action_change_columns(env_id: str, policy: Any, actions: np.ndarray) -> dict[str, float]:
+    """Change between consecutive actions (T, A) on the suite's constrained dims, in its
+    normalised units (:func:`ampczoo.wrappers.presets.suite_preset`): max |.|, std and the
+    share of steps over the suite's bound [%]; {} for an env of no suite or < 2 actions."""
+    from ampczoo.wrappers.presets import suite_preset
+
+    preset = suite_preset(env_id)
+    if preset is None or len(actions) < 2:
+        return {}
+    dims = list(preset.dims(actions.shape[1]))
+    scale = preset.raw_scale(getattr(policy, "action_scale", None), actions.shape[1])
+    d = np.diff(actions, axis=0)[:, dims] / scale[dims]
+    return {
+        "change max": float(np.abs(d).max()),
+        "change std": float(d.std()),
+        f"steps over {preset.bound} [%]": 100.0
+        * float((np.abs(d) > preset.bound + 1e-6).any(1).mean()),
+    }
+
+
+def side_by_side(left: list[np.ndarray], right: list[np.ndarray]) -> list[np.ndarray]:
+    """Frames (H, W, 3) of two episodes joined left | right; the shorter one holds its last
+    frame."""
+    if not left or not right:
+        raise ValueError("side_by_side needs at least one frame on each side")
+    n = max(len(left), len(right))
+    return [
+        np.concatenate([left[min(i, len(left) - 1)], right[min(i, len(right) - 1)]], axis=1)
+        for i in range(n)
+    ]

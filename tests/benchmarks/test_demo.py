@@ -1,7 +1,8 @@
-"""The demo's manipulation episode: one scripted-expert episode rendered to its own video."""
+"""The demo's manipulation part: the scripted-expert episode and the zoo policies on the task."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ampczoo.benchmarks.demo import DemoConfig, _manipulation_episode
@@ -22,3 +23,40 @@ def test_demo_default_manipulation_task_has_a_scripted_expert():
     from ampczoo.experts.scripted import SCRIPTED_CONTROLLERS
 
     assert DemoConfig().manipulation_env in SCRIPTED_CONTROLLERS
+
+
+def test_side_by_side_joins_frames_and_holds_the_shorter_episode():
+    from ampczoo.benchmarks.demo import side_by_side
+
+    left = [np.full((2, 3, 3), i, np.uint8) for i in range(2)]
+    right = [np.full((2, 4, 3), 10 + i, np.uint8) for i in range(4)]
+    frames = side_by_side(left, right)
+    assert len(frames) == 4 and frames[0].shape == (2, 7, 3)
+    assert (frames[3][:, :3] == 1).all() and (frames[3][:, 3:] == 13).all()
+    with pytest.raises(ValueError, match="frame"):
+        side_by_side([], right)
+
+
+def test_action_change_columns_use_the_suite_bound_without_the_gripper():
+    from ampczoo.benchmarks.demo import action_change_columns
+
+    a = np.zeros((3, 7))
+    a[1, 0] = 0.3  # arm change 0.3 then -0.3: over robomimic's 0.1
+    a[2, 6] = 1.0  # the gripper (not in S) jumps: ignored
+    cols = action_change_columns("Robomimic-Lift-v0", object(), a)
+    assert cols["change max"] == pytest.approx(0.3)
+    assert cols["steps over 0.1 [%]"] == pytest.approx(100.0)
+    assert action_change_columns("DAMPC-KukaTrack-v0", object(), a) == {}
+
+
+@pytest.mark.slow
+def test_manipulation_policies_run_the_zoo_base_and_its_refiner(tmp_path):
+    pytest.importorskip("robosuite")
+    from ampczoo.benchmarks.demo import _manipulation_policies
+
+    rows = _manipulation_policies(tmp_path, "Robomimic-Lift-v0", seed=100000, video=False)
+    labels = [r["policy"] for r in rows]
+    assert labels == ["dp-lift", "dp-lift + diffog-dp-lift"]
+    refined = rows[1]
+    assert refined["change max"] <= 0.1 + 1e-6 and refined["steps over 0.1 [%]"] == 0.0
+    assert (tmp_path / "manipulation_policies.md").exists()

@@ -99,6 +99,9 @@ class DiffusionPolicyConfig(PolicyConfig):
     """features per camera and step"""
     image_channels: tuple[int, ...] = (32, 64, 64)
     """channels of the stride-2 convolutions of each camera encoder"""
+    image_crop: tuple[int, int] | None = (76, 76)
+    """(h, w) crop of every camera image: random in training (augmentation), centred at
+    inference, as in the paper (76 x 76 of 84 x 84); None = the whole image"""
     down_dims: tuple[int, ...] = (32, 64, 128)
     """U-Net channels per level (default sized for CPU training, 1.2M parameters; the
     paper: (256, 512, 1024) with step_embed_dim 256, 65M)"""
@@ -162,6 +165,20 @@ class DiffusionPolicyConfig(PolicyConfig):
                 raise ValueError(f"image_shape must be (H, W, C) > 0, got {self.image_shape}")
             if not self.image_channels:
                 raise ValueError("image_channels must not be empty")
+            self._check_crop()
+
+    def _check_crop(self) -> None:
+        """image_crop: None or (h, w) within image_shape's (H, W)."""
+        if self.image_crop is None:
+            return
+        crop = tuple(int(v) for v in self.image_crop)
+        object.__setattr__(self, "image_crop", crop)
+        H, W = (int(v) for v in self.image_shape[:2])
+        if len(crop) != 2 or not (0 < crop[0] <= H and 0 < crop[1] <= W):
+            raise ValueError(
+                f"image_crop must be (h, w) with 0 < h <= {H} and 0 < w <= {W} (image_shape "
+                f"{tuple(self.image_shape)}), or None; got {self.image_crop}"
+            )
 
     def _check_layout(self) -> None:
         """obs_layout: (key, start, stop) triples tiling [0, obs_dim) in order."""
@@ -199,7 +216,11 @@ class DiffusionPolicy(PretrainedPolicy):
         self.image_encoders = nn.ModuleDict(
             {
                 key: ImageEncoder(
-                    c.image_shape[2], c.image_feature_dim, c.image_channels, c.n_groups
+                    c.image_shape[2],
+                    c.image_feature_dim,
+                    c.image_channels,
+                    c.n_groups,
+                    crop=c.image_crop,
                 )
                 for key in c.image_keys
             }

@@ -94,3 +94,25 @@ def test_image_encoder_learns_on_a_toy_image_batch():
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ValueError, match="images must be"):
         enc(torch.zeros(2, 12, 12, 4, dtype=torch.uint8))
+
+
+def test_image_encoder_crops_randomly_in_training_and_centred_in_eval():
+    enc = ImageEncoder(3, 2, channels=(8,), n_groups=4, crop=(4, 5))
+    imgs = torch.arange(2 * 8 * 9 * 3).view(2, 8, 9, 3)
+    enc.eval()
+    torch.testing.assert_close(enc.crop_images(imgs), imgs[:, 2:6, 2:7])
+    enc.train()
+    torch.manual_seed(0)
+    crops = enc.crop_images(imgs.repeat(32, 1, 1, 1))
+    assert crops.shape == (64, 4, 5, 3)
+    tops = {int(c[0, 0, 0]) // (9 * 3) % 8 for c in crops}
+    lefts = {int(c[0, 0, 0]) // 3 % 9 for c in crops}
+    assert tops == set(range(5)) and lefts == set(range(5))  # every offset drawn
+    for c, img in zip(crops, imgs.repeat(32, 1, 1, 1), strict=True):
+        top, left = int(c[0, 0, 0]) // (9 * 3) % 8, int(c[0, 0, 0]) // 3 % 9
+        torch.testing.assert_close(c, img[top : top + 4, left : left + 5])
+    assert enc(imgs.to(torch.uint8)).shape == (2, 2)
+    with pytest.raises(ValueError, match="larger than the images"):
+        enc(torch.zeros(1, 3, 9, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="crop"):
+        ImageEncoder(3, 2, channels=(8,), n_groups=4, crop=(0, 5))

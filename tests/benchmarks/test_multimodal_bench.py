@@ -50,3 +50,21 @@ def test_bad_config_rejected():
         MultimodalBenchConfig(cold_starts=("state",), policies=("lsm-kuka-obstacle",))
     with pytest.raises(ValueError):
         count_modes(np.zeros((3, 4)), 0.3)
+
+
+def test_branch_sources_give_one_row_each():
+    from ampczoo.benchmarks.multimodal import branch_label
+
+    cfg = MultimodalBenchConfig(
+        cold_starts=("state", "branches"), branch_sources=("dls", "ikdiffuser")
+    )
+    assert cfg.expert_labels() == [
+        ("state", "state", "dls"),
+        ("branches", "branches", "dls"),
+        ("branches (ikdiffuser)", "branches", "ikdiffuser"),
+    ]
+    assert branch_label("random", "ikdiffuser") == "random"  # only branches use a source
+    with pytest.raises(ValueError, match="branch source"):
+        MultimodalBenchConfig(branch_sources=("magic",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="branch_sources"):
+        MultimodalBenchConfig(branch_sources=())

@@ -13,6 +13,13 @@ With ``policies`` (zoo names or checkpoint folders) it also measures each policy
 action at the pair's start against the modes of the ``branches`` runs: the error to the
 *nearest* mode's u_0 and to the modes' mean (what an L2 regressor converges to) [rad/s].
 
+With ``branch_sources`` the ``branches`` cold start is run once per IK seed source of its
+branches (``MPCConfig.branch_source``: "dls" = uniform seeds, "ikdiffuser" = samples of the
+zoo's ``ikdiffuser-kuka``, both refined by DLS; rows ``branches`` and
+``branches (ikdiffuser)``), and each pair also gets the number of distinct IK branches the
+seeds find before the cap K (``IK branches``: :func:`ampczoo.experts.ik_branches.ik_branches`
+with k = ``MAX_BRANCHES``, the expert's seed and threshold): what the seed source changes.
+
 Writes ``runs/bench-multimodal-<date>/`` (markdown + CSV) and prints the command. Example (the
 numbers of docs/results/kuka.md, "Multi-modal demonstrations")::
 
@@ -31,7 +38,10 @@ import numpy as np
 from ampczoo.benchmarks.common import command_line, make_run_dir, write_table
 
 ColdStart = Literal["random", "state", "branches"]
+BranchSource = Literal["dls", "ikdiffuser"]
 ENV_ID = "DAMPC-KukaTrackObstacle-v0"
+#: k of the uncapped branch count (``IK branches`` column): more than any seed set finds.
+MAX_BRANCHES = 1000
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,9 @@ class MultimodalBenchConfig:
     multi-modal data; "random": the paper's)"""
     reference_branches: int = 3
     """K of the "branches" cold start"""
+    branch_sources: tuple[BranchSource, ...] = ("dls",)
+    """IK seeds of the "branches" cold start's branches, one row each ("dls": uniform seeds;
+    "ikdiffuser": samples of the zoo's ikdiffuser-kuka; ``MPCConfig.branch_source``)"""
     threshold: float = 0.3
     """RMS distance [rad/s] below which two open-loop input sequences are one mode"""
     obstacle_placement: Literal["fixed", "between"] = "between"
@@ -73,6 +86,26 @@ class MultimodalBenchConfig:
             raise ValueError("cold_starts must name at least one cold start")
         if self.policies and "branches" not in self.cold_starts:
             raise ValueError("policies are compared with the modes of the 'branches' runs")
+        if not self.branch_sources:
+            raise ValueError("branch_sources must name at least one source")
+        for src in self.branch_sources:
+            if src not in ("dls", "ikdiffuser"):
+                raise ValueError(f"unknown branch source {src!r}; choose 'dls' or 'ikdiffuser'")
+
+    def expert_labels(self) -> list[tuple[str, ColdStart, BranchSource]]:
+        """(row label, cold start, branch source) of every expert compared: one per cold
+        start, the "branches" one once per branch source (label ``branches`` for "dls",
+        ``branches (<source>)`` otherwise)."""
+        out: list[tuple[str, ColdStart, BranchSource]] = []
+        for cs in self.cold_starts:
+            for src in self.branch_sources if cs == "branches" else ("dls",):
+                out.append((branch_label(cs, src), cs, src))
+        return out
+
+
+def branch_label(cold_start: str, source: str) -> str:
+    """Row label of an expert: the cold start, with the branch source unless it is "dls"."""
+    return cold_start if cold_start != "branches" or source == "dls" else f"branches ({source})"
 
 
 def count_modes(U: np.ndarray, threshold: float) -> tuple[int, np.ndarray]:
@@ -135,16 +168,18 @@ def run_multimodal_benchmark(cfg: MultimodalBenchConfig) -> Path:
     out = make_run_dir("bench-multimodal", cfg.out)
     env = gym.make(ENV_ID, control_dt=0.1, obstacle_placement=cfg.obstacle_placement)
     experts = {
-        cs: MPCExpert(
+        label: MPCExpert(
             MPCConfig(
                 obstacle=True,
                 solver=cfg.solver,
                 cold_start=cs,
                 reference_branches=cfg.reference_branches,
+                branch_source=src,
             )
         )
-        for cs in cfg.cold_starts
+        for label, cs, src in cfg.expert_labels()
     }
+    policy_label = next((lab for lab, cs, _ in cfg.expert_labels() if cs == "branches"), None)
     policies = {name: _load(name) for name in cfg.policies}
     per_pair, errors = [], {name: [] for name in policies}
     for i in range(cfg.pairs):
@@ -156,8 +191,10 @@ def run_multimodal_benchmark(cfg: MultimodalBenchConfig) -> Path:
             n, labels = count_modes(U, cfg.threshold)
             row[f"{cs}: solved"] = len(U)
             row[f"{cs}: modes"] = n
-            if cs == "branches" and len(U):
-                row["branches drawn"] = len(set(branches))
+            if expert.config.cold_start == "branches":
+                row[f"{cs}: branches drawn"] = len(set(branches)) if len(U) else 0
+                row[f"{cs}: IK branches"] = count_ik_branches(expert, obs)
+            if cs == policy_label and len(U):
                 modes = mode_means(U, labels)
                 for name, policy in policies.items():
                     policy.reset(seed=pair_seed)
@@ -177,6 +214,22 @@ def run_multimodal_benchmark(cfg: MultimodalBenchConfig) -> Path:
     return out
 
 
+def count_ik_branches(expert, obs: np.ndarray) -> int:
+    """Distinct IK branches of the pair's target that the expert's branch seeds find, before
+    the cap K (the expert's seed set, source, obstacle and threshold; k = ``MAX_BRANCHES``)."""
+    from ampczoo.experts.ik_branches import ik_branches
+    from ampczoo.experts.mpc import BRANCH_IK_SEED
+
+    ob, cfg = expert._parse(obs), expert.config
+    return len(
+        ik_branches(
+            ob.target_pos, ob.target_rot, MAX_BRANCHES, np.random.default_rng(BRANCH_IK_SEED),
+            q_near=ob.q, obstacle=ob.obstacle, threshold=cfg.branch_threshold,
+            source=cfg.branch_source,
+        )
+    )  # fmt: skip
+
+
 def _load(name: str):
     from ampczoo.core.registry import load_policy
 
@@ -185,9 +238,10 @@ def _load(name: str):
 
 def _summary(per_pair: list[dict], cfg: MultimodalBenchConfig) -> list[dict]:
     rows = []
-    for cs in cfg.cold_starts:
+    for cs, _, _ in cfg.expert_labels():
         modes = np.array([r[f"{cs}: modes"] for r in per_pair])
         solved = np.array([r[f"{cs}: solved"] for r in per_pair])
+        found = [r[f"{cs}: IK branches"] for r in per_pair if f"{cs}: IK branches" in r]
         rows.append(
             {
                 "cold start": cs,
@@ -197,6 +251,7 @@ def _summary(per_pair: list[dict], cfg: MultimodalBenchConfig) -> list[dict]:
                 "modes mean": float(modes.mean()),
                 "modes median": float(np.median(modes)),
                 "pairs with >= 2 modes [%]": 100.0 * float(np.mean(modes >= 2)),
+                "IK branches found, mean": float(np.mean(found)) if found else float("nan"),
                 "threshold [rad/s]": cfg.threshold,
             }
         )

@@ -50,3 +50,46 @@ def test_bad_config_rejected():
         MultimodalBenchConfig(cold_starts=("state",), policies=("lsm-kuka-obstacle",))
     with pytest.raises(ValueError):
         count_modes(np.zeros((3, 4)), 0.3)
+
+
+def test_branch_sources_give_one_row_each():
+    from ampczoo.benchmarks.multimodal import branch_label
+
+    cfg = MultimodalBenchConfig(
+        cold_starts=("state", "branches"), branch_sources=("dls", "ikdiffuser")
+    )
+    assert cfg.expert_labels() == [
+        ("state", "state", "dls"),
+        ("branches", "branches", "dls"),
+        ("branches (ikdiffuser)", "branches", "ikdiffuser"),
+    ]
+    assert branch_label("random", "ikdiffuser") == "random"  # only branches use a source
+    with pytest.raises(ValueError, match="branch source"):
+        MultimodalBenchConfig(branch_sources=("magic",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="branch_sources"):
+        MultimodalBenchConfig(branch_sources=())
+
+
+def test_uncapped_ik_branch_count_covers_the_experts_branch_set():
+    """The ``IK branches`` column: every branch the K-capped expert can use, and more."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    import ampczoo.envs  # noqa: F401
+    from ampczoo.benchmarks.multimodal import ENV_ID, count_ik_branches
+    from ampczoo.experts import MPCConfig
+    from ampczoo.experts.ik_branches import ik_branches
+    from ampczoo.experts.mpc import BRANCH_IK_SEED, parse_observation
+
+    env = gym.make(ENV_ID, control_dt=0.1, obstacle_placement="between")
+    obs, _ = env.reset(seed=50_000)
+    env.close()
+    expert = SimpleNamespace(config=MPCConfig(obstacle=True), _parse=parse_observation)
+    ob = parse_observation(obs)
+    capped = ik_branches(
+        ob.target_pos, ob.target_rot, 2, np.random.default_rng(BRANCH_IK_SEED), q_near=ob.q,
+        obstacle=ob.obstacle,
+    )  # fmt: skip
+    found = count_ik_branches(expert, obs)
+    assert len(capped) == 2 and found > expert.config.reference_branches  # not capped at K

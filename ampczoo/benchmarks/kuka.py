@@ -66,6 +66,12 @@ Example::
         --dampc40 runs/dampc40/best --lsm runs/lsm/best
     ampczoo bench kuka --methods mpc lsm ddpm5-g-es ddpm5-g ddpm40 ddpm5 ddim5  # the paper's
     ampczoo bench kuka --quick            # 5 episodes, 20 samples, smaller plots
+    ampczoo bench kuka --obstacle-placement between --seed 50000 \\
+        --lsm lsm-kuka-multimodal --dampc dampc-kuka-multimodal  # the multi-modal scenario
+
+``--obstacle-placement between`` makes the obstacle env with the sphere on the segment from
+the start to the target end-effector position (issue 15's multi-modal scenario; the
+``fixed`` default is the paper's env).
 """
 
 from __future__ import annotations
@@ -119,18 +125,23 @@ QUICK_CAPS = {
 }
 
 
-def default_checkpoint(kind: str, env: str) -> str:
+def default_checkpoint(kind: str, env: str, placement: str = "fixed") -> str:
     """Zoo name of a checkpoint kind ("lsm" | "dampc" | "dampc40") for an env key, from the
     zoo index: the checkpoint of ``ENVS[env]`` of the kind's policy type whose name starts
-    with ``<kind>-``, e.g. ``dampc-kuka-obstacle``; ``<kind>-kuka[-obstacle]`` if none is
-    shipped (its rows are then skipped with a note)."""
-    from ampczoo.core.registry import list_policies
+    with ``<kind>-`` and whose card's ``env_kwargs`` have the obstacle ``placement`` (absent =
+    "fixed"), e.g. ``dampc-kuka-obstacle`` (fixed) or ``dampc-kuka-multimodal`` (between);
+    ``<kind>-kuka[-obstacle|-multimodal]`` if none is shipped (its rows are then skipped
+    with a note)."""
+    from ampczoo.core.registry import list_policies, zoo_card
 
     model = {"lsm": "lsm", "dampc": "dampc", "dampc40": "dampc"}.get(kind, kind)
     for name in list_policies(env=ENVS[env], model=model):
-        if name.startswith(f"{kind}-"):
+        kwargs = zoo_card(name).get("env_kwargs", {})
+        if name.startswith(f"{kind}-") and kwargs.get("obstacle_placement", "fixed") == placement:
             return name
-    return f"{kind}-kuka" + ("-obstacle" if env == "obstacle" else "")
+    if env != "obstacle":
+        return f"{kind}-kuka"
+    return f"{kind}-kuka-" + ("obstacle" if placement == "fixed" else "multimodal")
 
 
 EnvKey = Literal["obstacle", "free"]
@@ -166,10 +177,15 @@ class KukaBenchConfig:
     """env step [s]"""
     episode_seconds: float = 5.0
     """episode length [s]"""
+    obstacle_placement: Literal["fixed", "between"] = "fixed"
+    """obstacle env: the paper's fixed sphere, or one on the segment from the start to the
+    target end-effector position (the multi-modal scenario, ``obstacle_placement="between"``)"""
     lsm: str | None = None
-    """LSM checkpoint folder or zoo name (None = lsm-kuka / lsm-kuka-obstacle)"""
+    """LSM checkpoint folder or zoo name (None = lsm-kuka / lsm-kuka-obstacle, or the zoo's
+    checkpoint of the obstacle placement)"""
     dampc: str | None = None
-    """DAMPC (N_I = 5) checkpoint folder or zoo name (None = dampc-kuka / dampc-kuka-obstacle)"""
+    """DAMPC (N_I = 5) checkpoint folder or zoo name (None = dampc-kuka / dampc-kuka-obstacle,
+    or the zoo's checkpoint of the obstacle placement)"""
     dampc40: str | None = None
     """DAMPC (N_I = 40) checkpoint folder or zoo name (None = dampc40-kuka /
     dampc40-kuka-obstacle)"""
@@ -246,9 +262,20 @@ class KukaBenchConfig:
             raise ValueError(f"jerk_rate_hz must be >= 0 (0 = off), got {self.jerk_rate_hz}")
         if not self.stats_seconds >= 0:
             raise ValueError(f"stats_seconds must be >= 0, got {self.stats_seconds}")
+        if self.obstacle_placement not in ("fixed", "between"):
+            raise ValueError(
+                f"obstacle_placement must be 'fixed' or 'between', got {self.obstacle_placement!r}"
+            )
+        if self.obstacle_placement != "fixed" and "obstacle" not in self.envs:
+            raise ValueError("obstacle_placement='between' needs the obstacle env in envs")
 
     def checkpoint(self, kind: str, env: str) -> str:
-        return getattr(self, kind) or default_checkpoint(kind, env)
+        placement = self.obstacle_placement if env == "obstacle" else "fixed"
+        return getattr(self, kind) or default_checkpoint(kind, env, placement)
+
+    def env_kwargs(self, env: str) -> dict[str, Any]:
+        """gym.make keywords of an env key besides the control period and episode length."""
+        return {"obstacle_placement": self.obstacle_placement} if env == "obstacle" else {}
 
 
 @dataclass(frozen=True)
@@ -856,7 +883,12 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
     import ampczoo  # noqa: F401  (registers the envs)
     from ampczoo.experts.mpc import MPCConfig, MPCExpert
 
-    env = gym.make(ENVS[env_key], control_dt=cfg.control_dt, episode_seconds=cfg.episode_seconds)
+    env = gym.make(
+        ENVS[env_key],
+        control_dt=cfg.control_dt,
+        episode_seconds=cfg.episode_seconds,
+        **cfg.env_kwargs(env_key),
+    )
     obs_dim = int(np.prod(env.observation_space.shape))
     obstacle = env_key == "obstacle"
     methods = selected_methods(cfg)
@@ -878,6 +910,7 @@ def bench_env(env_key: str, cfg: KukaBenchConfig, out: Path) -> EnvReport:
             ENVS[env_key],
             control_dt=1.0 / cfg.jerk_rate_hz,
             episode_seconds=cfg.stats_seconds or cfg.episode_seconds,
+            **cfg.env_kwargs(env_key),
         )
     runs: list[MethodRun] = []
     for m in methods:

@@ -217,6 +217,13 @@ def test_bad_mode_options(bad):
         KukaBenchConfig(**bad)
 
 
+def test_bad_obstacle_placement():
+    with pytest.raises(ValueError, match="obstacle_placement"):
+        KukaBenchConfig(obstacle_placement="left")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs the obstacle env"):
+        KukaBenchConfig(envs=("free",), obstacle_placement="between")
+
+
 # ----------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
@@ -364,3 +371,49 @@ def test_missing_checkpoint_is_a_note(tmp_path, checkpoints):
     # a checkpoint for the other env (obs_dim 20 vs 16) is skipped too, not a crash
     policies, notes = load_checkpoints(cfg, "free", 16, needed=("dampc",))
     assert not policies and "obs_dim" in notes[0]
+
+
+def test_obstacle_placement_reaches_every_env_of_the_run(tmp_path, checkpoints, monkeypatch):
+    """--obstacle-placement between: the closed-loop and jerk-rate envs are made with it, and
+    the sphere of the run's episodes sits between start and target (not the fixed one)."""
+    import gymnasium as gym
+
+    made = []
+    make = gym.make
+
+    def spy(env_id, **kw):
+        env = make(env_id, **kw)
+        made.append((kw, env))
+        return env
+
+    monkeypatch.setattr(gym, "make", spy)
+    cfg = tiny_config(tmp_path, checkpoints, methods=("lsm",), episodes=1)
+    cfg = KukaBenchConfig(**{**cfg.__dict__, "obstacle_placement": "between"})
+    run_kuka_benchmark(cfg)
+    assert len(made) >= 2  # the closed loop's env and the jerk-rate env
+    fixed = make("DAMPC-KukaTrackObstacle-v0").unwrapped
+    fixed.reset(seed=cfg.seed)
+    for kw, env in made:
+        assert kw["obstacle_placement"] == "between"
+        ob = env.unwrapped
+        assert ob.obstacle_placement == "between"
+        ob.reset(seed=cfg.seed)
+        assert not np.allclose(ob.obstacle.centre, fixed.obstacle.centre)
+
+
+def test_default_checkpoints_follow_the_obstacle_placement():
+    """The fixed-sphere zoo checkpoints stay the defaults of the paper's env; the multi-modal
+    scenario gets the ones trained on it (or a name that is skipped with a note)."""
+    from ampczoo.benchmarks.kuka import default_checkpoint
+
+    assert default_checkpoint("dampc", "obstacle") == "dampc-kuka-obstacle"
+    assert default_checkpoint("lsm", "obstacle") == "lsm-kuka-obstacle"
+    assert default_checkpoint("dampc", "free") == "dampc-kuka"
+    for kind in ("lsm", "dampc"):
+        name = default_checkpoint(kind, "obstacle", "between")
+        assert name == f"{kind}-kuka-multimodal"
+        if name in ampczoo.list_policies():
+            assert ampczoo.zoo_card(name)["env_kwargs"]["obstacle_placement"] == "between"
+    cfg = KukaBenchConfig(obstacle_placement="between")
+    assert cfg.checkpoint("dampc", "obstacle") == "dampc-kuka-multimodal"
+    assert cfg.checkpoint("dampc", "free") == "dampc-kuka"

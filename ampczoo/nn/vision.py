@@ -76,8 +76,8 @@ class ImageEncoder(nn.Module):
         if not self.training:
             top, left = (H - h) // 2, (W - w) // 2
             return images[:, top : top + h, left : left + w]
-        top = torch.randint(0, H - h + 1, (B, 1, 1), device=images.device)
-        left = torch.randint(0, W - w + 1, (B, 1, 1), device=images.device)
-        rows = top + torch.arange(h, device=images.device).view(1, h, 1)
-        cols = left + torch.arange(w, device=images.device).view(1, 1, w)
+        tops = torch.randint(0, H - h + 1, (B, 1, 1), device=images.device)
+        lefts = torch.randint(0, W - w + 1, (B, 1, 1), device=images.device)
+        rows = tops + torch.arange(h, device=images.device).view(1, h, 1)
+        cols = lefts + torch.arange(w, device=images.device).view(1, 1, w)
         return images[torch.arange(B, device=images.device).view(B, 1, 1), rows, cols]

@@ -127,6 +127,10 @@ class DiffusionPolicyConfig(PolicyConfig):
     quat_starts: tuple[int, ...] = ()
     """start index of every (x, y, z, w) quaternion in the flat observation ("rot6d" only;
     set from the data by the trainer for robomimic stores)"""
+    obs_encoder_dims: tuple[int, ...] = ()
+    """hidden widths of an MLP (Linear + Mish per layer, shared over the T_o steps) applied
+    to each step's low-dim features before the FiLM conditioning; () = none (the paper's:
+    the observation reaches each FiLM layer through one linear map)"""
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_INTS:
@@ -165,6 +169,10 @@ class DiffusionPolicyConfig(PolicyConfig):
             raise ValueError(f"control_dt must be a finite number > 0, got {self.control_dt}")
         self._check_layout()
         self._check_rotation_features()
+        dims = tuple(self.obs_encoder_dims)
+        object.__setattr__(self, "obs_encoder_dims", dims)
+        if any(not isinstance(d, int | np.integer) or isinstance(d, bool) or d <= 0 for d in dims):
+            raise ValueError(f"obs_encoder_dims must be positive integers, got {dims}")
         if self.image_keys:
             if len(set(self.image_keys)) != len(self.image_keys) or not all(self.image_keys):
                 raise ValueError(f"image_keys must be distinct names, got {self.image_keys}")
@@ -204,7 +212,9 @@ class DiffusionPolicyConfig(PolicyConfig):
 
     def feature_dim(self) -> int:
         """Low-dim conditioning features per step: obs_dim, plus 2 per quaternion with
-        "rot6d" (4 entries become 6)."""
+        "rot6d" (4 entries become 6); the last ``obs_encoder_dims`` width with an encoder."""
+        if self.obs_encoder_dims:
+            return int(self.obs_encoder_dims[-1])
         return self.obs_dim + 2 * len(self.quat_starts)
 
     def _check_layout(self) -> None:
@@ -254,6 +264,12 @@ class DiffusionPolicy(PretrainedPolicy):
         self.register_buffer(
             "_quat_rows", torch.tensor(quat_rows, dtype=torch.long).view(-1, 4), persistent=False
         )
+        layers: list[nn.Module] = []
+        width = c.obs_dim + 2 * len(c.quat_starts)
+        for hidden in c.obs_encoder_dims:
+            layers += [nn.Linear(width, hidden), nn.Mish()]
+            width = hidden
+        self.obs_encoder = nn.Sequential(*layers)  # identity without obs_encoder_dims
         feature = c.feature_dim() + len(c.image_keys) * c.image_feature_dim
         self.model = ConditionalUnet1D(
             c.action_dim,
@@ -335,7 +351,7 @@ class DiffusionPolicy(PretrainedPolicy):
         """obs_history (B, T_o, D) raw, images {key: (B, T_o, H, W, C)} -> (B, T_o * F)
         conditioning (normalised low-dim obs and camera features per step, flattened)."""
         B, T = obs_history.shape[:2]
-        parts = [self.low_dim_features(obs_history)]
+        parts = [self.obs_encoder(self.low_dim_features(obs_history))]
         for key, encoder in self.image_encoders.items():
             img = images[key]
             parts.append(encoder(img.reshape(B * T, *img.shape[2:])).view(B, T, -1))

@@ -51,6 +51,7 @@ def tiny(**kw) -> DiffusionPolicy:
         (dict(quat_starts=(0,)), "only used with"),
         (dict(obs_dim=8, rotation_features="rot6d", quat_starts=(0, 2)), "4 apart"),
         (dict(obs_dim=8, rotation_features="rot6d", quat_starts=(5,)), "inside obs_dim"),
+        (dict(obs_encoder_dims=(16, 0)), "obs_encoder_dims"),
     ],
 )
 def test_invalid_configs_are_refused(bad, match):
@@ -320,6 +321,23 @@ def test_rot6d_quat_starts_come_from_a_robomimic_store_and_survive_save_load(tmp
     p = tiny(obs_dim=23, rotation_features="rot6d", **got)
     q = ampczoo.load_policy(p.save_pretrained(tmp_path / "dp"), device="cpu")
     assert (q.config.rotation_features, q.config.quat_starts) == ("rot6d", (3, 10, 17))
+
+
+def test_obs_encoder_mlp_feeds_the_film_conditioning_and_survives_save_load(tmp_path):
+    p = tiny(obs_dim=9, rotation_features="rot6d", quat_starts=(2,), obs_encoder_dims=(24, 12))
+    assert [m.out_features for m in p.obs_encoder if isinstance(m, torch.nn.Linear)] == [24, 12]
+    assert p.obs_encoder[0].in_features == 11  # 5 entries + 6 rotation features
+    hist = torch.randn(3, 2, 9)
+    assert p.encode(hist, {}).shape == (3, 2 * 12)
+    batch = {"obs_history": hist, "u_seq": torch.randn(3, 8, 2)}
+    p.train().loss(batch)[0].backward()
+    assert p.obs_encoder[0].weight.grad.abs().sum() > 0  # trained with the U-Net
+    q = ampczoo.load_policy(p.save_pretrained(tmp_path / "dp"), device="cpu")
+    obs = np.random.default_rng(2).normal(size=(5, 9))
+    for policy in (p.eval(), q):
+        policy.reset(seed=1)
+    np.testing.assert_array_equal([p.act(o) for o in obs], [q.act(o) for o in obs])
+    assert len(tiny().obs_encoder) == 0  # default: the paper's (no encoder, no parameters)
 
 
 # ----------------------------------------------------------------- cameras

@@ -192,6 +192,19 @@ def make_layout(task: RobomimicTask) -> dict[str, tuple[int, int]]:
     return layout
 
 
+def quaternion_starts(task: RobomimicTask) -> tuple[int, ...]:
+    """Start index of every (x, y, z, w) quaternion in the flat low-dim vector of ``task``
+    (object sensors named ``*quat``, each arm's ``eef_quat``), in order."""
+    starts, start = [], 0
+    for name in task.object_sensors:
+        if sensor_size(name) == 4:
+            starts.append(start)
+        start += sensor_size(name)
+    layout = make_layout(task)
+    starts += [a for key, (a, _) in layout.items() if key.endswith("_quat")]
+    return tuple(sorted(starts))
+
+
 @contextmanager
 def global_numpy_seed(seed: int) -> Iterator[None]:
     """Seed numpy's global generator (robosuite's placement samplers and initial-joint noise

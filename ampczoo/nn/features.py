@@ -56,6 +56,17 @@ def rotation_from_6d(r6: torch.Tensor) -> torch.Tensor:
     return torch.stack([c1, c2, torch.linalg.cross(c1, c2)], dim=-1)
 
 
+def quaternion_to_rot6d(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) quaternions (x, y, z, w), any norm > 0 -> (..., 6) the first two columns of
+    their rotation matrix (the inverse of :func:`rotation_from_6d`): a continuous rotation
+    feature (Zhou et al. 2019) that is the same for q and -q."""
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    x, y, z, w = q.unbind(-1)
+    col0 = (1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w))
+    col1 = (2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w))
+    return torch.stack((*col0, *col1), dim=-1)
+
+
 def cholesky_solve_unrolled(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Solve A x = b for symmetric positive definite A (B, n, n), b (B, n, 1) -> x (B, n, 1)
     by a Cholesky factorisation written out in elementwise ops (n small and fixed). Used in

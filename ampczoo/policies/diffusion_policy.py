@@ -50,10 +50,12 @@ from torch import nn
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.nn.diffusion import SAMPLERS, make_epsilon_scheduler
+from ampczoo.nn.features import quaternion_to_rot6d
 from ampczoo.nn.normalization import MinMaxNormalizer
 from ampczoo.nn.unet1d import ConditionalUnet1D
 from ampczoo.nn.vision import ImageEncoder
 
+ROTATION_FEATURES = ("quat", "rot6d")
 _POSITIVE_INTS = (
     "obs_dim",
     "action_dim",
@@ -119,6 +121,19 @@ class DiffusionPolicyConfig(PolicyConfig):
     """denoising steps at inference (<= num_train_timesteps)"""
     control_dt: float = 0.05
     """env step [s] the plan is drawn with (``planned_inputs``; robomimic 20 Hz)"""
+    rotation_features: Literal["quat", "rot6d"] = "quat"
+    """how the observation's quaternions enter the conditioning: "quat" as stored (x, y, z,
+    w; the paper's), "rot6d" the first two columns of their rotation matrix (continuous, the
+    same for q and −q; Zhou et al. 2019). robomimic's object-to-gripper quaternions flip sign
+    within episodes and an object's yaw is a half-angle in its quaternion, so "rot6d" makes
+    the orientation-dependent actions (Square's grasp and insertion) easier to learn"""
+    quat_starts: tuple[int, ...] = ()
+    """start index of every (x, y, z, w) quaternion in the flat observation ("rot6d" only;
+    set from the data by the trainer for robomimic stores)"""
+    obs_encoder_dims: tuple[int, ...] = ()
+    """hidden widths of an MLP (Linear + Mish per layer, shared over the T_o steps) applied
+    to each step's low-dim features before the FiLM conditioning; () = none (the paper's:
+    the observation reaches each FiLM layer through one linear map)"""
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_INTS:
@@ -156,6 +171,11 @@ class DiffusionPolicyConfig(PolicyConfig):
         if not 0 < self.control_dt < np.inf:
             raise ValueError(f"control_dt must be a finite number > 0, got {self.control_dt}")
         self._check_layout()
+        self._check_rotation_features()
+        dims = tuple(self.obs_encoder_dims)
+        object.__setattr__(self, "obs_encoder_dims", dims)
+        if any(not isinstance(d, int | np.integer) or isinstance(d, bool) or d <= 0 for d in dims):
+            raise ValueError(f"obs_encoder_dims must be positive integers, got {dims}")
         if self.image_keys:
             if len(set(self.image_keys)) != len(self.image_keys) or not all(self.image_keys):
                 raise ValueError(f"image_keys must be distinct names, got {self.image_keys}")
@@ -179,6 +199,40 @@ class DiffusionPolicyConfig(PolicyConfig):
                 f"image_crop must be (h, w) with 0 < h <= {H} and 0 < w <= {W} (image_shape "
                 f"{tuple(self.image_shape)}), or None; got {self.image_crop}"
             )
+
+    def _check_rotation_features(self) -> None:
+        """rotation_features "quat" | "rot6d"; quat_starts: distinct, non-overlapping 4-wide
+        slices inside [0, obs_dim), given exactly when "rot6d"."""
+        starts = tuple(self.quat_starts)
+        object.__setattr__(self, "quat_starts", starts)
+        if self.rotation_features not in ROTATION_FEATURES:
+            raise ValueError(
+                f"rotation_features must be one of {ROTATION_FEATURES}, got "
+                f"{self.rotation_features!r}"
+            )
+        if self.rotation_features == "quat":
+            if starts:
+                raise ValueError("quat_starts is only used with rotation_features='rot6d'")
+            return
+        if not starts:
+            raise ValueError(
+                "rotation_features='rot6d' needs quat_starts (the start index of each "
+                "quaternion in the observation)"
+            )
+        ints = all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in starts)
+        ordered = ints and all(b - a >= 4 for a, b in zip(starts, starts[1:], strict=False))
+        if not (ordered and starts[0] >= 0 and starts[-1] + 4 <= self.obs_dim):
+            raise ValueError(
+                f"quat_starts must be increasing integers at least 4 apart with each "
+                f"quaternion inside obs_dim={self.obs_dim}, got {starts}"
+            )
+
+    def feature_dim(self) -> int:
+        """Low-dim conditioning features per step: obs_dim, plus 2 per quaternion with
+        "rot6d" (4 entries become 6); the last ``obs_encoder_dims`` width with an encoder."""
+        if self.obs_encoder_dims:
+            return int(self.obs_encoder_dims[-1])
+        return self.obs_dim + 2 * len(self.quat_starts)
 
     def _check_layout(self) -> None:
         """obs_layout: (key, start, stop) triples tiling [0, obs_dim) in order."""
@@ -225,7 +279,19 @@ class DiffusionPolicy(PretrainedPolicy):
                 for key in c.image_keys
             }
         )
-        feature = c.obs_dim + len(c.image_keys) * c.image_feature_dim
+        quat_rows = [a + k for a in c.quat_starts for k in range(4)]
+        kept = [i for i in range(c.obs_dim) if i not in set(quat_rows)]
+        self.register_buffer("_kept_rows", torch.tensor(kept, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "_quat_rows", torch.tensor(quat_rows, dtype=torch.long).view(-1, 4), persistent=False
+        )
+        layers: list[nn.Module] = []
+        width = c.obs_dim + 2 * len(c.quat_starts)
+        for hidden in c.obs_encoder_dims:
+            layers += [nn.Linear(width, hidden), nn.Mish()]
+            width = hidden
+        self.obs_encoder = nn.Sequential(*layers)  # identity without obs_encoder_dims
+        feature = c.feature_dim() + len(c.image_keys) * c.image_feature_dim
         self.model = ConditionalUnet1D(
             c.action_dim,
             c.obs_horizon * feature,
@@ -261,6 +327,23 @@ class DiffusionPolicy(PretrainedPolicy):
         )
 
     @staticmethod
+    def config_from_data(fields: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+        """Fields from the store (trainer hook): ``quat_starts`` of a robomimic store's env
+        when ``rotation_features`` is "rot6d" and none were given."""
+        if fields.get("rotation_features") != "rot6d" or fields.get("quat_starts"):
+            return {}
+        env_id = str(attrs.get("env", ""))
+        name = env_id.removeprefix("Robomimic-").removesuffix("-v0")
+        from ampczoo.envs.robomimic import TASKS, quaternion_starts
+
+        if not env_id.startswith("Robomimic-") or name not in TASKS:
+            raise ValueError(
+                f"rotation_features='rot6d' needs --policy.quat-starts for data of env "
+                f"{env_id or 'unknown'} (set automatically only for Robomimic-* stores)"
+            )
+        return {"quat_starts": quaternion_starts(TASKS[name])}
+
+    @staticmethod
     def dataset_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
         """The :class:`~ampczoo.data.DemonstrationDataset` windows of a config with these
         ``fields`` (defaults and overrides): T_o observations, T_p actions starting at the
@@ -289,11 +372,21 @@ class DiffusionPolicy(PretrainedPolicy):
         """obs_history (B, T_o, D) raw, images {key: (B, T_o, H, W, C)} -> (B, T_o * F)
         conditioning (normalised low-dim obs and camera features per step, flattened)."""
         B, T = obs_history.shape[:2]
-        parts = [self.obs_norm(obs_history)]
+        parts = [self.obs_encoder(self.low_dim_features(obs_history))]
         for key, encoder in self.image_encoders.items():
             img = images[key]
             parts.append(encoder(img.reshape(B * T, *img.shape[2:])).view(B, T, -1))
         return torch.cat(parts, dim=-1).flatten(1)
+
+    def low_dim_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """(..., D) raw observations -> (..., F) conditioning features: min-max normalised
+        observation; with ``rotation_features="rot6d"`` its quaternions are replaced by their
+        rotation-matrix columns (appended after the other normalised entries)."""
+        x = self.obs_norm(obs)
+        if not self.config.quat_starts:
+            return x
+        rot = quaternion_to_rot6d(obs[..., self._quat_rows])  # (..., n_quat, 6)
+        return torch.cat([x[..., self._kept_rows], rot.flatten(-2)], dim=-1)
 
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         c = self.config

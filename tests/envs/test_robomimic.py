@@ -16,6 +16,7 @@ from ampczoo.envs.robomimic import (
     import_robosuite,
     low_dim_keys,
     make_layout,
+    quaternion_starts,
 )
 
 pytest.importorskip("robosuite")
@@ -58,6 +59,24 @@ def test_layout_is_robomimics(task, dims):
     assert max(stop for _, stop in layout.values()) == obs_dim
     starts = sorted(layout.values())
     assert all(a[1] == b[0] for a, b in zip(starts, starts[1:], strict=False))  # contiguous
+
+
+@pytest.mark.parametrize(
+    "task, starts",
+    [("Lift", (3, 13)), ("Can", (3, 10, 17)), ("Square", (3, 10, 17)),
+     ("ToolHang", (3, 10, 17, 24, 31, 38, 47)), ("Transport", (3, 10, 17, 44, 53))],
+)  # fmt: skip
+def test_quaternion_starts(task, starts):
+    assert quaternion_starts(TASKS[task]) == starts
+    layout = make_layout(TASKS[task])
+    for key in [k for k in layout if k.endswith("_quat")]:
+        assert layout[key][0] in starts
+
+
+def test_quaternion_starts_point_at_unit_quaternions_of_the_live_obs(lift):
+    for obs in steps(lift, 5):
+        for a in quaternion_starts(TASKS["Lift"]):
+            assert abs(np.linalg.norm(obs[a : a + 4]) - 1.0) < 1e-4
 
 
 def test_registration_horizons_and_spaces(lift):

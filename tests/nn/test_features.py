@@ -82,3 +82,20 @@ def test_features_have_finite_gradients(sample):
     x = torch.tensor(obs, dtype=torch.float32, requires_grad=True)
     KukaFeatures()(x).sum().backward()
     assert torch.all(torch.isfinite(x.grad))
+
+
+def test_quaternion_to_rot6d_inverts_rotation_from_6d_and_ignores_the_sign():
+    from ampczoo.nn.features import quaternion_to_rot6d, rotation_from_6d
+
+    q = torch.randn(32, 4, dtype=torch.float64)
+    r6 = quaternion_to_rot6d(3.0 * q)  # any norm
+    torch.testing.assert_close(quaternion_to_rot6d(-q), r6)
+    R = rotation_from_6d(r6)
+    torch.testing.assert_close(R[..., :2].transpose(1, 2).reshape(32, 6), r6)
+    eye = torch.eye(3, dtype=torch.float64).expand(32, 3, 3)
+    torch.testing.assert_close(R @ R.transpose(1, 2), eye)
+    # a rotation by a about z: columns (cos a, sin a, 0), (-sin a, cos a, 0)
+    a = torch.tensor(0.7, dtype=torch.float64)
+    qz = torch.stack([a * 0, a * 0, torch.sin(a / 2), torch.cos(a / 2)])
+    want = torch.stack([a.cos(), a.sin(), a * 0, -a.sin(), a.cos(), a * 0])
+    torch.testing.assert_close(quaternion_to_rot6d(qz), want)

@@ -101,9 +101,10 @@ class DiffusionPolicyConfig(PolicyConfig):
     """features per camera and step"""
     image_channels: tuple[int, ...] = (32, 64, 64)
     """channels of the stride-2 convolutions of each camera encoder"""
-    image_crop: tuple[int, int] | None = (76, 76)
-    """(h, w) crop of every camera image: random in training (augmentation), centred at
-    inference, as in the paper (76 x 76 of 84 x 84); None = the whole image"""
+    image_crop_ratio: float = 0.9
+    """side of the crop of every camera image / the image's side, in (0, 1]: a random crop in
+    training (augmentation), the centre crop at inference; 0.9 gives the paper's 76 x 76 of
+    84 x 84; 1 = the whole image"""
     down_dims: tuple[int, ...] = (32, 64, 128)
     """U-Net channels per level (default sized for CPU training, 1.2M parameters; the
     paper: (256, 512, 1024) with step_embed_dim 256, 65M)"""
@@ -188,17 +189,17 @@ class DiffusionPolicyConfig(PolicyConfig):
             self._check_crop()
 
     def _check_crop(self) -> None:
-        """image_crop: None or (h, w) within image_shape's (H, W)."""
-        if self.image_crop is None:
-            return
-        crop = tuple(int(v) for v in self.image_crop)
-        object.__setattr__(self, "image_crop", crop)
+        """image_crop_ratio in (0, 1]."""
+        if not 0.0 < float(self.image_crop_ratio) <= 1.0:
+            raise ValueError(f"image_crop_ratio must be in (0, 1], got {self.image_crop_ratio}")
+
+    @property
+    def image_crop(self) -> tuple[int, int] | None:
+        """(h, w) [pixels] of the camera crop (None = no crop), from ``image_crop_ratio``."""
+        if self.image_crop_ratio >= 1.0:
+            return None
         H, W = (int(v) for v in self.image_shape[:2])
-        if len(crop) != 2 or not (0 < crop[0] <= H and 0 < crop[1] <= W):
-            raise ValueError(
-                f"image_crop must be (h, w) with 0 < h <= {H} and 0 < w <= {W} (image_shape "
-                f"{tuple(self.image_shape)}), or None; got {self.image_crop}"
-            )
+        return (max(1, round(self.image_crop_ratio * H)), max(1, round(self.image_crop_ratio * W)))
 
     def _check_rotation_features(self) -> None:
         """rotation_features "quat" | "rot6d"; quat_starts: distinct, non-overlapping 4-wide

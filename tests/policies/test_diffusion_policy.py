@@ -347,7 +347,7 @@ def image_policy() -> DiffusionPolicy:
         obs_layout=layout,
         image_keys=("cam",),
         image_shape=(8, 8, 3),
-        image_crop=(6, 6),
+        image_crop_ratio=0.75,
         image_feature_dim=8,
         image_channels=(8, 8),
     )
@@ -381,17 +381,19 @@ def test_camera_policy_trains_a_few_steps_and_acts_on_dict_observations():
         p.loss(two_mode_batch(2, rng))
 
 
-def test_camera_crop_is_validated_against_the_image_shape():
-    assert image_policy().image_encoders["cam"].crop == (6, 6)
-    with pytest.raises(ValueError, match="image_crop"):
-        tiny(
-            obs_layout=(("object", 0, 2), ("eef", 2, 4)),
-            image_keys=("cam",),
-            image_shape=(8, 8, 3),
-            image_crop=(9, 8),
-            image_channels=(8, 8),
-        )
+def test_camera_crop_follows_the_ratio_and_is_validated():
+    assert image_policy().image_encoders["cam"].crop == (6, 6)  # 0.75 of 8 x 8
+    for ratio in (0.0, 1.5):
+        with pytest.raises(ValueError, match="image_crop_ratio"):
+            tiny(
+                obs_layout=(("object", 0, 2), ("eef", 2, 4)),
+                image_keys=("cam",),
+                image_shape=(8, 8, 3),
+                image_crop_ratio=ratio,
+                image_channels=(8, 8),
+            )
     assert DiffusionPolicyConfig().image_crop == (76, 76)  # the paper's, of 84 x 84
+    assert DiffusionPolicyConfig(image_crop_ratio=1.0).image_crop is None
 
 
 # ----------------------------------------------------------------- env layout

@@ -233,6 +233,11 @@ class DiffusionPolicyConfig(PolicyConfig):
         "rot6d" (4 entries become 6); the last ``obs_encoder_dims`` width with an encoder."""
         if self.obs_encoder_dims:
             return int(self.obs_encoder_dims[-1])
+        return self.low_dim_width()
+
+    def low_dim_width(self) -> int:
+        """Low-dim features per step before any encoder: obs_dim, plus 2 per quaternion
+        with "rot6d" (4 entries become 6)."""
         return self.obs_dim + 2 * len(self.quat_starts)
 
     def _check_layout(self) -> None:
@@ -287,7 +292,7 @@ class DiffusionPolicy(PretrainedPolicy):
             "_quat_rows", torch.tensor(quat_rows, dtype=torch.long).view(-1, 4), persistent=False
         )
         layers: list[nn.Module] = []
-        width = c.obs_dim + 2 * len(c.quat_starts)
+        width = c.low_dim_width()
         for hidden in c.obs_encoder_dims:
             layers += [nn.Linear(width, hidden), nn.Mish()]
             width = hidden

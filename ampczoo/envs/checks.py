@@ -214,30 +214,40 @@ def render_modes(env_id: str, **make_kwargs: Any) -> list[str]:
     return list(metadata.get("render_modes", []))
 
 
+#: (width, height) [px] the render check asks for through ``gym.make(..., width=, height=)``.
+RENDER_CHECK_SIZE = (128, 96)
+
+
 def _check_frame(env_id: str, frame: Any) -> None:
+    width, height = RENDER_CHECK_SIZE
     ok = (
         isinstance(frame, np.ndarray)
         and frame.dtype == np.uint8
-        and frame.ndim == 3
-        and frame.shape[2] == 3
-        and frame.shape[0] > 0
-        and frame.shape[1] > 0
+        and frame.shape == (height, width, 3)
     )
     if not ok:
         got = getattr(frame, "shape", None), getattr(frame, "dtype", type(frame))
-        _fail(f"{env_id}: render() must return an (H, W, 3) uint8 array, got {got}")
+        _fail(
+            f"{env_id}: render() must return a ({height}, {width}, 3) uint8 array for "
+            f"width={width}, height={height}, got {got}"
+        )
     if frame.min() == frame.max():
         _fail(f"{env_id}: render() returned a blank frame (no offscreen GL?)")
 
 
 def check_render(env_id: str, **make_kwargs: Any) -> None:
-    """With ``render_mode="rgb_array"`` (if the env offers it): ``render()`` after reset and
-    after a step returns a non-blank (H, W, 3) uint8 array. Nothing to check otherwise."""
+    """With ``render_mode="rgb_array"`` (if the env offers it) and Gymnasium's ``width`` /
+    ``height`` keywords (:data:`RENDER_CHECK_SIZE`): ``render()`` after reset and after a step
+    returns a non-blank (height, width, 3) uint8 array. Nothing to check otherwise."""
     from gymnasium.utils.passive_env_checker import env_render_passive_checker
 
     if "rgb_array" not in render_modes(env_id, **make_kwargs):
         return
-    env = gym.make(env_id, render_mode="rgb_array", **make_kwargs)
+    width, height = RENDER_CHECK_SIZE
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", width=width, height=height, **make_kwargs)
+    except TypeError as exc:
+        _fail(f"{env_id}: does not take Gymnasium's width= / height= render keywords ({exc})")
     try:
         env.reset(seed=0)
         with _no_warnings("gymnasium's render checker", env_id):

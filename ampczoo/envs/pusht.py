@@ -21,6 +21,8 @@ SUCCESS_COVERAGE = 0.95
 #: Control period [s]: 10 pymunk steps of 0.01 s per action.
 CONTROL_DT = 0.1
 OBS_MODES = ("low_dim", "dict", "image")
+#: smallest ``width`` / ``height`` of ``render()`` frames [px] gym-pusht can draw
+MIN_RENDER_SIZE = 96
 RESET_OPTIONS = frozenset({"sim_state"})
 #: Flat (5,) observation: name -> (start, stop).
 OBS_LAYOUT: OrderedDict[str, tuple[int, int]] = OrderedDict(
@@ -100,7 +102,7 @@ class PushTEnv(gym.Env):
         terminate_on_success: end the episode at the first success.
         image_size: side of the image observation [px].
         render_mode: None or "rgb_array".
-        width, height: size of ``render()`` frames [px].
+        width, height: size of ``render()`` frames [px], at least :data:`MIN_RENDER_SIZE`.
 
     Exposed (``env.unwrapped``): ``suite_env`` (gym-pusht's env), ``obs_layout``,
     ``control_dt`` [s], ``coverage()``, :meth:`get_sim_state`, :meth:`env_args`.
@@ -124,9 +126,15 @@ class PushTEnv(gym.Env):
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        for name, v in (("image_size", image_size), ("width", width), ("height", height)):
-            if not (isinstance(v, int) and 8 <= v <= 4096):
-                raise ValueError(f"{name} must be an int in [8, 4096], got {v!r}")
+        if not (isinstance(image_size, int) and 8 <= image_size <= 4096):
+            raise ValueError(f"image_size must be an int in [8, 4096], got {image_size!r}")
+        for name, v in (("width", width), ("height", height)):
+            # gym-pusht draws the action marker int(size / 96) px thick: 0 (a cv2 error) below 96
+            if not (isinstance(v, int) and MIN_RENDER_SIZE <= v <= 4096):
+                raise ValueError(
+                    f"{name} must be an int in [{MIN_RENDER_SIZE}, 4096] (gym-pusht's render "
+                    f"needs >= {MIN_RENDER_SIZE} px), got {v!r}"
+                )
         pusht = import_gym_pusht()
         self.obs_mode, self.terminate_on_success = obs_mode, bool(terminate_on_success)
         self.image_size, self.render_mode = int(image_size), render_mode

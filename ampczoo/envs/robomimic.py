@@ -314,7 +314,7 @@ class RobomimicEnv(gym.Env):
     restores a flat MuJoCo state ``s`` as :meth:`get_sim_state` returns it and robomimic
     stores it in ``data/demo_i/states``.
 
-    **Rendering**: ``render_mode="rgb_array"``: (render_height, render_width, 3) uint8 from
+    **Rendering**: ``render_mode="rgb_array"``: (height, width, 3) uint8 from
     ``render_camera`` (default ``agentview``).
 
     Exposed (``env.unwrapped``): ``suite_env`` (the robosuite env), ``obs_layout``,
@@ -326,7 +326,8 @@ class RobomimicEnv(gym.Env):
         terminate_on_success: end the episode on the first successful step.
         render_mode: None or ``"rgb_array"``.
         image_size: camera image side [px] of ``obs_mode="image"``.
-        render_width, render_height: frame size of ``render()`` [px].
+        width, height: frame size of ``render()`` [px] (Gymnasium's MuJoCo names, as
+            the other ampczoo envs).
         render_camera: camera of ``render()``.
 
     Version history:
@@ -342,8 +343,8 @@ class RobomimicEnv(gym.Env):
         terminate_on_success: bool = True,
         render_mode: str | None = None,
         image_size: int = 84,
-        render_width: int = 256,
-        render_height: int = 256,
+        width: int = 256,
+        height: int = 256,
         render_camera: str = "agentview",
     ):
         if task not in TASKS:
@@ -354,8 +355,8 @@ class RobomimicEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         for name, size in (
             ("image_size", image_size),
-            ("render_width", render_width),
-            ("render_height", render_height),
+            ("width", width),
+            ("height", height),
         ):
             if not (isinstance(size, int) and size > 0):
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
@@ -363,7 +364,7 @@ class RobomimicEnv(gym.Env):
         self.obs_mode, self.render_mode = obs_mode, render_mode
         self.terminate_on_success = bool(terminate_on_success)
         self.image_size, self.render_camera = image_size, render_camera
-        self.render_width, self.render_height = render_width, render_height
+        self.render_width, self.render_height = width, height
         self.obs_layout = make_layout(self.spec_task)
         self._low, self._high = low_dim_bounds(self.spec_task)
         self._arm_keys = low_dim_keys(self.spec_task)[1:]

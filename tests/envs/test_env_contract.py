@@ -39,8 +39,8 @@ class ToyEnv(gym.Env):
     accepts_nan = False
     moves_before_checking = False
 
-    def __init__(self, render_mode: str | None = None):
-        self.render_mode = render_mode
+    def __init__(self, render_mode: str | None = None, width: int = 8, height: int = 8):
+        self.render_mode, self.width, self.height = render_mode, width, height
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float64)
         self.observation_space = spaces.Box(-10.0, 10.0, (4,), np.float64)
         self._x, self._goal = np.zeros(2), np.zeros(2)
@@ -65,9 +65,9 @@ class ToyEnv(gym.Env):
         return self._obs(), -distance, False, False, {"distance": distance}
 
     def render(self):
-        frame = np.zeros((8, 8, 3), np.uint8)
+        frame = np.zeros((self.height, self.width, 3), np.uint8)
         frame[..., 0] = np.uint8(127 + 60 * np.tanh(self._x[0]))
-        frame[4:, :, 1] = 255
+        frame[self.height // 2 :, :, 1] = 255
         return frame
 
     def _obs(self) -> np.ndarray:
@@ -79,6 +79,13 @@ class ToyEnv(gym.Env):
 
 class NaNAcceptingToyEnv(ToyEnv):
     accepts_nan = True
+
+
+class FixedSizeRenderToyEnv(ToyEnv):
+    """Renders but has no width/height keywords (as the robomimic env once had)."""
+
+    def __init__(self, render_mode: str | None = None):
+        super().__init__(render_mode)
 
 
 class StateLosingToyEnv(ToyEnv):
@@ -94,6 +101,7 @@ def register_toys():
         "AmpczooToy-v0": ToyEnv,
         "AmpczooToyNaN-v0": NaNAcceptingToyEnv,
         "AmpczooToyLosing-v0": StateLosingToyEnv,
+        "AmpczooToyFixedRender-v0": FixedSizeRenderToyEnv,
     }
     for env_id, cls in ids.items():
         register_env(env_id, cls, max_episode_steps=20)
@@ -113,6 +121,12 @@ def test_env_accepting_nan_actions_breaks_the_contract(register_toys):
         CHECKS["invalid_actions"]("AmpczooToyNaN-v0")
     with pytest.raises(AssertionError):
         check_env_contract("AmpczooToyNaN-v0")
+
+
+def test_env_without_width_height_render_keywords_breaks_the_contract(register_toys):
+    # `ampczoo eval` records videos with gym.make(..., width=, height=)
+    with pytest.raises(AssertionError, match="width= / height="):
+        CHECKS["render"]("AmpczooToyFixedRender-v0")
 
 
 def test_env_losing_state_on_a_refused_action_breaks_the_contract(register_toys):

@@ -122,7 +122,11 @@ def test_dict_and_image_modes():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"obs_mode": "pixels"}, "obs_mode"), ({"image_size": 2}, "image_size")],
+    [
+        ({"obs_mode": "pixels"}, "obs_mode"),
+        ({"image_size": 2}, "image_size"),
+        ({"width": 64}, "gym-pusht's render needs >= 96"),
+    ],
 )
 def test_bad_constructor_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -277,7 +277,7 @@ def deterministic_residual(model: Any, obs: np.ndarray) -> np.ndarray:
 
 
 def export_config(
-    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any
+    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, hold: int = 1
 ) -> ResidualRLConfig:
     """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks)."""
     extractor, body, head = actor_parts(model, algo)
@@ -294,16 +294,25 @@ def export_config(
         activation=ACTIVATION[algo],
         squash=SQUASH[algo],
         features=extractor.inputs.features,
+        hold=hold,
     )
 
 
 @torch.no_grad()
 def export_policy(
-    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, base_object: Any = None
+    model: Any,
+    algo: str,
+    base: str,
+    scale: Any,
+    low: Any,
+    high: Any,
+    base_object: Any = None,
+    hold: int = 1,
 ) -> ResidualRLPolicy:
     """The deterministic actor of ``model`` as a ``residual_rl`` policy on ``base`` (zoo
-    name / folder; ``base_object``: use this in-memory base instead of loading it)."""
-    config = export_config(model, algo, base, scale, low, high)
+    name / folder; ``base_object``: use this in-memory base instead of loading it; ``hold``:
+    env steps each residual is held)."""
+    config = export_config(model, algo, base, scale, low, high, hold)
     policy = ResidualRLPolicy(config)
     extractor, body, head = actor_parts(model, algo)
     policy.actor.inputs.load_state_dict(extractor.inputs.state_dict())

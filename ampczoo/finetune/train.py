@@ -115,6 +115,11 @@ class RLConfig:
     ent_coef: float = 0.01
     """SAC: initial entropy coefficient (tuned automatically from there; small, because the
     envs' rewards are small numbers per step)"""
+    hold: int = 1
+    """env steps each residual is held (the agent's action repeat; its reward = the sum over
+    them). With ``hold`` > 1, ``steps``, ``learning_starts``, ``actor_delay``, ``n_steps``,
+    ``eval_every`` and ``checkpoint_every`` count agent steps (``hold`` env steps each);
+    the exported policy holds its residual the same way"""
     success_bonus: float = 0.0
     """reward added at every step where the env reports info["success"]"""
     penetration_penalty: float = 0.0
@@ -146,7 +151,7 @@ class RLConfig:
             raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {self.features!r}")
         positive = (
             "steps n_envs hidden_dim num_layers batch_size buffer_size n_steps eval_every "
-            "gradient_steps "
+            "gradient_steps hold "
             "eval_episodes checkpoint_every norm_episodes threads"
         ).split()
         for name in positive:
@@ -241,6 +246,7 @@ def residual_env(
     success_bonus: float,
     monitor: bool = True,
     penetration_penalty: float = 0.0,
+    hold: int = 1,
 ) -> Any:
     """A :class:`ResidualPolicyEnv` on ``gym.make(env_id)`` with the base loaded from
     ``base`` (None: no base, the centre of the action range) inside SB3's Monitor."""
@@ -248,7 +254,7 @@ def residual_env(
 
     env = make_base_env(env_id)
     wrapped = ResidualPolicyEnv(
-        env, load_base(base) if base else None, scale, success_bonus, penetration_penalty
+        env, load_base(base) if base else None, scale, success_bonus, penetration_penalty, hold
     )
     if monitor:
         from stable_baselines3.common.monitor import Monitor
@@ -271,12 +277,13 @@ def make_vec_env(
     success_bonus: float,
     n_envs: int,
     penetration_penalty: float = 0.0,
+    hold: int = 1,
 ) -> Any:
     """DummyVecEnv of one env, SubprocVecEnv of ``n_envs`` > 1 (each process loads the base)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     factory = functools.partial(
-        _single_thread_env, env_id, base, scale, success_bonus, True, penetration_penalty
+        _single_thread_env, env_id, base, scale, success_bonus, True, penetration_penalty, hold
     )
     if n_envs == 1:
         return DummyVecEnv([factory])
@@ -403,6 +410,7 @@ def train_online(
         cfg.success_bonus,
         cfg.n_envs,
         cfg.penetration_penalty,
+        cfg.hold,
     )
     tb = str(run.out / "tb")
     ckpt = run.out / "checkpoint"
@@ -520,7 +528,7 @@ def export(cfg: RLConfig, run: Run, model: Any) -> Any:
     """The composed ``residual_rl`` policy of ``model`` (base = the run's base spec)."""
     from ampczoo.finetune.sb3 import export_policy
 
-    return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high)
+    return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high, hold=cfg.hold)
 
 
 def _evaluate(

@@ -226,3 +226,28 @@ def test_options_reach_the_sb3_model():
     assert kw["target_policy_noise"] == 0.05 and kw["target_noise_clip"] == 0.125
     assert kw["gradient_steps"] == 3
     assert "use_sde" not in algo_kwargs(ResidualRunConfig(algo="ppo"))
+
+
+def test_exported_policy_holds_its_residual_for_hold_steps():
+    env = residual_env()
+    model = model_for("sac", env)
+    with torch.no_grad():  # a residual that differs from step to step
+        sb3.actor_parts(model, "sac")[2].weight.normal_(0, 0.1)
+    policy = sb3.export_policy(model, "sac", BASE, SCALE, LOW, HIGH, hold=3)
+    assert policy.config.hold == 3
+    policy.set_base(lambda obs: np.zeros(3))  # act() = the residual alone (no clipping)
+    raw = gym.make(ENV)
+    o, _ = raw.reset(seed=2)
+    policy.reset(seed=2)
+    residuals = []
+    for _ in range(7):
+        a = policy.act(o)
+        residuals.append(a)
+        o, *_ = raw.step(a)
+    r = np.array(residuals)
+    np.testing.assert_allclose(r[1], r[0], atol=1e-5)
+    np.testing.assert_allclose(r[2], r[0], atol=1e-5)
+    np.testing.assert_allclose(r[4], r[3], atol=1e-5)
+    assert not np.allclose(r[3], r[0], atol=1e-3)
+    policy.reset(seed=2)  # reset drops the held residual
+    assert policy._held is None

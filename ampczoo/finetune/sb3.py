@@ -195,7 +195,7 @@ class ResidualTD3(_CriticFirst, _sb3.TD3):
         actor_losses, critic_losses, residual_sq = [], [], []
         for _ in range(gradient_steps):
             self._n_updates += 1
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
             with torch.no_grad():
                 noise = data.actions.clone().normal_(0, self.target_policy_noise)

@@ -14,6 +14,12 @@ own ``info["success"]`` is true (a documented shaping term); ``penetration_penal
 (default 0) subtracts that amount times the env's ``info["penetration"]`` (the deepest
 penetration into the observed obstacle as a fraction of its radius) at every step.
 
+``error_shaping`` k (default 0) adds k * (e_prev - e) at every env step, e = the env's
+``info["pos_error"]`` [m] (computed from the observation: end effector vs target) and e_prev
+its value one step before: potential-based shaping (Ng et al. 1999, potential -k * e, no
+discount) that rewards closing the error now rather than its level, so a critic need not
+learn the large state-dependent level of the error to see what an action changes.
+
 ``hold`` (default 1) is the agent's action repeat: one agent step executes its residual on
 ``hold`` consecutive env steps (the base acting afresh at each), returns the sum of their
 rewards and the last observation (fewer steps at the episode's end); ``info["env_steps"]``
@@ -72,8 +78,14 @@ class ResidualPolicyEnv(gym.Wrapper):
         success_bonus: float = 0.0,
         penetration_penalty: float = 0.0,
         hold: int = 1,
+        error_shaping: float = 0.0,
     ) -> None:
         super().__init__(env)
+        shaping_ok = isinstance(error_shaping, int | float) and np.isfinite(error_shaping)
+        if not shaping_ok or error_shaping < 0:
+            raise ValueError(f"error_shaping must be a finite number >= 0, got {error_shaping!r}")
+        self.error_shaping = float(error_shaping)
+        self._error: float | None = None
         if isinstance(hold, bool) or not isinstance(hold, int | np.integer) or hold < 1:
             raise ValueError(f"hold must be a positive integer, got {hold!r}")
         self.hold = int(hold)
@@ -123,6 +135,7 @@ class ResidualPolicyEnv(gym.Wrapper):
         """Reset the env and the base (with the same seed)."""
         obs, info = self.env.reset(seed=seed, options=options)
         self.base.reset(seed=seed)
+        self._error = info.get("pos_error")
         wrapped = self._observe(obs)
         info["base_action"] = self._base_action.copy()
         return wrapped, info
@@ -157,7 +170,14 @@ class ResidualPolicyEnv(gym.Wrapper):
         return wrapped, total, terminated, truncated, info
 
     def _shaped(self, reward: float, info: dict[str, Any]) -> float:
-        """The env's reward plus the success bonus minus the penetration penalty."""
+        """The env's reward plus the success bonus minus the penetration penalty plus the
+        error shaping."""
+        if self.error_shaping:
+            if "pos_error" not in info or self._error is None:
+                raise ValueError("error_shaping needs an env that reports info['pos_error']")
+            error = float(info["pos_error"])
+            reward += self.error_shaping * (self._error - error)
+            self._error = error
         if self.success_bonus and info.get("success"):
             reward += self.success_bonus
         if self.penetration_penalty:

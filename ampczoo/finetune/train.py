@@ -122,6 +122,9 @@ class RLConfig:
     the exported policy holds its residual the same way"""
     success_bonus: float = 0.0
     """reward added at every step where the env reports info["success"]"""
+    error_shaping: float = 0.0
+    """reward plus this times the decrease of info["pos_error"] [m] at every step
+    (potential-based shaping; 0: off; see ResidualPolicyEnv)"""
     penetration_penalty: float = 0.0
     """reward minus this times info["penetration"] (the robot's deepest penetration into
     the observed obstacle, as a fraction of its radius) at every step (0: off)"""
@@ -184,6 +187,8 @@ class RLConfig:
             raise ValueError(
                 f"penetration_penalty must be finite and >= 0, got {self.penetration_penalty}"
             )
+        if not (np.isfinite(self.error_shaping) and self.error_shaping >= 0):
+            raise ValueError(f"error_shaping must be finite and >= 0, got {self.error_shaping}")
         if self.success_pos_error is not None and not self.success_pos_error > 0:
             raise ValueError(f"success_pos_error must be > 0, got {self.success_pos_error}")
 
@@ -247,6 +252,7 @@ def residual_env(
     monitor: bool = True,
     penetration_penalty: float = 0.0,
     hold: int = 1,
+    error_shaping: float = 0.0,
 ) -> Any:
     """A :class:`ResidualPolicyEnv` on ``gym.make(env_id)`` with the base loaded from
     ``base`` (None: no base, the centre of the action range) inside SB3's Monitor."""
@@ -254,7 +260,13 @@ def residual_env(
 
     env = make_base_env(env_id)
     wrapped = ResidualPolicyEnv(
-        env, load_base(base) if base else None, scale, success_bonus, penetration_penalty, hold
+        env,
+        load_base(base) if base else None,
+        scale,
+        success_bonus,
+        penetration_penalty,
+        hold,
+        error_shaping,
     )
     if monitor:
         from stable_baselines3.common.monitor import Monitor
@@ -278,12 +290,21 @@ def make_vec_env(
     n_envs: int,
     penetration_penalty: float = 0.0,
     hold: int = 1,
+    error_shaping: float = 0.0,
 ) -> Any:
     """DummyVecEnv of one env, SubprocVecEnv of ``n_envs`` > 1 (each process loads the base)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     factory = functools.partial(
-        _single_thread_env, env_id, base, scale, success_bonus, True, penetration_penalty, hold
+        _single_thread_env,
+        env_id,
+        base,
+        scale,
+        success_bonus,
+        True,
+        penetration_penalty,
+        hold,
+        error_shaping,
     )
     if n_envs == 1:
         return DummyVecEnv([factory])
@@ -411,6 +432,7 @@ def train_online(
         cfg.n_envs,
         cfg.penetration_penalty,
         cfg.hold,
+        cfg.error_shaping,
     )
     tb = str(run.out / "tb")
     ckpt = run.out / "checkpoint"

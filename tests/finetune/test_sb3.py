@@ -210,6 +210,8 @@ def test_gsde_exploration_is_smooth_in_time_and_starts_at_the_base():
         ({"algo": "td3", "residual_l2": float("nan")}, "residual_l2"),
         ({"algo": "td3", "target_noise": -0.1}, "target_noise"),
         ({"gradient_steps": 0}, "gradient_steps"),
+        ({"error_shaping": -1.0}, "error_shaping"),
+        ({"hold": 0}, "hold"),
     ],
 )
 def test_bad_exploration_options_are_refused(changes, match):

@@ -7,7 +7,11 @@ pose, recomputed each step) for the first 10 steps, and with zero residual; then
 with the base alone. Prints the difference of the training reward (env's + success bonus 1
 - penetration penalty 1) summed over the next 10 and 50 steps. A measurement, not a policy.
 
-    python scripts/kuka_residual_effect.py [EPISODES=10]
+With RUN (a ``--hold 10`` TD3 run folder) and BONUS (its success bonus), also compares that
+run's critic, Q(s, a_DLS) - Q(s, 0), with the true difference of the next 10 steps' reward
+(one agent decision) at the same states: does the critic rank the DLS residual above none?
+
+    python scripts/kuka_residual_effect.py [EPISODES=10] [RUN BONUS]
 """
 
 import copy
@@ -59,3 +63,40 @@ for horizon, rows in diffs.items():
         f"{d.mean():.4f}, median {np.median(d):.4f}, "
         f"> 0 in {100 * np.mean(d > 0):.0f} % of {len(d)}"
     )
+
+
+def critic_versus_truth(run: str, bonus: float) -> None:
+    """Q(s, a_DLS) - Q(s, 0) of the run's critic against the true reward difference of one
+    10-step decision (the run's reward: success bonus ``bonus``, penetration penalty 1)."""
+    from ampczoo.finetune import sb3
+
+    held = residual_env(
+        "DAMPC-KukaTrackObstacle-v0", "lsm-kuka-obstacle", 0.15, bonus, False, 1.0, 10
+    )
+    model = sb3.algo_class("td3").load(f"{run}/checkpoint/model.zip", device="cpu")
+    predicted, true = [], []
+    for seed in range(300000, 300000 + episodes):
+        obs, _ = held.reset(seed=seed)
+        for t in range(20):  # decisions of 10 steps
+            if t % 4 == 2:
+                a = dls_residual(obs)
+                with torch.no_grad():
+                    o = torch.as_tensor(obs[None])
+                    q = [
+                        model.critic(o, torch.as_tensor(x[None], dtype=torch.float32))[0]
+                        for x in (a, np.zeros(7))
+                    ]
+                predicted.append(float(q[0] - q[1]))
+                rewards = [copy.deepcopy(held).step(x)[1] for x in (a, np.zeros(7))]
+                true.append(rewards[0] - rewards[1])
+            obs, *_ = held.step(np.zeros(7))
+    p, r = np.array(predicted), np.array(true)
+    print(
+        f"{run}: true 10-step difference median {np.median(r):.4f} (> 0 in "
+        f"{100 * np.mean(r > 0):.0f} %), critic's median {np.median(p):.4f} (> 0 in "
+        f"{100 * np.mean(p > 0):.0f} %), correlation {np.corrcoef(p, r)[0, 1]:.2f}, n {len(p)}"
+    )
+
+
+if len(sys.argv) > 3:
+    critic_versus_truth(sys.argv[2], float(sys.argv[3]))

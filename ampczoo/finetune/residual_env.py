@@ -13,6 +13,18 @@ the action range (the BC-initialised actor-critic of :mod:`ampczoo.finetune.bc`)
 own ``info["success"]`` is true (a documented shaping term); ``penetration_penalty``
 (default 0) subtracts that amount times the env's ``info["penetration"]`` (the deepest
 penetration into the observed obstacle as a fraction of its radius) at every step.
+
+``error_shaping`` k (default 0) adds k * (e_prev - e) at every env step, e = the env's
+``info["pos_error"]`` [m] (computed from the observation: end effector vs target) and e_prev
+its value one step before: potential-based shaping (Ng et al. 1999, potential -k * e, no
+discount) that rewards closing the error now rather than its level, so a critic need not
+learn the large state-dependent level of the error to see what an action changes.
+
+``hold`` (default 1) is the agent's action repeat: one agent step executes its residual on
+``hold`` consecutive env steps (the base acting afresh at each), returns the sum of their
+rewards and the last observation (fewer steps at the episode's end); ``info["env_steps"]``
+counts them. The composed ``residual_rl`` policy holds its residual the same way
+(:class:`~ampczoo.policies.residual_rl.ResidualRLConfig` ``hold``).
 """
 
 from __future__ import annotations
@@ -65,8 +77,18 @@ class ResidualPolicyEnv(gym.Wrapper):
         scale: Any = 1.0,
         success_bonus: float = 0.0,
         penetration_penalty: float = 0.0,
+        hold: int = 1,
+        error_shaping: float = 0.0,
     ) -> None:
         super().__init__(env)
+        shaping_ok = isinstance(error_shaping, int | float) and np.isfinite(error_shaping)
+        if not shaping_ok or error_shaping < 0:
+            raise ValueError(f"error_shaping must be a finite number >= 0, got {error_shaping!r}")
+        self.error_shaping = float(error_shaping)
+        self._error: float | None = None
+        if isinstance(hold, bool) or not isinstance(hold, int | np.integer) or hold < 1:
+            raise ValueError(f"hold must be a positive integer, got {hold!r}")
+        self.hold = int(hold)
         space = box_action_space(env)
         obs_space = env.observation_space
         if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
@@ -113,6 +135,7 @@ class ResidualPolicyEnv(gym.Wrapper):
         """Reset the env and the base (with the same seed)."""
         obs, info = self.env.reset(seed=seed, options=options)
         self.base.reset(seed=seed)
+        self._error = info.get("pos_error")
         wrapped = self._observe(obs)
         info["base_action"] = self._base_action.copy()
         return wrapped, info
@@ -129,13 +152,34 @@ class ResidualPolicyEnv(gym.Wrapper):
         return np.clip(self._base_action + scaled, self.low, self.high), scaled
 
     def step(self, action: Any):
-        """Execute base + scale * action; info adds base_action, residual, executed_action."""
-        executed, scaled = self.compose(action)
-        base_action = self._base_action.copy()
-        obs, reward, terminated, truncated, info = self.env.step(executed)
+        """Execute base + scale * action (on ``hold`` env steps); info adds base_action,
+        residual, executed_action (of the last env step) and env_steps."""
+        total, env_steps = 0.0, 0
+        for _ in range(self.hold):
+            env_steps += 1
+            executed, scaled = self.compose(action)
+            base_action = self._base_action.copy()
+            obs, reward, terminated, truncated, info = self.env.step(executed)
+            total += self._shaped(float(reward), info)
+            wrapped = self._observe(obs)
+            if terminated or truncated:
+                break
+        info.update(
+            base_action=base_action, residual=scaled, executed_action=executed, env_steps=env_steps
+        )
+        return wrapped, total, terminated, truncated, info
+
+    def _shaped(self, reward: float, info: dict[str, Any]) -> float:
+        """The env's reward plus the success bonus minus the penetration penalty plus the
+        error shaping."""
+        if self.error_shaping:
+            if "pos_error" not in info or self._error is None:
+                raise ValueError("error_shaping needs an env that reports info['pos_error']")
+            error = float(info["pos_error"])
+            reward += self.error_shaping * (self._error - error)
+            self._error = error
         if self.success_bonus and info.get("success"):
-            reward = float(reward) + self.success_bonus
+            reward += self.success_bonus
         if self.penetration_penalty:
-            reward = float(reward) - self.penetration_penalty * float(info.get("penetration", 0.0))
-        info.update(base_action=base_action, residual=scaled, executed_action=executed)
-        return self._observe(obs), reward, terminated, truncated, info
+            reward -= self.penetration_penalty * float(info.get("penetration", 0.0))
+        return reward

@@ -106,12 +106,18 @@ def make_model(
     init_std: float = 0.3,
     actor_delay: int = 0,
     actor_lr_scale: float = 1.0,
+    residual_l2: float = 0.0,
 ) -> Any:
     """A fresh SB3 ``algo`` model on ``env`` (a VecEnv or env of :class:`ResidualPolicyEnv`)
     with ``policy_kwargs`` ``kwargs``, the residual zeroed (:func:`zero_residual`), the
     exploration std set to ``init_std`` (in residual units) and, for SAC / TD3, the actor
     frozen for the first ``actor_delay`` env steps (critic burn-in), then learning at
-    ``actor_lr_scale`` times the learning rate."""
+    ``actor_lr_scale`` times the learning rate. TD3: ``residual_l2`` > 0 pulls the actor
+    toward zero residual (:class:`ResidualTD3`)."""
+    if residual_l2 < 0 or not math.isfinite(residual_l2):
+        raise ValueError(f"residual_l2 must be finite and >= 0, got {residual_l2}")
+    if residual_l2 and algo != "td3":
+        raise ValueError(f"residual_l2 is a TD3 option, not one of {algo!r}")
     cls = algo_class(algo)
     extra = dict(algo_kwargs or {})
     if algo == "ppo":
@@ -135,6 +141,8 @@ def make_model(
     if algo != "ppo":
         model.actor_delay = int(actor_delay)
         model.actor_lr_scale = float(actor_lr_scale)
+    if algo == "td3":
+        model.residual_l2 = float(residual_l2)
     return model
 
 
@@ -159,7 +167,71 @@ class ResidualSAC(_CriticFirst, _sb3.SAC):
 
 
 class ResidualTD3(_CriticFirst, _sb3.TD3):
-    """TD3 with critic burn-in (:class:`_CriticFirst`)."""
+    """TD3 with critic burn-in (:class:`_CriticFirst`) and, when ``residual_l2`` > 0, an
+    actor loss that keeps the residual near zero, as TD3+BC (Fujimoto & Gu 2021) keeps its
+    actor near the data with the base's action (zero residual) as the target::
+
+        loss = -Q1(s, pi(s)) / mean|Q1| + residual_l2 * mean(pi(s)^2)
+
+    (pi(s) in [-1, 1] residual units, means over the batch; the Q term normalised by its
+    batch's mean magnitude, not differentiated, so ``residual_l2`` does not depend on the
+    reward's scale). ``residual_l2`` = 0: SB3's own TD3 loss."""
+
+    residual_l2: float = 0.0
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        if not self.residual_l2:
+            super().train(gradient_steps, batch_size)
+            return
+        self._train_regularised(gradient_steps, batch_size)
+
+    def _train_regularised(self, gradient_steps: int, batch_size: int) -> None:
+        """SB3 2.x ``TD3.train`` with the regularised actor loss (see the class docstring)."""
+        from stable_baselines3.common.utils import polyak_update
+        from torch.nn import functional as F  # noqa: N812
+
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        actor_losses, critic_losses, residual_sq = [], [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            with torch.no_grad():
+                noise = data.actions.clone().normal_(0, self.target_policy_noise)
+                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+                next_actions = (self.actor_target(data.next_observations) + noise).clamp(-1, 1)
+                next_q = torch.cat(self.critic_target(data.next_observations, next_actions), 1)
+                next_q, _ = torch.min(next_q, dim=1, keepdim=True)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_q
+            current_q = self.critic(data.observations, data.actions)
+            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            critic_losses.append(float(critic_loss.detach()))  # type: ignore[union-attr]
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()  # type: ignore[union-attr]
+            self.critic.optimizer.step()
+            if self._n_updates % self.policy_delay == 0:
+                action = self.actor(data.observations)
+                q = self.critic.q1_forward(data.observations, action)
+                penalty = action.pow(2).mean()
+                actor_loss = -q.mean() / q.abs().mean().detach().clamp_min(1e-6)
+                actor_loss = actor_loss + self.residual_l2 * penalty
+                actor_losses.append(float(actor_loss.detach()))
+                residual_sq.append(float(penalty.detach()))
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+                polyak_update(
+                    self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0
+                )
+                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+            self.logger.record("train/residual_sq", np.mean(residual_sq))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
 
 
 def algo_class(algo: str) -> Any:
@@ -205,7 +277,7 @@ def deterministic_residual(model: Any, obs: np.ndarray) -> np.ndarray:
 
 
 def export_config(
-    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any
+    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, hold: int = 1
 ) -> ResidualRLConfig:
     """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks)."""
     extractor, body, head = actor_parts(model, algo)
@@ -222,16 +294,25 @@ def export_config(
         activation=ACTIVATION[algo],
         squash=SQUASH[algo],
         features=extractor.inputs.features,
+        hold=hold,
     )
 
 
 @torch.no_grad()
 def export_policy(
-    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, base_object: Any = None
+    model: Any,
+    algo: str,
+    base: str,
+    scale: Any,
+    low: Any,
+    high: Any,
+    base_object: Any = None,
+    hold: int = 1,
 ) -> ResidualRLPolicy:
     """The deterministic actor of ``model`` as a ``residual_rl`` policy on ``base`` (zoo
-    name / folder; ``base_object``: use this in-memory base instead of loading it)."""
-    config = export_config(model, algo, base, scale, low, high)
+    name / folder; ``base_object``: use this in-memory base instead of loading it; ``hold``:
+    env steps each residual is held)."""
+    config = export_config(model, algo, base, scale, low, high, hold)
     policy = ResidualRLPolicy(config)
     extractor, body, head = actor_parts(model, algo)
     policy.actor.inputs.load_state_dict(extractor.inputs.state_dict())

@@ -97,11 +97,34 @@ class RLConfig:
     actor_lr_scale: float = 0.3
     """SAC / TD3: the actor's learning rate relative to ``learning_rate`` (< 1: the actor
     follows the critic more slowly)"""
+    residual_l2: float = 0.0
+    """TD3: weight of the pull of the actor toward zero residual, TD3+BC style: actor loss
+    -Q/mean|Q| + residual_l2 * mean(residual^2) in [-1, 1] units (0: SB3's own loss;
+    :class:`~ampczoo.finetune.sb3.ResidualTD3`)"""
+    target_noise: float = 0.2
+    """TD3: std of the target policy smoothing noise (residual units; clipped at 2.5 x)"""
+    gradient_steps: int = 1
+    """SAC / TD3: gradient steps per env step (the update-to-data ratio)"""
+    sde_sample_freq: int = 0
+    """PPO: > 0 explores with generalized state-dependent exploration (gSDE, Raffin et al.
+    2022; SB3's ``use_sde``): the noise is a random linear function of the actor's last
+    hidden layer, redrawn every ``sde_sample_freq`` env steps, so it is smooth in time
+    (a random feedback term) instead of white; its std per action is ``init_std`` times
+    the norm of the hidden layer (64 tanh units: a few times ``init_std``). 0: white noise"""
+    """SAC / TD3: gradient steps per env step (the update-to-data ratio)"""
     ent_coef: float = 0.01
     """SAC: initial entropy coefficient (tuned automatically from there; small, because the
     envs' rewards are small numbers per step)"""
+    hold: int = 1
+    """env steps each residual is held (the agent's action repeat; its reward = the sum over
+    them). With ``hold`` > 1, ``steps``, ``learning_starts``, ``actor_delay``, ``n_steps``,
+    ``eval_every`` and ``checkpoint_every`` count agent steps (``hold`` env steps each);
+    the exported policy holds its residual the same way"""
     success_bonus: float = 0.0
     """reward added at every step where the env reports info["success"]"""
+    error_shaping: float = 0.0
+    """reward plus this times the decrease of info["pos_error"] [m] at every step
+    (potential-based shaping; 0: off; see ResidualPolicyEnv)"""
     penetration_penalty: float = 0.0
     """reward minus this times info["penetration"] (the robot's deepest penetration into
     the observed obstacle, as a fraction of its radius) at every step (0: off)"""
@@ -131,6 +154,7 @@ class RLConfig:
             raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {self.features!r}")
         positive = (
             "steps n_envs hidden_dim num_layers batch_size buffer_size n_steps eval_every "
+            "gradient_steps hold "
             "eval_episodes checkpoint_every norm_episodes threads"
         ).split()
         for name in positive:
@@ -145,6 +169,16 @@ class RLConfig:
             raise ValueError(f"n_step must be >= 1, got {self.n_step}")
         if not 0 < self.actor_lr_scale <= 10:
             raise ValueError(f"actor_lr_scale must be in (0, 10], got {self.actor_lr_scale}")
+        if not (np.isfinite(self.residual_l2) and self.residual_l2 >= 0):
+            raise ValueError(f"residual_l2 must be finite and >= 0, got {self.residual_l2}")
+        if self.residual_l2 and self.algo != "td3":
+            raise ValueError(f"residual_l2 is a TD3 option, not one of {self.algo!r}")
+        if not (np.isfinite(self.target_noise) and self.target_noise >= 0):
+            raise ValueError(f"target_noise must be finite and >= 0, got {self.target_noise}")
+        if self.sde_sample_freq < 0 or (self.sde_sample_freq and self.algo != "ppo"):
+            raise ValueError(
+                f"sde_sample_freq must be >= 0 and is a PPO option, got {self.sde_sample_freq}"
+            )
         if not self.ent_coef > 0:
             raise ValueError(f"ent_coef must be > 0, got {self.ent_coef}")
         if not np.isfinite(self.success_bonus):
@@ -153,6 +187,8 @@ class RLConfig:
             raise ValueError(
                 f"penetration_penalty must be finite and >= 0, got {self.penetration_penalty}"
             )
+        if not (np.isfinite(self.error_shaping) and self.error_shaping >= 0):
+            raise ValueError(f"error_shaping must be finite and >= 0, got {self.error_shaping}")
         if self.success_pos_error is not None and not self.success_pos_error > 0:
             raise ValueError(f"success_pos_error must be > 0, got {self.success_pos_error}")
 
@@ -215,6 +251,8 @@ def residual_env(
     success_bonus: float,
     monitor: bool = True,
     penetration_penalty: float = 0.0,
+    hold: int = 1,
+    error_shaping: float = 0.0,
 ) -> Any:
     """A :class:`ResidualPolicyEnv` on ``gym.make(env_id)`` with the base loaded from
     ``base`` (None: no base, the centre of the action range) inside SB3's Monitor."""
@@ -222,7 +260,13 @@ def residual_env(
 
     env = make_base_env(env_id)
     wrapped = ResidualPolicyEnv(
-        env, load_base(base) if base else None, scale, success_bonus, penetration_penalty
+        env,
+        load_base(base) if base else None,
+        scale,
+        success_bonus,
+        penetration_penalty,
+        hold,
+        error_shaping,
     )
     if monitor:
         from stable_baselines3.common.monitor import Monitor
@@ -245,12 +289,22 @@ def make_vec_env(
     success_bonus: float,
     n_envs: int,
     penetration_penalty: float = 0.0,
+    hold: int = 1,
+    error_shaping: float = 0.0,
 ) -> Any:
     """DummyVecEnv of one env, SubprocVecEnv of ``n_envs`` > 1 (each process loads the base)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     factory = functools.partial(
-        _single_thread_env, env_id, base, scale, success_bonus, True, penetration_penalty
+        _single_thread_env,
+        env_id,
+        base,
+        scale,
+        success_bonus,
+        True,
+        penetration_penalty,
+        hold,
+        error_shaping,
     )
     if n_envs == 1:
         return DummyVecEnv([factory])
@@ -322,12 +376,23 @@ def algo_kwargs(cfg: RLConfig) -> dict[str, Any]:
     """SB3 constructor arguments of the config."""
     common = {"learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size, "gamma": cfg.gamma}
     if cfg.algo == "ppo":
-        return {**common, "n_steps": cfg.n_steps}
-    off_policy = {**common, "buffer_size": cfg.buffer_size, "learning_starts": cfg.learning_starts}
+        sde = (
+            {"use_sde": True, "sde_sample_freq": cfg.sde_sample_freq} if cfg.sde_sample_freq else {}
+        )
+        return {**common, "n_steps": cfg.n_steps, **sde}
+    off_policy = {
+        **common,
+        "buffer_size": cfg.buffer_size,
+        "learning_starts": cfg.learning_starts,
+        "gradient_steps": cfg.gradient_steps,
+    }
     if cfg.n_step > 1:
         off_policy["n_steps"] = cfg.n_step
     if cfg.algo == "sac":
         off_policy["ent_coef"] = f"auto_{cfg.ent_coef}"
+    if cfg.algo == "td3":
+        off_policy["target_policy_noise"] = cfg.target_noise
+        off_policy["target_noise_clip"] = 2.5 * cfg.target_noise
     return off_policy
 
 
@@ -366,6 +431,8 @@ def train_online(
         cfg.success_bonus,
         cfg.n_envs,
         cfg.penetration_penalty,
+        cfg.hold,
+        cfg.error_shaping,
     )
     tb = str(run.out / "tb")
     ckpt = run.out / "checkpoint"
@@ -399,6 +466,7 @@ def train_online(
             cfg.init_std,
             cfg.actor_delay,
             cfg.actor_lr_scale,
+            cfg.residual_l2,
         )
         before_training(model)
     from stable_baselines3.common.logger import configure
@@ -482,7 +550,7 @@ def export(cfg: RLConfig, run: Run, model: Any) -> Any:
     """The composed ``residual_rl`` policy of ``model`` (base = the run's base spec)."""
     from ampczoo.finetune.sb3 import export_policy
 
-    return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high)
+    return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high, hold=cfg.hold)
 
 
 def _evaluate(

@@ -116,9 +116,13 @@ class ResidualRLConfig(PolicyConfig):
     features: str = "none"
     """kinematic features of the observation added to the actor input: "none",
     "threedof_ee" or "kuka_kinematic" (see the module docstring)"""
+    hold: int = 1
+    """env steps a residual is held: the actor is queried at the first step after ``reset``
+    and every ``hold`` steps after it, its residual added to the base's (fresh) action at
+    each step in between (the agent's action repeat of ``ampczoo finetune --hold``)"""
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "action_dim", "hidden_dim", "num_layers"):
+        for name in ("obs_dim", "action_dim", "hidden_dim", "num_layers", "hold"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -320,6 +324,8 @@ class ResidualRLPolicy(PretrainedPolicy):
         self.register_buffer("scale", torch.tensor(c.scale, dtype=torch.float32), persistent=False)
         self._low, self._high = np.array(c.action_low), np.array(c.action_high)
         self._runner: BaseRunner | None = None
+        self._held: np.ndarray | None = None
+        self._since = 0
 
     @classmethod
     def example_config(cls) -> ResidualRLConfig:
@@ -350,8 +356,9 @@ class ResidualRLPolicy(PretrainedPolicy):
 
     # ------------------------------------------------------------------ acting
     def reset(self, seed: int | None = None) -> None:
-        """Reset the base (history, warm starts); the actor is stateless."""
+        """Reset the base (history, warm starts) and drop the held residual."""
         self.base_runner().reset(seed)
+        self._held, self._since = None, 0
 
     @torch.inference_mode()
     def residual(self, obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
@@ -368,4 +375,7 @@ class ResidualRLPolicy(PretrainedPolicy):
             raise ValueError("residual_rl acts on one observation at a time (obs_dim,)")
         flat = arr[0].astype(np.float64)
         base_action = self.base_runner().act(flat)
-        return np.clip(base_action + self.residual(flat, base_action), self._low, self._high)
+        if self._held is None or self._since >= self.config.hold:
+            self._held, self._since = self.residual(flat, base_action), 0
+        self._since += 1
+        return np.clip(base_action + self._held, self._low, self._high)

@@ -158,3 +158,22 @@ def test_evaluation_reports_the_deepest_penetration():
     assert result.penetration_max == pytest.approx(0.5)  # step 2 of every episode
     assert result.success_rate == 100.0
     assert "penetration_max" in result.to_json()
+
+
+def test_error_shaping_rewards_the_decrease_of_the_position_error():
+    def run(shaping):
+        env = ResidualPolicyEnv(gym.make(ENV), lambda o: np.zeros(7), 0.1, error_shaping=shaping)
+        _, info = env.reset(seed=4)
+        errors, rewards = [info["pos_error"]], []
+        for _ in range(5):
+            _, reward, *_, info = env.step(np.ones(7))
+            errors.append(info["pos_error"])
+            rewards.append(reward)
+        return np.array(errors), np.array(rewards)
+
+    errors, plain = run(0.0)
+    _, shaped = run(20.0)
+    np.testing.assert_allclose(shaped - plain, 20.0 * (errors[:-1] - errors[1:]), atol=1e-9)
+    assert np.any(np.abs(shaped - plain) > 1e-6)
+    with pytest.raises(ValueError, match="error_shaping"):
+        ResidualPolicyEnv(gym.make(ENV), lambda o: np.zeros(7), 0.1, error_shaping=-1.0)

@@ -124,3 +124,30 @@ def test_bad_residual_is_refused():
     for bad in (np.zeros(2), np.array([np.nan, 0, 0])):
         with pytest.raises(ValueError, match="residual"):
             env.step(bad)
+
+
+def test_held_residual_repeats_on_hold_env_steps_and_sums_rewards(base):
+    env = ResidualPolicyEnv(gym.make(ENV), base, SCALE, hold=4)
+    inner = gym.make(ENV)
+    obs, _ = env.reset(seed=5)
+    raw, _ = inner.reset(seed=5)
+    alone = load_policy("threedof-ffn-h10", device="cpu")  # the same base, its own history
+    alone.reset(seed=5)
+    residual = np.array([0.5, -1.0, 0.2])
+    obs2, reward, terminated, truncated, info = env.step(residual)
+    assert info["env_steps"] == 4
+    total = 0.0
+    for _ in range(4):  # the base acts afresh each env step, the residual stays
+        limit = np.array([6.0, 10.0, 4.0])
+        raw, r, *_ = inner.step(np.clip(alone.act(raw) + SCALE * residual, -limit, limit))
+        total += r
+    np.testing.assert_allclose(obs2[:9], raw, atol=1e-5)
+    assert reward == pytest.approx(total, rel=1e-5)
+    # the episode's end cuts the last agent step short (200 env steps, 4 per agent step)
+    steps, done = 1, False
+    while not done:
+        *_, terminated, truncated, info = env.step(np.zeros(3))
+        steps, done = steps + 1, terminated or truncated
+    assert info["env_steps"] <= 4
+    with pytest.raises(ValueError, match="hold"):
+        ResidualPolicyEnv(gym.make(ENV), base, SCALE, hold=0)

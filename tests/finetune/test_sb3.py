@@ -154,3 +154,102 @@ def test_threedof_joint_space_error_feature_is_jacobian_transpose_error():
     for qi, ei in zip(q, e, strict=True):
         J = torch.autograd.functional.jacobian(lambda x: forward_kinematics(x, xp=torch), qi)
         torch.testing.assert_close(threedof_jacobian_t_error(qi, ei), J.T @ ei)
+
+
+def _td3(residual_l2: float):
+    env = ResidualPolicyEnv(gym.make(ENV), lambda o: np.zeros(3), 0.5)
+    kwargs = sb3.policy_kwargs("td3", 9, 3, 16, 1, "none", np.zeros(12), np.ones(12))
+    extra = {"learning_starts": 20, "batch_size": 32, "policy_delay": 1}
+    return sb3.make_model("td3", env, kwargs, extra, seed=3, residual_l2=residual_l2), env
+
+
+def test_residual_l2_pulls_the_td3_actor_toward_zero_residual():
+    free, env = _td3(0.0)
+    pulled, _ = _td3(50.0)
+    # a strong pull on a fixed batch: the mean square residual falls, the critic still learns
+    free.learn(400)
+    pulled.learn(400)
+    obs = recorded_observations(env, 50)
+    sq_free = np.mean(sb3.deterministic_residual(free, obs) ** 2)
+    sq_pulled = np.mean(sb3.deterministic_residual(pulled, obs) ** 2)
+    assert sq_free > 0.01
+    assert sq_pulled < 0.1 * sq_free
+    assert pulled.logger.name_to_value.get("train/residual_sq", 0.0) >= 0.0
+    with pytest.raises(ValueError, match="residual_l2"):
+        _td3(-1.0)
+    with pytest.raises(ValueError, match="residual_l2 is a TD3 option"):
+        sb3.make_model("sac", env, {}, {}, residual_l2=1.0)
+
+
+def test_gsde_exploration_is_smooth_in_time_and_starts_at_the_base():
+    from ampczoo.finetune.train import ResidualRunConfig, algo_kwargs
+
+    cfg = ResidualRunConfig(algo="ppo", sde_sample_freq=40, init_std=0.3)
+    env = residual_env()
+    mean, std = input_statistics(env, 1)
+    kwargs = sb3.policy_kwargs("ppo", 9, 3, 16, 2, "threedof_ee", mean, std)
+    extra = {**algo_kwargs(cfg), "n_steps": 64, "batch_size": 32}
+    model = sb3.make_model("ppo", env, kwargs, extra, init_std=cfg.init_std)
+    assert model.use_sde and model.sde_sample_freq == 40
+    obs = recorded_observations(env, 40)
+    np.testing.assert_array_equal(sb3.deterministic_residual(model, obs), 0.0)
+    model.policy.reset_noise()
+    noisy = np.array([model.predict(o[None], deterministic=False)[0][0] for o in obs])
+    assert noisy.std() > 0.01
+    # one noise draw along 40 steps of a slowly changing state: neighbours nearly equal
+    lag1 = np.mean(np.abs(np.diff(noisy, axis=0))) / np.mean(np.abs(noisy - noisy.mean(0)))
+    assert lag1 < 0.5
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"algo": "sac", "sde_sample_freq": 10}, "PPO option"),
+        ({"algo": "ppo", "sde_sample_freq": -1}, "sde_sample_freq"),
+        ({"algo": "sac", "residual_l2": 1.0}, "TD3 option"),
+        ({"algo": "td3", "residual_l2": float("nan")}, "residual_l2"),
+        ({"algo": "td3", "target_noise": -0.1}, "target_noise"),
+        ({"gradient_steps": 0}, "gradient_steps"),
+        ({"error_shaping": -1.0}, "error_shaping"),
+        ({"hold": 0}, "hold"),
+    ],
+)
+def test_bad_exploration_options_are_refused(changes, match):
+    from ampczoo.finetune.train import ResidualRunConfig
+
+    with pytest.raises(ValueError, match=match):
+        ResidualRunConfig(**changes)
+
+
+def test_options_reach_the_sb3_model():
+    from ampczoo.finetune.train import ResidualRunConfig, algo_kwargs
+
+    kw = algo_kwargs(ResidualRunConfig(algo="td3", target_noise=0.05, gradient_steps=3))
+    assert kw["target_policy_noise"] == 0.05 and kw["target_noise_clip"] == 0.125
+    assert kw["gradient_steps"] == 3
+    assert "use_sde" not in algo_kwargs(ResidualRunConfig(algo="ppo"))
+
+
+def test_exported_policy_holds_its_residual_for_hold_steps():
+    env = residual_env()
+    model = model_for("sac", env)
+    with torch.no_grad():  # a residual that differs from step to step
+        sb3.actor_parts(model, "sac")[2].weight.normal_(0, 0.1)
+    policy = sb3.export_policy(model, "sac", BASE, SCALE, LOW, HIGH, hold=3)
+    assert policy.config.hold == 3
+    policy.set_base(lambda obs: np.zeros(3))  # act() = the residual alone (no clipping)
+    raw = gym.make(ENV)
+    o, _ = raw.reset(seed=2)
+    policy.reset(seed=2)
+    residuals = []
+    for _ in range(7):
+        a = policy.act(o)
+        residuals.append(a)
+        o, *_ = raw.step(a)
+    r = np.array(residuals)
+    np.testing.assert_allclose(r[1], r[0], atol=1e-5)
+    np.testing.assert_allclose(r[2], r[0], atol=1e-5)
+    np.testing.assert_allclose(r[4], r[3], atol=1e-5)
+    assert not np.allclose(r[3], r[0], atol=1e-3)
+    policy.reset(seed=2)  # reset drops the held residual
+    assert policy._held is None

@@ -193,6 +193,21 @@ class DiffusionPolicyConfig(PolicyConfig):
         if not 0.0 < float(self.image_crop_ratio) <= 1.0:
             raise ValueError(f"image_crop_ratio must be in (0, 1], got {self.image_crop_ratio}")
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffusionPolicyConfig:
+        """:meth:`PolicyConfig.from_dict`, also reading configs saved before 2026-12-03's
+        ``image_crop_ratio``: their ``image_crop`` ([h, w] px or None) becomes the ratio
+        h / H of ``image_shape`` (None: 1.0, no crop), so those checkpoints and training runs
+        still load and resume with the same crop."""
+        data = dict(data)
+        if "image_crop" in data and "image_crop_ratio" not in data:
+            crop = data.pop("image_crop")
+            height = int((data.get("image_shape") or cls.image_shape)[0])
+            data["image_crop_ratio"] = 1.0 if crop is None else float(crop[0]) / height
+        config = super().from_dict(data)
+        assert isinstance(config, DiffusionPolicyConfig)
+        return config
+
     @property
     def image_crop(self) -> tuple[int, int] | None:
         """(h, w) [pixels] of the camera crop (None = no crop), from ``image_crop_ratio``."""

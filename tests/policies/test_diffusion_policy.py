@@ -396,6 +396,16 @@ def test_camera_crop_follows_the_ratio_and_is_validated():
     assert DiffusionPolicyConfig(image_crop_ratio=1.0).image_crop is None
 
 
+def test_configs_saved_with_the_old_pixel_crop_still_load():
+    old = DiffusionPolicyConfig().to_dict()
+    del old["image_crop_ratio"]
+    for crop, expected in (([76, 76], (76, 76)), ([60, 60], (60, 60)), (None, None)):
+        config = DiffusionPolicyConfig.from_dict({**old, "image_crop": crop})
+        assert config.image_crop == expected
+    with pytest.raises(ValueError, match="unknown config fields"):  # typos are still refused
+        DiffusionPolicyConfig.from_dict({**old, "image_crp": [76, 76]})
+
+
 # ----------------------------------------------------------------- env layout
 def test_checkpoint_on_another_env_layout_is_refused():
     import gymnasium as gym

@@ -364,7 +364,7 @@ class RobomimicEnv(gym.Env):
         self.obs_mode, self.render_mode = obs_mode, render_mode
         self.terminate_on_success = bool(terminate_on_success)
         self.image_size, self.render_camera = image_size, render_camera
-        self.render_width, self.render_height = width, height
+        self.width, self.height = width, height
         self.obs_layout = make_layout(self.spec_task)
         self._low, self._high = low_dim_bounds(self.spec_task)
         self._arm_keys = low_dim_keys(self.spec_task)[1:]
@@ -527,7 +527,7 @@ class RobomimicEnv(gym.Env):
 
     # gymnasium annotates Env.render with an unbound TypeVar (RenderFrame): a stub bug
     def render(self) -> np.ndarray | None:  # type: ignore[override]
-        """(render_height, render_width, 3) uint8 frame from ``render_camera`` for
+        """(height, width, 3) uint8 frame from ``render_camera`` for
         ``"rgb_array"``; None (with a gymnasium warning) without a render mode."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode to make()")
@@ -535,7 +535,7 @@ class RobomimicEnv(gym.Env):
         if self._raw is None:
             raise RuntimeError("call reset() before render()")
         frame = self.suite_env.sim.render(
-            width=self.render_width, height=self.render_height, camera_name=self.render_camera
+            width=self.width, height=self.height, camera_name=self.render_camera
         )
         return np.ascontiguousarray(frame[::-1], dtype=np.uint8)
 

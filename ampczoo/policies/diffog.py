@@ -12,7 +12,10 @@ The continuity row j is the chunk's current row (``chunk_offset``: 0, or T_o −
 Policy's chunks) and c_prev the last executed action.
 
 Linear term -a: with Q = I and no constraints y* = (I + alpha ...)^-1 a (the static-Q
-ablation, ||y - a||^2 + smoothing). Q by ``q_mode``:
+ablation, ||y - a||^2 + smoothing). Q by ``q_mode``, over the whole chunk (``q_dims="all"``,
+the paper's) or over the constrained dimensions of S only (``q_dims="constrained"``: the
+others, e.g. the gripper, get the identity and pass through unchanged; a full learned Q lets
+the gripper's ±1 act as an offset channel on the arm's actions, docs/results/manipulation.md):
 
 * "transformer" (DiffOG): tokens a_k (D_a) -> Linear(D_a, 256) (+ sinusoidal positional
   encoding, ``positional_encoding``; the authors' code had none: the ablation) -> 2-layer
@@ -41,6 +44,7 @@ from ampczoo.nn import qp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
 
 Q_MODES = ("transformer", "matrix", "static")
+Q_DIMS = ("all", "constrained")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,13 @@ class DiffOGConfig(RefinerConfig):
     """entries of L are clamped to [-clamp, clamp] (Algorithm 1: 10)"""
     backend: Literal["proxsuite", "cvxpylayers"] = "proxsuite"
     """QP backend (see :mod:`ampczoo.nn.qp`)"""
+    q_dims: Literal["all", "constrained"] = "all"
+    """action dimensions the learned Q acts on: "all" (the paper's Q over the whole chunk) or
+    "constrained" (Q over the dimensions of S, ``dims``, only; the others, e.g. the gripper,
+    get the identity: they pass through unchanged and do not couple to the constrained ones)"""
+    q_reg: float = 0.0
+    """training penalty weight on mean((Q − I)²) over the n x n entries of the learned Q
+    (pulls it toward the static Q = I; 0: none, the paper's)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,6 +96,10 @@ class DiffOGConfig(RefinerConfig):
             raise ValueError("embed_dim must be divisible by num_heads")
         if not (0 <= self.dropout < 1 and self.eps > 0 and self.clamp > 0):
             raise ValueError("need 0 <= dropout < 1, eps > 0, clamp > 0")
+        if self.q_dims not in Q_DIMS:
+            raise ValueError(f"q_dims must be one of {Q_DIMS}, got {self.q_dims!r}")
+        if not 0 <= self.q_reg < math.inf:
+            raise ValueError(f"q_reg must be a finite number >= 0, got {self.q_reg}")
 
 
 def sinusoidal_positions(T: int, dim: int) -> torch.Tensor:
@@ -158,11 +173,11 @@ def fused_encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> t
 
 
 class QEncoder(nn.Module):
-    """Transformer encoder of a chunk (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2)."""
+    """Transformer encoder of a chunk (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2),
+    n the size of the learned Q (T_p D_a, or T_p D_c with ``q_dims="constrained"``)."""
 
-    def __init__(self, c: DiffOGConfig):
+    def __init__(self, c: DiffOGConfig, n: int):
         super().__init__()
-        n = c.chunk_len * c.action_dim
         self.n = n
         self.proj = nn.Linear(c.action_dim, c.embed_dim)
         self.use_pe = c.positional_encoding
@@ -208,11 +223,16 @@ class DiffOG(ChunkRefiner):
         super().__init__(config or DiffOGConfig())
         c = self.config
         n, T, Dc = c.chunk_len * c.action_dim, c.chunk_len, len(self.dim_index)
+        #: size of the learned Q: the whole chunk, or its constrained entries (``q_dims``)
+        self.q_size = T * Dc if c.q_dims == "constrained" else n
         if c.q_mode == "transformer":
-            self.q_encoder = QEncoder(c)
+            self.q_encoder = QEncoder(c, self.q_size)
         elif c.q_mode == "matrix":
-            self.L_raw = nn.Parameter(torch.zeros(n, n))
+            self.L_raw = nn.Parameter(torch.zeros(self.q_size, self.q_size))
         S = qp.block_diag_repeat(qp.selection_matrix(c.action_dim, self.dim_index.tolist()), T)
+        # q_dims "constrained": Q = S^T Q_c S + (I − S^T S), the identity on the other dims
+        self.register_buffer("Q_embed", S.float(), persistent=False)
+        self.register_buffer("Q_rest", torch.eye(n) - S.T.float() @ S.float(), persistent=False)
         D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
         self.register_buffer("G_diff", D, persistent=False)
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0
@@ -241,20 +261,43 @@ class DiffOG(ChunkRefiner):
         fused=False: the exportable ops (:meth:`QEncoder.forward`,
         :func:`spd_from_tril_gathered`), the same function."""
         c, B = self.config, a.shape[0]
-        n = c.chunk_len * c.action_dim
+        n, m = c.chunk_len * c.action_dim, self.q_size
         spd = spd_from_tril if fused else spd_from_tril_gathered
         if c.q_mode == "transformer":
-            return spd(self.q_encoder(a, fused), n, c.eps, c.clamp)
-        if c.q_mode == "matrix":
-            i, j = torch.tril_indices(n, n, device=a.device)
-            return spd(self.L_raw[i, j], n, c.eps, c.clamp).expand(B, n, n)
-        return torch.eye(n, device=a.device).expand(B, n, n)
+            Q = spd(self.q_encoder(a, fused), m, c.eps, c.clamp)
+        elif c.q_mode == "matrix":
+            i, j = torch.tril_indices(m, m, device=a.device)
+            Q = spd(self.L_raw[i, j], m, c.eps, c.clamp).expand(B, m, m)
+        else:
+            return torch.eye(n, device=a.device).expand(B, n, n)
+        if m == n:
+            return Q
+        return self.Q_embed.T @ Q @ self.Q_embed + self.Q_rest
 
     def refine_normalized(self, a, prev=None, bounds=None):
+        return self._refine_and_cost(a, prev, bounds)[0]
+
+    def _refine_and_cost(
+        self,
+        a: torch.Tensor,
+        prev: torch.Tensor | None = None,
+        bounds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`refine_normalized` and the Q (B, n, n) it used (without smoothing)."""
         self._check_chunks(a)
-        Q = self.cost_matrix(a).double() + self.smooth
-        y = self.solve(Q, -a.reshape(len(a), -1).double(), prev, bounds)
-        return y.to(a.dtype).view(a.shape)
+        Q = self.cost_matrix(a)
+        y = self.solve(Q.double() + self.smooth, -a.reshape(len(a), -1).double(), prev, bounds)
+        return y.to(a.dtype).view(a.shape), Q
+
+    def refine_for_loss(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Training refine: y and, with ``q_reg`` > 0, the penalty q_reg mean((Q − I)²)
+        (pulls the learned Q toward the static Q = I)."""
+        if self.config.q_reg == 0 or self.config.q_mode == "static":
+            return super().refine_for_loss(a)
+        y, Q = self._refine_and_cost(a)
+        eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device)
+        dev = torch.mean((Q - eye) ** 2)
+        return y, self.config.q_reg * dev, {"q_dev": float(dev.detach())}
 
     def _check_chunks(self, a: torch.Tensor) -> None:
         c = self.config

@@ -251,10 +251,16 @@ class ChunkRefiner(PretrainedPolicy):
             chunks = self.base_chunks(batch)[:, : c.chunk_len]
             a = torch.as_tensor(chunks, dtype=target.dtype, device=target.device)
             a = a / self.action_scale
-        y = self.refine_normalized(a)
+        y, penalty, info = self.refine_for_loss(a)
         fidelity = torch.mean((y - target) ** 2)
-        extra, info = self.extra_loss(y)
-        return fidelity + extra, {"mse": float(fidelity.detach()), **info}
+        extra, extra_info = self.extra_loss(y)
+        return fidelity + penalty + extra, {"mse": float(fidelity.detach()), **info, **extra_info}
+
+    def refine_for_loss(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The training refine of :meth:`loss`: a (B, T_p, D_a) normalised -> (y, a penalty
+        on the refiner's own parameters (scalar), its logged values); default
+        :meth:`refine_normalized`, no penalty."""
+        return self.refine_normalized(a), a.new_zeros(()), {}
 
     def base_chunks(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         """Chunks (B, T, D_a) raw of the frozen base on the batch: a base with

@@ -260,3 +260,59 @@ def test_warm_started_refine_equals_cold_and_reset_starts_cold():
         cold.append(m.refine(chunk, prev)[0])
         prev = cold[-1]
     np.testing.assert_allclose(first, np.stack(cold), atol=1e-8, rtol=0)
+
+
+def _far_from_identity(m: DiffOG) -> DiffOG:
+    """m with a Q head drawn far from its zero init (Q far from I)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        head = m.q_encoder.head
+        head.weight.copy_(0.3 * torch.randn(head.weight.shape, generator=g))
+        head.bias.copy_(0.3 * torch.randn(head.bias.shape, generator=g))
+    return m.eval()
+
+
+def test_q_dims_constrained_leaves_the_other_dims_alone():
+    """q_dims="constrained": Q is learned over S's dims only (the encoder still reads every
+    dim); the other dim passes through unchanged, no Q entry couples it to the constrained
+    ones (a full learned Q changes it too)."""
+    torch.manual_seed(0)
+    part = _far_from_identity(DiffOG(DiffOGConfig(dims=(0, 1), q_dims="constrained", **SMALL)))
+    full = _far_from_identity(DiffOG(DiffOGConfig(dims=(0, 1), **SMALL)))
+    assert part.q_encoder.head.out_features == 8 * 9 // 2  # T_p D_c = 8 learned entries
+    a = _chunks(3)
+    Q = part.cost_matrix(a)
+    other = torch.arange(4) * 3 + 2
+    kept = torch.tensor([i for i in range(12) if i % 3 != 2])
+    assert torch.equal(Q[:, other][:, :, other], torch.eye(4).expand(3, 4, 4))
+    assert torch.equal(Q[:, kept][:, :, other], torch.zeros(3, 8, 4))
+    assert not torch.allclose(Q[:, kept][:, :, kept], torch.eye(8), atol=0.1)
+    y = part.refine_normalized(a)
+    assert torch.equal(y[..., 2], a[..., 2])
+    assert not torch.allclose(full.refine_normalized(a)[..., 2], a[..., 2], atol=1e-3)
+    with torch.no_grad():  # the exportable ops give the same Q
+        assert torch.allclose(part.cost_matrix(a, fused=False), Q, atol=1e-5)
+
+
+def test_q_reg_adds_the_mean_squared_distance_of_q_to_the_identity():
+    torch.manual_seed(0)
+    plain = _far_from_identity(DiffOG(DiffOGConfig(**SMALL)))
+    reg = DiffOG(DiffOGConfig(q_reg=0.5, **SMALL)).eval()
+    reg.load_state_dict(plain.state_dict())
+    batch = {"obs": torch.zeros(2, 4), "u_seq": _chunks(2, T=5)}
+    (l0, i0), (l1, i1) = plain.loss(batch), reg.loss(batch)
+    Q = plain.cost_matrix(batch["u_seq"][:, :4])  # dataset mode: a = the target chunk
+    dev = float(torch.mean((Q - torch.eye(12)) ** 2))
+    assert dev > 0.01 and np.isclose(i1["q_dev"], dev, rtol=1e-4)
+    assert np.isclose(float(l1) - float(l0), 0.5 * dev, rtol=1e-3)
+    assert np.isclose(i0["mse"], i1["mse"]) and "q_dev" not in i0
+    l1.backward()  # the penalty has gradients on the Q head
+    assert float(reg.q_encoder.head.weight.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize(
+    "bad", [{"q_dims": "gripper"}, {"q_reg": -0.1}, {"q_reg": float("nan")}, {"q_reg": np.inf}]
+)
+def test_invalid_q_dims_and_q_reg(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        DiffOGConfig(**{**SMALL, **bad})

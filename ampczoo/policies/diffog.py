@@ -12,10 +12,10 @@ The continuity row j is the chunk's current row (``chunk_offset``: 0, or T_o −
 Policy's chunks) and c_prev the last executed action.
 
 Linear term -a: with Q = I and no constraints y* = (I + alpha ...)^-1 a (the static-Q
-ablation, ||y - a||^2 + smoothing). Q by ``q_mode``, over the whole chunk (``q_dims="all"``,
-the paper's) or over the constrained dimensions of S only (``q_dims="constrained"``: the
-others, e.g. the gripper, get the identity and pass through unchanged; a full learned Q lets
-the gripper's ±1 act as an offset channel on the arm's actions, docs/results/manipulation.md):
+ablation, ||y - a||^2 + smoothing). Q by ``q_mode``, over the whole chunk (``q_dims`` None,
+the paper's) or over the action dimensions ``q_dims`` only (the others get the identity: e.g.
+the gripper passes through unchanged; a full learned Q lets the gripper's ±1 act as an offset
+channel on the arm's actions, docs/results/manipulation.md):
 
 * "transformer" (DiffOG): tokens a_k (D_a) -> Linear(D_a, 256) (+ sinusoidal positional
   encoding, ``positional_encoding``; the authors' code had none: the ablation) -> 2-layer
@@ -42,9 +42,9 @@ from torch import nn
 from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import qp
 from ampczoo.policies.refiner import ChunkRefiner, RefinerConfig
+from ampczoo.wrappers.chunk import select_dims
 
 Q_MODES = ("transformer", "matrix", "static")
-Q_DIMS = ("all", "constrained")
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ class DiffOGConfig(RefinerConfig):
     """entries of L are clamped to [-clamp, clamp] (Algorithm 1: 10)"""
     backend: Literal["proxsuite", "cvxpylayers"] = "proxsuite"
     """QP backend (see :mod:`ampczoo.nn.qp`)"""
-    q_dims: Literal["all", "constrained"] = "all"
-    """action dimensions the learned Q acts on: "all" (the paper's Q over the whole chunk) or
-    "constrained" (Q over the dimensions of S, ``dims``, only; the others, e.g. the gripper,
-    get the identity: they pass through unchanged and do not couple to the constrained ones)"""
+    q_dims: tuple[int, ...] | None = None
+    """action dimensions the learned Q acts on (None: all, the paper's Q over the whole chunk);
+    the others get the identity: without constraints on them (outside ``dims``, e.g. the
+    gripper) they pass through unchanged, and no Q entry couples them to the learned ones"""
     q_reg: float = 0.0
     """training penalty weight on mean((Q − I)²) over the n x n entries of the learned Q
     (pulls it toward the static Q = I; 0: none, the paper's)"""
@@ -96,8 +96,11 @@ class DiffOGConfig(RefinerConfig):
             raise ValueError("embed_dim must be divisible by num_heads")
         if not (0 <= self.dropout < 1 and self.eps > 0 and self.clamp > 0):
             raise ValueError("need 0 <= dropout < 1, eps > 0, clamp > 0")
-        if self.q_dims not in Q_DIMS:
-            raise ValueError(f"q_dims must be one of {Q_DIMS}, got {self.q_dims!r}")
+        if self.q_dims is not None:
+            try:
+                select_dims(self.action_dim, self.q_dims)
+            except ValueError as exc:
+                raise ValueError(f"q_dims: {exc}") from exc
         if not 0 <= self.q_reg < math.inf:
             raise ValueError(f"q_reg must be a finite number >= 0, got {self.q_reg}")
 
@@ -174,7 +177,7 @@ def fused_encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> t
 
 class QEncoder(nn.Module):
     """Transformer encoder of a chunk (B, T_p, D_a) -> entries of tril(L) (B, n (n + 1) / 2),
-    n the size of the learned Q (T_p D_a, or T_p D_c with ``q_dims="constrained"``)."""
+    n the size of the learned Q (T_p D_a, or T_p len(q_dims))."""
 
     def __init__(self, c: DiffOGConfig, n: int):
         super().__init__()
@@ -223,16 +226,18 @@ class DiffOG(ChunkRefiner):
         super().__init__(config or DiffOGConfig())
         c = self.config
         n, T, Dc = c.chunk_len * c.action_dim, c.chunk_len, len(self.dim_index)
-        #: size of the learned Q: the whole chunk, or its constrained entries (``q_dims``)
-        self.q_size = T * Dc if c.q_dims == "constrained" else n
+        learned = select_dims(c.action_dim, c.q_dims).tolist()
+        #: size of the learned Q: the whole chunk, or its entries of ``q_dims``
+        self.q_size = T * len(learned)
         if c.q_mode == "transformer":
             self.q_encoder = QEncoder(c, self.q_size)
         elif c.q_mode == "matrix":
             self.L_raw = nn.Parameter(torch.zeros(self.q_size, self.q_size))
         S = qp.block_diag_repeat(qp.selection_matrix(c.action_dim, self.dim_index.tolist()), T)
-        # q_dims "constrained": Q = S^T Q_c S + (I − S^T S), the identity on the other dims
-        self.register_buffer("Q_embed", S.float(), persistent=False)
-        self.register_buffer("Q_rest", torch.eye(n) - S.T.float() @ S.float(), persistent=False)
+        # q_dims: Q = P^T Q_learned P + (I − P^T P), the identity on the other dims
+        P = qp.block_diag_repeat(qp.selection_matrix(c.action_dim, learned), T).float()
+        self.register_buffer("Q_embed", P, persistent=False)
+        self.register_buffer("Q_rest", torch.eye(n) - P.T @ P, persistent=False)
         D = qp.diff_matrix(T, Dc) @ S  # ((T-1) Dc, n): per-step differences of c = S y
         self.register_buffer("G_diff", D, persistent=False)
         self.register_buffer("G_first", S[:Dc], persistent=False)  # c_0

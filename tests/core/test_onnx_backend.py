@@ -291,7 +291,7 @@ def assert_same_refined_actions(
         {"q_mode": "matrix", "bound": 0.005},
         {"q_mode": "static", "bound": 0.005},
         {"positional_encoding": False, "dims": (0, 2, 5), "bound": 0.02},
-        {"q_dims": "constrained", "dims": (0, 2, 5), "bound": 0.02},
+        {"q_dims": (0, 2, 5), "dims": (0, 2, 5), "bound": 0.02},
     ],
 )
 def test_diffog_variants_wrap_the_same(overrides: dict[str, Any], tmp_path: Path) -> None:

@@ -273,11 +273,11 @@ def _far_from_identity(m: DiffOG) -> DiffOG:
 
 
 def test_q_dims_constrained_leaves_the_other_dims_alone():
-    """q_dims="constrained": Q is learned over S's dims only (the encoder still reads every
+    """q_dims=(0, 1) (S's dims): Q is learned over them only (the encoder still reads every
     dim); the other dim passes through unchanged, no Q entry couples it to the constrained
     ones (a full learned Q changes it too)."""
     torch.manual_seed(0)
-    part = _far_from_identity(DiffOG(DiffOGConfig(dims=(0, 1), q_dims="constrained", **SMALL)))
+    part = _far_from_identity(DiffOG(DiffOGConfig(dims=(0, 1), q_dims=(0, 1), **SMALL)))
     full = _far_from_identity(DiffOG(DiffOGConfig(dims=(0, 1), **SMALL)))
     assert part.q_encoder.head.out_features == 8 * 9 // 2  # T_p D_c = 8 learned entries
     a = _chunks(3)
@@ -311,7 +311,14 @@ def test_q_reg_adds_the_mean_squared_distance_of_q_to_the_identity():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"q_dims": "gripper"}, {"q_reg": -0.1}, {"q_reg": float("nan")}, {"q_reg": np.inf}]
+    "bad",
+    [
+        {"q_dims": (0, 0)},
+        {"q_dims": (3,)},
+        {"q_reg": -0.1},
+        {"q_reg": float("nan")},
+        {"q_reg": np.inf},
+    ],
 )
 def test_invalid_q_dims_and_q_reg(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):

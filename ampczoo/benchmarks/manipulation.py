@@ -14,6 +14,14 @@ several training seeds comma-separated), rows:
   untrained static-Q DiffOG with the preset's bound and alpha, the Table V ablation);
 * ``leto``: a LeTO checkpoint (``--leto TASK=SPEC``) acting alone.
 
+Constraint variants (DiffOG Tables VIII and X), applied identically to the clipping, penalty
+and DiffOG rows (not to base, nor to LeTO, which acts under its own trained bounds: noted in
+the table): ``--bound-schedule 0.05 0.1 0.2 0.3 --phase-steps 40`` replaces the suite's static
+change bound by one bound per 40-step phase (normalised units; the last phase lasts to the
+episode's end); ``--max-abs 0.5`` adds the magnitude bound |a| <= 0.5 on the constrained dims
+(normalised; robomimic's actions are velocities, so this is Table X's velocity bound) to the
+same problem as the change bound. The table's notes give both in normalised and raw units.
+
 A row whose checkpoint is not given is skipped with a note. Wrapped rows are built by
 :func:`ampczoo.policies.constrained.make_constrained` (see :func:`row_policy`).
 
@@ -37,6 +45,10 @@ Metrics per row (pooled over checkpoints x initial states):
   also given in m/s^2 and rad/s^2; Meta-World / Push-T it is a velocity;
 * % of steps whose change exceeds the bound (normalised, 1e-6 tolerance) and the largest
   excess over the bound (normalised; penalty stops within its tolerance, so it may exceed);
+  under a bound schedule the bound is that of the step's phase, and per phase P1, P2, ...
+  the max |.| and std of the change and % steps over the phase's bound;
+* the largest |a| on the constrained dims per episode (normalised), and with ``--max-abs``
+  % steps over it and the largest excess;
 * refine time per refine call [ms] (wrapped rows), act() time per step [ms].
 
 ``--checkpoints last:K`` takes the last K saved checkpoints of each training run folder (the
@@ -297,6 +309,8 @@ class Constraints:
         if self.max_abs is not None:
             raw = np.unique(np.round(self.max_abs * raw_scale, 6))
             raw_text = ", ".join(f"{r:g}" for r in raw)
+            if preset.suite == "robomimic":  # OSC: 1 = 0.05 m / 0.5 rad per 0.05 s step
+                raw_text += f" = {self.max_abs:g} m/s, {10 * self.max_abs:g} rad/s"
             parts.append(
                 f"magnitude bound |a| <= {self.max_abs:g} (normalised; raw {raw_text}) on the "
                 "constrained dims, in the same problem as the change bound"

@@ -14,6 +14,14 @@ several training seeds comma-separated), rows:
   untrained static-Q DiffOG with the preset's bound and alpha, the Table V ablation);
 * ``leto``: a LeTO checkpoint (``--leto TASK=SPEC``) acting alone.
 
+Constraint variants (DiffOG Tables VIII and X), applied identically to the clipping, penalty
+and DiffOG rows (not to base, nor to LeTO, which acts under its own trained bounds: noted in
+the table): ``--bound-schedule 0.05 0.1 0.2 0.3 --phase-steps 40`` replaces the suite's static
+change bound by one bound per 40-step phase (normalised units; the last phase lasts to the
+episode's end); ``--max-abs 0.5`` adds the magnitude bound |a| <= 0.5 on the constrained dims
+(normalised; robomimic's actions are velocities, so this is Table X's velocity bound) to the
+same problem as the change bound. The table's notes give both in normalised and raw units.
+
 A row whose checkpoint is not given is skipped with a note. Wrapped rows are built by
 :func:`ampczoo.policies.constrained.make_constrained` (see :func:`row_policy`).
 
@@ -37,6 +45,10 @@ Metrics per row (pooled over checkpoints x initial states):
   also given in m/s^2 and rad/s^2; Meta-World / Push-T it is a velocity;
 * % of steps whose change exceeds the bound (normalised, 1e-6 tolerance) and the largest
   excess over the bound (normalised; penalty stops within its tolerance, so it may exceed);
+  under a bound schedule the bound is that of the step's phase, and per phase P1, P2, ...
+  the max |.| and std of the change and % steps over the phase's bound;
+* the largest |a| on the constrained dims per episode (normalised), and with ``--max-abs``
+  % steps over it and the largest excess;
 * refine time per refine call [ms] (wrapped rows), act() time per step [ms].
 
 ``--checkpoints last:K`` takes the last K saved checkpoints of each training run folder (the
@@ -71,6 +83,7 @@ from ampczoo.benchmarks.common import (
     wilson_interval,
     write_table,
 )
+from ampczoo.wrappers.chunk import BoundSchedule, check_positive
 from ampczoo.wrappers.presets import SuitePreset, suite_preset
 
 METHODS = ("base", "clipping", "penalty", "diffog", "leto")
@@ -135,6 +148,16 @@ class ManipulationBenchConfig:
     """workers as local processes or Ray actors (the collection backends)"""
     ray_address: str | None = None
     """Ray cluster address (None = a local instance)"""
+    bound_schedule: tuple[float, ...] = ()
+    """time-varying change bounds, one per phase of ``phase_steps`` env steps [normalised
+    units, > 0] (DiffOG Table VIII: 0.05 0.1 0.2 0.3), for the clipping, penalty and DiffOG
+    rows in place of the suite's static bound (empty: the static bound)"""
+    phase_steps: int = 40
+    """env steps per phase of ``bound_schedule`` (Table VIII: 40)"""
+    max_abs: float | None = None
+    """magnitude bound |a| <= max_abs on the constrained dims [normalised units, > 0] in the
+    same problem as the change bound, for the clipping, penalty and DiffOG rows (DiffOG
+    Table X: 0.5 on robomimic's velocity actions); None: none"""
     quick: bool = False
     """smoke run: Lift with zoo dp-lift (and a static-Q DiffOG), 2 episodes of <= 40 steps"""
     out: str = "runs"
@@ -155,6 +178,11 @@ class ManipulationBenchConfig:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.backend not in ("process", "ray"):
             raise ValueError(f"backend must be 'process' or 'ray', got {self.backend!r}")
+        self.schedule()  # ValueError on non-positive / non-finite bounds or phase_steps
+        if self.max_abs is not None and (
+            isinstance(self.max_abs, bool) or not 0 < self.max_abs < np.inf
+        ):
+            raise ValueError(f"max_abs must be a finite number > 0, got {self.max_abs!r}")
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             raise ValueError(f"methods must be among {METHODS}, got {self.methods}")
@@ -173,6 +201,18 @@ class ManipulationBenchConfig:
     def tasks(self) -> list[str]:
         """Env ids in table order."""
         return list(parse_entries(self.base, "base"))
+
+    def schedule(self) -> BoundSchedule | None:
+        """The :class:`~ampczoo.wrappers.chunk.BoundSchedule` of ``bound_schedule`` /
+        ``phase_steps`` (None without a schedule); ValueError on invalid values."""
+        if not self.bound_schedule:
+            check_positive("phase_steps", self.phase_steps, integer=True)
+            return None
+        return BoundSchedule(tuple(self.bound_schedule), self.phase_steps)
+
+    def constraint_variant(self) -> Constraints:
+        """The constraint variant of the wrapped rows (picklable, travels with the rows)."""
+        return Constraints(tuple(self.bound_schedule), self.phase_steps, self.max_abs)
 
 
 def parse_entries(entries: tuple[str, ...], what: str) -> dict[str, list[str]]:
@@ -227,6 +267,57 @@ def resolve_checkpoints(spec: str, k: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- rows
+#: rows the constraint variant (bound schedule, magnitude bound) applies to
+WRAPPED_METHODS = ("clipping", "penalty", "diffog")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The constraint variant of the wrapped rows (normalised units): a time-varying change
+    bound (Table VIII) and/or a magnitude bound (Table X); the defaults are the suite's
+    static change bound alone."""
+
+    bound_schedule: tuple[float, ...] = ()
+    """change bound per phase (empty: the suite's static bound)"""
+    phase_steps: int = 40
+    """env steps per phase"""
+    max_abs: float | None = None
+    """magnitude bound on the constrained dims (None: none)"""
+
+    def schedule(self) -> BoundSchedule | None:
+        """The bound schedule (None without one)."""
+        if not self.bound_schedule:
+            return None
+        return BoundSchedule(tuple(self.bound_schedule), int(self.phase_steps))
+
+    def change_bound(self, preset: SuitePreset, steps: np.ndarray) -> np.ndarray:
+        """(N,) change bound [normalised] of the actions executed at env steps ``steps``."""
+        schedule = self.schedule()
+        if schedule is None:
+            return np.full(len(steps), preset.bound)
+        return schedule.at(np.asarray(steps))
+
+    def describe(self, preset: SuitePreset, raw_scale: np.ndarray) -> str:
+        """One line for the table: the variant in normalised and raw units."""
+        parts = []
+        if self.bound_schedule:
+            bounds = " / ".join(f"{b:g}" for b in self.bound_schedule)
+            parts.append(
+                f"change bound {bounds} per {self.phase_steps}-step phase (normalised; the "
+                f"last one to the episode's end) instead of the static {preset.bound:g}"
+            )
+        if self.max_abs is not None:
+            raw = np.unique(np.round(self.max_abs * raw_scale, 6))
+            raw_text = ", ".join(f"{r:g}" for r in raw)
+            if preset.suite == "robomimic":  # OSC: 1 = 0.05 m / 0.5 rad per 0.05 s step
+                raw_text += f" = {self.max_abs:g} m/s, {10 * self.max_abs:g} rad/s"
+            parts.append(
+                f"magnitude bound |a| <= {self.max_abs:g} (normalised; raw {raw_text}) on the "
+                "constrained dims, in the same problem as the change bound"
+            )
+        return "; ".join(parts)
+
+
 @dataclass(frozen=True)
 class RowSpec:
     """One row's policy, picklable (built again in every worker)."""
@@ -237,6 +328,8 @@ class RowSpec:
     """the base checkpoint (leto: the LeTO checkpoint)"""
     refiner: str = ""
     """diffog: refiner checkpoint or "static\""""
+    constraints: Constraints = Constraints()
+    """the constraint variant (applied to the clipping, penalty and DiffOG rows only)"""
 
 
 def action_half_range(policy: Any, preset: SuitePreset, action_dim: int) -> np.ndarray:
@@ -256,18 +349,50 @@ def row_policy(spec: RowSpec, env_id: str, action_dim: int) -> Any:
     policy = load_policy(spec.checkpoint, device="cpu").eval()
     if spec.method in ("base", "leto"):
         return policy
+    variant = spec.constraints
+    schedule = variant.schedule()
     if spec.method in ("clipping", "penalty"):
-        return make_constrained(spec.method, policy, env_id)
+        extra = magnitude_kwargs(spec.method, policy, task_preset(env_id), action_dim, variant)
+        return make_constrained(spec.method, policy, env_id, bound_schedule=schedule, **extra)
     if spec.method == "diffog":
         if spec.refiner == STATIC_DIFFOG:
-            return static_diffog_policy(policy, task_preset(env_id), action_dim)
-        return make_constrained("diffog", policy, env_id, checkpoint=spec.refiner)
+            return static_diffog_policy(
+                policy, task_preset(env_id), action_dim, schedule, variant.max_abs
+            )
+        extra = {} if variant.max_abs is None else {"max_abs": variant.max_abs}
+        return make_constrained(
+            "diffog", policy, env_id, checkpoint=spec.refiner, bound_schedule=schedule, **extra
+        )
     raise ValueError(f"unknown method {spec.method!r}; choose from {METHODS}")
 
 
-def static_diffog_policy(base: Any, preset: SuitePreset, action_dim: int) -> Any:
+def magnitude_kwargs(
+    method: str, base: Any, preset: SuitePreset, action_dim: int, variant: Constraints
+) -> dict[str, Any]:
+    """Overrides of :func:`~ampczoo.policies.constrained.make_constrained` for a magnitude
+    bound on a clipping / penalty row: ``max_abs`` [normalised] with ``action_scale`` = the
+    raw size of a normalised unit (so it bounds |a_raw| <= max_abs * scale per dim; the raw
+    change bounds are unchanged) and, for penalty, Table XI's raw tolerance expressed in
+    normalised units (divided by the largest scale: it holds in every dim). {} without one."""
+    if variant.max_abs is None:
+        return {}
+    scale = action_half_range(base, preset, action_dim)
+    out: dict[str, Any] = {"max_abs": variant.max_abs, "action_scale": scale}
+    if method == "penalty":
+        out["tol"] = preset.penalty_tol / float(np.max(scale))
+    return out
+
+
+def static_diffog_policy(
+    base: Any,
+    preset: SuitePreset,
+    action_dim: int,
+    bound_schedule: BoundSchedule | None = None,
+    max_abs: float | None = None,
+) -> Any:
     """``base`` through an untrained static-Q DiffOG (Q = I; the Table V ablation) over the
-    base's full chunk, with the suite's bound, alpha, S and normalisation."""
+    base's full chunk, with the suite's bound, alpha, S and normalisation; optionally a
+    bound schedule and a magnitude bound ``max_abs`` [normalised units] in the QP."""
     import torch
 
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
@@ -281,9 +406,10 @@ def static_diffog_policy(base: Any, preset: SuitePreset, action_dim: int) -> Any
         chunk_offset=int(getattr(base, "chunk_offset", 0)),
         action_dim=action_dim,
         obs_dim=int(getattr(c, "obs_dim", 1)),
+        max_abs=max_abs,
         **preset.refiner_fields(action_dim),
     )
-    wrapped = DiffOG.wrap(base, config)
+    wrapped = DiffOG.wrap(base, config, bound_schedule=bound_schedule)
     scale = action_half_range(base, preset, action_dim)
     wrapped.refiner.action_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
     return wrapped
@@ -338,16 +464,31 @@ def build_rows(
             f"({len(bases)}), got {len(refiners)}"
         )
     rows, notes = [], []
+    variant = cfg.constraint_variant()
     for method in cfg.methods:
         if method == "leto":
             rows += [RowSpec("leto", c) for c in letos]
         elif method == "diffog":
             paired = refiners * len(bases) if len(refiners) == 1 else refiners
-            rows += [RowSpec("diffog", b, r) for b, r in zip(bases, paired, strict=False)]
+            rows += [RowSpec("diffog", b, r, variant) for b, r in zip(bases, paired, strict=False)]
         else:
-            rows += [RowSpec(method, b) for b in bases]
+            own = variant if method in WRAPPED_METHODS else Constraints()
+            rows += [RowSpec(method, b, "", own) for b in bases]
         if method in ("leto", "diffog") and not (letos if method == "leto" else refiners):
             notes.append(f"{task}: row {method} skipped (no --{method} {task}=CHECKPOINT given)")
+    if variant != Constraints():
+        if "base" in cfg.methods:
+            notes.append(
+                f"{task}: row base unconstrained; its over-bound columns count against the "
+                "same bounds as the others"
+            )
+        if letos and "leto" in cfg.methods:
+            notes.append(
+                f"{task}: row leto acts under its own trained bounds (accel_bound, vel_bound "
+                "of its config): --bound-schedule / --max-abs are not applied to it (LeTO "
+                "has no per-call bounds); its over-bound columns count against the same "
+                "bounds as the others"
+            )
     return rows, notes
 
 
@@ -450,11 +591,18 @@ BENCH_BUILDER = BenchRolloutBuilder()
 BENCH_BUILDER_SPEC = "ampczoo.benchmarks.manipulation:BENCH_BUILDER"
 
 
+def row_from_json(row: dict[str, Any]) -> RowSpec:
+    """A :class:`RowSpec` from its ``asdict`` form after a JSON round trip."""
+    c = dict(row.get("constraints") or {})
+    c["bound_schedule"] = tuple(float(b) for b in c.get("bound_schedule", ()))
+    return RowSpec(**{**row, "constraints": Constraints(**c)})
+
+
 class _RowPolicies:
     """The rows' policies of one worker, built on first use."""
 
     def __init__(self, job: dict[str, Any], env_id: str, action_dim: int):
-        self.specs = [RowSpec(**r) for r in job["rows"]]
+        self.specs = [row_from_json(r) for r in job["rows"]]
         self.seeds = [int(s) for s in job["seeds"]]
         self.n_states = len(self.seeds)
         states = np.load(job["states"]) if job.get("states") else None
@@ -543,32 +691,84 @@ def _episode_record(rows: list[RowSpec], seeds: list[int], index: int, ep: Any) 
 
 # ----------------------------------------------------------------------------- metrics
 def episode_metrics(
-    actions: np.ndarray, half_range: np.ndarray, preset: SuitePreset, dims: tuple[int, ...]
+    actions: np.ndarray,
+    half_range: np.ndarray,
+    preset: SuitePreset,
+    dims: tuple[int, ...],
+    constraints: Constraints | None = None,
 ) -> dict[str, float]:
     """Smoothness of one episode's executed actions (T, A): the first difference on the
-    constrained dims in normalised units per step (max |.|, std, % steps over the bound);
-    robomimic also in m/s^2 and rad/s^2 (:data:`ROBOMIMIC_SCALE`, raw env actions)."""
+    constrained dims in normalised units per step (max |.|, std, % steps over the change
+    bound: the suite's, or under a bound schedule the bound of the step's phase, the change
+    a_t − a_{t−1} belonging to env step t), the largest |a| on those dims [normalised] and,
+    with a magnitude bound, % steps over it; under a schedule also max / std / % over per
+    phase ("P1 d max", ...); robomimic also in m/s^2 and rad/s^2 (:data:`ROBOMIMIC_SCALE`,
+    raw env actions)."""
+    variant = constraints or Constraints()
     a = np.asarray(actions, np.float64)
+    cols = list(dims)
     d_raw = np.diff(a, axis=0)
+    out: dict[str, float] = {}
     if len(d_raw) == 0:
         out = {"d max": 0.0, "d std": 0.0, "over bound [%]": 0.0, "excess": 0.0, "transitions": 0}
     else:
-        d = d_raw[:, list(dims)] / half_range[list(dims)]
-        over = np.abs(d) > preset.bound + BOUND_TOL
+        d = np.abs(d_raw[:, cols] / half_range[cols])
+        steps = np.arange(1, len(d) + 1)
+        bound = variant.change_bound(preset, steps)[:, None]
+        over = d > bound + BOUND_TOL
         out = {
-            "d max": float(np.abs(d).max()),
-            "d std": float(d.std()),
+            "d max": float(d.max()),
+            "d std": float((d_raw[:, cols] / half_range[cols]).std()),
             "over bound [%]": 100.0 * float(over.any(axis=1).mean()),
-            "excess": float(max(np.abs(d).max() - preset.bound, 0.0)),
+            "excess": float(max((d - bound).max(), 0.0)),
             "transitions": len(d),
         }
+    schedule = variant.schedule()
+    if schedule is not None:
+        out.update(phase_metrics(d_raw[:, cols] / half_range[cols], schedule))
+    mag = np.abs(a[:, cols] / half_range[cols]) if len(a) else np.zeros((1, len(cols)))
+    out["|a| max"] = float(mag.max())
+    if variant.max_abs is not None:
+        out["over |a| [%]"] = 100.0 * float((mag > variant.max_abs + BOUND_TOL).any(axis=1).mean())
+        out["|a| excess"] = float(max(mag.max() - variant.max_abs, 0.0))
+        out["n actions"] = len(a)
     if preset.suite == "robomimic":
         for unit, (idx, scale) in ROBOMIMIC_SCALE.items():
-            cols = [j for j in idx if j < a.shape[1]]
-            x = scale * d_raw[:, cols] if len(d_raw) else np.zeros((1, 1))
+            rc = [j for j in idx if j < a.shape[1]]
+            x = scale * d_raw[:, rc] if len(d_raw) else np.zeros((1, 1))
             out[f"max [{unit}]"] = float(np.abs(x).max())
             out[f"std [{unit}]"] = float(x.std())
     return out
+
+
+def phase_metrics(d: np.ndarray, schedule: BoundSchedule) -> dict[str, float]:
+    """Per phase i (1-based) of ``schedule``: max |d|, std of d, % steps over the phase's
+    bound and the number of transitions, of the normalised differences d (N, D_c) whose row
+    n is the change at env step n + 1 (nan where the episode has none in a phase)."""
+    steps = np.arange(1, len(d) + 1)
+    phase = np.clip(steps // schedule.phase_steps, 0, len(schedule.bounds) - 1)
+    out: dict[str, float] = {}
+    for i, bound in enumerate(schedule.bounds):
+        x = d[phase == i]
+        p = f"P{i + 1}"
+        out[f"{p} transitions"] = len(x)
+        out[f"{p} d max"] = float(np.abs(x).max()) if len(x) else float("nan")
+        out[f"{p} d std"] = float(x.std()) if len(x) else float("nan")
+        over = (np.abs(x) > bound + BOUND_TOL).any(axis=1) if len(x) else np.zeros(0)
+        out[f"{p} over [%]"] = 100.0 * float(over.mean()) if len(x) else 0.0
+    return out
+
+
+def _mean_where(episodes: list[dict[str, Any]], key: str) -> float:
+    """Mean of ``key`` over the episodes where it is a number (not nan); nan if none."""
+    vals = [e[key] for e in episodes if key in e and not np.isnan(e[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _pooled(episodes: list[dict[str, Any]], key: str, count: str) -> float:
+    """``key`` (a per-episode %) pooled over episodes, weighted by ``count``."""
+    total = sum(e.get(count, 0) for e in episodes)
+    return sum(e[key] * e.get(count, 0) for e in episodes) / max(total, 1)
 
 
 def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -576,7 +776,6 @@ def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[s
     n = len(episodes)
     k = sum(e["success"] for e in episodes)
     lo, hi = wilson_interval(k, n)
-    steps = sum(e["transitions"] for e in episodes)
     refine = np.concatenate([e["refine_times"] for e in episodes]) if episodes else np.zeros(0)
     act = np.concatenate([e["act_times"] for e in episodes]) if episodes else np.zeros(0)
     row: dict[str, Any] = {
@@ -589,10 +788,18 @@ def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[s
         "steps mean": float(np.mean([e["length"] for e in episodes])),
         "d max": float(np.mean([e["d max"] for e in episodes])),
         "d std": float(np.mean([e["d std"] for e in episodes])),
-        "over bound [% steps]": sum(e["over bound [%]"] * e["transitions"] for e in episodes)
-        / max(steps, 1),
+        "over bound [% steps]": _pooled(episodes, "over bound [%]", "transitions"),
         "max excess": max(e["excess"] for e in episodes),
     }
+    phases = sorted({key.split()[0] for key in episodes[0] if key.endswith(" d max")})
+    for p in phases:
+        row[f"{p} d max"] = _mean_where(episodes, f"{p} d max")
+        row[f"{p} d std"] = _mean_where(episodes, f"{p} d std")
+        row[f"{p} over [% steps]"] = _pooled(episodes, f"{p} over [%]", f"{p} transitions")
+    row["|a| max"] = float(np.mean([e["|a| max"] for e in episodes]))
+    if "over |a| [%]" in episodes[0]:
+        row["over |a| bound [% steps]"] = _pooled(episodes, "over |a| [%]", "n actions")
+        row["max |a| excess"] = max(e["|a| excess"] for e in episodes)
     for unit in ROBOMIMIC_SCALE:
         if f"max [{unit}]" in episodes[0]:
             row[f"max [{unit}]"] = float(np.mean([e[f"max [{unit}]"] for e in episodes]))
@@ -649,6 +856,7 @@ def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
     plans = [plan_task(cfg, task) for task in cfg.tasks]
     out = make_run_dir("bench-manipulation", cfg.out)
     rows_out, episodes_out, notes, all_states = [], [], [], {}
+    variant = cfg.constraint_variant()
     for plan in plans:
         notes += plan.notes
         if not plan.rows:
@@ -663,7 +871,7 @@ def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
         records = run_task_episodes(cfg, plan.task, plan.rows, plan.seeds, states_file)
         wall = time.perf_counter() - t0
         for rec in records:
-            rec.update(episode_metrics(rec["actions"], plan.scale, plan.preset, plan.dims))
+            rec.update(episode_metrics(rec["actions"], plan.scale, plan.preset, plan.dims, variant))
             rec["length"] = len(rec["actions"])
         for label in dict.fromkeys(r["row"] for r in records):
             eps = [r for r in records if r["row"] == label]
@@ -674,6 +882,14 @@ def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
         ]
         print(f"  {plan.task}: {len(plan.rows)} rows x {len(plan.seeds)} states in {wall:.0f} s")
     title = f"manipulation (initial states of seeds {cfg.seed}..)"
+    if variant != Constraints():
+        title += ", constraint variant: see below"
+        notes = [
+            f"{p.task}, clipping / penalty / DiffOG rows: "
+            f"{variant.describe(p.preset, p.scale[list(p.dims)])}"
+            for p in plans
+        ] + notes
+    notes.append(f"command: `{command_line()}`")
     text = write_table(rows_out, out, "table", title) if rows_out else ""
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
@@ -684,6 +900,7 @@ def run_manipulation_bench(cfg: ManipulationBenchConfig) -> Path:
         "config": asdict(cfg),
         "command": command_line(),
         "presets": {t: asdict(task_preset(t)) for t in cfg.tasks},
+        "constraints": asdict(variant),
         "initial_states": all_states,
         "notes": notes,
         "episodes": episodes_out,

@@ -146,3 +146,132 @@ def test_initial_states_of_an_earlier_run(tmp_path):
     np.savez(tmp_path / "bad.npz", x=[1])
     with pytest.raises(ValueError, match="not an initial_states"):
         initial_states(None, [1], str(tmp_path / "bad.npz"))
+
+
+# ------------------------------------------------------- Tables VIII and X: constraint variants
+SCHEDULE = (0.05, 0.1, 0.2)  # bounds of 10-step phases (Table VIII's shape, shorter phases)
+
+
+def test_bench_under_a_schedule_and_a_magnitude_bound(tmp_path):
+    cfg = ManipulationBenchConfig(
+        quick=True,
+        methods=("base", "clipping", "penalty", "diffog"),
+        bound_schedule=SCHEDULE,
+        phase_steps=10,
+        max_abs=0.5,
+        out=str(tmp_path),
+    )
+    out = run_manipulation_bench(cfg)
+    with open(out / "table.csv") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    for method in ("clipping", "diffog (static Q)"):  # hard bounds: none over, per phase
+        row = rows[method]
+        assert float(row["over bound [% steps]"]) == 0.0
+        assert float(row["max excess"]) <= 1e-6
+        for i, bound in enumerate(SCHEDULE, start=1):
+            assert float(row[f"P{i} over [% steps]"]) == 0.0
+            assert float(row[f"P{i} d max"]) <= bound + 1e-6
+        assert float(row["over |a| bound [% steps]"]) == 0.0
+        assert float(row["|a| max"]) <= 0.5 + 1e-6
+    tol = PRESETS["robomimic"].penalty_tol  # penalty stops within its tolerance
+    assert float(rows["penalty"]["max excess"]) <= tol
+    assert float(rows["penalty"]["max |a| excess"]) <= tol
+    # the unconstrained base goes over the first phase's 0.05 (it is measured, not bounded)
+    assert float(rows["base"]["P1 over [% steps]"]) > 0
+    text = (out / "table.md").read_text()
+    assert "0.05 / 0.1 / 0.2 per 10-step phase" in text and "|a| <= 0.5" in text
+    payload = json.loads((out / "episodes.json").read_text())
+    assert payload["constraints"] == {
+        "bound_schedule": list(SCHEDULE),
+        "phase_steps": 10,
+        "max_abs": 0.5,
+    }
+
+
+def test_every_executed_action_keeps_its_phase_bound_and_magnitude():
+    """Straight from the rollouts (not the table): each action a_t of the QP rows changes by
+    at most the bound of step t's phase and stays within |a| <= max_abs on the arm dims."""
+    import gymnasium as gym
+
+    import ampczoo.envs  # noqa: F401
+    from ampczoo.benchmarks.manipulation import Constraints, RowSpec, row_policy, run_rollout
+    from ampczoo.wrappers.chunk import BoundSchedule
+
+    variant = Constraints(SCHEDULE, 10, 0.4)
+    env = gym.make("Robomimic-Lift-v0", max_episode_steps=35)
+    try:
+        for method, refiner in (("diffog", "static"), ("clipping", "")):
+            policy = row_policy(
+                RowSpec(method, "dp-lift", refiner, variant), "Robomimic-Lift-v0", 7
+            )
+            a = run_rollout(env, policy, 100000, None)["actions"][:, :6]  # gripper: free
+            steps = np.arange(1, len(a))
+            bound = BoundSchedule(SCHEDULE, 10).at(steps)[:, None]
+            assert len(a) > 30 and set(steps // 10) == {0, 1, 2, 3}
+            assert np.all(np.abs(np.diff(a, axis=0)) <= bound + 1e-6), method
+            assert np.all(np.abs(a) <= 0.4 + 1e-6), method
+    finally:
+        env.close()
+
+
+def test_phase_metrics_of_known_actions():
+    from ampczoo.benchmarks.manipulation import Constraints
+
+    preset = suite_preset("Robomimic-Can-v0")
+    actions = np.zeros((25, 7))
+    actions[5, 0] = 0.08  # step 5 (phase 1, bound 0.05): over, and back at step 6
+    actions[15:, 1] = 0.15  # step 15 (phase 2, bound 0.1): over once
+    actions[22:, 1] = 0.3  # step 22 (phase 3, bound 0.2): a change of 0.15, within
+    variant = Constraints(SCHEDULE, 10, 0.2)
+    m = episode_metrics(actions, np.ones(7), preset, constrained_dims(preset, 7), variant)
+    assert m["P1 transitions"] == 9 and m["P2 transitions"] == 10 and m["P3 transitions"] == 5
+    assert m["P1 d max"] == pytest.approx(0.08)
+    assert m["P1 over [%]"] == pytest.approx(100 * 2 / 9)
+    assert m["P2 over [%]"] == pytest.approx(10.0)
+    assert m["P3 d max"] == pytest.approx(0.15) and m["P3 over [%]"] == 0.0
+    assert m["over bound [%]"] == pytest.approx(100 * 3 / 24)
+    assert m["excess"] == pytest.approx(0.05)  # 0.15 over phase 2's 0.1
+    assert m["|a| max"] == pytest.approx(0.3)
+    assert m["over |a| [%]"] == pytest.approx(100 * 3 / 25)  # |0.3| > 0.2 at steps 22-24
+    assert m["|a| excess"] == pytest.approx(0.1)
+    # no schedule: the suite's static bound 0.1 (the 0.15 changes are over it, 0.08 not)
+    static = episode_metrics(actions, np.ones(7), preset, constrained_dims(preset, 7))
+    assert static["over bound [%]"] == pytest.approx(100 * 2 / 24)
+    assert "P1 d max" not in static and "over |a| [%]" not in static
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"bound_schedule": (0.05, 0.0)}, "bounds"),
+        ({"bound_schedule": (-0.1,)}, "bounds"),
+        ({"bound_schedule": (0.1, float("nan"))}, "bounds"),
+        ({"bound_schedule": (0.1,), "phase_steps": 0}, "phase_steps"),
+        ({"phase_steps": -40}, "phase_steps"),
+        ({"max_abs": 0.0}, "max_abs"),
+        ({"max_abs": -0.5}, "max_abs"),
+        ({"max_abs": float("inf")}, "max_abs"),
+        ({"max_abs": float("nan")}, "max_abs"),
+    ],
+)
+def test_config_refuses_bad_constraint_variants(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ManipulationBenchConfig(**kwargs)
+
+
+def test_cli_flags_of_the_constraint_variants(capsys):
+    from ampczoo import cli
+
+    flags = ["--bound-schedule", "0.05", "0.1", "0.2", "0.3", "--phase-steps", "40"]
+    cfg = cli.parse_config(ManipulationBenchConfig, [*flags, "--max-abs", "0.5"])
+    assert cfg.bound_schedule == (0.05, 0.1, 0.2, 0.3) and cfg.max_abs == 0.5
+    assert cfg.schedule() is not None and cfg.schedule().at(
+        np.array([0, 40, 80, 500])
+    ).tolist() == [
+        0.05,
+        0.1,
+        0.2,
+        0.3,
+    ]
+    assert cli.main(["bench", "manipulation", "--max-abs", "0"]) == 2
+    assert "max_abs must be a finite number > 0" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-r"""Where LeTO's first action loses magnitude on the KUKA task (issue 15 item 5).
+r"""Where LeTO's first action loses magnitude on the KUKA task (issue 15 item 5) or a
+manipulation suite's store (issue 12: the suite's settings, as the trainer takes them).
 
 On the held-out episodes of a demonstration store (the trainer's split: ``--val-fraction``,
 seed 0), with the chunk y* = u*_{0..T_p-1} / scale normalised as LeTO trains it:
@@ -34,17 +35,23 @@ def held_out(data: str, val_fraction: float, horizon_needed: int):
     """(val dataset, normalisation stats of the train split)."""
     from ampczoo.data.dataset import DemonstrationDataset
 
-    val = DemonstrationDataset(data, split="val", val_fraction=val_fraction, seed=0)
+    val = DemonstrationDataset(
+        data, split="val", val_fraction=val_fraction, seed=0, action_horizon=horizon_needed
+    )
     if val.horizon < horizon_needed:
         raise ValueError(f"store horizon {val.horizon} < chunk length {horizon_needed}")
     return val, val.normalization_stats()
 
 
-def leto_for(stats: dict, obs_dim: int, horizon: int, l_init: float):
-    """A fresh LeTO (default config, L = l_init I) normalised on ``stats``."""
+def leto_for(stats: dict, obs_dim: int, horizon: int, l_init: float, attrs: dict | None = None):
+    """A fresh LeTO (default config with the settings the trainer takes from a store with
+    attributes ``attrs``, L = l_init I) normalised on ``stats``."""
     from ampczoo.policies.leto import LeTOConfig, LeTOPolicy
 
-    pol = LeTOPolicy(LeTOConfig(obs_dim=obs_dim, horizon=horizon))
+    action_dim = int(np.asarray(stats["u_seq"]["max"]).shape[-1])
+    fields = LeTOPolicy.config_from_data({"action_dim": action_dim}, attrs or {})
+    config = LeTOConfig(obs_dim=obs_dim, horizon=horizon, action_dim=action_dim, **fields)
+    pol = LeTOPolicy(config)
     pol.set_normalization(stats)
     with torch.no_grad():
         pol.L.mul_(l_init)
@@ -68,7 +75,8 @@ def constraint_report(pol, obs: np.ndarray, u_seq: np.ndarray) -> dict:
         proj = qp.solve_qp(eye, -target, G, lo, hi, check_inputs=False)
         out[s : s + 512] = proj.numpy().reshape(len(o), c.chunk_len, c.action_dim)
     err = ((out - y_star) ** 2).mean(axis=(1, 2))
-    d_star = np.abs(np.diff(y_star, axis=1)).max(axis=(1, 2))
+    dims = pol.selected_dims()
+    d_star = np.abs(np.diff(y_star[:, :, dims], axis=1)).max(axis=(1, 2))
     first = np.linalg.norm(y_star[:, 0], axis=1)
     return {
         "samples": M,
@@ -99,12 +107,14 @@ def linear_term_report(pol, u_seq: np.ndarray) -> dict:
     }
 
 
-def first_actions(policy, val, T_s: int) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, demonstrated) first actions (M, 7) [rad/s] at held-out samples."""
+def first_actions(policy, val, T_s: int, chunks: list | None = None):
+    """(predicted, demonstrated) first actions (M, D_y) (raw units: KUKA [rad/s]) at held-out
+    samples; LeTO's normalised planned chunks (T_p, D_y) are appended to ``chunks``."""
     obs, u = val.obs, val.u_seq
     if getattr(policy, "name", "") == "leto":  # deployment: zero state every T_s steps
         ep = np.asarray(val.sample_episode)
         pred = np.zeros_like(u[:, 0])
+        chunks = [] if chunks is None else chunks
         with torch.no_grad():
             for e in np.unique(ep):
                 rows = np.flatnonzero(ep == e)
@@ -114,20 +124,40 @@ def first_actions(policy, val, T_s: int) -> tuple[np.ndarray, np.ndarray]:
                     z, _ = policy.encode(o)
                     y = policy.dto(z[0], o[0])
                     pred[r] = (y[:, 0] * policy.action_scale).numpy()
+                    chunks.extend(y.numpy())
         return pred, u[:, 0]
+    if getattr(policy, "name", "") == "diffusion_policy":  # open loop from the stored history
+        return dp_first_actions(policy, val), u[:, 0]
     from ampczoo.wrappers.chunk import action_chunk
 
     pred = np.stack([np.asarray(action_chunk(policy, o))[0] for o in obs])
     return pred, u[:, 0]
 
 
+def dp_first_actions(policy, val) -> np.ndarray:
+    """A Diffusion Policy's first actions (M, D_y) at held-out samples, each from its T_o
+    stored observations (the episode's first repeated before it, as the dataset pads)."""
+    t_o = int(policy.config.obs_horizon)
+    ep = np.asarray(val.sample_episode)
+    idx = np.arange(len(ep))
+    start = np.maximum.accumulate(np.where(np.r_[True, ep[1:] != ep[:-1]], idx, 0))
+    rows = np.maximum(idx[:, None] - np.arange(t_o - 1, -1, -1)[None], start[:, None])
+    policy.reset(0)
+    hist = val.obs[rows]
+    out = [policy.sample(hist[s : s + 256])[:, t_o - 1] for s in range(0, len(hist), 256)]
+    return np.concatenate(out)
+
+
 def policy_report(path: str, val, T_s: int) -> dict:
     from ampczoo.core.registry import load_policy
 
     policy = load_policy(path, device="cpu")
-    pred, target = first_actions(policy, val, T_s)
+    chunks: list = []
+    pred, target = first_actions(policy, val, T_s, chunks)
     scale = np.abs(val.u_seq).max(axis=(0, 1))
-    sat = (np.abs(target) >= 0.95 * scale).any(axis=1)
+    # dims with more than two values (a +-1 gripper is always "saturated")
+    cont = [j for j in range(target.shape[1]) if len(np.unique(np.abs(target[:, j]))) > 2]
+    sat = (np.abs(target[:, cont]) >= 0.95 * scale[cont]).any(axis=1)
 
     def stats(m: np.ndarray) -> dict:
         return {
@@ -140,9 +170,25 @@ def policy_report(path: str, val, T_s: int) -> dict:
 
     rep = {"policy": path, "all": stats(np.ones(len(pred), bool)), "saturated": stats(sat)}
     rep["unsaturated"] = stats(~sat)
+    rep["first_action_rmse_per_dim"] = np.sqrt(((pred - target) ** 2).mean(0)).round(4).tolist()
     if getattr(policy, "name", "") == "leto":
         rep["linear_term"] = linear_term_report(policy, val.u_seq)
+        rep["constraint_activity"] = activity_report(policy, np.asarray(chunks))
     return rep
+
+
+def activity_report(policy, y: np.ndarray) -> dict:
+    """Share of LeTO's planned chunks y (M, T_p, D_y) normalised (no continuity row) with a
+    per-step change / a velocity at its bound (within 1e-4) on a constrained dim."""
+    c = policy.config
+    y = y[:, :, policy.selected_dims()]
+    d = np.abs(np.diff(y, axis=1))
+    return {
+        "chunks": len(y),
+        "change_bound_active_share": float((d.max(axis=(1, 2)) >= c.accel_bound - 1e-4).mean()),
+        "change_bound_active_rows_share": float((d >= c.accel_bound - 1e-4).mean()),
+        "vel_bound_active_share": float((np.abs(y).max(axis=(1, 2)) >= c.vel_bound - 1e-4).mean()),
+    }
 
 
 def main() -> None:
@@ -154,7 +200,7 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=12, help="LeTO window T_s")
     args = ap.parse_args()
     val, stats = held_out(args.data, args.val_fraction, 6)
-    pol = leto_for(stats, val.obs_dim, val.horizon, args.l_init)
+    pol = leto_for(stats, val.obs_dim, val.horizon, args.l_init, val.attrs)
     rep = {
         "data": args.data,
         "constraints": constraint_report(pol, val.obs, val.u_seq),

@@ -20,6 +20,15 @@ demonstrated chunks. Deployment: receding horizon executing T_a actions per plan
 reset every T_s steps; if the continuity row makes a plan infeasible it is dropped for that
 step and counted in ``n_continuity_dropped``.
 
+Manipulation suites (robomimic, Meta-World, Push-T; DiffOG Table VII, LeTO Table I): the
+trainer takes the suite's settings from the store's env id (:meth:`LeTOPolicy.config_from_data`,
+the command line wins): S = every action dim but the gripper, a_bound = the DiffOG Table IX
+bound (robomimic 0.1, the LeTO paper's), the suite's action normalisation (robomimic "unit":
+its delta actions already lie in [-1, 1]), no position rows (the LeTO paper: "we do not apply
+any position constraints" in simulation) and "raw" observation features. A config that cannot
+work on a store (positions outside their bounds, "unit" actions outside [-1, 1]) is refused
+with a ValueError when the trainer hands it the data's statistics.
+
 Terminal braking (``terminal_braking``, our addition; the paper has no terminal condition):
 with T_p = 6 and the change bound a plan may approach a position bound faster than the next
 plan can brake, so the continuity row became infeasible next to joint limits (57 of 5 000
@@ -44,6 +53,7 @@ from ampczoo.core.onnx import GraphModule, GraphRunner, OnnxGraph
 from ampczoo.nn import qp
 from ampczoo.nn.features import ObservationInput, check_obs_features, unrolled_solves
 from ampczoo.nn.normalization import Normalizer, action_scale
+from ampczoo.wrappers.presets import SCALE_MODES, suite_preset
 
 #: KUKA LBR iiwa 14 joint limits [rad] of the shipped URDF (tests check them).
 KUKA_LOWER = (-2.96706, -2.0944, -2.96706, -2.0944, -2.96706, -2.0944, -3.05433)
@@ -91,9 +101,13 @@ class LeTOConfig(PolicyConfig):
     """v_bound, bound of |S y| (normalised units)"""
     dt: float = 0.1
     """step of the chunk, used to integrate the positions [s]"""
+    scale_mode: Literal["max_abs", "min_max", "unit"] = "max_abs"
+    """action normalisation y = u / scale: "max_abs" = per-dim max |u_j| of the train split
+    (the KUKA joint range), "min_max" = half the data range per dim, "unit" = none (robomimic:
+    actions already in [-1, 1], bounds raw as in the LeTO / DiffOG papers)"""
     position_index: int | None = 0
     """first observation index of the positions of the selected dims (None = no position
-    constraints)"""
+    constraints; the manipulation suites)"""
     position_lower: tuple[float, ...] | None = KUKA_LOWER
     """lower position bounds of the selected dims, (D_c,) [rad] (the KUKA joint limits)"""
     position_upper: tuple[float, ...] | None = KUKA_UPPER
@@ -132,6 +146,8 @@ class LeTOConfig(PolicyConfig):
             raise ValueError("need alpha >= 0 and eps, l_init, accel_bound, vel_bound, dt > 0")
         if self.backend not in qp.BACKENDS:
             raise ValueError(f"backend must be one of {qp.BACKENDS}")
+        if self.scale_mode not in SCALE_MODES:
+            raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {self.scale_mode!r}")
         n_c = self.action_dim if self.dims is None else len(self.dims)
         qp.selection_matrix(self.action_dim, self.dims)  # validates dims
         if self.position_index is not None:
@@ -185,12 +201,85 @@ class LeTOPolicy(PretrainedPolicy):
         """T_s: the training loop feeds windows of this many consecutive samples."""
         return self.config.seq_len
 
+    @staticmethod
+    def dataset_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
+        """The training windows' chunks: T_p = ``chunk_len`` actions from stores of per-step
+        actions (stores of planned sequences u_seq keep their stored length N)."""
+        return {"history": 0, "action_horizon": int(fields["chunk_len"])}
+
+    @classmethod
+    def config_from_data(cls, fields: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+        """Config fields the trainer takes from the data (before the command line's): for a
+        store of a manipulation suite (``suite_preset`` of its env id) S = all dims but the
+        gripper, a_bound = the suite's bound, its action normalisation, no position rows,
+        "raw" observation features; {} for other stores (the KUKA defaults)."""
+        env_id = attrs.get("env")
+        preset = suite_preset(env_id) if isinstance(env_id, str) else None
+        action_dim = fields.get("action_dim")
+        if preset is None or not isinstance(action_dim, int):
+            return {}
+        return {
+            "dims": preset.dims(action_dim),
+            "accel_bound": preset.bound,
+            "scale_mode": preset.scale_mode,
+            "dt": preset.dt,
+            "position_index": None,
+            "position_lower": None,
+            "position_upper": None,
+            "obs_features": "raw",
+        }
+
     # ------------------------------------------------------------------ normalisation
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
-        """Observation z-scores and the per-joint action scale max |u_j| of the train split."""
+        """Observation z-scores and the action scale of ``config.scale_mode`` from the train
+        split's statistics; ValueError when the config cannot work on this data (see
+        :meth:`check_data`)."""
+        self.check_data(stats)
         self.normalizer.set_stats(stats, "joint_range")
-        _, std = action_scale(stats["u_seq"], "joint_range")
-        self.action_scale.copy_(torch.as_tensor(np.asarray(std)[0], dtype=torch.float32))
+        u = stats["u_seq"]
+        D = self.config.action_dim
+        lo = np.asarray(u["min"], dtype=np.float64).reshape(-1, D).min(0)
+        hi = np.asarray(u["max"], dtype=np.float64).reshape(-1, D).max(0)
+        if self.config.scale_mode == "max_abs":
+            scale = np.asarray(action_scale(u, "joint_range")[1])[0]
+        elif self.config.scale_mode == "min_max":
+            scale = np.maximum((hi - lo) / 2.0, 1e-6)
+        else:
+            scale = np.ones(D)
+        self.action_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def check_data(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """ValueError naming why this config cannot work on data with statistics ``stats``
+        ({"obs", "u_seq"} each with "min" and "max"): observed positions (``position_index``)
+        outside the position bounds (the DTO problem would be infeasible, or would bound
+        something that is not a position: manipulation stores need position_index None), or
+        "unit" actions outside the velocity bound."""
+        c = self.config
+        D = c.action_dim
+        u_max = np.abs(np.concatenate([stats["u_seq"]["min"], stats["u_seq"]["max"]]))
+        u_max = u_max.reshape(-1, D).max(0)
+        if c.scale_mode == "unit":
+            dims = self.selected_dims()
+            if np.any(u_max[dims] > c.vel_bound + 1e-6):
+                raise ValueError(
+                    f"scale_mode 'unit' bounds the raw actions by vel_bound {c.vel_bound}, but "
+                    f"the data's max |u| per dim is {np.round(u_max, 4).tolist()}: use "
+                    "scale_mode 'max_abs' or 'min_max' for actions not normalised to [-1, 1]"
+                )
+        if c.position_index is None:
+            return
+        i, n = c.position_index, self.dc
+        o_lo = np.asarray(stats["obs"]["min"], dtype=np.float64)[i : i + n]
+        o_hi = np.asarray(stats["obs"]["max"], dtype=np.float64)[i : i + n]
+        lo, hi = np.asarray(c.position_lower), np.asarray(c.position_upper)
+        if np.any(o_lo < lo - 1e-5) or np.any(o_hi > hi + 1e-5):
+            raise ValueError(
+                f"observations [{i}:{i + n}] of the data range over [{np.round(o_lo, 3).tolist()}, "
+                f"{np.round(o_hi, 3).tolist()}], outside position_lower/upper: they are not the "
+                "bounded positions (the DTO problem would be infeasible); set position_index "
+                "to the positions' first index, or None for no position rows (manipulation "
+                "suites)"
+            )
 
     # ------------------------------------------------------------------ model
     def encode(self, obs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

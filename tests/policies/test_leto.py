@@ -208,3 +208,102 @@ def test_l_init_gives_tanh_room_for_saturated_chunks():
     torch.testing.assert_close(out.double().reshape(-1), y, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="l_init"):
         LeTOConfig(**SMALL, l_init=0.0)
+
+
+# ---------------------------------------------------------------- manipulation suites
+
+
+def _action_store(path, env="Robomimic-Can-v0", obs_dim=23, scale=1.0, n_eps=3, T=10):
+    """A store of per-step robomimic-like actions: 6 smooth pose dims in [-1, 1] and a +-1
+    gripper; observations whose first entries are far outside the KUKA joint limits."""
+    from ampczoo.data.store import Episode, EpisodeStore
+
+    st = EpisodeStore(path)
+    rng = np.random.default_rng(0)
+    eps = []
+    for e in range(n_eps):
+        obs = rng.normal(size=(T, obs_dim)).astype(np.float32)
+        obs[:, 0] = 5.0 + e  # an object coordinate, not a joint position
+        pose = np.clip(np.cumsum(0.05 * rng.normal(size=(T, 6)), axis=0), -1, 1)
+        grip = np.where(np.arange(T) < T // 2, -1.0, 1.0)[:, None]
+        action = (scale * np.concatenate([pose, grip], 1)).astype(np.float32)
+        eps.append(Episode(e, e, T, data={"obs": obs, "action": action}))
+    st.add_episodes(eps)
+    st.update_attrs({"env": env})
+    return path
+
+
+def test_config_from_data_gives_the_suite_settings_and_keeps_kuka_defaults():
+    fields = {"action_dim": 7}
+    got = LeTOPolicy.config_from_data(fields, {"env": "Robomimic-Square-v0"})
+    assert got["dims"] == (0, 1, 2, 3, 4, 5) and got["accel_bound"] == 0.1
+    assert got["scale_mode"] == "unit" and got["position_index"] is None
+    assert got["obs_features"] == "raw"
+    mw = LeTOPolicy.config_from_data({"action_dim": 4}, {"env": "MetaWorld-ShelfPlace-v0"})
+    assert mw["dims"] == (0, 1, 2) and mw["scale_mode"] == "min_max" and mw["accel_bound"] == 0.6
+    assert LeTOPolicy.config_from_data(fields, {"env": "DAMPC-KukaTrack-v0"}) == {}
+    assert LeTOPolicy.config_from_data(fields, {}) == {}
+    assert LeTOConfig().position_index == 0 and LeTOConfig().scale_mode == "max_abs"
+
+
+def test_cli_train_leto_on_a_robomimic_store(tmp_path):
+    """`ampczoo train leto` on a store of 7-D robomimic actions: the suite's settings, unit
+    scale, T_p-action chunks; the deployed plans keep the 0.1 change bound on the 6 pose dims
+    and leave the gripper free."""
+    from ampczoo.cli import main
+
+    data = _action_store(tmp_path / "can.zarr")
+    out = tmp_path / "run"
+    args = ["train", "leto", "--data", str(data), "--out", str(out), "--epochs", "1"]
+    args += ["--batch-size", "4", "--val-fraction", "0.34", "--policy.hidden-dim", "16"]
+    args += ["--policy.num-layers", "1", "--policy.seq-len", "3", "--policy.l-init", "0.3"]
+    assert main(args) == 0
+    pol = ampczoo.load_policy(out / "last", device="cpu")
+    c = pol.config
+    assert c.position_index is None and c.dims == (0, 1, 2, 3, 4, 5)
+    assert c.accel_bound == 0.1 and c.scale_mode == "unit" and c.obs_dim == 23
+    assert c.horizon == c.chunk_len == 6
+    assert torch.equal(pol.action_scale, torch.ones(7))
+    rng = np.random.default_rng(1)
+    actions = np.array([pol.act(rng.normal(size=23).astype(np.float32)) for _ in range(8)])
+    assert np.abs(actions[:, :6]).max() <= 1 + 1e-5
+    assert np.abs(np.diff(actions[:, :6], axis=0)).max() <= 0.1 + 1e-5  # continuity row
+    assert pol.n_continuity_dropped == 0
+
+
+def test_configs_that_cannot_work_on_a_store_are_refused(tmp_path):
+    from ampczoo.training.supervised import TrainConfig, train
+
+    data = _action_store(tmp_path / "can.zarr")
+    small = {"hidden_dim": 8, "num_layers": 1, "seq_len": 2}
+    # KUKA joint-limit rows on an observation that holds no joint positions
+    cfg = TrainConfig(
+        "leto",
+        str(data),
+        str(tmp_path / "a"),
+        epochs=1,
+        policy_overrides={
+            **small,
+            "position_index": 0,
+            "position_lower": KUKA_LOWER,
+            "position_upper": KUKA_UPPER,
+            "dims": None,
+        },
+    )
+    with pytest.raises(ValueError, match="not the bounded positions"):
+        train(cfg)
+    # raw ("unit") bounds on actions that are not normalised to [-1, 1]
+    big = _action_store(tmp_path / "big.zarr", scale=3.0)
+    cfg = TrainConfig("leto", str(big), str(tmp_path / "b"), epochs=1, policy_overrides=small)
+    with pytest.raises(ValueError, match="scale_mode 'unit'"):
+        train(cfg)
+    # kinematic features need a KUKA observation
+    cfg = TrainConfig(
+        "leto",
+        str(data),
+        str(tmp_path / "c"),
+        epochs=1,
+        policy_overrides={**small, "obs_features": "kinematic"},
+    )
+    with pytest.raises(ValueError, match="kinematic"):
+        train(cfg)

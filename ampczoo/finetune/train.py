@@ -38,7 +38,7 @@ import numpy as np
 
 from ampczoo.finetune.evaluation import EvalResult, evaluate_policy, plot_learning_curve
 
-FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic")
+FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic", "kuka_error")
 #: env id -> actor input features of ``features="auto"``
 AUTO_FEATURES = {
     "ThreeDOF-Reach-v0": "threedof_ee",
@@ -73,8 +73,9 @@ class RLConfig:
     """hidden layers of the actor alone (None: ``num_layers``; 0: a linear actor on the
     input features, the critic keeps ``num_layers``)"""
     features: str = "auto"
-    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic" or "auto"
-    (threedof_ee on ThreeDOF-Reach-v0, kuka_kinematic on the KUKA tracking envs, else none)"""
+    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic", "kuka_error"
+    (the KUKA pose error alone) or "auto" (threedof_ee on ThreeDOF-Reach-v0,
+    kuka_kinematic on the KUKA tracking envs, else none)"""
     learning_rate: float = 3e-4
     """Adam learning rate of actor and critic"""
     batch_size: int = 256

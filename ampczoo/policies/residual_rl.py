@@ -29,6 +29,11 @@ before training), plus optional kinematic features of the observation (``feature
   error, J^T e, the damped least-squares step, joint origins; 60 values) plus the fine-scale
   tanh(e_p / 0.02 m) (3) and tanh(dls / 0.05 rad) (7) of the position error e_p and the
   damped least-squares step dls: the joint-space direction that closes the pose error.
+* ``"kuka_error"`` (the KUKA envs): *only* the pose error, in place of everything else
+  (no raw observation, no base action): e_p / 0.1 m, tanh(e_p / 0.02 m), e_r / 0.3 and
+  tanh(e_r / 0.05) (12 values; e_r = sin(theta) * axis of R_d R_ee^T). With a linear actor
+  (``num_layers`` 0) and a task-space residual it is a saturated proportional feedback on
+  the pose error, the family of the hand-made task-space P residual, with 78 parameters.
 
 Residual space (``residual_space``): ``"joint"`` (default): the actor's output r in
 [-1, 1]^action_dim is the residual in action units, ``scale * r``. ``"task"`` (the KUKA
@@ -55,7 +60,7 @@ from torch import nn
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, forward_kinematics
 
-FEATURES = ("none", "threedof_ee", "kuka_kinematic")
+FEATURES = ("none", "threedof_ee", "kuka_kinematic", "kuka_error")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
@@ -66,6 +71,10 @@ JTE_SCALE, JTE_FINE_SCALE = 0.09, 0.005
 KUKA_POS_FINE_SCALE, KUKA_DLS_FINE_SCALE = 0.02, 0.05
 #: Slices of the position error and the damped least-squares step in KukaFeatures' output.
 KUKA_EP, KUKA_DLS = slice(17, 20), slice(32, 39)
+#: Slice of the rotation error sin(theta) * axis in KukaFeatures' output.
+KUKA_ER = slice(21, 24)
+#: Coarse / fine scales of the ``kuka_error`` features: position [m], rotation [rad].
+KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES = (0.1, 0.02), (0.3, 0.05)
 #: residual spaces and the agent's action size in each (None: the env's action size)
 RESIDUAL_SPACES: dict[str, int | None] = {"joint": None, "task": 6, "task_position": 3}
 
@@ -76,7 +85,7 @@ def feature_dim(features: str) -> int:
         from ampczoo.nn.features import FEATURE_DIM
 
         return FEATURE_DIM + 3 + 7
-    return {"none": 0, "threedof_ee": 15}[features]
+    return {"none": 0, "threedof_ee": 15, "kuka_error": 12}[features]
 
 
 def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
@@ -169,9 +178,9 @@ class ResidualRLConfig(PolicyConfig):
             raise ValueError(
                 f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
             )
-        if self.features == "kuka_kinematic" and self.obs_dim not in (16, 20):
+        if self.features in ("kuka_kinematic", "kuka_error") and self.obs_dim not in (16, 20):
             raise ValueError(
-                "features 'kuka_kinematic' needs a KUKA observation (16,) or (20,), "
+                f"features {self.features!r} needs a KUKA observation (16,) or (20,), "
                 f"got {self.obs_dim}"
             )
 
@@ -241,8 +250,9 @@ class TaskSpaceResidual(nn.Module):
 
 class ResidualInput(nn.Module):
     """[obs, base action] (B, obs_dim + action_dim) raw -> actor input (B, input_dim): the
-    z-scored input and the kinematic features. Parameter-free (buffers only); also the
-    features extractor of the SB3 networks during training."""
+    z-scored input and the kinematic features (``kuka_error``: the pose error features
+    alone). Parameter-free (buffers only); also the features extractor of the SB3 networks
+    during training."""
 
     def __init__(self, obs_dim: int, action_dim: int, features: str = "none"):
         super().__init__()
@@ -250,9 +260,9 @@ class ResidualInput(nn.Module):
         n = obs_dim + action_dim
         self.register_buffer("in_mean", torch.zeros(n))
         self.register_buffer("in_std", torch.ones(n))
-        self.output_dim = n + feature_dim(features)
+        self.output_dim = (0 if features == "kuka_error" else n) + feature_dim(features)
         self.kuka: nn.Module | None = None
-        if features == "kuka_kinematic":
+        if features in ("kuka_kinematic", "kuka_error"):
             from ampczoo.nn.features import KukaFeatures
 
             self.kuka = KukaFeatures()  # parameter-free, buffers not stored in checkpoints
@@ -265,6 +275,12 @@ class ResidualInput(nn.Module):
         self.in_std.copy_(std_t.reshape(self.in_std.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.features == "kuka_error":
+            kin = self._kuka_features(x)
+            e_p, e_r = kin[..., KUKA_EP], kin[..., KUKA_ER]
+            (p_coarse, p_fine), (r_coarse, r_fine) = KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES
+            pos = [e_p / p_coarse, torch.tanh(e_p / p_fine)]
+            return torch.cat([*pos, e_r / r_coarse, torch.tanh(e_r / r_fine)], dim=-1)
         parts = [(x - self.in_mean) / self.in_std]
         if self.features == "threedof_ee":
             obs = x[..., : self.obs_dim]

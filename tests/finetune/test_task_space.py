@@ -17,7 +17,12 @@ from ampczoo.finetune import sb3
 from ampczoo.finetune.residual_env import ResidualPolicyEnv
 from ampczoo.finetune.train import ResidualRunConfig, input_statistics, run_residual
 from ampczoo.nn.features import KukaFeatures
-from ampczoo.policies.residual_rl import ResidualRLConfig, ResidualRLPolicy, TaskSpaceResidual
+from ampczoo.policies.residual_rl import (
+    ResidualInput,
+    ResidualRLConfig,
+    ResidualRLPolicy,
+    TaskSpaceResidual,
+)
 from tests.finetune.test_kuka_residual import numeric_jacobian
 
 ENV = "DAMPC-KukaTrackObstacle-v0"
@@ -99,20 +104,23 @@ def test_task_space_is_refused_on_envs_without_kinematics_and_for_bad_scales():
     assert ResidualRunConfig(env=ENV).residual_space == "joint"  # the default is unchanged
 
 
-def task_model(algo: str, env, actor_layers: int | None):
+def task_model(algo: str, env, actor_layers: int | None, features: str):
     mean, std = input_statistics(env, 1)
-    kwargs = sb3.policy_kwargs(algo, 20, 7, 16, 2, "kuka_kinematic", mean, std, actor_layers)
+    kwargs = sb3.policy_kwargs(algo, 20, 7, 16, 2, features, mean, std, actor_layers)
     extra = {"n_steps": 64, "batch_size": 32} if algo == "ppo" else {"learning_starts": 10}
     return sb3.make_model(algo, env, kwargs, extra, seed=0)
 
 
-@pytest.mark.parametrize("algo, actor_layers", [("ppo", 0), ("td3", 0), ("sac", None)])
+@pytest.mark.parametrize(
+    "algo, actor_layers, features",
+    [("ppo", 0, "kuka_error"), ("td3", 0, "kuka_kinematic"), ("sac", None, "kuka_kinematic")],
+)
 def test_exported_policy_acts_as_base_plus_the_wrappers_executed_residual(
-    algo, actor_layers, tmp_path
+    algo, actor_layers, features, tmp_path
 ):
     hold = 3
     env = task_env("task", hold=1)  # the wrapper steps one env step at a time below
-    model = task_model(algo, env, actor_layers)
+    model = task_model(algo, env, actor_layers, features)
     obs, _ = env.reset(seed=5)
     np.testing.assert_array_equal(sb3.deterministic_residual(model, obs[None]), 0.0)
     _, body, head = sb3.actor_parts(model, algo)
@@ -133,6 +141,7 @@ def test_exported_policy_acts_as_base_plus_the_wrappers_executed_residual(
         residual_space="task",
         twist_scale=TWIST,
     )
+    assert policy.config.features == features
     assert policy.config.residual_space == "task" and policy.config.num_layers == (
         2 if actor_layers is None else 0
     )
@@ -189,3 +198,23 @@ def test_task_space_run_exports_its_space(tmp_path):
                 norm_episodes=1,
             )
         )
+
+
+def test_pose_error_features_are_the_pose_error_alone():
+    env = gym.make(ENV)
+    obs = np.array([env.reset(seed=s)[0] for s in range(3)])
+    x = torch.as_tensor(np.concatenate([obs, np.zeros((3, 7))], 1), dtype=torch.float32)
+    full = ResidualInput(20, 7, "kuka_kinematic")(x)[:, 27 : 27 + 60].numpy()
+    err = ResidualInput(20, 7, "kuka_error")(x).numpy()
+    assert err.shape == (3, 12)
+    e_p, e_r = full[:, 17:20], full[:, 21:24]
+    np.testing.assert_allclose(err[:, :3], e_p / 0.1, atol=1e-6)
+    np.testing.assert_allclose(err[:, 3:6], np.tanh(e_p / 0.02), atol=1e-6)
+    np.testing.assert_allclose(err[:, 6:9], e_r / 0.3, atol=1e-6)
+    np.testing.assert_allclose(err[:, 9:], np.tanh(e_r / 0.05), atol=1e-6)
+    # the observation's other values (the obstacle here) do not enter
+    moved = x.clone()
+    moved[:, 16:20] += 0.1
+    torch.testing.assert_close(ResidualInput(20, 7, "kuka_error")(moved), torch.as_tensor(err))
+    with pytest.raises(ValueError, match="kuka_error"):
+        ResidualRLConfig(obs_dim=9, features="kuka_error")

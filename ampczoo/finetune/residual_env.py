@@ -25,6 +25,15 @@ learn the large state-dependent level of the error to see what an action changes
 rewards and the last observation (fewer steps at the episode's end); ``info["env_steps"]``
 counts them. The composed ``residual_rl`` policy holds its residual the same way
 (:class:`~ampczoo.policies.residual_rl.ResidualRLConfig` ``hold``).
+
+``residual_space`` (default "joint": the above) "task" or "task_position" (the KUKA
+tracking envs only, whose action is the joint velocity [rad/s]; any other env: ValueError
+naming it): the agent's action r in [-1, 1]^6 (or ^3) is an end-effector twist
+``twist_scale`` * r (linear [m/s], angular [rad/s]; "task_position": linear only), mapped
+to joint velocities by the damped least-squares inverse of the Jacobian at the current q
+and clipped to +-``scale`` [rad/s] (:class:`~ampczoo.policies.residual_rl.
+TaskSpaceResidual`, the map of the exported policy); r = 0 is the residual 0. A held twist
+is mapped afresh at every env step.
 """
 
 from __future__ import annotations
@@ -35,7 +44,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ampczoo.policies.residual_rl import BaseRunner
+from ampczoo.policies.residual_rl import (
+    BaseRunner,
+    TaskSpaceResidual,
+    check_residual_space,
+    residual_dim,
+)
 
 
 def check_scale(scale: Any, action_dim: int) -> np.ndarray:
@@ -64,6 +78,21 @@ def box_action_space(env: gym.Env) -> spaces.Box:
     return space
 
 
+def check_task_space_env(env: gym.Env, space: str) -> None:
+    """ValueError naming the env unless it provides the kinematics of a task-space residual
+    (a KUKA tracking env with its flat observation and joint-velocity action)."""
+    from ampczoo.envs.kuka_track import KukaTrackEnv
+
+    obs_shape = getattr(env.observation_space, "shape", None)
+    if not isinstance(env.unwrapped, KukaTrackEnv) or obs_shape not in ((16,), (20,)):
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise ValueError(
+            f"residual_space {space!r} needs an env with the KUKA kinematics "
+            f"(DAMPC-KukaTrack-v0, DAMPC-KukaTrackObstacle-v0, flat observation); {name} "
+            "has none: use residual_space='joint'"
+        )
+
+
 class ResidualPolicyEnv(gym.Wrapper):
     """Action: residual r in [-1, 1]^n on the frozen ``base``'s action (see the module
     docstring). ValueError for a scale <= 0 or of the wrong size, an env without a flat
@@ -79,8 +108,14 @@ class ResidualPolicyEnv(gym.Wrapper):
         penetration_penalty: float = 0.0,
         hold: int = 1,
         error_shaping: float = 0.0,
+        residual_space: str = "joint",
+        twist_scale: Any = (),
     ) -> None:
         super().__init__(env)
+        check_residual_space(residual_space, twist_scale)
+        self.residual_space = residual_space
+        if residual_space != "joint":
+            check_task_space_env(env, residual_space)
         shaping_ok = isinstance(error_shaping, int | float) and np.isfinite(error_shaping)
         if not shaping_ok or error_shaping < 0:
             raise ValueError(f"error_shaping must be a finite number >= 0, got {error_shaping!r}")
@@ -105,17 +140,22 @@ class ResidualPolicyEnv(gym.Wrapper):
         self.penetration_penalty = float(penetration_penalty)
         n = space.shape[0]
         self.scale = check_scale(scale, n)
+        self.task_map = None
+        if residual_space != "joint":
+            self.task_map = TaskSpaceResidual(twist_scale, self.scale)
         self.success_bonus = float(success_bonus)
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
         centre = (self.low + self.high) / 2
         self.base = BaseRunner(base, n, constant=centre if base is None else None)
-        self.action_space = spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
+        self.agent_dim = residual_dim(residual_space, n)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.agent_dim,), dtype=np.float32)
         self.observation_space = spaces.Box(
             np.concatenate([obs_space.low, self.low]).astype(np.float32),
             np.concatenate([obs_space.high, self.high]).astype(np.float32),
             dtype=np.float32,
         )
         self._base_action = np.zeros(n)
+        self._obs = np.zeros(obs_space.shape, np.float64)
         self._check_base_shape()
 
     def _check_base_shape(self) -> None:
@@ -128,6 +168,7 @@ class ResidualPolicyEnv(gym.Wrapper):
             raise ValueError(f"base policy does not fit the env: {exc}") from exc
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
+        self._obs = np.asarray(obs, np.float64)
         self._base_action = self.base.act(obs)
         return np.concatenate([obs, self._base_action]).astype(np.float32)
 
@@ -141,14 +182,18 @@ class ResidualPolicyEnv(gym.Wrapper):
         return wrapped, info
 
     def compose(self, residual: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(executed action, scaled residual) of agent action ``residual`` in [-1, 1]^n on
-        the current base action; ValueError for a wrong shape or NaN/inf."""
+        """(executed action, residual in action units) of agent action ``residual`` in
+        [-1, 1]^d on the current base action (task spaces: mapped at the current
+        observation's q); ValueError for a wrong shape or NaN/inf."""
         r = np.asarray(residual, dtype=np.float64)
-        if r.shape != self.scale.shape or not np.all(np.isfinite(r)):
+        if r.shape != (self.agent_dim,) or not np.all(np.isfinite(r)):
             raise ValueError(
-                f"residual must be finite with shape {self.scale.shape}, got {r.shape}"
+                f"residual must be finite with shape ({self.agent_dim},), got {r.shape}"
             )
-        scaled = self.scale * np.clip(r, -1.0, 1.0)
+        if self.task_map is not None:
+            scaled = self.task_map.numpy(self._obs, r)
+        else:
+            scaled = self.scale * np.clip(r, -1.0, 1.0)
         return np.clip(self._base_action + scaled, self.low, self.high), scaled
 
     def step(self, action: Any):

@@ -74,10 +74,13 @@ def policy_kwargs(
     features: str,
     mean: np.ndarray,
     std: np.ndarray,
+    actor_layers: int | None = None,
 ) -> dict[str, Any]:
     """SB3 ``policy_kwargs``: the extractor, ``hidden_dim`` x ``num_layers`` for actor and
-    critic, SB3's default activation of the algorithm."""
+    critic (the actor: ``actor_layers`` hidden layers when given; 0 = a linear actor), SB3's
+    default activation of the algorithm."""
     arch = [int(hidden_dim)] * int(num_layers)
+    pi = arch if actor_layers is None else [int(hidden_dim)] * int(actor_layers)
     kwargs: dict[str, Any] = {
         "features_extractor_class": ResidualFeatures,
         "features_extractor_kwargs": {
@@ -90,9 +93,9 @@ def policy_kwargs(
         "activation_fn": nn.ReLU if ACTIVATION[algo] == "relu" else nn.Tanh,
     }
     if algo == "ppo":
-        kwargs["net_arch"] = {"pi": arch, "vf": arch}
+        kwargs["net_arch"] = {"pi": pi, "vf": arch}
     else:
-        kwargs["net_arch"] = arch
+        kwargs["net_arch"] = arch if pi == arch else {"pi": pi, "qf": arch}
     return kwargs
 
 
@@ -277,24 +280,36 @@ def deterministic_residual(model: Any, obs: np.ndarray) -> np.ndarray:
 
 
 def export_config(
-    model: Any, algo: str, base: str, scale: Any, low: Any, high: Any, hold: int = 1
+    model: Any,
+    algo: str,
+    base: str,
+    scale: Any,
+    low: Any,
+    high: Any,
+    hold: int = 1,
+    residual_space: str = "joint",
+    twist_scale: Any = (),
 ) -> ResidualRLConfig:
-    """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks)."""
+    """The :class:`ResidualRLConfig` of a trained model (sizes read from its networks; a
+    linear actor: ``num_layers`` 0)."""
     extractor, body, head = actor_parts(model, algo)
     linears = [m for m in body if isinstance(m, nn.Linear)]
+    action_dim = extractor.inputs.action_dim
     return ResidualRLConfig(
         base=base,
         obs_dim=extractor.inputs.obs_dim,
-        action_dim=head.out_features,
-        scale=tuple(float(s) for s in np.broadcast_to(scale, (head.out_features,))),
+        action_dim=action_dim,
+        scale=tuple(float(s) for s in np.broadcast_to(scale, (action_dim,))),
         action_low=tuple(float(v) for v in low),
         action_high=tuple(float(v) for v in high),
-        hidden_dim=linears[0].out_features,
+        hidden_dim=linears[0].out_features if linears else head.in_features,
         num_layers=len(linears),
         activation=ACTIVATION[algo],
         squash=SQUASH[algo],
         features=extractor.inputs.features,
         hold=hold,
+        residual_space=residual_space,
+        twist_scale=tuple(float(v) for v in np.asarray(twist_scale, np.float64).reshape(-1)),
     )
 
 
@@ -308,11 +323,14 @@ def export_policy(
     high: Any,
     base_object: Any = None,
     hold: int = 1,
+    residual_space: str = "joint",
+    twist_scale: Any = (),
 ) -> ResidualRLPolicy:
     """The deterministic actor of ``model`` as a ``residual_rl`` policy on ``base`` (zoo
     name / folder; ``base_object``: use this in-memory base instead of loading it; ``hold``:
-    env steps each residual is held)."""
-    config = export_config(model, algo, base, scale, low, high, hold)
+    env steps each residual is held; ``residual_space`` / ``twist_scale``: the env's
+    residual space, see :class:`~ampczoo.policies.residual_rl.ResidualRLConfig`)."""
+    config = export_config(model, algo, base, scale, low, high, hold, residual_space, twist_scale)
     policy = ResidualRLPolicy(config)
     extractor, body, head = actor_parts(model, algo)
     policy.actor.inputs.load_state_dict(extractor.inputs.state_dict())

@@ -38,7 +38,7 @@ import numpy as np
 
 from ampczoo.finetune.evaluation import EvalResult, evaluate_policy, plot_learning_curve
 
-FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic")
+FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic", "kuka_error")
 #: env id -> actor input features of ``features="auto"``
 AUTO_FEATURES = {
     "ThreeDOF-Reach-v0": "threedof_ee",
@@ -69,9 +69,13 @@ class RLConfig:
     """width of the hidden layers of actor and critic"""
     num_layers: int = 2
     """hidden layers of actor and critic"""
+    actor_layers: int | None = None
+    """hidden layers of the actor alone (None: ``num_layers``; 0: a linear actor on the
+    input features, the critic keeps ``num_layers``)"""
     features: str = "auto"
-    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic" or "auto"
-    (threedof_ee on ThreeDOF-Reach-v0, kuka_kinematic on the KUKA tracking envs, else none)"""
+    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic", "kuka_error"
+    (the KUKA pose error alone) or "auto" (threedof_ee on ThreeDOF-Reach-v0,
+    kuka_kinematic on the KUKA tracking envs, else none)"""
     learning_rate: float = 3e-4
     """Adam learning rate of actor and critic"""
     batch_size: int = 256
@@ -163,6 +167,11 @@ class RLConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.learning_starts < 0 or self.actor_delay < 0:
             raise ValueError("learning_starts and actor_delay must be >= 0")
+        layers = self.actor_layers
+        if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int)):
+            raise ValueError(f"actor_layers must be an integer >= 0 or None, got {layers!r}")
+        if layers is not None and layers < 0:
+            raise ValueError(f"actor_layers must be >= 0 (0: linear), got {layers}")
         if not 0 < self.learning_rate < 1 or not 0 < self.gamma <= 1 or not self.init_std > 0:
             raise ValueError("learning_rate in (0, 1), gamma in (0, 1], init_std > 0 required")
         if self.n_step < 1:
@@ -206,7 +215,16 @@ class ResidualRunConfig(RLConfig):
     """zoo name or checkpoint folder of the frozen base policy"""
     scale: tuple[float, ...] = ()
     """residual scale in env action units, one number or one per action dimension
-    (default: a tenth of the half range of the action space)"""
+    (default: a tenth of the half range of the action space); task spaces: the bound of
+    the joint residual the twist maps to [rad/s]"""
+    residual_space: str = "joint"
+    """"joint": the agent's action is the residual in action units; "task": an
+    end-effector twist (6) mapped to joint velocities by the damped least-squares inverse
+    of the Jacobian, then clipped to +-scale; "task_position": its linear part only (3).
+    Task spaces: the KUKA envs only (:mod:`ampczoo.finetune.residual_env`)"""
+    twist_scale: tuple[float, ...] = ()
+    """task spaces: twist per unit of agent action, linear [m/s] then angular [rad/s]; one
+    number each (2: linear, angular) or one per axis (6; "task_position": 1 or 3)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,6 +232,21 @@ class ResidualRunConfig(RLConfig):
             raise ValueError("base must name a zoo policy or a checkpoint folder")
         if any(not np.isfinite(s) or s <= 0 for s in self.scale):
             raise ValueError(f"residual scale must be finite and > 0, got {self.scale}")
+        from ampczoo.policies.residual_rl import check_residual_space
+
+        if self.residual_space != "joint" and not self.twist_scale:
+            raise ValueError(f"residual_space {self.residual_space!r} needs --twist-scale")
+        check_residual_space(self.residual_space, self.resolved_twist_scale())
+
+    def resolved_twist_scale(self) -> tuple[float, ...]:
+        """``twist_scale`` per axis: (linear, angular) -> 3 + 3 values ("task"), one
+        linear value -> 3 ("task_position"); as given otherwise."""
+        t = tuple(float(v) for v in self.twist_scale)
+        if self.residual_space == "task" and len(t) == 2:
+            return (t[0],) * 3 + (t[1],) * 3
+        if self.residual_space == "task_position" and len(t) == 1:
+            return t * 3
+        return t
 
 
 # ----------------------------------------------------------------------------- envs
@@ -253,6 +286,8 @@ def residual_env(
     penetration_penalty: float = 0.0,
     hold: int = 1,
     error_shaping: float = 0.0,
+    residual_space: str = "joint",
+    twist_scale: Any = (),
 ) -> Any:
     """A :class:`ResidualPolicyEnv` on ``gym.make(env_id)`` with the base loaded from
     ``base`` (None: no base, the centre of the action range) inside SB3's Monitor."""
@@ -267,6 +302,8 @@ def residual_env(
         penetration_penalty,
         hold,
         error_shaping,
+        residual_space,
+        twist_scale,
     )
     if monitor:
         from stable_baselines3.common.monitor import Monitor
@@ -291,6 +328,8 @@ def make_vec_env(
     penetration_penalty: float = 0.0,
     hold: int = 1,
     error_shaping: float = 0.0,
+    residual_space: str = "joint",
+    twist_scale: Any = (),
 ) -> Any:
     """DummyVecEnv of one env, SubprocVecEnv of ``n_envs`` > 1 (each process loads the base)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -305,6 +344,8 @@ def make_vec_env(
         penetration_penalty,
         hold,
         error_shaping,
+        residual_space,
+        twist_scale,
     )
     if n_envs == 1:
         return DummyVecEnv([factory])
@@ -344,6 +385,8 @@ class Run:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     wall_s: float = 0.0
     best: float = -1.0
+    residual_space: str = "joint"
+    twist_scale: tuple[float, ...] = ()
 
 
 def prepare_out(cfg: RLConfig, kind: str) -> tuple[Path, bool]:
@@ -399,11 +442,13 @@ def algo_kwargs(cfg: RLConfig) -> dict[str, Any]:
 def run_residual(cfg: ResidualRunConfig) -> Path:
     """Train residual RL on ``cfg.base``; returns the run folder (see the module docstring)."""
     out, resuming = prepare_out(cfg, "residual")
-    probe = residual_env(cfg.env, cfg.base, 1.0, 0.0, monitor=False)
+    twist = cfg.resolved_twist_scale()
+    probe = residual_env(cfg.env, cfg.base, 1.0, 0.0, False, 0.0, 1, 0.0, cfg.residual_space, twist)
     low, high = probe.low, probe.high
     scale = resolve_scale(cfg.scale, low, high)
-    probe.scale = scale
+    probe.scale = scale  # (the probe measures input statistics at zero residual only)
     run = Run(out, cfg.base, scale, low, high, make_base_env(cfg.env), load_base(cfg.base))
+    run.residual_space, run.twist_scale = cfg.residual_space, twist
     return train_online(cfg, run, resuming, lambda model: None, stats_env=probe)
 
 
@@ -433,6 +478,8 @@ def train_online(
         cfg.penetration_penalty,
         cfg.hold,
         cfg.error_shaping,
+        run.residual_space,
+        run.twist_scale,
     )
     tb = str(run.out / "tb")
     ckpt = run.out / "checkpoint"
@@ -455,6 +502,7 @@ def train_online(
             cfg.resolved_features(),
             mean,
             std,
+            cfg.actor_layers,
         )
         model = sb3.make_model(
             cfg.algo,
@@ -550,7 +598,17 @@ def export(cfg: RLConfig, run: Run, model: Any) -> Any:
     """The composed ``residual_rl`` policy of ``model`` (base = the run's base spec)."""
     from ampczoo.finetune.sb3 import export_policy
 
-    return export_policy(model, cfg.algo, run.base, run.scale, run.low, run.high, hold=cfg.hold)
+    return export_policy(
+        model,
+        cfg.algo,
+        run.base,
+        run.scale,
+        run.low,
+        run.high,
+        hold=cfg.hold,
+        residual_space=run.residual_space,
+        twist_scale=run.twist_scale,
+    )
 
 
 def _evaluate(

@@ -154,6 +154,27 @@ class KukaFeatures(nn.Module):
         axes = (R_par @ self.parent_axes[..., None])[..., 0]
         return origins[:, -1] + R @ self.ee_p, R @ self.ee_R, origins, axes
 
+    @staticmethod
+    def jacobian_t(p_ee: torch.Tensor, origins: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+        """J^T (B, 7, 6) of the world-frame geometric Jacobian (linear rows [m/rad] first,
+        then angular [rad/rad]) from :meth:`kinematics`' p_ee (B, 3), joint origins and
+        world axes (B, 7, 3)."""
+        return torch.cat([torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes], -1)
+
+    def damped_least_squares(self, jac_t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """J^T (J J^T + damping I)^-1 v (B, 7) for J^T (B, 7, 6) and task-space vectors v
+        (B, 6) (a pose error [m, rad] -> joint step [rad]; a twist [m/s, rad/s] -> joint
+        velocities [rad/s])."""
+        solved = self.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, v[..., None])
+        return (jac_t @ solved)[..., 0]
+
+    def twist_to_joint_velocity(self, q: torch.Tensor, twist: torch.Tensor) -> torch.Tensor:
+        """q (B, 7) [rad], end-effector twist (B, 6) (linear [m/s], angular [rad/s], world
+        frame) -> joint velocities (B, 7) [rad/s] by the damped least-squares inverse of the
+        Jacobian at q."""
+        p_ee, _, origins, axes = self.kinematics(q)
+        return self.damped_least_squares(self.jacobian_t(p_ee, origins, axes), twist)
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         q, p_d = obs[:, OBS_Q], obs[:, OBS_TARGET_POS]
         R_d = rotation_from_6d(obs[:, OBS_TARGET_ROT6D])
@@ -163,12 +184,10 @@ class KukaFeatures(nn.Module):
         A = E - E.transpose(1, 2)
         e_r = 0.5 * torch.stack([A[:, 2, 1], A[:, 0, 2], A[:, 1, 0]], dim=-1)
         cos_theta = 0.5 * (E.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True) - 1.0)
-        jac_t = torch.cat(
-            [torch.linalg.cross(axes, p_ee[:, None] - origins, dim=-1), axes], dim=-1
-        )  # (B, 7, 6) = J^T
-        e = torch.cat([e_p, e_r], dim=-1)[..., None]
-        jte = (jac_t @ e)[..., 0]
-        dls = (jac_t @ self.solve(jac_t.transpose(1, 2) @ jac_t + self.eye6, e))[..., 0]
+        jac_t = self.jacobian_t(p_ee, origins, axes)  # (B, 7, 6)
+        e = torch.cat([e_p, e_r], dim=-1)
+        jte = (jac_t @ e[..., None])[..., 0]
+        dls = self.damped_least_squares(jac_t, e)
         return torch.cat(
             [
                 torch.sin(q),

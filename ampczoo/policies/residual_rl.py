@@ -29,6 +29,22 @@ before training), plus optional kinematic features of the observation (``feature
   error, J^T e, the damped least-squares step, joint origins; 60 values) plus the fine-scale
   tanh(e_p / 0.02 m) (3) and tanh(dls / 0.05 rad) (7) of the position error e_p and the
   damped least-squares step dls: the joint-space direction that closes the pose error.
+* ``"kuka_error"`` (the KUKA envs): *only* the pose error, in place of everything else
+  (no raw observation, no base action): e_p / 0.1 m, tanh(e_p / 0.02 m), e_r / 0.3 and
+  tanh(e_r / 0.05) (12 values; e_r = sin(theta) * axis of R_d R_ee^T). With a linear actor
+  (``num_layers`` 0) and a task-space residual it is a saturated proportional feedback on
+  the pose error, the family of the hand-made task-space P residual, with 78 parameters.
+
+Residual space (``residual_space``): ``"joint"`` (default): the actor's output r in
+[-1, 1]^action_dim is the residual in action units, ``scale * r``. ``"task"`` (the KUKA
+envs, whose action is the joint velocity [rad/s]): r in [-1, 1]^6 is an end-effector twist
+v = ``twist_scale`` * r (linear [m/s], angular [rad/s], world frame), mapped to joint
+velocities by the damped least-squares inverse of the arm's Jacobian at the observed q
+(:meth:`~ampczoo.nn.features.KukaFeatures.twist_to_joint_velocity`) and clipped to
++-``scale`` [rad/s]; ``"task_position"``: the same with r in [-1, 1]^3 the linear part only
+(angular twist 0: hold the orientation). r = 0 is the residual 0 in every space
+(:class:`TaskSpaceResidual`, shared with :class:`~ampczoo.finetune.residual_env.
+ResidualPolicyEnv`).
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ from torch import nn
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, forward_kinematics
 
-FEATURES = ("none", "threedof_ee", "kuka_kinematic")
+FEATURES = ("none", "threedof_ee", "kuka_kinematic", "kuka_error")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
@@ -55,6 +71,12 @@ JTE_SCALE, JTE_FINE_SCALE = 0.09, 0.005
 KUKA_POS_FINE_SCALE, KUKA_DLS_FINE_SCALE = 0.02, 0.05
 #: Slices of the position error and the damped least-squares step in KukaFeatures' output.
 KUKA_EP, KUKA_DLS = slice(17, 20), slice(32, 39)
+#: Slice of the rotation error sin(theta) * axis in KukaFeatures' output.
+KUKA_ER = slice(21, 24)
+#: Coarse / fine scales of the ``kuka_error`` features: position [m], rotation [rad].
+KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES = (0.1, 0.02), (0.3, 0.05)
+#: residual spaces and the agent's action size in each (None: the env's action size)
+RESIDUAL_SPACES: dict[str, int | None] = {"joint": None, "task": 6, "task_position": 3}
 
 
 def feature_dim(features: str) -> int:
@@ -63,7 +85,7 @@ def feature_dim(features: str) -> int:
         from ampczoo.nn.features import FEATURE_DIM
 
         return FEATURE_DIM + 3 + 7
-    return {"none": 0, "threedof_ee": 15}[features]
+    return {"none": 0, "threedof_ee": 15, "kuka_error": 12}[features]
 
 
 def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
@@ -117,15 +139,27 @@ class ResidualRLConfig(PolicyConfig):
     """kinematic features of the observation added to the actor input: "none",
     "threedof_ee" or "kuka_kinematic" (see the module docstring)"""
     hold: int = 1
-    """env steps a residual is held: the actor is queried at the first step after ``reset``
-    and every ``hold`` steps after it, its residual added to the base's (fresh) action at
-    each step in between (the agent's action repeat of ``ampczoo finetune --hold``)"""
+    """env steps an actor output is held: the actor is queried at the first step after
+    ``reset`` and every ``hold`` steps after it, its output held in between and added to the
+    base's (fresh) action at each step (task spaces: mapped to joints at each step's q; the
+    agent's action repeat of ``ampczoo finetune --hold``)"""
+    residual_space: str = "joint"
+    """what the actor outputs: "joint" (the residual in action units), "task" (an
+    end-effector twist, 6) or "task_position" (its linear part, 3) mapped to joint
+    velocities (KUKA; see the module docstring)"""
+    twist_scale: tuple[float, ...] = ()
+    """task spaces: the twist per actor unit, linear [m/s] (3) then angular [rad/s] (3;
+    "task" only); empty for "joint" """
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "action_dim", "hidden_dim", "num_layers", "hold"):
+        for name in ("obs_dim", "action_dim", "hidden_dim", "hold"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        layers = self.num_layers
+        if not isinstance(layers, int | np.integer) or isinstance(layers, bool) or layers < 0:
+            raise ValueError(f"num_layers must be an integer >= 0 (0: linear), got {layers!r}")
+        check_residual_space(self.residual_space, self.twist_scale, self.obs_dim)
         for name in ("scale", "action_low", "action_high"):
             values = getattr(self, name)
             if len(values) != self.action_dim or not np.all(np.isfinite(values)):
@@ -144,27 +178,91 @@ class ResidualRLConfig(PolicyConfig):
             raise ValueError(
                 f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
             )
-        if self.features == "kuka_kinematic" and self.obs_dim not in (16, 20):
+        if self.features in ("kuka_kinematic", "kuka_error") and self.obs_dim not in (16, 20):
             raise ValueError(
-                "features 'kuka_kinematic' needs a KUKA observation (16,) or (20,), "
+                f"features {self.features!r} needs a KUKA observation (16,) or (20,), "
                 f"got {self.obs_dim}"
             )
 
 
+def check_residual_space(space: str, twist_scale: Any, obs_dim: int | None = None) -> None:
+    """ValueError unless ``space`` is one of :data:`RESIDUAL_SPACES`, ``twist_scale`` has its
+    size (empty for "joint") with finite entries > 0, and a task space has a KUKA
+    observation (16,) or (20,) (when ``obs_dim`` is given)."""
+    if space not in RESIDUAL_SPACES:
+        raise ValueError(f"residual_space must be one of {tuple(RESIDUAL_SPACES)}, got {space!r}")
+    dim = RESIDUAL_SPACES[space]
+    values = np.asarray(twist_scale, dtype=np.float64).reshape(-1)
+    if dim is None:
+        if values.size:
+            raise ValueError(f"twist_scale is for the task spaces, not {space!r}: {twist_scale}")
+        return
+    if values.size != dim or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(
+            f"residual_space {space!r} needs twist_scale of {dim} finite numbers > 0 "
+            f"([m/s] then [rad/s]), got {twist_scale!r}"
+        )
+    if obs_dim is not None and obs_dim not in (16, 20):
+        raise ValueError(
+            f"residual_space {space!r} needs a KUKA observation (16,) or (20,), got {obs_dim}"
+        )
+
+
+def residual_dim(space: str, action_dim: int) -> int:
+    """Size of the agent's action (the actor's output) in residual space ``space``."""
+    return RESIDUAL_SPACES[space] or action_dim
+
+
+class TaskSpaceResidual(nn.Module):
+    """Agent action r (B, d) in [-1, 1] -> joint residual (B, 7) [rad/s]: the twist
+    ``twist_scale`` * r (d = 6: linear [m/s] + angular [rad/s]; d = 3: linear only, angular
+    0), mapped by the damped least-squares inverse of the KUKA Jacobian at the observation's q
+    (:class:`~ampczoo.nn.features.KukaFeatures`) and clipped to +-``joint_scale``. r = 0 ->
+    0. Parameter-free; float32."""
+
+    def __init__(self, twist_scale: Any, joint_scale: Any):
+        super().__init__()
+        from ampczoo.nn.features import KukaFeatures
+
+        twist = torch.as_tensor(np.asarray(twist_scale, np.float32).reshape(-1))
+        self.register_buffer("twist_scale", twist, persistent=False)
+        joint = torch.as_tensor(np.asarray(joint_scale, np.float32).reshape(-1))
+        self.register_buffer("joint_scale", joint, persistent=False)
+        self.kuka = KukaFeatures()
+
+    def forward(self, obs: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """obs (B, >= 7) raw KUKA observations (q first), r (B, d) -> (B, 7) [rad/s]."""
+        from ampczoo.robots.kuka import OBS_Q
+
+        twist = r.clamp(-1.0, 1.0) * self.twist_scale
+        if twist.shape[-1] == 3:
+            twist = torch.cat([twist, torch.zeros_like(twist)], dim=-1)
+        dq = self.kuka.twist_to_joint_velocity(obs[:, OBS_Q], twist)
+        return torch.maximum(torch.minimum(dq, self.joint_scale), -self.joint_scale)
+
+    @torch.no_grad()
+    def numpy(self, obs: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """The map of one observation (obs_dim,) and agent action (d,) -> (7,) float64."""
+        obs_t = torch.as_tensor(np.asarray(obs, np.float32)[None])
+        r_t = torch.as_tensor(np.asarray(r, np.float32)[None])
+        return self(obs_t, r_t)[0].numpy().astype(np.float64)
+
+
 class ResidualInput(nn.Module):
     """[obs, base action] (B, obs_dim + action_dim) raw -> actor input (B, input_dim): the
-    z-scored input and the kinematic features. Parameter-free (buffers only); also the
-    features extractor of the SB3 networks during training."""
+    z-scored input and the kinematic features (``kuka_error``: the pose error features
+    alone). Parameter-free (buffers only); also the features extractor of the SB3 networks
+    during training."""
 
     def __init__(self, obs_dim: int, action_dim: int, features: str = "none"):
         super().__init__()
-        self.obs_dim, self.features = obs_dim, features
+        self.obs_dim, self.action_dim, self.features = obs_dim, action_dim, features
         n = obs_dim + action_dim
         self.register_buffer("in_mean", torch.zeros(n))
         self.register_buffer("in_std", torch.ones(n))
-        self.output_dim = n + feature_dim(features)
+        self.output_dim = (0 if features == "kuka_error" else n) + feature_dim(features)
         self.kuka: nn.Module | None = None
-        if features == "kuka_kinematic":
+        if features in ("kuka_kinematic", "kuka_error"):
             from ampczoo.nn.features import KukaFeatures
 
             self.kuka = KukaFeatures()  # parameter-free, buffers not stored in checkpoints
@@ -177,6 +275,12 @@ class ResidualInput(nn.Module):
         self.in_std.copy_(std_t.reshape(self.in_std.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.features == "kuka_error":
+            kin = self._kuka_features(x)
+            e_p, e_r = kin[..., KUKA_EP], kin[..., KUKA_ER]
+            (p_coarse, p_fine), (r_coarse, r_fine) = KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES
+            pos = [e_p / p_coarse, torch.tanh(e_p / p_fine)]
+            return torch.cat([*pos, e_r / r_coarse, torch.tanh(e_r / r_fine)], dim=-1)
         parts = [(x - self.in_mean) / self.in_std]
         if self.features == "threedof_ee":
             obs = x[..., : self.obs_dim]
@@ -220,15 +324,17 @@ def mlp_body(in_dim: int, hidden_dim: int, num_layers: int, activation: str) -> 
 
 
 class ResidualActor(nn.Module):
-    """[obs, base action] (B, obs_dim + action_dim) -> residual (B, action_dim) in [-1, 1]:
-    ``inputs`` -> ``body`` (MLP) -> ``head`` (Linear) -> squash."""
+    """[obs, base action] (B, obs_dim + action_dim) -> agent action (B, d) in [-1, 1]
+    (d = action_dim, or the twist size of a task space): ``inputs`` -> ``body`` (MLP; no
+    layer: a linear actor) -> ``head`` (Linear) -> squash."""
 
     def __init__(self, config: ResidualRLConfig):
         super().__init__()
         c = config
         self.inputs = ResidualInput(c.obs_dim, c.action_dim, c.features)
         self.body = mlp_body(self.inputs.output_dim, c.hidden_dim, c.num_layers, c.activation)
-        self.head = nn.Linear(c.hidden_dim, c.action_dim)
+        head_in = c.hidden_dim if c.num_layers else self.inputs.output_dim
+        self.head = nn.Linear(head_in, residual_dim(c.residual_space, c.action_dim))
         self.squash = c.squash
         nn.init.zeros_(self.head.weight)  # start at the base: zero residual
         nn.init.zeros_(self.head.bias)
@@ -323,6 +429,9 @@ class ResidualRLPolicy(PretrainedPolicy):
         self.actor = ResidualActor(c)
         self.register_buffer("scale", torch.tensor(c.scale, dtype=torch.float32), persistent=False)
         self._low, self._high = np.array(c.action_low), np.array(c.action_high)
+        self.task_map: TaskSpaceResidual | None = None
+        if c.residual_space != "joint":
+            self.task_map = TaskSpaceResidual(c.twist_scale, c.scale)
         self._runner: BaseRunner | None = None
         self._held: np.ndarray | None = None
         self._since = 0
@@ -361,11 +470,22 @@ class ResidualRLPolicy(PretrainedPolicy):
         self._held, self._since = None, 0
 
     @torch.inference_mode()
-    def residual(self, obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
-        """scale * actor([obs, base action]) (action_dim,) [action units]."""
+    def agent_action(self, obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        """actor([obs, base action]) (d,) in [-1, 1] (the agent's action in its space)."""
         x = np.concatenate([obs, base_action]).astype(np.float32)[None]
-        r = self.actor(torch.from_numpy(x).to(self.device)) * self.scale
-        return r[0].cpu().numpy().astype(np.float64)
+        return self.actor(torch.from_numpy(x).to(self.device))[0].cpu().numpy().astype(np.float64)
+
+    def residual_of(self, obs: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """The residual (action_dim,) [action units] of agent action r at observation obs:
+        scale * r ("joint") or the mapped twist (task spaces, :class:`TaskSpaceResidual`)."""
+        if self.task_map is not None:
+            return self.task_map.numpy(obs, r)
+        r_t = torch.as_tensor(np.clip(r, -1.0, 1.0), dtype=torch.float32)
+        return (r_t * self.scale.cpu()).numpy().astype(np.float64)  # float32, as trained
+
+    def residual(self, obs: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        """The residual (action_dim,) [action units] of the actor at obs."""
+        return self.residual_of(obs, self.agent_action(obs, base_action))
 
     def act(self, obs: Any) -> np.ndarray:
         """obs (obs_dim,) -> clip(base + residual) (action_dim,) float64; a batch, NaN/inf or
@@ -376,6 +496,6 @@ class ResidualRLPolicy(PretrainedPolicy):
         flat = arr[0].astype(np.float64)
         base_action = self.base_runner().act(flat)
         if self._held is None or self._since >= self.config.hold:
-            self._held, self._since = self.residual(flat, base_action), 0
+            self._held, self._since = self.agent_action(flat, base_action), 0
         self._since += 1
-        return np.clip(base_action + self._held, self._low, self._high)
+        return np.clip(base_action + self.residual_of(flat, self._held), self._low, self._high)

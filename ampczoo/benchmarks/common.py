@@ -16,7 +16,7 @@ import datetime as _dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -296,10 +296,14 @@ def write_episodes_json(
 
 
 def plot_tracking_errors(
-    per_method: dict[str, Sequence[EpisodeResult]], dt: float, path: Path, title: str = ""
+    per_method: dict[str, Sequence[EpisodeResult]],
+    dt: float | Mapping[str, float],
+    path: Path,
+    title: str = "",
 ) -> None:
     """Median end-effector position/rotation error over time with 10–90 % bands; the legend
-    sits below both panels (two columns), so it never covers a curve."""
+    sits below both panels (two columns), so it never covers a curve. ``dt``: the control
+    period [s], one for all methods or one per method name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,7 +317,8 @@ def plot_tracking_errors(
     for name in names:
         results = per_method[name]
         T = min(len(r.pos_errors) for r in results)
-        t = dt * np.arange(1, T + 1)
+        step = dt[name] if isinstance(dt, Mapping) else dt
+        t = step * np.arange(1, T + 1)
         panels = ((axes[0], "pos_errors", 1000.0), (axes[1], "rot_errors", 180 / np.pi))
         for ax, key, scale in panels:
             E = scale * np.stack([getattr(r, key)[:T] for r in results])

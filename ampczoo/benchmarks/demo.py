@@ -103,23 +103,31 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
     from ampczoo.experts import MPCConfig, MPCExpert
 
     out = make_run_dir("demo", out_root)
-    rows, per_method = [], {}
+    rows, per_method, dts = [], {}, {}
     for env_id in DEMO_ENVS:
         obstacle = "Obstacle" in env_id
-        env = gym.make(env_id, control_dt=CONTROL_DT)
-        contenders = [(f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)))]
-        contenders += [(name, _load_zoo_policy(name)) for name in zoo_policies(env_id)]
+        envs = {CONTROL_DT: gym.make(env_id, control_dt=CONTROL_DT)}
+        contenders = [
+            (f"MPC ({solver})", MPCExpert(MPCConfig(solver=solver, obstacle=obstacle)), CONTROL_DT)
+        ]
+        for name in zoo_policies(env_id):
+            dt = trained_control_dt(name)
+            contenders.append((name, _load_zoo_policy(name, dt), dt))
         contenders += [
-            (f"{base} + {refiner}", _refined(base, refiner))
+            (f"{base} + {refiner}", _refined(base, refiner), CONTROL_DT)
             for base, refiner in zoo_refined(env_id)
         ]
-        for label, policy in contenders:
+        for label, policy, dt in contenders:
+            if dt not in envs:
+                envs[dt] = gym.make(env_id, control_dt=dt)
+                label = f"{label} (control_dt {dt} s)"
             with single_thread():
                 results = [
-                    run_episode(env, policy, seed=seed + i)
+                    run_episode(envs[dt], policy, seed=seed + i)
                     for i in _progress(range(episodes), f"{label} on {env_id}")
                 ]
             per_method[f"{env_id} | {label}"] = results
+            dts[f"{env_id} | {label}"] = dt
             rows.append(
                 {
                     "env": env_id,
@@ -128,7 +136,8 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
                     **_smoothness_columns(results),
                 }
             )
-        env.close()
+        for env in envs.values():
+            env.close()
     table = write_table(
         rows,
         out,
@@ -142,9 +151,7 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
         per_method,
         {"solver": solver, "seed": seed, "control_dt": CONTROL_DT},
     )
-    plot_tracking_errors(
-        per_method, CONTROL_DT, out / "tracking_error.png", title="end-effector error"
-    )
+    plot_tracking_errors(per_method, dts, out / "tracking_error.png", title="end-effector error")
     if video:
         _record_video(out, solver, seed)
     if cfg.manipulation_env:
@@ -155,13 +162,23 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
     return out
 
 
-def _load_zoo_policy(name: str):
-    """A zoo checkpoint on CPU, its guidance target advanced at the demo's control rate."""
+def trained_control_dt(name: str) -> float:
+    """Control period [s] the demo runs zoo policy ``name`` at: its card's
+    ``env_kwargs.control_dt`` (the rate of its data, or of its closed-loop training for a
+    ``residual_rl`` card, whose residual is held a number of env steps and only means what it
+    learned at that rate), :data:`CONTROL_DT` when the card names none."""
+    from ampczoo.core.registry import zoo_card
+
+    return float(zoo_card(name).get("env_kwargs", {}).get("control_dt", CONTROL_DT))
+
+
+def _load_zoo_policy(name: str, control_dt: float = CONTROL_DT):
+    """A zoo checkpoint on CPU, its guidance target advanced at ``control_dt`` [s]."""
     import ampczoo
 
     policy = ampczoo.load_policy(name, device="cpu").eval()
     if hasattr(policy, "control_dt"):
-        policy.control_dt = CONTROL_DT
+        policy.control_dt = control_dt
     return policy
 
 

@@ -60,3 +60,36 @@ def test_manipulation_policies_run_the_zoo_base_and_its_refiner(tmp_path):
     refined = rows[1]
     assert refined["change max"] <= 0.1 + 1e-6 and refined["steps over 0.1 [%]"] == 0.0
     assert (tmp_path / "manipulation_policies.md").exists()
+
+
+def test_demo_runs_each_zoo_policy_at_the_control_rate_of_its_card():
+    from ampczoo.benchmarks.demo import CONTROL_DT, trained_control_dt, zoo_policies
+
+    names = zoo_policies("DAMPC-KukaTrackObstacle-v0")
+    assert "residual-ppo-kuka-obstacle" in names and "lsm-kuka-obstacle" in names
+    # the residual was trained in closed loop at 0.02 s, its base imitates 0.1 s MPC data
+    assert trained_control_dt("residual-ppo-kuka-obstacle") == pytest.approx(0.02)
+    assert trained_control_dt("lsm-kuka-obstacle") == pytest.approx(CONTROL_DT)
+
+
+def test_tracking_error_plot_takes_one_control_period_per_method(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from ampczoo.benchmarks.common import EpisodeResult, plot_tracking_errors
+
+    def episode(T: int) -> EpisodeResult:
+        e = np.linspace(0.1, 0.01, T)
+        z = np.zeros(T)
+        return EpisodeResult(0, True, 0.01, 0.01, 0.0, 0.0, False, e, e, z, np.zeros((T, 7)))
+
+    ends = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "plot",
+        lambda ax, t, *a, **k: ends.append(t[-1]) or plot(ax, t, *a, **k),
+    )
+    per_method = {"slow": [episode(10)], "fast": [episode(50)]}
+    plot_tracking_errors(per_method, {"slow": 0.1, "fast": 0.02}, tmp_path / "e.png")
+    assert (tmp_path / "e.png").stat().st_size > 0
+    assert ends == pytest.approx([1.0, 1.0, 1.0, 1.0])  # both span 1 s, at their own rates

@@ -126,7 +126,8 @@ class ManipulationBenchConfig:
     checkpoint folder or training run folder; several (training seeds) comma-separated"""
     diffog: tuple[str, ...] = ()
     """TASK=SPEC: DiffOG refiner checkpoint(s) of a task (one, or one per base checkpoint),
-    or "static" (untrained static-Q DiffOG); tasks without one: row skipped"""
+    or "static" (untrained static-Q DiffOG; "static:ALPHA": with smoothing weight ALPHA in
+    place of the suite's); tasks without one: row skipped"""
     leto: tuple[str, ...] = ()
     """TASK=SPEC: LeTO checkpoint(s) of a task; tasks without one: row skipped"""
     methods: tuple[str, ...] = METHODS
@@ -194,6 +195,10 @@ class ManipulationBenchConfig:
             extra = [t for t in parse_entries(getattr(self, name), name) if t not in tasks]
             if extra:
                 raise ValueError(f"{name} names tasks without a base: {extra} (bases: {tasks})")
+        for specs in parse_entries(self.diffog, "diffog").values():
+            for spec in specs:
+                if is_static(spec):
+                    static_alpha(spec)  # ValueError on a malformed ALPHA
         for task in tasks:
             task_preset(task)
 
@@ -228,6 +233,28 @@ def parse_entries(entries: tuple[str, ...], what: str) -> dict[str, list[str]]:
             raise ValueError(f"{what} names task {task!r} twice")
         out[task] = parts
     return out
+
+
+def is_static(spec: str) -> bool:
+    """Whether a ``--diffog`` SPEC is the untrained static-Q DiffOG ("static[:ALPHA]")."""
+    return spec == STATIC_DIFFOG or spec.startswith(STATIC_DIFFOG + ":")
+
+
+def static_alpha(spec: str) -> float | None:
+    """Smoothing weight of a static-Q SPEC: None for "static" (the suite's), ALPHA for
+    "static:ALPHA"; ValueError when ALPHA is not a finite number >= 0."""
+    _, sep, text = spec.partition(":")
+    if not sep:
+        return None
+    try:
+        alpha = float(text)
+    except ValueError:
+        alpha = float("nan")
+    if not (np.isfinite(alpha) and alpha >= 0):
+        raise ValueError(
+            f'a static DiffOG spec is "static" or "static:ALPHA" (ALPHA >= 0), got {spec!r}'
+        )
+    return alpha
 
 
 def checkpoints_per_run(spec: str) -> int:
@@ -327,7 +354,7 @@ class RowSpec:
     checkpoint: str
     """the base checkpoint (leto: the LeTO checkpoint)"""
     refiner: str = ""
-    """diffog: refiner checkpoint or "static\""""
+    """diffog: refiner checkpoint or "static[:ALPHA]\""""
     constraints: Constraints = Constraints()
     """the constraint variant (applied to the clipping, penalty and DiffOG rows only)"""
 
@@ -355,9 +382,14 @@ def row_policy(spec: RowSpec, env_id: str, action_dim: int) -> Any:
         extra = magnitude_kwargs(spec.method, policy, task_preset(env_id), action_dim, variant)
         return make_constrained(spec.method, policy, env_id, bound_schedule=schedule, **extra)
     if spec.method == "diffog":
-        if spec.refiner == STATIC_DIFFOG:
+        if is_static(spec.refiner):
             return static_diffog_policy(
-                policy, task_preset(env_id), action_dim, schedule, variant.max_abs
+                policy,
+                task_preset(env_id),
+                action_dim,
+                schedule,
+                variant.max_abs,
+                alpha=static_alpha(spec.refiner),
             )
         extra = {} if variant.max_abs is None else {"max_abs": variant.max_abs}
         return make_constrained(
@@ -389,10 +421,12 @@ def static_diffog_policy(
     action_dim: int,
     bound_schedule: BoundSchedule | None = None,
     max_abs: float | None = None,
+    alpha: float | None = None,
 ) -> Any:
     """``base`` through an untrained static-Q DiffOG (Q = I; the Table V ablation) over the
-    base's full chunk, with the suite's bound, alpha, S and normalisation; optionally a
-    bound schedule and a magnitude bound ``max_abs`` [normalised units] in the QP."""
+    base's full chunk, with the suite's bound, alpha (or ``alpha``), S and normalisation;
+    optionally a bound schedule and a magnitude bound ``max_abs`` [normalised units] in the
+    QP."""
     import torch
 
     from ampczoo.policies.diffog import DiffOG, DiffOGConfig
@@ -407,7 +441,10 @@ def static_diffog_policy(
         action_dim=action_dim,
         obs_dim=int(getattr(c, "obs_dim", 1)),
         max_abs=max_abs,
-        **preset.refiner_fields(action_dim),
+        **{
+            **preset.refiner_fields(action_dim),
+            **({} if alpha is None else {"alpha": float(alpha)}),
+        },
     )
     wrapped = DiffOG.wrap(base, config, bound_schedule=bound_schedule)
     scale = action_half_range(base, preset, action_dim)
@@ -417,8 +454,9 @@ def static_diffog_policy(
 
 def row_label(spec: RowSpec) -> str:
     """Table label of a row."""
-    if spec.method == "diffog" and spec.refiner == STATIC_DIFFOG:
-        return "diffog (static Q)"
+    if spec.method == "diffog" and is_static(spec.refiner):
+        alpha = static_alpha(spec.refiner)
+        return "diffog (static Q)" if alpha is None else f"diffog (static Q, alpha {alpha:g})"
     return spec.method
 
 

@@ -95,6 +95,8 @@ def test_checkpoints_last_k(tmp_path):
         ({"base": ("Robomimic-Lift-v0=dp-lift", "Robomimic-Lift-v0=x")}, "twice"),
         ({"base": ("DAMPC-KukaTrack-v0=dampc-kuka",)}, "not a manipulation env"),
         ({"diffog": ("Robomimic-Can-v0=static",)}, "without a base"),
+        ({"diffog": ("Robomimic-Lift-v0=static:-1",)}, "ALPHA"),
+        ({"diffog": ("Robomimic-Lift-v0=static:x",)}, "ALPHA"),
         ({"checkpoints": "best"}, "last:K"),
         ({"checkpoints": "last:0"}, "last:K"),
         ({"methods": ("base", "dagger")}, "methods"),
@@ -275,3 +277,14 @@ def test_cli_flags_of_the_constraint_variants(capsys):
     ]
     assert cli.main(["bench", "manipulation", "--max-abs", "0"]) == 2
     assert "max_abs must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_static_diffog_spec_sets_the_smoothing_weight_and_the_row_label():
+    from ampczoo.benchmarks.manipulation import RowSpec, row_label, row_policy
+
+    default = row_policy(RowSpec("diffog", "dp-lift", "static"), "Robomimic-Lift-v0", 7)
+    zero = row_policy(RowSpec("diffog", "dp-lift", "static:0"), "Robomimic-Lift-v0", 7)
+    assert default.refiner.config.alpha == suite_preset("Robomimic-Lift-v0").alpha == 4
+    assert zero.refiner.config.alpha == 0.0
+    assert row_label(RowSpec("diffog", "dp-lift", "static:0")) == "diffog (static Q, alpha 0)"
+    assert row_label(RowSpec("diffog", "dp-lift", "static")) == "diffog (static Q)"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -611,6 +612,15 @@ def export(cfg: RLConfig, run: Run, model: Any) -> Any:
     )
 
 
+def eval_score(success_rate: float, final_error_mean: float) -> float:
+    """Score that picks ``best/``: the success rate [%], ties broken by the lower mean final
+    error [m] where the env reports one (NaN on envs without a position error, e.g. the
+    manipulation suites: the success rate alone)."""
+    if not math.isfinite(final_error_mean):
+        return float(success_rate)
+    return float(success_rate) - 1e-3 * float(final_error_mean)
+
+
 def _evaluate(
     cfg: RLConfig, run: Run, model: Any, extra_s: float, force: bool = False
 ) -> EvalResult:
@@ -632,7 +642,7 @@ def _evaluate(
         model.logger.record("eval/ci95_high", result.ci95[1])
         model.logger.record("eval/final_error_mean", result.final_error_mean)
         model.logger.dump(steps)
-        score = result.success_rate - 1e-3 * result.final_error_mean
+        score = eval_score(result.success_rate, result.final_error_mean)
         if score > run.best:
             run.best = score
             policy.save_pretrained(run.out / "best")

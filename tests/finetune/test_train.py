@@ -220,3 +220,13 @@ def test_cli(tmp_path, capsys):
     assert main(["finetune", "nope"]) == 2
     assert main(["finetune", "bc", "--out", str(tmp_path / "y")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_best_checkpoint_score_ignores_a_missing_final_error():
+    from ampczoo.finetune.train import eval_score
+
+    # manipulation envs report no position error: success alone decides, NaN never wins or loses
+    assert eval_score(55.0, float("nan")) == 55.0
+    assert eval_score(55.0, float("nan")) > -1.0  # beats the initial best of a run
+    assert eval_score(50.0, 0.02) > eval_score(50.0, 0.03)  # ties: the lower final error
+    assert eval_score(55.0, 0.5) > eval_score(50.0, 0.0)

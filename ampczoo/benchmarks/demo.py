@@ -120,6 +120,7 @@ def run_demo(cfg: DemoConfig | None = None) -> Path:
         for label, policy, dt in contenders:
             if dt not in envs:
                 envs[dt] = gym.make(env_id, control_dt=dt)
+            if dt != CONTROL_DT:
                 label = f"{label} (control_dt {dt} s)"
             with single_thread():
                 results = [

@@ -433,6 +433,9 @@ def static_diffog_policy(
 
     c = base.config
     chunk = int(getattr(base, "chunk_len", getattr(c, "pred_horizon", 16)))
+    fields = preset.refiner_fields(action_dim)
+    if alpha is not None:
+        fields["alpha"] = float(alpha)
     config = DiffOGConfig(
         q_mode="static",
         horizon=chunk,
@@ -441,10 +444,7 @@ def static_diffog_policy(
         action_dim=action_dim,
         obs_dim=int(getattr(c, "obs_dim", 1)),
         max_abs=max_abs,
-        **{
-            **preset.refiner_fields(action_dim),
-            **({} if alpha is None else {"alpha": float(alpha)}),
-        },
+        **fields,
     )
     wrapped = DiffOG.wrap(base, config, bound_schedule=bound_schedule)
     scale = action_half_range(base, preset, action_dim)

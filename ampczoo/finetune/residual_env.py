@@ -33,7 +33,9 @@ naming it): the agent's action r in [-1, 1]^6 (or ^3) is an end-effector twist
 to joint velocities by the damped least-squares inverse of the Jacobian at the current q
 and clipped to +-``scale`` [rad/s] (:class:`~ampczoo.policies.residual_rl.
 TaskSpaceResidual`, the map of the exported policy); r = 0 is the residual 0. A held twist
-is mapped afresh at every env step.
+is mapped afresh at every env step. "task_force" (ThreeDOF-Reach-v0 only, whose action is
+the joint torque [N m]): r in [-1, 1]^3 is an end-effector force ``twist_scale`` * r [N],
+mapped to torques J(q)^T f and clipped to +-``scale`` [N m].
 """
 
 from __future__ import annotations
@@ -79,17 +81,23 @@ def box_action_space(env: gym.Env) -> spaces.Box:
 
 
 def check_task_space_env(env: gym.Env, space: str) -> None:
-    """ValueError naming the env unless it provides the kinematics of a task-space residual
-    (a KUKA tracking env with its flat observation and joint-velocity action)."""
+    """ValueError naming the env unless it provides the kinematics of a task-space residual:
+    "task" / "task_position" a KUKA tracking env with its flat observation and
+    joint-velocity action, "task_force" the 3-DOF arm (flat observation, joint torques)."""
     from ampczoo.envs.kuka_track import KukaTrackEnv
+    from ampczoo.envs.threedof_reach import ThreeDOFReachEnv
 
     obs_shape = getattr(env.observation_space, "shape", None)
-    if not isinstance(env.unwrapped, KukaTrackEnv) or obs_shape not in ((16,), (20,)):
+    if space == "task_force":
+        env_class, sizes, names = ThreeDOFReachEnv, ((9,),), "the 3-DOF arm (ThreeDOF-Reach-v0"
+    else:
+        env_class, sizes = KukaTrackEnv, ((16,), (20,))
+        names = "the KUKA kinematics (DAMPC-KukaTrack-v0, DAMPC-KukaTrackObstacle-v0"
+    if not isinstance(env.unwrapped, env_class) or obs_shape not in sizes:
         name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         raise ValueError(
-            f"residual_space {space!r} needs an env with the KUKA kinematics "
-            f"(DAMPC-KukaTrack-v0, DAMPC-KukaTrackObstacle-v0, flat observation); {name} "
-            "has none: use residual_space='joint'"
+            f"residual_space {space!r} needs an env with {names}, flat observation); "
+            f"{name} has none: use residual_space='joint'"
         )
 
 
@@ -142,7 +150,7 @@ class ResidualPolicyEnv(gym.Wrapper):
         self.scale = check_scale(scale, n)
         self.task_map = None
         if residual_space != "joint":
-            self.task_map = TaskSpaceResidual(twist_scale, self.scale)
+            self.task_map = TaskSpaceResidual(twist_scale, self.scale, residual_space)
         self.success_bonus = float(success_bonus)
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
         centre = (self.low + self.high) / 2

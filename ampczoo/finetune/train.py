@@ -39,7 +39,14 @@ import numpy as np
 
 from ampczoo.finetune.evaluation import EvalResult, evaluate_policy, plot_learning_curve
 
-FEATURE_CHOICES = ("auto", "none", "threedof_ee", "kuka_kinematic", "kuka_error")
+FEATURE_CHOICES = (
+    "auto",
+    "none",
+    "threedof_ee",
+    "threedof_error",
+    "kuka_kinematic",
+    "kuka_error",
+)
 #: env id -> actor input features of ``features="auto"``
 AUTO_FEATURES = {
     "ThreeDOF-Reach-v0": "threedof_ee",
@@ -74,8 +81,9 @@ class RLConfig:
     """hidden layers of the actor alone (None: ``num_layers``; 0: a linear actor on the
     input features, the critic keeps ``num_layers``)"""
     features: str = "auto"
-    """actor/critic input features: "none", "threedof_ee", "kuka_kinematic", "kuka_error"
-    (the KUKA pose error alone) or "auto" (threedof_ee on ThreeDOF-Reach-v0,
+    """actor/critic input features: "none", "threedof_ee", "threedof_error" (the 3-DOF
+    end-effector error and velocity alone), "kuka_kinematic", "kuka_error" (the KUKA pose
+    error alone) or "auto" (threedof_ee on ThreeDOF-Reach-v0,
     kuka_kinematic on the KUKA tracking envs, else none)"""
     learning_rate: float = 3e-4
     """Adam learning rate of actor and critic"""
@@ -221,11 +229,13 @@ class ResidualRunConfig(RLConfig):
     residual_space: str = "joint"
     """"joint": the agent's action is the residual in action units; "task": an
     end-effector twist (6) mapped to joint velocities by the damped least-squares inverse
-    of the Jacobian, then clipped to +-scale; "task_position": its linear part only (3).
-    Task spaces: the KUKA envs only (:mod:`ampczoo.finetune.residual_env`)"""
+    of the Jacobian, then clipped to +-scale; "task_position": its linear part only (3)
+    (the KUKA envs); "task_force": an end-effector force (3) mapped to joint torques by
+    J(q)^T, then clipped to +-scale (ThreeDOF-Reach-v0; :mod:`ampczoo.finetune.residual_env`)"""
     twist_scale: tuple[float, ...] = ()
     """task spaces: twist per unit of agent action, linear [m/s] then angular [rad/s]; one
-    number each (2: linear, angular) or one per axis (6; "task_position": 1 or 3)"""
+    number each (2: linear, angular) or one per axis (6; "task_position": 1 or 3);
+    "task_force": force per unit [N], 1 or 3 numbers"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -241,11 +251,12 @@ class ResidualRunConfig(RLConfig):
 
     def resolved_twist_scale(self) -> tuple[float, ...]:
         """``twist_scale`` per axis: (linear, angular) -> 3 + 3 values ("task"), one
-        linear value -> 3 ("task_position"); as given otherwise."""
+        linear value -> 3 ("task_position"), one force -> 3 ("task_force"); as given
+        otherwise."""
         t = tuple(float(v) for v in self.twist_scale)
         if self.residual_space == "task" and len(t) == 2:
             return (t[0],) * 3 + (t[1],) * 3
-        if self.residual_space == "task_position" and len(t) == 1:
+        if self.residual_space in ("task_position", "task_force") and len(t) == 1:
             return t * 3
         return t
 

@@ -44,7 +44,10 @@ velocities by the damped least-squares inverse of the arm's Jacobian at the obse
 +-``scale`` [rad/s]; ``"task_position"``: the same with r in [-1, 1]^3 the linear part only
 (angular twist 0: hold the orientation). r = 0 is the residual 0 in every space
 (:class:`TaskSpaceResidual`, shared with :class:`~ampczoo.finetune.residual_env.
-ResidualPolicyEnv`).
+ResidualPolicyEnv`). ``"task_force"`` (ThreeDOF-Reach-v0, whose action is the joint torque
+[N m]): r in [-1, 1]^3 is an end-effector force f = ``twist_scale`` * r [N] (the field
+holds the force per actor unit here), mapped to joint torques J(q)^T f and clipped to
++-``scale`` [N m].
 """
 
 from __future__ import annotations
@@ -58,9 +61,9 @@ import torch
 from torch import nn
 
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
-from ampczoo.robots.threedof import OBS_Q, OBS_TARGET, forward_kinematics
+from ampczoo.robots.threedof import OBS_Q, OBS_QD, OBS_TARGET, forward_kinematics
 
-FEATURES = ("none", "threedof_ee", "kuka_kinematic", "kuka_error")
+FEATURES = ("none", "threedof_ee", "threedof_error", "kuka_kinematic", "kuka_error")
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
@@ -75,8 +78,19 @@ KUKA_EP, KUKA_DLS = slice(17, 20), slice(32, 39)
 KUKA_ER = slice(21, 24)
 #: Coarse / fine scales of the ``kuka_error`` features: position [m], rotation [rad].
 KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES = (0.1, 0.02), (0.3, 0.05)
+#: Scale of the 3-DOF end-effector velocity feature of ``threedof_error`` [m/s].
+EE_VELOCITY_SCALE = 0.3
 #: residual spaces and the agent's action size in each (None: the env's action size)
-RESIDUAL_SPACES: dict[str, int | None] = {"joint": None, "task": 6, "task_position": 3}
+RESIDUAL_SPACES: dict[str, int | None] = {
+    "joint": None,
+    "task": 6,
+    "task_position": 3,
+    "task_force": 3,
+}
+#: observation sizes of the envs each task space is defined on (KUKA: 16 / 20; 3-DOF: 9)
+TASK_SPACE_OBS = {"task": (16, 20), "task_position": (16, 20), "task_force": (9,)}
+#: features that replace the observation and base action (error features alone)
+ERROR_ONLY_FEATURES = ("kuka_error", "threedof_error")
 
 
 def feature_dim(features: str) -> int:
@@ -85,12 +99,12 @@ def feature_dim(features: str) -> int:
         from ampczoo.nn.features import FEATURE_DIM
 
         return FEATURE_DIM + 3 + 7
-    return {"none": 0, "threedof_ee": 15, "kuka_error": 12}[features]
+    return {"none": 0, "threedof_ee": 15, "threedof_error": 9, "kuka_error": 12}[features]
 
 
-def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
-    """J(q)^T e (..., 3) [m^2/rad] of the 3-DOF arm's position Jacobian (closed form of
-    :func:`~ampczoo.robots.threedof.forward_kinematics`) and errors e (..., 3) [m]."""
+def threedof_jacobian(q: torch.Tensor) -> torch.Tensor:
+    """Position Jacobian J(q) (..., 3, 3) [m/rad] of the 3-DOF arm (closed form of
+    :func:`~ampczoo.robots.threedof.forward_kinematics`): rows x, y, z; columns joints."""
     from ampczoo.robots.threedof import LINK_LENGTHS
 
     l2, l3 = LINK_LENGTHS
@@ -100,11 +114,19 @@ def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tenso
     dr2 = -l2 * torch.sin(q2) - l3 * torch.sin(q2 + q3)
     dz2 = l2 * torch.cos(q2) + l3 * torch.cos(q2 + q3)
     dr3, dz3 = -l3 * torch.sin(q2 + q3), l3 * torch.cos(q2 + q3)
-    ex, ey, ez = err[..., 0], err[..., 1], err[..., 2]
-    g1 = -r * s1 * ex + r * c1 * ey
-    g2 = dr2 * (c1 * ex + s1 * ey) + dz2 * ez
-    g3 = dr3 * (c1 * ex + s1 * ey) + dz3 * ez
-    return torch.stack([g1, g2, g3], -1)
+    zero = torch.zeros_like(q1)
+    rows = [
+        torch.stack([-r * s1, dr2 * c1, dr3 * c1], -1),
+        torch.stack([r * c1, dr2 * s1, dr3 * s1], -1),
+        torch.stack([zero, dz2, dz3], -1),
+    ]
+    return torch.stack(rows, -2)
+
+
+def threedof_jacobian_t_error(q: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """J(q)^T e (..., 3) [m^2/rad] of the 3-DOF arm's position Jacobian and errors e (..., 3)
+    [m] (also: joint torques [N m] of an end-effector force e [N])."""
+    return (threedof_jacobian(q).transpose(-1, -2) @ err[..., None])[..., 0]
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,8 @@ class ResidualRLConfig(PolicyConfig):
     """output map to [-1, 1]: "tanh" (SAC / TD3) or "clip" (PPO's Gaussian mean)"""
     features: str = "none"
     """kinematic features of the observation added to the actor input: "none",
-    "threedof_ee" or "kuka_kinematic" (see the module docstring)"""
+    "threedof_ee", "threedof_error", "kuka_kinematic" or "kuka_error" (see the module
+    docstring)"""
     hold: int = 1
     """env steps an actor output is held: the actor is queried at the first step after
     ``reset`` and every ``hold`` steps after it, its output held in between and added to the
@@ -146,10 +169,11 @@ class ResidualRLConfig(PolicyConfig):
     residual_space: str = "joint"
     """what the actor outputs: "joint" (the residual in action units), "task" (an
     end-effector twist, 6) or "task_position" (its linear part, 3) mapped to joint
-    velocities (KUKA; see the module docstring)"""
+    velocities (KUKA), "task_force" (an end-effector force, 3, mapped to joint torques by
+    J^T; the 3-DOF arm; see the module docstring)"""
     twist_scale: tuple[float, ...] = ()
     """task spaces: the twist per actor unit, linear [m/s] (3) then angular [rad/s] (3;
-    "task" only); empty for "joint" """
+    "task" only); "task_force": the force per actor unit [N] (3); empty for "joint" """
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "hidden_dim", "hold"):
@@ -174,9 +198,9 @@ class ResidualRLConfig(PolicyConfig):
                 raise ValueError(
                     f"{name} must be one of {tuple(allowed)}, got {getattr(self, name)!r}"
                 )
-        if self.features == "threedof_ee" and self.obs_dim != 9:
+        if self.features in ("threedof_ee", "threedof_error") and self.obs_dim != 9:
             raise ValueError(
-                f"features 'threedof_ee' needs the 3-DOF observation (9,), got {self.obs_dim}"
+                f"features {self.features!r} needs the 3-DOF observation (9,), got {self.obs_dim}"
             )
         if self.features in ("kuka_kinematic", "kuka_error") and self.obs_dim not in (16, 20):
             raise ValueError(
@@ -187,8 +211,9 @@ class ResidualRLConfig(PolicyConfig):
 
 def check_residual_space(space: str, twist_scale: Any, obs_dim: int | None = None) -> None:
     """ValueError unless ``space`` is one of :data:`RESIDUAL_SPACES`, ``twist_scale`` has its
-    size (empty for "joint") with finite entries > 0, and a task space has a KUKA
-    observation (16,) or (20,) (when ``obs_dim`` is given)."""
+    size (empty for "joint") with finite entries > 0, and a task space has its env's
+    observation (:data:`TASK_SPACE_OBS`: KUKA (16,) or (20,), 3-DOF (9,); when ``obs_dim``
+    is given)."""
     if space not in RESIDUAL_SPACES:
         raise ValueError(f"residual_space must be one of {tuple(RESIDUAL_SPACES)}, got {space!r}")
     dim = RESIDUAL_SPACES[space]
@@ -197,14 +222,17 @@ def check_residual_space(space: str, twist_scale: Any, obs_dim: int | None = Non
         if values.size:
             raise ValueError(f"twist_scale is for the task spaces, not {space!r}: {twist_scale}")
         return
+    units = "[N]" if space == "task_force" else "([m/s] then [rad/s])"
     if values.size != dim or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(
             f"residual_space {space!r} needs twist_scale of {dim} finite numbers > 0 "
-            f"([m/s] then [rad/s]), got {twist_scale!r}"
+            f"{units}, got {twist_scale!r}"
         )
-    if obs_dim is not None and obs_dim not in (16, 20):
+    if obs_dim is not None and obs_dim not in TASK_SPACE_OBS[space]:
+        arm = "3-DOF" if space == "task_force" else "KUKA"
         raise ValueError(
-            f"residual_space {space!r} needs a KUKA observation (16,) or (20,), got {obs_dim}"
+            f"residual_space {space!r} needs a {arm} observation of size "
+            f"{' or '.join(map(str, TASK_SPACE_OBS[space]))}, got {obs_dim}"
         )
 
 
@@ -214,35 +242,42 @@ def residual_dim(space: str, action_dim: int) -> int:
 
 
 class TaskSpaceResidual(nn.Module):
-    """Agent action r (B, d) in [-1, 1] -> joint residual (B, 7) [rad/s]: the twist
-    ``twist_scale`` * r (d = 6: linear [m/s] + angular [rad/s]; d = 3: linear only, angular
-    0), mapped by the damped least-squares inverse of the KUKA Jacobian at the observation's q
-    (:class:`~ampczoo.nn.features.KukaFeatures`) and clipped to +-``joint_scale``. r = 0 ->
-    0. Parameter-free; float32."""
+    """Agent action r (B, d) in [-1, 1] -> joint residual, clipped to +-``joint_scale``.
+    KUKA (d = 6: a twist ``twist_scale`` * r, linear [m/s] + angular [rad/s]; d = 3: linear
+    only, angular 0) -> (B, 7) [rad/s] by the damped least-squares inverse of the Jacobian
+    at the observation's q (:class:`~ampczoo.nn.features.KukaFeatures`); 3-DOF arm
+    (``space`` "task_force", d = 3: an end-effector force ``twist_scale`` * r [N]) -> (B, 3)
+    joint torques J(q)^T f [N m]. r = 0 -> 0. Parameter-free; float32."""
 
-    def __init__(self, twist_scale: Any, joint_scale: Any):
+    def __init__(self, twist_scale: Any, joint_scale: Any, space: str = "task"):
         super().__init__()
-        from ampczoo.nn.features import KukaFeatures
-
         twist = torch.as_tensor(np.asarray(twist_scale, np.float32).reshape(-1))
         self.register_buffer("twist_scale", twist, persistent=False)
         joint = torch.as_tensor(np.asarray(joint_scale, np.float32).reshape(-1))
         self.register_buffer("joint_scale", joint, persistent=False)
-        self.kuka = KukaFeatures()
+        self.space = space
+        self.kuka: nn.Module | None = None
+        if space != "task_force":
+            from ampczoo.nn.features import KukaFeatures
+
+            self.kuka = KukaFeatures()
 
     def forward(self, obs: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        """obs (B, >= 7) raw KUKA observations (q first), r (B, d) -> (B, 7) [rad/s]."""
-        from ampczoo.robots.kuka import OBS_Q
+        """obs (B, >= 7) raw observations (q first), r (B, d) -> (B, n) joint residual."""
+        scaled = r.clamp(-1.0, 1.0) * self.twist_scale
+        if self.kuka is None:
+            joint = threedof_jacobian_t_error(obs[:, OBS_Q], scaled)
+        else:
+            from ampczoo.robots.kuka import OBS_Q as KUKA_Q
 
-        twist = r.clamp(-1.0, 1.0) * self.twist_scale
-        if twist.shape[-1] == 3:
-            twist = torch.cat([twist, torch.zeros_like(twist)], dim=-1)
-        dq = self.kuka.twist_to_joint_velocity(obs[:, OBS_Q], twist)
-        return torch.maximum(torch.minimum(dq, self.joint_scale), -self.joint_scale)
+            if scaled.shape[-1] == 3:
+                scaled = torch.cat([scaled, torch.zeros_like(scaled)], dim=-1)
+            joint = self.kuka.twist_to_joint_velocity(obs[:, KUKA_Q], scaled)
+        return torch.maximum(torch.minimum(joint, self.joint_scale), -self.joint_scale)
 
     @torch.no_grad()
     def numpy(self, obs: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """The map of one observation (obs_dim,) and agent action (d,) -> (7,) float64."""
+        """The map of one observation (obs_dim,) and agent action (d,) -> (n,) float64."""
         obs_t = torch.as_tensor(np.asarray(obs, np.float32)[None])
         r_t = torch.as_tensor(np.asarray(r, np.float32)[None])
         return self(obs_t, r_t)[0].numpy().astype(np.float64)
@@ -260,7 +295,7 @@ class ResidualInput(nn.Module):
         n = obs_dim + action_dim
         self.register_buffer("in_mean", torch.zeros(n))
         self.register_buffer("in_std", torch.ones(n))
-        self.output_dim = (0 if features == "kuka_error" else n) + feature_dim(features)
+        self.output_dim = (0 if features in ERROR_ONLY_FEATURES else n) + feature_dim(features)
         self.kuka: nn.Module | None = None
         if features in ("kuka_kinematic", "kuka_error"):
             from ampczoo.nn.features import KukaFeatures
@@ -281,6 +316,8 @@ class ResidualInput(nn.Module):
             (p_coarse, p_fine), (r_coarse, r_fine) = KUKA_ERR_POS_SCALES, KUKA_ERR_ROT_SCALES
             pos = [e_p / p_coarse, torch.tanh(e_p / p_fine)]
             return torch.cat([*pos, e_r / r_coarse, torch.tanh(e_r / r_fine)], dim=-1)
+        if self.features == "threedof_error":
+            return self._threedof_error(x[..., : self.obs_dim])
         parts = [(x - self.in_mean) / self.in_std]
         if self.features == "threedof_ee":
             obs = x[..., : self.obs_dim]
@@ -294,6 +331,15 @@ class ResidualInput(nn.Module):
             fine_p = torch.tanh(kin[..., KUKA_EP] / KUKA_POS_FINE_SCALE)
             parts += [kin, fine_p, torch.tanh(kin[..., KUKA_DLS] / KUKA_DLS_FINE_SCALE)]
         return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def _threedof_error(obs: torch.Tensor) -> torch.Tensor:
+        """e / 0.3 m, tanh(e / 0.02 m), v / 0.3 m/s (..., 9) of 3-DOF observations."""
+        q = obs[..., OBS_Q]
+        err = obs[..., OBS_TARGET] - forward_kinematics(q, xp=torch)
+        vel = (threedof_jacobian(q) @ obs[..., OBS_QD, None])[..., 0]
+        scaled = [err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE), vel / EE_VELOCITY_SCALE]
+        return torch.cat(scaled, dim=-1)
 
     #: the last inputs and their KukaFeatures, shared by all instances: the actor, critic
     #: and target critic of one SAC update see the same two batch tensors (identity checked
@@ -431,7 +477,7 @@ class ResidualRLPolicy(PretrainedPolicy):
         self._low, self._high = np.array(c.action_low), np.array(c.action_high)
         self.task_map: TaskSpaceResidual | None = None
         if c.residual_space != "joint":
-            self.task_map = TaskSpaceResidual(c.twist_scale, c.scale)
+            self.task_map = TaskSpaceResidual(c.twist_scale, c.scale, c.residual_space)
         self._runner: BaseRunner | None = None
         self._held: np.ndarray | None = None
         self._since = 0

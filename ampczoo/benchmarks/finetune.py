@@ -125,13 +125,19 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return json.loads(file.read_text()) if file.is_file() else {}
 
 
+def env_steps_per_step(config: dict[str, Any]) -> int:
+    """Env steps per recorded step of a run (its ``hold``: eval.jsonl counts agent steps)."""
+    return int(config.get("hold", 1) or 1)
+
+
 def run_rows(runs: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One row per run folder: method, evaluations, env steps, wall time, first / best / last
-    success."""
+    """One row per run folder: method, evaluations, env steps (agent steps x ``hold``), wall
+    time, first / best / last success."""
     rows = []
     for folder in runs:
         history = read_history(folder)
         config = read_config(folder)
+        hold = env_steps_per_step(config)
         best = max(history, key=lambda h: h["success_rate"])
         rows.append(
             {
@@ -140,12 +146,12 @@ def run_rows(runs: tuple[str, ...]) -> list[dict[str, Any]]:
                 "algo": config.get("algo"),
                 "base": config.get("base", "(none)"),
                 "seed": config.get("seed"),
-                "env steps": history[-1]["steps"],
+                "env steps": history[-1]["steps"] * hold,
                 "wall [min]": history[-1]["wall_s"] / 60,
                 "eval episodes": history[-1]["episodes"],
                 "SR at 0 [%]": history[0]["success_rate"],
                 "best SR [%]": best["success_rate"],
-                "best at [steps]": best["steps"],
+                "best at [env steps]": best["steps"] * hold,
                 "last SR [%]": history[-1]["success_rate"],
                 "last 95% CI": f"[{history[-1]['ci95'][0]:.1f}, {history[-1]['ci95'][1]:.1f}]",
             }
@@ -174,10 +180,11 @@ def plot_curves(runs: tuple[str, ...], path: Path) -> None:
     fig, (by_steps, by_time, error) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for folder in runs:
         history = read_history(folder)
-        label = f"{run_label(read_config(folder))} ({Path(folder).name})"
+        config = read_config(folder)
+        label = f"{run_label(config)} ({Path(folder).name})"
         rate = [h["success_rate"] for h in history]
         low, high = [h["ci95"][0] for h in history], [h["ci95"][1] for h in history]
-        steps = [h["steps"] for h in history]
+        steps = [h["steps"] * env_steps_per_step(config) for h in history]
         for ax, x in ((by_steps, steps), (by_time, [h["wall_s"] / 60 for h in history])):
             (line,) = ax.plot(x, rate, marker="o", ms=3, label=label)
             ax.fill_between(x, low, high, alpha=0.15, color=line.get_color())

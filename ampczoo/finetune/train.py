@@ -699,6 +699,8 @@ def _write_card(cfg: RLConfig, run: Run, folder: Path, selection: str) -> None:
     from ampczoo.core.card import command_line, write_card
 
     steps = run.history[-1]["steps"] if run.history else 0
+    held = f" ({steps * cfg.hold} env steps, each action held {cfg.hold})" if cfg.hold > 1 else ""
+    unit = "agent" if held else "env"
     card = {
         "env": cfg.env,
         "model": "residual_rl",
@@ -708,7 +710,7 @@ def _write_card(cfg: RLConfig, run: Run, folder: Path, selection: str) -> None:
         "selection": selection,
         "result": None,
         "note": (
-            f"{cfg.algo} on base {run.base or '(none)'}, {steps} env steps; "
+            f"{cfg.algo} on base {run.base or '(none)'}, {steps} {unit} steps{held}; "
             "held-out evaluations in eval.jsonl"
         ),
     }

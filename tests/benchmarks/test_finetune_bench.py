@@ -68,3 +68,25 @@ def test_runs_are_labelled_by_method_and_drawn_side_by_side(tmp_path):
     assert [r["method"] for r in run_rows(tuple(folders))] == labels
     plot_curves(tuple(folders), tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_runs_with_held_actions_report_env_steps(tmp_path):
+    from ampczoo.benchmarks.finetune import run_rows
+
+    records = [
+        {"steps": s, "wall_s": 0.0, "episodes": 5, "success_rate": r, "ci95": [5, 50]}
+        for s, r in ((0, 20.0), (400, 60.0), (800, 40.0))
+    ]
+    folders = []
+    for name, hold in (("held", 5), ("plain", None)):
+        run = tmp_path / name
+        run.mkdir()
+        config = {"kind": "residual", "algo": "sac", "base": "b"}
+        if hold:
+            config["hold"] = hold
+        (run / "run.json").write_text(json.dumps(config))
+        (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        folders.append(str(run))
+    held, plain = run_rows(tuple(folders))
+    assert (held["env steps"], held["best at [env steps]"]) == (4000, 2000)
+    assert (plain["env steps"], plain["best at [env steps]"]) == (800, 400)

@@ -39,6 +39,8 @@ import numpy as np
 
 from ampczoo.finetune.evaluation import EvalResult, evaluate_policy, plot_learning_curve
 
+#: ``--features`` choices: "auto" and residual_rl's FEATURES (a literal: importing that module
+#: imports torch, which the CLI's --help should not; tests/finetune/test_train.py ties them)
 FEATURE_CHOICES = (
     "auto",
     "none",

@@ -230,3 +230,10 @@ def test_best_checkpoint_score_ignores_a_missing_final_error():
     assert eval_score(55.0, float("nan")) > -1.0  # beats the initial best of a run
     assert eval_score(50.0, 0.02) > eval_score(50.0, 0.03)  # ties: the lower final error
     assert eval_score(55.0, 0.5) > eval_score(50.0, 0.0)
+
+
+def test_feature_choices_are_the_policys_features_and_auto():
+    from ampczoo.finetune.train import FEATURE_CHOICES
+    from ampczoo.policies.residual_rl import FEATURES
+
+    assert FEATURE_CHOICES == ("auto", *FEATURES)

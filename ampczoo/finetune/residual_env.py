@@ -47,6 +47,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ampczoo.policies.residual_rl import (
+    TASK_SPACE_OBS,
     BaseRunner,
     TaskSpaceResidual,
     check_residual_space,
@@ -88,10 +89,11 @@ def check_task_space_env(env: gym.Env, space: str) -> None:
     from ampczoo.envs.threedof_reach import ThreeDOFReachEnv
 
     obs_shape = getattr(env.observation_space, "shape", None)
+    sizes = [(n,) for n in TASK_SPACE_OBS[space]]
     if space == "task_force":
-        env_class, sizes, names = ThreeDOFReachEnv, ((9,),), "the 3-DOF arm (ThreeDOF-Reach-v0"
+        env_class, names = ThreeDOFReachEnv, "the 3-DOF arm (ThreeDOF-Reach-v0"
     else:
-        env_class, sizes = KukaTrackEnv, ((16,), (20,))
+        env_class = KukaTrackEnv
         names = "the KUKA kinematics (DAMPC-KukaTrack-v0, DAMPC-KukaTrackObstacle-v0"
     if not isinstance(env.unwrapped, env_class) or obs_shape not in sizes:
         name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__

@@ -255,7 +255,6 @@ class TaskSpaceResidual(nn.Module):
         self.register_buffer("twist_scale", twist, persistent=False)
         joint = torch.as_tensor(np.asarray(joint_scale, np.float32).reshape(-1))
         self.register_buffer("joint_scale", joint, persistent=False)
-        self.space = space
         self.kuka: nn.Module | None = None
         if space != "task_force":
             from ampczoo.nn.features import KukaFeatures

@@ -52,8 +52,9 @@ Metrics per row (pooled over checkpoints x initial states):
 * refine time per refine call [ms] (wrapped rows), act() time per step [ms].
 
 ``--checkpoints last:K`` takes the last K saved checkpoints of each training run folder (the
-paper: last 10); the training loop keeps only ``last/`` and ``best/``, so on its run folders
-K > 1 is refused with a message (pass several run folders, comma-separated, for training seeds).
+paper: last 10): the ``step-NNNNNNN/`` snapshots that ``ampczoo train --keep-checkpoints K``
+keeps, and ``last/``; a run folder with fewer is refused with a message. Several run folders,
+comma-separated, are training seeds.
 
 Writes ``table.{md,csv}``, ``episodes.json`` (per episode: row, checkpoint, seed, success,
 steps, metrics), ``initial_states-<TASK>.npz`` and ``fig8.png`` (success with CI and the action
@@ -269,8 +270,11 @@ def checkpoints_per_run(spec: str) -> int:
 
 def resolve_checkpoints(spec: str, k: int) -> list[str]:
     """The checkpoints of one SPEC: a zoo name or checkpoint folder is itself (K must be 1); a
-    training run folder gives its last K saved checkpoints (``step-*`` / ``checkpoint-*``
-    folders in step order, then ``last/``). ValueError when fewer than K exist."""
+    training run folder gives its last K saved checkpoints: its ``step-NNNNNNN/`` snapshots
+    (``ampczoo train --keep-checkpoints``) in step order, then ``last/`` unless the newest
+    snapshot is the same step. ValueError when fewer than K exist."""
+    from ampczoo.training.supervised import SNAPSHOT_PREFIX, STATE_JSON, snapshot_folders
+
     path = Path(spec)
     if not (path / "last").is_dir() or (path / "config.json").is_file():
         if k > 1:
@@ -278,17 +282,17 @@ def resolve_checkpoints(spec: str, k: int) -> list[str]:
                 f"{spec} is a single checkpoint; checkpoints last:{k} needs a training run folder"
             )
         return [spec]
-    saved = [p for p in path.iterdir() if p.is_dir() and (p / "config.json").is_file()]
-    numbered = sorted(
-        (p for p in saved if p.name.split("-")[0] in ("step", "checkpoint")),
-        key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0,
-    )
-    found = [str(p) for p in numbered] + [str(path / "last")]
+    found = [str(p) for p in snapshot_folders(path)]
+    last_state = path / "last" / STATE_JSON
+    last_step = json.loads(last_state.read_text())["step"] if last_state.is_file() else None
+    newest_is_last = bool(found) and int(Path(found[-1]).name[len(SNAPSHOT_PREFIX) :]) == last_step
+    if not newest_is_last:
+        found.append(str(path / "last"))
     if len(found) < k:
         raise ValueError(
             f"{spec} keeps {len(found)} checkpoint(s) ({[Path(f).name for f in found]}), "
-            f"checkpoints last:{k} needs {k}: the training loop keeps only last/ and best/; "
-            "pass several run folders (comma-separated) for training seeds"
+            f"checkpoints last:{k} needs {k}: train with --keep-checkpoints {k} to keep step-*/ "
+            "snapshots; pass several run folders (comma-separated) for training seeds"
         )
     return found[-k:]
 

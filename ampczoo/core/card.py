@@ -17,7 +17,8 @@ A card says what a checkpoint is for and where it came from; the shipped zoo
                        line), episodes, samples (kept samples), note             [path required]
     command     str    the command that trained it, as it was run (the CLI flags of its date)
     date        str    YYYY-MM-DD of the training                                [optional]
-    selection   str    "last" (final, EMA weights) or "best" (lowest validation loss) [optional]
+    selection   str    "last" (final, EMA weights), "best" (lowest validation loss) or
+                       "snapshot" (a step-NNNNNNN/ folder of keep_checkpoints)  [optional]
     result      dict   the measured closed-loop result, or null when none yet:
                        success_rate [%] (null: not measured; then a note says why),
                        ci95 [lo, hi] [%] (Wilson interval), episodes, date (YYYY-MM-DD),
@@ -81,7 +82,7 @@ RESULT_FIELDS: dict[str, tuple[bool, tuple[type, ...]]] = {
     "base": (False, (str,)),
     "note": (False, (str,)),
 }
-SELECTIONS = ("last", "best")
+SELECTIONS = ("last", "best", "snapshot")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PAGE = re.compile(r"^docs/results/[A-Za-z0-9_-]+\.md$")
 
@@ -236,7 +237,8 @@ def training_card(
     env id, control period and counts from the store's attributes (``EpisodeStore.attrs``;
     null where the store does not record them), the command line of this process, today's
     date, no result yet. ``base``: the frozen base of a refine-mode refiner ("" = none);
-    ``selection``: "last" or "best" (which of the run's checkpoints); ``parameters``: count."""
+    ``selection``: "last", "best" or "snapshot" (which of the run's checkpoints);
+    ``parameters``: count."""
     counts = store_attrs.get("counts") or {}
     env_kwargs = store_attrs.get("env_kwargs") or {}
     card: dict[str, Any] = {"env": store_attrs.get("env"), "model": model}

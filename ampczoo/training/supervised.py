@@ -11,6 +11,10 @@ scalars and checkpoints. Output folder (``TrainConfig.out``)::
                              weights, EMA weights, optimizer tensors, RNG state) and
                              train_state.json (step, epoch, optimizer scalars, best loss)
     best/                    the policy with the lowest validation loss so far
+    step-NNNNNNN/            with ``keep_checkpoints`` K > 0: the policy (EMA weights if EMA
+                             is on) every ``checkpoint_every`` epochs, the last K kept (the
+                             DiffOG paper evaluates the last 10: ``ampczoo bench manipulation
+                             --checkpoints last:K``)
     last/, best/ card.json   what it is: env id, data, command line, date (ampczoo.core.card)
 
 No pickle: optimizer state tensors go to safetensors, its scalars to JSON. ``resume`` restarts
@@ -44,6 +48,17 @@ from ampczoo.core.registry import make_policy, policy_class, policy_types
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
+SNAPSHOT_PREFIX = "step-"
+
+
+def snapshot_folders(out: str | Path) -> list[Path]:
+    """The ``step-NNNNNNN/`` policy snapshots of a run folder, oldest first."""
+    found = []
+    for path in Path(out).glob(f"{SNAPSHOT_PREFIX}*"):
+        step = path.name[len(SNAPSHOT_PREFIX) :]
+        if path.is_dir() and step.isdigit() and (path / "config.json").is_file():
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,11 @@ class TrainConfig:
     """torch device, "cuda" | "cpu" (None = cuda if available)"""
     resume: bool = False
     """continue from out/last (else an existing run folder is refused)"""
+    keep_checkpoints: int = 0
+    """also save the policy as out/step-NNNNNNN/ every ``checkpoint_every`` epochs and keep
+    the last this many (0 = only last/ and best/)"""
+    checkpoint_every: int = 1
+    """epochs between two step-NNNNNNN/ snapshots (with keep_checkpoints > 0)"""
     policy_overrides: dict[str, Any] = field(default_factory=dict, hash=False)
     """config fields of the policy that differ from its defaults (obs_dim, horizon and, where
     the config has it, action_dim come from the data unless given; a ``history`` field makes
@@ -105,7 +125,7 @@ class TrainConfig:
             )
         if not self.data:
             raise ValueError("data (path of a Zarr episode store) is required")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:
@@ -116,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.patience is not None and self.patience <= 0:
             raise ValueError(f"patience must be > 0, got {self.patience}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
         overrides = with_derived_fields(self.policy, dict(self.policy_overrides))
@@ -603,6 +625,20 @@ class Trainer:
             self.eval_policy().save_pretrained(best_tmp)
             self._write_card(best_tmp, "best")
             _replace_dir(best_tmp, self.out / "best")
+        if self.cfg.keep_checkpoints and self.epoch % self.cfg.checkpoint_every == 0:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        """out/step-NNNNNNN/: the policy of last/ (no train state), then drop all but the
+        newest ``keep_checkpoints`` of them."""
+        name = f"{SNAPSHOT_PREFIX}{self.step:07d}"
+        tmp = self.out / f"{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.eval_policy().save_pretrained(tmp)
+        self._write_card(tmp, "snapshot")
+        _replace_dir(tmp, self.out / name)
+        for old in snapshot_folders(self.out)[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old)
 
     def _write_card(self, folder: Path, selection: str) -> None:
         """card.json beside a saved checkpoint (:mod:`ampczoo.core.card`): env id and counts

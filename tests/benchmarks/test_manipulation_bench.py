@@ -86,6 +86,11 @@ def test_checkpoints_last_k(tmp_path):
         resolve_checkpoints(str(run), 4)
     with pytest.raises(ValueError, match="single checkpoint"):
         resolve_checkpoints(str(run / "last"), 2)
+    # last/ at the newest snapshot's step is that snapshot, not one more checkpoint
+    (run / "last" / "train_state.json").write_text('{"step": 200}')
+    assert resolve_checkpoints(str(run), 2) == [str(run / n) for n in ("step-100", "step-200")]
+    with pytest.raises(ValueError, match="keep-checkpoints 3"):
+        resolve_checkpoints(str(run), 3)
 
 
 @pytest.mark.parametrize(

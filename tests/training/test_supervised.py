@@ -78,3 +78,36 @@ def test_train_checkpoints_and_resume(policy, store, tmp_path):
     loaded = ampczoo.load_policy(out / "best", device="cpu")
     assert loaded.act(np.zeros(16)).shape == (7,)
     assert loaded.config.horizon == N and loaded.config.hidden_dim == 16
+
+
+def test_keep_checkpoints_snapshots_the_last_k(store, tmp_path):
+    out = tmp_path / "run"
+    assert _train("lsm", store, out, 4, "--keep-checkpoints", "2") == 0
+    snaps = sorted(p.name for p in out.glob("step-*"))
+    assert snaps == ["step-0000009", "step-0000012"]  # 3 steps per epoch, epochs 3 and 4
+    last = load_file(str(out / "last" / "model.safetensors"))
+    newest = load_file(str(out / "step-0000012" / "model.safetensors"))
+    older = load_file(str(out / "step-0000009" / "model.safetensors"))
+    assert all((last[k] == newest[k]).all() for k in last)
+    assert any((last[k] != older[k]).any() for k in last)
+    assert json.loads((out / "step-0000009" / "card.json").read_text())["selection"] == "snapshot"
+    assert ampczoo.load_policy(out / "step-0000009", device="cpu").act(np.zeros(16)).shape == (7,)
+    # every 2nd epoch; a resumed run keeps pruning
+    every = tmp_path / "every"
+    assert _train("lsm", store, every, 2, "--keep-checkpoints", "3", "--checkpoint-every", "2") == 0
+    assert (
+        _train(
+            "lsm", store, every, 6, "--keep-checkpoints", "3", "--checkpoint-every", "2", "--resume"
+        )
+        == 0
+    )
+    assert sorted(p.name for p in every.glob("step-*")) == [
+        "step-0000006",
+        "step-0000012",
+        "step-0000018",
+    ]
+
+
+@pytest.mark.parametrize("flag, value", [("--keep-checkpoints", "-1"), ("--checkpoint-every", "0")])
+def test_snapshot_options_are_validated(store, tmp_path, flag, value):
+    assert _train("lsm", store, tmp_path / "bad", 1, flag, value) != 0

@@ -813,6 +813,20 @@ def _pooled(episodes: list[dict[str, Any]], key: str, count: str) -> float:
     return sum(e[key] * e.get(count, 0) for e in episodes) / max(total, 1)
 
 
+def success_per_checkpoint(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success [%] of each checkpoint (training seed / snapshot) in order of appearance, joined
+    by " / ", and their standard deviation (0 for one checkpoint): the paper's spread."""
+    checkpoints = list(dict.fromkeys(e["checkpoint"] for e in episodes))
+    rates = [
+        100.0 * float(np.mean([e["success"] for e in episodes if e["checkpoint"] == c]))
+        for c in checkpoints
+    ]
+    return {
+        "SR per checkpoint [%]": " / ".join(f"{r:.0f}" for r in rates),
+        "SR std over checkpoints": float(np.std(rates)) if rates else float("nan"),
+    }
+
+
 def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The table row of one (task, method) over its episodes."""
     n = len(episodes)
@@ -827,6 +841,7 @@ def summary_row(task: str, label: str, episodes: list[dict[str, Any]]) -> dict[s
         "episodes": n,
         "SR [%]": 100.0 * k / max(n, 1),
         "SR 95% CI": f"[{100 * lo:.1f}, {100 * hi:.1f}]",
+        **success_per_checkpoint(episodes),
         "steps mean": float(np.mean([e["length"] for e in episodes])),
         "d max": float(np.mean([e["d max"] for e in episodes])),
         "d std": float(np.mean([e["d std"] for e in episodes])),

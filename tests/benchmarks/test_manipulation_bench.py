@@ -293,3 +293,15 @@ def test_static_diffog_spec_sets_the_smoothing_weight_and_the_row_label():
     assert zero.refiner.config.alpha == 0.0
     assert row_label(RowSpec("diffog", "dp-lift", "static:0")) == "diffog (static Q, alpha 0)"
     assert row_label(RowSpec("diffog", "dp-lift", "static")) == "diffog (static Q)"
+
+
+def test_success_per_checkpoint_keeps_the_order_and_the_spread():
+    from ampczoo.benchmarks.manipulation import success_per_checkpoint
+
+    episodes = [
+        {"checkpoint": c, "success": s} for c, s in [("b", 1), ("a", 0), ("b", 1), ("a", 1)]
+    ]
+    out = success_per_checkpoint(episodes)
+    assert out["SR per checkpoint [%]"] == "100 / 50"
+    assert out["SR std over checkpoints"] == pytest.approx(25.0)
+    assert success_per_checkpoint(episodes[:1])["SR std over checkpoints"] == 0.0

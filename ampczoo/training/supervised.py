@@ -20,6 +20,9 @@ scalars and checkpoints. Output folder (``TrainConfig.out``)::
 No pickle: optimizer state tensors go to safetensors, its scalars to JSON. ``resume`` restarts
 from ``last/`` at the next epoch; on CPU the continued run equals an uninterrupted one
 bit for bit (data order is seeded per epoch, the global torch RNG state is restored).
+The learning rate is a function of the step and of the run's configured length, so a run
+resumed with another ``epochs`` / ``max_steps`` follows the schedule of a run configured that
+way from the start (the rate jumps to it at the resume step; a notice says so).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import math
 import random
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -411,6 +415,21 @@ class Trainer:
             torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in meta["rng.cuda"]])
         self.step, self.epoch, self.best = meta["step"], meta["epoch"], meta["best_val"]
         self.stale = meta.get("stale_epochs", 0)
+        self._notice_schedule_change(meta.get("schedule_total"))
+
+    def _notice_schedule_change(self, saved_total: int | None) -> None:
+        """Say so on stderr when the resumed run's length differs from the saved one's: the
+        cosine then continues on the new length's curve, not the old one's."""
+        total = self.total_steps()
+        if not self.cfg.cosine or saved_total in (None, total) or not self.dist.is_main:
+            return
+        before, after = self._lr_for(saved_total, self.step), self.lr_at(self.step)
+        print(
+            f"resume: the run is now {total} optimizer steps long (was {saved_total}); the "
+            f"learning rate at step {self.step} goes from {before:.3g} to {after:.3g} (the "
+            f"schedule of a {total}-step run)",
+            file=sys.stderr,
+        )
 
     # ------------------------------------------------------------------ loop
     # ------------------------------------------------------------------ batches
@@ -438,12 +457,16 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """Warm-up then cosine to 0 (or constant when ``cosine`` is off)."""
+        return self._lr_for(self.total_steps(), step)
+
+    def _lr_for(self, total: int, step: int) -> float:
+        """The learning rate at ``step`` of a ``total``-step run."""
         cfg = self.cfg
         if not cfg.cosine:
             return cfg.lr
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        span = max(self.total_steps() - cfg.warmup_steps, 1)
+        span = max(total - cfg.warmup_steps, 1)
         return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min((step - cfg.warmup_steps) / span, 1.0)))
 
     def run(self) -> dict[str, Any]:
@@ -609,6 +632,7 @@ class Trainer:
             "val_loss": val,
             "best_val": min(self.best, val),
             "stale_epochs": self.stale,
+            "schedule_total": self.total_steps(),
             "optimizer": opt_meta,
         }
         if torch.cuda.is_available():

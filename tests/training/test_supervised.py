@@ -56,17 +56,23 @@ def _train(policy, store, out, epochs, *extra):
 
 
 @pytest.mark.parametrize("policy", ["lsm", "dampc"])
-def test_train_checkpoints_and_resume(policy, store, tmp_path):
+def test_train_checkpoints_and_resume(policy, store, tmp_path, capsys):
     out = tmp_path / "run"
     assert _train(policy, store, out, 1) == 0
     meta1 = json.loads((out / "last" / "train_state.json").read_text())
     assert meta1["epoch"] == 1 and meta1["step"] == 3  # ceil(4 train episodes x 20 / 32)
+    assert meta1["schedule_total"] == 3
     assert (out / "best" / "model.safetensors").is_file()
     assert any((out / "tb").iterdir())
     assert _train(policy, store, out, 2) == 2  # refuses to overwrite without --resume
+    capsys.readouterr()
     assert _train(policy, store, out, 2, "--resume") == 0
+    # the longer run follows the 6-step schedule from step 3 on, and says so
+    notice = capsys.readouterr().err
+    assert "now 6 optimizer steps long (was 3)" in notice and "step 3 goes from 0 to" in notice
     meta2 = json.loads((out / "last" / "train_state.json").read_text())
     assert meta2["epoch"] == 2 and meta2["step"] == 6 and np.isfinite(meta2["val_loss"])
+    assert meta2["schedule_total"] == 6
     # the resumed run equals an uninterrupted 2-epoch run bit for bit
     straight = tmp_path / "straight"
     assert _train(policy, store, straight, 2) == 0

@@ -131,6 +131,10 @@ class DiffusionPolicyConfig(PolicyConfig):
     quat_starts: tuple[int, ...] = ()
     """start index of every (x, y, z, w) quaternion in the flat observation ("rot6d" only;
     set from the data by the trainer for robomimic stores)"""
+    angle_dims: tuple[int, ...] = ()
+    """indices of observation entries that are angles [rad] (Push-T's block angle, 4): each
+    enters the conditioning as (cos, sin) instead of its min-max normalised value, which jumps
+    from −1 to 1 where the angle wraps (2π -> 0); () = none"""
     obs_encoder_dims: tuple[int, ...] = ()
     """hidden widths of an MLP (Linear + Mish per layer, shared over the T_o steps) applied
     to each step's low-dim features before the FiLM conditioning; () = none (the paper's:
@@ -173,6 +177,7 @@ class DiffusionPolicyConfig(PolicyConfig):
             raise ValueError(f"control_dt must be a finite number > 0, got {self.control_dt}")
         self._check_layout()
         self._check_rotation_features()
+        self._check_angle_dims()
         dims = tuple(self.obs_encoder_dims)
         object.__setattr__(self, "obs_encoder_dims", dims)
         if any(not isinstance(d, int | np.integer) or isinstance(d, bool) or d <= 0 for d in dims):
@@ -216,6 +221,19 @@ class DiffusionPolicyConfig(PolicyConfig):
         H, W = (int(v) for v in self.image_shape[:2])
         return (max(1, round(self.image_crop_ratio * H)), max(1, round(self.image_crop_ratio * W)))
 
+    def _check_angle_dims(self) -> None:
+        """angle_dims: distinct indices in [0, obs_dim), none inside a quaternion."""
+        dims = tuple(self.angle_dims)
+        object.__setattr__(self, "angle_dims", dims)
+        ints = all(isinstance(i, int | np.integer) and not isinstance(i, bool) for i in dims)
+        quat_rows = {a + k for a in self.quat_starts for k in range(4)}
+        if not ints or len(set(dims)) != len(dims) or any(not 0 <= i < self.obs_dim for i in dims):
+            raise ValueError(
+                f"angle_dims must be distinct indices in [0, obs_dim={self.obs_dim}), got {dims}"
+            )
+        if quat_rows & set(dims):
+            raise ValueError(f"angle_dims {dims} overlap the quaternions at {self.quat_starts}")
+
     def _check_rotation_features(self) -> None:
         """rotation_features "quat" | "rot6d"; quat_starts: distinct, non-overlapping 4-wide
         slices inside [0, obs_dim), given exactly when "rot6d"."""
@@ -252,8 +270,8 @@ class DiffusionPolicyConfig(PolicyConfig):
 
     def low_dim_width(self) -> int:
         """Low-dim features per step before any encoder: obs_dim, plus 2 per quaternion
-        with "rot6d" (4 entries become 6)."""
-        return self.obs_dim + 2 * len(self.quat_starts)
+        with "rot6d" (4 entries become 6), plus 1 per angle (1 entry becomes cos, sin)."""
+        return self.obs_dim + 2 * len(self.quat_starts) + len(self.angle_dims)
 
     def _check_layout(self) -> None:
         """obs_layout: (key, start, stop) triples tiling [0, obs_dim) in order."""
@@ -301,10 +319,13 @@ class DiffusionPolicy(PretrainedPolicy):
             }
         )
         quat_rows = [a + k for a in c.quat_starts for k in range(4)]
-        kept = [i for i in range(c.obs_dim) if i not in set(quat_rows)]
+        kept = [i for i in range(c.obs_dim) if i not in {*quat_rows, *c.angle_dims}]
         self.register_buffer("_kept_rows", torch.tensor(kept, dtype=torch.long), persistent=False)
         self.register_buffer(
             "_quat_rows", torch.tensor(quat_rows, dtype=torch.long).view(-1, 4), persistent=False
+        )
+        self.register_buffer(
+            "_angle_rows", torch.tensor(c.angle_dims, dtype=torch.long), persistent=False
         )
         layers: list[nn.Module] = []
         width = c.low_dim_width()
@@ -402,12 +423,19 @@ class DiffusionPolicy(PretrainedPolicy):
     def low_dim_features(self, obs: torch.Tensor) -> torch.Tensor:
         """(..., D) raw observations -> (..., F) conditioning features: min-max normalised
         observation; with ``rotation_features="rot6d"`` its quaternions are replaced by their
-        rotation-matrix columns (appended after the other normalised entries)."""
+        rotation-matrix columns, and the ``angle_dims`` entries by (cos, sin) of the angle
+        (appended after the other normalised entries, in that order)."""
         x = self.obs_norm(obs)
-        if not self.config.quat_starts:
+        c = self.config
+        if not c.quat_starts and not c.angle_dims:
             return x
-        rot = quaternion_to_rot6d(obs[..., self._quat_rows])  # (..., n_quat, 6)
-        return torch.cat([x[..., self._kept_rows], rot.flatten(-2)], dim=-1)
+        parts = [x[..., self._kept_rows]]
+        if c.quat_starts:
+            parts.append(quaternion_to_rot6d(obs[..., self._quat_rows]).flatten(-2))
+        if c.angle_dims:
+            angle = obs[..., self._angle_rows]  # (..., n_angle) [rad]
+            parts += [torch.cos(angle), torch.sin(angle)]
+        return torch.cat(parts, dim=-1)
 
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         c = self.config

@@ -52,6 +52,9 @@ def tiny(**kw) -> DiffusionPolicy:
         (dict(obs_dim=8, rotation_features="rot6d", quat_starts=(0, 2)), "4 apart"),
         (dict(obs_dim=8, rotation_features="rot6d", quat_starts=(5,)), "inside obs_dim"),
         (dict(obs_encoder_dims=(16, 0)), "obs_encoder_dims"),
+        (dict(angle_dims=(4,)), "angle_dims"),  # outside obs_dim = 4
+        (dict(angle_dims=(1, 1)), "angle_dims"),
+        (dict(obs_dim=9, rotation_features="rot6d", quat_starts=(2,), angle_dims=(3,)), "overlap"),
     ],
 )
 def test_invalid_configs_are_refused(bad, match):
@@ -309,6 +312,35 @@ def test_rot6d_features_replace_each_quaternion_by_its_matrix_columns():
     for f, o in zip(feats, obs, strict=True):
         R = quat_to_mat(o[5:9])
         np.testing.assert_allclose(f[5:], np.concatenate([R[:, 0], R[:, 1]]), atol=1e-5)
+
+
+def test_angle_dims_enter_as_cos_sin_continuous_across_the_wrap(tmp_path):
+    """Push-T's block angle is stored in [0, 2π): min-max normalised it jumps from 1 to −1
+    where the block turns past 0; as (cos, sin) the conditioning is continuous there."""
+    p = tiny(obs_dim=5, angle_dims=(4,))
+    p.set_normalization(
+        {
+            "obs": {"min": np.zeros(5), "max": np.r_[np.ones(4), 2 * np.pi]},
+            "u_seq": {"min": -np.ones((8, 2)), "max": np.ones((8, 2))},
+        }
+    )
+    obs = torch.tensor([[0.1, 0.2, 0.3, 0.4, 2 * np.pi - 1e-3], [0.1, 0.2, 0.3, 0.4, 1e-3]])
+    feats = p.low_dim_features(obs)
+    assert feats.shape == (2, 6) == (2, p.config.feature_dim())
+    np.testing.assert_allclose(feats[:, 4:].numpy(), [[1, -1e-3], [1, 1e-3]], atol=1e-5)
+    np.testing.assert_allclose(feats[:, :4].numpy(), 2 * obs[:, :4].numpy() - 1, atol=1e-6)
+    assert (feats[0] - feats[1]).abs().max() < 3e-3  # the raw normalised angle: 2 apart
+    raw = tiny(obs_dim=5)
+    raw.set_normalization(
+        {
+            "obs": {"min": np.zeros(5), "max": np.r_[np.ones(4), 2 * np.pi]},
+            "u_seq": {"min": -np.ones((8, 2)), "max": np.ones((8, 2))},
+        }
+    )
+    assert (raw.low_dim_features(obs)[0] - raw.low_dim_features(obs)[1]).abs().max() > 1.99
+    q = ampczoo.load_policy(p.save_pretrained(tmp_path / "dp"), device="cpu")
+    assert q.config.angle_dims == (4,)
+    torch.testing.assert_close(q.low_dim_features(obs), feats)
 
 
 def test_rot6d_quat_starts_come_from_a_robomimic_store_and_survive_save_load(tmp_path):

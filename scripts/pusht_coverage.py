@@ -17,6 +17,7 @@ import numpy as np
 
 import ampczoo
 from ampczoo.data.collect import episode_seed
+from ampczoo.experts.scripted_pusht import GOAL
 
 
 def main(policy_path: str, episodes: int, seeds: str) -> None:
@@ -34,7 +35,7 @@ def main(policy_path: str, episodes: int, seeds: str) -> None:
             if terminated or truncated:
                 break
         best.append(top)
-        dist.append(float(np.linalg.norm(obs[2:4] - np.array([256.0, 256.0]))))
+        dist.append(float(np.linalg.norm(obs[2:4] - GOAL[:2])))
     cov = np.array(best)
     print(policy_path, "max coverage per episode", np.round(cov, 2).tolist())
     print(

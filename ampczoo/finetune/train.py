@@ -48,6 +48,7 @@ FEATURE_CHOICES = (
     "threedof_error",
     "kuka_kinematic",
     "kuka_error",
+    "metaworld_grasp",
 )
 #: env id -> actor input features of ``features="auto"``
 AUTO_FEATURES = {
@@ -85,7 +86,8 @@ class RLConfig:
     features: str = "auto"
     """actor/critic input features: "none", "threedof_ee", "threedof_error" (the 3-DOF
     end-effector error and velocity alone), "kuka_kinematic", "kuka_error" (the KUKA pose
-    error alone) or "auto" (threedof_ee on ThreeDOF-Reach-v0,
+    error alone), "metaworld_grasp" (the Meta-World grasp error alone) or "auto" (threedof_ee
+    on ThreeDOF-Reach-v0,
     kuka_kinematic on the KUKA tracking envs, else none)"""
     learning_rate: float = 3e-4
     """Adam learning rate of actor and critic"""

@@ -34,6 +34,14 @@ before training), plus optional kinematic features of the observation (``feature
   tanh(e_r / 0.05) (12 values; e_r = sin(theta) * axis of R_d R_ee^T). With a linear actor
   (``num_layers`` 0) and a task-space residual it is a saturated proportional feedback on
   the pose error, the family of the hand-made task-space P residual, with 78 parameters.
+* ``"metaworld_grasp"`` (the Meta-World envs, obs (39,), action (4,)): *only* the grasp
+  error, in place of everything else: e = object - hand + (0, 0, 0.04 m) (the object's
+  position relative to where it sits when held: the hand 4 cm above its centre, the median
+  over the lifted steps of the Pick Place Wall demonstrations), as e / 0.1 m, tanh(e / 0.02 m)
+  and tanh(|e| / 0.02 m), the gripper opening (observation index 3) and the base's gripper
+  action (9 values). With a linear actor in action space it is a saturated feedback that
+  pulls the hand onto the object and opens the gripper while the hand is away from it;
+  held, e is about 0 and the residual leaves the base alone.
 
 Residual space (``residual_space``): ``"joint"`` (default): the actor's output r in
 [-1, 1]^action_dim is the residual in action units, ``scale * r``. ``"task"`` (the KUKA
@@ -63,7 +71,14 @@ from torch import nn
 from ampczoo.core.checkpoint import PolicyConfig, PretrainedPolicy, check_obs
 from ampczoo.robots.threedof import OBS_Q, OBS_QD, OBS_TARGET, forward_kinematics
 
-FEATURES = ("none", "threedof_ee", "threedof_error", "kuka_kinematic", "kuka_error")
+FEATURES = (
+    "none",
+    "threedof_ee",
+    "threedof_error",
+    "kuka_kinematic",
+    "kuka_error",
+    "metaworld_grasp",
+)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 SQUASHES = ("tanh", "clip")
 #: Length scales of the 3-DOF end-effector features [m] (as the history policies').
@@ -90,7 +105,13 @@ RESIDUAL_SPACES: dict[str, int | None] = {
 #: observation sizes of the envs each task space is defined on (KUKA: 16 / 20; 3-DOF: 9)
 TASK_SPACE_OBS = {"task": (16, 20), "task_position": (16, 20), "task_force": (9,)}
 #: features that replace the observation and base action (error features alone)
-ERROR_ONLY_FEATURES = ("kuka_error", "threedof_error")
+ERROR_ONLY_FEATURES = ("kuka_error", "threedof_error", "metaworld_grasp")
+#: Meta-World's flat observation: hand position, gripper opening, first object's position.
+MW_HAND, MW_GRIPPER, MW_OBJECT = slice(0, 3), 3, slice(4, 7)
+#: Object centre relative to the hand when it is held: the hand 4 cm above it [m].
+MW_GRASP_OFFSET = (0.0, 0.0, 0.04)
+#: Coarse / fine scales of the ``metaworld_grasp`` error [m].
+MW_GRASP_SCALES = (0.1, 0.02)
 
 
 def feature_dim(features: str) -> int:
@@ -99,7 +120,8 @@ def feature_dim(features: str) -> int:
         from ampczoo.nn.features import FEATURE_DIM
 
         return FEATURE_DIM + 3 + 7
-    return {"none": 0, "threedof_ee": 15, "threedof_error": 9, "kuka_error": 12}[features]
+    sizes = {"none": 0, "threedof_ee": 15, "threedof_error": 9, "kuka_error": 12}
+    return {**sizes, "metaworld_grasp": 9}[features]
 
 
 def threedof_jacobian(q: torch.Tensor) -> torch.Tensor:
@@ -159,8 +181,8 @@ class ResidualRLConfig(PolicyConfig):
     """output map to [-1, 1]: "tanh" (SAC / TD3) or "clip" (PPO's Gaussian mean)"""
     features: str = "none"
     """kinematic features of the observation added to the actor input: "none",
-    "threedof_ee", "threedof_error", "kuka_kinematic" or "kuka_error" (see the module
-    docstring)"""
+    "threedof_ee", "threedof_error", "kuka_kinematic", "kuka_error" or "metaworld_grasp"
+    (see the module docstring)"""
     hold: int = 1
     """env steps an actor output is held: the actor is queried at the first step after
     ``reset`` and every ``hold`` steps after it, its output held in between and added to the
@@ -206,6 +228,11 @@ class ResidualRLConfig(PolicyConfig):
             raise ValueError(
                 f"features {self.features!r} needs a KUKA observation (16,) or (20,), "
                 f"got {self.obs_dim}"
+            )
+        if self.features == "metaworld_grasp" and (self.obs_dim, self.action_dim) != (39, 4):
+            raise ValueError(
+                "features 'metaworld_grasp' needs a Meta-World observation (39,) and action "
+                f"(4,), got ({self.obs_dim},) and ({self.action_dim},)"
             )
 
 
@@ -317,6 +344,8 @@ class ResidualInput(nn.Module):
             return torch.cat([*pos, e_r / r_coarse, torch.tanh(e_r / r_fine)], dim=-1)
         if self.features == "threedof_error":
             return self._threedof_error(x[..., : self.obs_dim])
+        if self.features == "metaworld_grasp":
+            return self._metaworld_grasp(x[..., : self.obs_dim], x[..., self.obs_dim :])
         parts = [(x - self.in_mean) / self.in_std]
         if self.features == "threedof_ee":
             obs = x[..., : self.obs_dim]
@@ -339,6 +368,18 @@ class ResidualInput(nn.Module):
         vel = (threedof_jacobian(q) @ obs[..., OBS_QD, None])[..., 0]
         scaled = [err / EE_SCALE, torch.tanh(err / EE_FINE_SCALE), vel / EE_VELOCITY_SCALE]
         return torch.cat(scaled, dim=-1)
+
+    @staticmethod
+    def _metaworld_grasp(obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        """e / 0.1 m, tanh(e / 0.02 m), tanh(|e| / 0.02 m), gripper opening, base gripper
+        action (..., 9) of Meta-World observations (..., 39) and base actions (..., 4);
+        e = object - hand + :data:`MW_GRASP_OFFSET` [m]."""
+        offset = torch.as_tensor(MW_GRASP_OFFSET, dtype=obs.dtype, device=obs.device)
+        err = obs[..., MW_OBJECT] - obs[..., MW_HAND] + offset
+        coarse, fine = MW_GRASP_SCALES
+        dist = torch.tanh(err.norm(dim=-1, keepdim=True) / fine)
+        grip = [obs[..., MW_GRIPPER, None], base_action[..., -1:]]
+        return torch.cat([err / coarse, torch.tanh(err / fine), dist, *grip], dim=-1)
 
     #: the last inputs and their KukaFeatures, shared by all instances: the actor, critic
     #: and target critic of one SAC update see the same two batch tensors (identity checked

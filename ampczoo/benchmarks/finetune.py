@@ -10,7 +10,11 @@ base its config names and the fine-tuned policy run in closed loop on the reset 
   success at 2 / 3 / 5 cm of the final error with 95 % Wilson intervals, ``SR env``, RMSE,
   final error, act() time); default seeds 100000.. = that benchmark's targets;
 * the KUKA tracking envs: the KUKA row (:func:`~ampczoo.benchmarks.common.summarize_episodes`:
-  success, ATE, ARE, TRT, act() time, self-collision, max obstacle penetration).
+  success, ATE, ARE, TRT, act() time, self-collision, max obstacle penetration);
+* envs that report no ``pos_error`` (the manipulation suites: Meta-World, robomimic,
+  Push-T): the env's own ``info["success"]`` at the episode's end (the episode ends at the
+  first success where the env terminates there), with 95 % Wilson interval, the mean steps
+  of the successes, the mean return and act() time (:func:`success_row`).
 
 ``--runs``: fine-tuning run folders (``ampczoo finetune ... --out``) whose held-out
 evaluations (``eval.jsonl``) are drawn side by side as success vs env steps and vs wall time
@@ -104,10 +108,49 @@ def evaluate(env_id: str, policy: Any, seeds: list[int]) -> tuple[dict[str, Any]
 
     env = gym.make(env_id)
     try:
-        episodes = [EpisodeResult.from_rollout(rollout(env, policy, s)) for s in seeds]
+        rollouts = [rollout(env, policy, s) for s in seeds]
     finally:
         env.close()
+    if rollouts and "pos_error" not in rollouts[0].final_info:
+        return success_row(rollouts), [success_episode(r) for r in rollouts]
+    episodes = [EpisodeResult.from_rollout(r) for r in rollouts]
     return summarize_episodes(episodes), [r.to_json() for r in episodes]
+
+
+def success_episode(r: Any) -> dict[str, Any]:
+    """Per-episode scalars of a rollout judged by the env's ``info["success"]``."""
+    return {
+        "seed": r.seed,
+        "success": bool(r.env_success()),
+        "steps": r.length,
+        "return": r.episode_return,
+        "policy_failures": int(r.policy_failures),
+    }
+
+
+def success_row(rollouts: list[Any]) -> dict[str, Any]:
+    """Table row of rollouts judged by the env's ``info["success"]`` (ValueError for an env
+    that reports none): success [%] with Wilson 95 % interval, mean steps of the successes,
+    mean return, act() time mean / p95 [ms], policy failures."""
+    import numpy as np
+
+    from ampczoo.core.stats import wilson_interval
+
+    if any(r.env_success() is None for r in rollouts):
+        raise ValueError("the env reports neither info['pos_error'] nor info['success']")
+    wins = [r for r in rollouts if r.env_success()]
+    lo, hi = wilson_interval(len(wins), len(rollouts))
+    times = np.concatenate([r.act_times for r in rollouts])
+    return {
+        "episodes": len(rollouts),
+        "SR [%]": 100.0 * len(wins) / len(rollouts),
+        "SR 95% CI": f"[{100 * lo:.1f}, {100 * hi:.1f}]",
+        "steps of successes": float(np.mean([r.length for r in wins])) if wins else float("nan"),
+        "return": float(np.mean([r.episode_return for r in rollouts])),
+        "act mean [ms]": 1000.0 * float(np.mean(times)),
+        "act p95 [ms]": 1000.0 * float(np.percentile(times, 95)),
+        "policy failures": int(sum(r.policy_failures for r in rollouts)),
+    }
 
 
 def run_label(config: dict[str, Any]) -> str:

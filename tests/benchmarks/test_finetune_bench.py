@@ -90,3 +90,71 @@ def test_runs_with_held_actions_report_env_steps(tmp_path):
     held, plain = run_rows(tuple(folders))
     assert (held["env steps"], held["best at [env steps]"]) == (4000, 2000)
     assert (plain["env steps"], plain["best at [env steps]"]) == (800, 400)
+
+
+def fake_rollout(seed: int, steps: int, success: bool | None):
+    """A Rollout of ``steps`` steps whose last info reports ``success`` (None: no key)."""
+    from ampczoo.benchmarks.common import Rollout
+
+    info = {} if success is None else {"success": success}
+    return Rollout(
+        seed=seed,
+        observations=[np.zeros(2)] * (steps + 1),
+        actions=np.zeros((steps, 2)),
+        rewards=np.ones(steps),
+        reset_info={},
+        infos=[{}] * (steps - 1) + [info],
+        act_times=np.full(steps, 1e-3),
+        terminated=bool(success),
+        truncated=not success,
+        policy_failures=0,
+        control_dt=float("nan"),
+    )
+
+
+def test_success_row_judges_by_the_envs_success():
+    from ampczoo.benchmarks.finetune import success_episode, success_row
+
+    rollouts = [fake_rollout(0, 10, True), fake_rollout(1, 30, True), fake_rollout(2, 50, False)]
+    row = success_row(rollouts)
+    assert row["SR [%]"] == pytest.approx(200 / 3) and row["episodes"] == 3
+    assert row["steps of successes"] == 20.0 and row["return"] == 30.0
+    assert row["SR 95% CI"] == "[20.8, 93.9]"
+    assert success_episode(rollouts[2]) == {
+        "seed": 2,
+        "success": False,
+        "steps": 50,
+        "return": 50.0,
+        "policy_failures": 0,
+    }
+    with pytest.raises(ValueError, match="success"):
+        success_row([fake_rollout(0, 5, None)])
+
+
+def test_bench_finetune_on_a_manipulation_env_pairs_base_and_residual(tmp_path):
+    pytest.importorskip("metaworld")
+    config = ResidualRLConfig(
+        base="dp-pickplacewall",
+        obs_dim=39,
+        action_dim=4,
+        scale=(0.5,) * 4,
+        action_low=(-1.0,) * 4,
+        action_high=(1.0,) * 4,
+        num_layers=0,
+        features="metaworld_grasp",
+    )
+    folder = ResidualRLPolicy(config).save_pretrained(tmp_path / "ckpt")  # zero residual
+    cfg = FinetuneBenchConfig(
+        policies=(str(folder),),
+        env="MetaWorld-PickPlaceWall-v0",
+        episodes=2,
+        seed=100000,
+        out=str(tmp_path / "out"),
+    )
+    out = run_finetune_bench(cfg)
+    header = (out / "table_finetune.csv").read_text().splitlines()[0]
+    assert "steps of successes" in header and "ATE" not in header
+    base, tuned = json.loads((out / "episodes.json").read_text())["episodes"].values()
+    assert [e["seed"] for e in base] == [100000, 100001]
+    # the seeded DP base and the zero residual on it act alike on the same episodes
+    assert [(e["success"], e["steps"]) for e in base] == [(e["success"], e["steps"]) for e in tuned]

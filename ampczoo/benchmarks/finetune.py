@@ -213,16 +213,21 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
 def plot_curves(runs: tuple[str, ...], path: Path) -> None:
     """Held-out success rate (95 % CI bands) of every run, side by side against env steps
     (left) and wall time [min] (middle), and the mean final position error [mm] against env
-    steps (right: progress that the success rate does not show yet); each line labelled
-    "method (folder)"."""
+    steps (right: progress that the success rate does not show yet; only where a run
+    records it: envs without ``pos_error``, the manipulation suites, have two panels); each
+    line labelled "method (folder)"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, (by_steps, by_time, error) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    for folder in runs:
-        history = read_history(folder)
+    histories = [read_history(folder) for folder in runs]
+    errors = [h.get("final_error_mean", np.nan) for history in histories for h in history]
+    panels = 3 if np.isfinite(np.asarray(errors, float)).any() else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), constrained_layout=True)
+    by_steps, by_time, error = (*axes, None) if panels == 2 else axes
+    for folder, history in zip(runs, histories, strict=True):
         config = read_config(folder)
         label = f"{run_label(config)} ({Path(folder).name})"
         rate = [h["success_rate"] for h in history]
@@ -231,16 +236,18 @@ def plot_curves(runs: tuple[str, ...], path: Path) -> None:
         for ax, x in ((by_steps, steps), (by_time, [h["wall_s"] / 60 for h in history])):
             (line,) = ax.plot(x, rate, marker="o", ms=3, label=label)
             ax.fill_between(x, low, high, alpha=0.15, color=line.get_color())
-        mm = [1000 * h.get("final_error_mean", float("nan")) for h in history]
-        error.plot(steps, mm, marker="o", ms=3, label=label)
+        if error is not None:
+            mm = [1000 * h.get("final_error_mean", float("nan")) for h in history]
+            error.plot(steps, mm, marker="o", ms=3, label=label)
     for ax, xlabel in ((by_steps, "env steps"), (by_time, "wall time [min]")):
         ax.set(xlabel=xlabel, ylabel="held-out success rate [%]", ylim=(0, 100))
-    error.set(xlabel="env steps", ylabel="mean final position error [mm]", yscale="log")
-    for ax in (by_steps, by_time, error):
+    if error is not None:
+        error.set(xlabel="env steps", ylabel="mean final position error [mm]", yscale="log")
+        error.set_title("mean final error vs env steps")
+    for ax in axes:
         ax.grid(alpha=0.3)
     by_steps.set_title("held-out success vs env steps")
     by_time.set_title("... vs wall time (training + evaluations)")
-    error.set_title("mean final error vs env steps")
     by_steps.legend(fontsize=7)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,16 @@ def test_runs_are_labelled_by_method_and_drawn_side_by_side(tmp_path):
     assert [r["method"] for r in run_rows(tuple(folders))] == labels
     plot_curves(tuple(folders), tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+    import matplotlib.image
+
+    # no run records a final position error (a manipulation env): no error panel
+    width = matplotlib.image.imread(tmp_path / "curves.png").shape[1]
+    for folder in folders:
+        record = {"steps": 0, "wall_s": 0.0, "episodes": 5, "success_rate": 20.0, "ci95": [5, 50]}
+        record["final_error_mean"] = 0.03
+        (Path(folder) / "eval.jsonl").write_text(json.dumps(record) + "\n")
+    plot_curves(tuple(folders), tmp_path / "curves3.png")
+    assert matplotlib.image.imread(tmp_path / "curves3.png").shape[1] == width * 3 // 2
 
 
 def test_runs_with_held_actions_report_env_steps(tmp_path):

@@ -16,6 +16,11 @@ base its config names and the fine-tuned policy run in closed loop on the reset 
   first success where the env terminates there), with 95 % Wilson interval, the mean steps
   of the successes, the mean return and act() time (:func:`success_row`).
 
+Every fine-tuned row is also paired with its base on the same seeds (:func:`paired_columns`):
+the episodes it won and lost against the base (success at 2 cm on the 3-DOF arm, the
+table's success elsewhere) and the two-sided exact McNemar p-value of that split (a binomial
+test of won vs lost at 1/2, ``scipy.stats.binomtest``).
+
 ``--runs``: fine-tuning run folders (``ampczoo finetune ... --out``) whose held-out
 evaluations (``eval.jsonl``) are drawn side by side as success vs env steps and vs wall time
 (``curves.png``, one line per run labelled by its method: residual SAC on a base, BC-init
@@ -153,6 +158,32 @@ def success_row(rollouts: list[Any]) -> dict[str, Any]:
     }
 
 
+def episode_success(env_id: str, episode: dict[str, Any]) -> bool:
+    """Whether one per-episode record of :func:`evaluate` counts as a success: the final
+    error below 2 cm on the 3-DOF arm (its headline column), else ``episode["success"]``."""
+    if env_id == THREEDOF:
+        from ampczoo.benchmarks.threedof import THRESHOLDS
+
+        return bool(episode["final_error"] < THRESHOLDS[0])
+    return bool(episode["success"])
+
+
+def paired_columns(env_id: str, base: list[dict], tuned: list[dict]) -> dict[str, Any]:
+    """Fine-tuned vs base on the same seeds: episodes won (tuned succeeds, base fails) and
+    lost, and the exact McNemar p-value (two-sided binomial test of won vs lost at 1/2;
+    1.0 when no episode differs). ValueError if the two lists hold different seeds."""
+    from scipy.stats import binomtest
+
+    if [e["seed"] for e in base] != [e["seed"] for e in tuned]:
+        raise ValueError("paired rows must hold the same seeds in the same order")
+    won = lost = 0
+    for b, t in zip(base, tuned, strict=True):
+        won += episode_success(env_id, t) and not episode_success(env_id, b)
+        lost += episode_success(env_id, b) and not episode_success(env_id, t)
+    p = binomtest(won, won + lost, 0.5).pvalue if won + lost else 1.0
+    return {"vs base won/lost": f"+{won}/-{lost}", "McNemar p": float(p)}
+
+
 def run_label(config: dict[str, Any]) -> str:
     """The method of a run from its run.json: "residual SAC on BASE", "BC-init PPO" (a ``bc``
     run with behaviour-cloning epochs), "PPO from scratch" (a ``bc`` run with none)."""
@@ -277,6 +308,9 @@ def _run(cfg: FinetuneBenchConfig) -> Path:
             done.add((env_id, name))
             method = policy if which == spec else load_policy(which, device="cpu")
             row, eps = evaluate(env_id, method, seeds)
+            base_key = f"{env_id} base {base_spec}"
+            if which == spec and base_spec and base_key in episodes:
+                row.update(paired_columns(env_id, episodes[base_key], eps))
             rows.append({"env": env_id, "method": name, **row})
             episodes[f"{env_id} {name}"] = eps
             print(f"  {env_id} {name}: done", flush=True)

@@ -33,6 +33,7 @@ def test_bench_finetune_rows_and_curves(tmp_path):
     out = run_finetune_bench(cfg)
     table = (out / "table_finetune.csv").read_text().splitlines()
     assert len(table) == 3 and "base threedof-ffn-h10" in table[1]
+    assert "vs base won/lost" in table[0] and table[2].endswith("+0/-0,1.0")
     episodes = json.loads((out / "episodes.json").read_text())["episodes"]
     base, tuned = episodes.values()
     # a zero residual acts exactly as its base on the same episodes
@@ -169,3 +170,20 @@ def test_bench_finetune_on_a_manipulation_env_pairs_base_and_residual(tmp_path):
     assert [e["seed"] for e in base] == [100000, 100001]
     # the seeded DP base and the zero residual on it act alike on the same episodes
     assert [(e["success"], e["steps"]) for e in base] == [(e["success"], e["steps"]) for e in tuned]
+
+
+def test_paired_columns_count_wins_and_losses_on_the_same_seeds():
+    from ampczoo.benchmarks.finetune import paired_columns
+
+    base = [{"seed": i, "success": i < 1} for i in range(16)]  # only seed 0 succeeds
+    tuned = [{"seed": i, "success": 1 <= i < 15} for i in range(16)]  # wins 14, loses seed 0
+    cols = paired_columns("MetaWorld-PickPlaceWall-v0", base, tuned)
+    assert cols["vs base won/lost"] == "+14/-1"
+    # exact two-sided binomial: 2 * (C(15,0) + C(15,1)) / 2**15
+    assert cols["McNemar p"] == pytest.approx(2 * 16 / 2**15)
+    # the 3-DOF arm is judged at 2 cm of final error
+    near = [{"seed": 0, "final_error": 0.019}, {"seed": 1, "final_error": 0.021}]
+    far = [{"seed": 0, "final_error": 0.03}, {"seed": 1, "final_error": 0.01}]
+    assert paired_columns("ThreeDOF-Reach-v0", far, near)["vs base won/lost"] == "+1/-1"
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_columns("MetaWorld-PickPlaceWall-v0", base, tuned[::-1])

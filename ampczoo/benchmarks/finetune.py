@@ -301,14 +301,15 @@ def _run(cfg: FinetuneBenchConfig) -> Path:
         env_id = env_of(spec, cfg.env)
         policy = load_policy(spec, device="cpu")
         base_spec = policy.config.base
-        pairs = [(f"base {base_spec}", base_spec), (spec, spec)] if base_spec else [(spec, spec)]
+        base_name = f"base {base_spec}"
+        pairs = [(base_name, base_spec), (spec, spec)] if base_spec else [(spec, spec)]
         for name, which in pairs:
             if (env_id, name) in done:
                 continue
             done.add((env_id, name))
             method = policy if which == spec else load_policy(which, device="cpu")
             row, eps = evaluate(env_id, method, seeds)
-            base_key = f"{env_id} base {base_spec}"
+            base_key = f"{env_id} {base_name}"
             if which == spec and base_spec and base_key in episodes:
                 row.update(paired_columns(env_id, episodes[base_key], eps))
             rows.append({"env": env_id, "method": name, **row})
